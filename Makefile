@@ -1,0 +1,109 @@
+# qrr — one Makefile. `make` builds the programs and libraries into build/, `make test`
+# runs the Criterion suite, `make bench` the CPU benchmark, `make fuzz` the fuzz targets.
+# Knobs: CC, CUDA (auto|0|1), SANITIZE (e.g. address,undefined or thread), OPT.
+
+CC       ?= cc
+OPT      ?= -O2
+CUDA     ?= auto
+SANITIZE ?=
+NVCC     ?= nvcc
+BUILD    ?= build
+
+WARN     := -Wall -Wextra -Wstrict-prototypes -Werror=implicit-function-declaration
+INCLUDES := -Iformat -Ikernels/cpu -Ikernels/cuda -Iruntime -Iconvert
+CFLAGS   += -std=c11 -g $(OPT) -fPIC -D_GNU_SOURCE $(WARN) $(INCLUDES)
+LDLIBS_RT := -lxxhash -lz -lutf8proc -lpcre2-8 -lpthread -lm
+LDLIBS_CV := -ljansson
+
+ifneq ($(SANITIZE),)
+CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+# CUDA is built when nvcc is found (CUDA=auto) or asked for (CUDA=1).
+ifeq ($(CUDA),auto)
+CUDA := $(if $(shell command -v $(NVCC) 2>/dev/null),1,0)
+endif
+CU_SRC := $(wildcard kernels/cuda/*.cu)
+ifeq ($(CUDA),1)
+ifneq ($(CU_SRC),)
+CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(shell command -v $(NVCC))))
+CFLAGS    += -DQRR_WITH_CUDA -I$(CUDA_HOME)/include
+NVFLAGS   ?= -O3 -std=c++17 -Xcompiler -fPIC -gencode arch=compute_90,code=sm_90 $(INCLUDES)
+LDLIBS_RT += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+endif
+endif
+
+LIB_SRC     := $(wildcard format/*.c) $(wildcard runtime/*.c) $(wildcard kernels/cpu/*.c)
+CONVERT_SRC := $(filter-out convert/main.c,$(wildcard convert/*.c))
+QRR_SRC     := $(wildcard tools/qrr/*.c)
+TEST_SRC    := $(wildcard tests/test_*.c)
+EXAMPLE_SRC := $(wildcard examples/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+LIB_OBJ     := $(call obj,$(LIB_SRC))
+ifeq ($(CUDA),1)
+LIB_OBJ     += $(patsubst %.cu,$(BUILD)/obj/%.o,$(CU_SRC))
+endif
+CONVERT_OBJ := $(call obj,$(CONVERT_SRC))
+QRR_OBJ     := $(call obj,$(QRR_SRC))
+TESTS       := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+EXAMPLES    := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
+
+.PHONY: all test bench fuzz examples clean
+all: $(BUILD)/libqrr.a $(BUILD)/libqrr.so $(BUILD)/qconvert $(BUILD)/qrr $(BUILD)/qgen
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+$(BUILD)/libqrr.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libqrr.so: $(LIB_OBJ)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS_RT)
+
+$(BUILD)/qconvert: $(call obj,convert/main.c) $(CONVERT_OBJ) $(BUILD)/libqrr.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CV) $(LDLIBS_RT)
+
+$(BUILD)/qrr: $(QRR_OBJ) $(BUILD)/libqrr.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CV) $(LDLIBS_RT)
+
+$(BUILD)/qgen: $(call obj,tools/qgen.c)
+	$(CC) $(LDFLAGS) -o $@ $^ -lm
+
+# Each tests/test_<unit>.c is one Criterion binary; they may use converter code.
+$(BUILD)/tests/%: $(call obj,tests/%.c) $(CONVERT_OBJ) $(BUILD)/libqrr.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcriterion $(LDLIBS_CV) $(LDLIBS_RT)
+
+$(BUILD)/examples/%: $(call obj,examples/%.c) $(BUILD)/libqrr.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_RT)
+
+examples: $(EXAMPLES)
+
+# Tests read the reference data from QRR_REFERENCE (default ../shared/reference) and
+# run the programs from $(BUILD).
+QRR_REFERENCE ?= $(abspath ../shared/reference)
+export QRR_REFERENCE
+test: all examples $(TESTS)
+	@set -e; pass=0; fail=0; \
+	for t in $(TESTS); do \
+	  echo "== $$t"; \
+	  if QRR_BUILD=$(abspath $(BUILD)) $$t --jobs=2; then pass=$$((pass+1)); else fail=$$((fail+1)); fi; \
+	done; \
+	echo "test binaries: $$pass passed, $$fail failed"; test $$fail -eq 0
+
+bench: all
+	./bench/cpu_bench.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,67 @@
+/* qrr_cpu.h — the CPU compute kernels: GEMM against stored weights, attention and the
+ * small per-token operations. Knows nothing of files or models: plain arrays in, plain
+ * arrays out. Each entry point picks its fastest version for this CPU at run time;
+ * the qrr_cpu_ref_* versions are the scalar references the tests hold them against. */
+#ifndef QRR_CPU_H
+#define QRR_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "qrr_pool.h"
+
+/* Weight matrix W [n, k] row-major (k contiguous), as stored in the file. */
+typedef struct qrr_cpu_weight {
+    uint32_t dtype;      /* QRR_DTYPE_F32 / F16 / BF16 / I8 (qrr_format.h values) */
+    const void *data;    /* [n, k] */
+    const float *scale;  /* I8 only: [n] per channel, or [n, k / block] per block */
+    int n, k;
+    int block;           /* I8 only: 0 per channel, else block size along k */
+} qrr_cpu_weight;
+
+/* Y[m, n] (+)= X[m, k] · W[n, k]^T, fp32 accumulation. accumulate: 0 overwrite, 1 add into Y
+ * (used for the residual stream). I8 weights: X is quantized per row (token) to int8 with a
+ * dynamic scale, dot products in int32, then scaled. ldx/ldy: row strides in floats. */
+void qrr_cpu_gemm(const float *x, int ldx, int m, const qrr_cpu_weight *w,
+                  float *y, int ldy, int accumulate, qrr_pool *pool);
+void qrr_cpu_ref_gemm(const float *x, int ldx, int m, const qrr_cpu_weight *w,
+                      float *y, int ldy, int accumulate);
+
+/* Causal grouped-query attention for one sequence of t new tokens that also attends to
+ * n_prefix cached tokens before them (a shared prompt prefix; 0 for none).
+ *   q      [t, nq*d]          (already normed and rotated)
+ *   k, v   [t, nkv*d]         this sequence's own keys/values
+ *   pk, pv [n_prefix, nkv*d]  the prefix's keys/values (may be NULL when n_prefix is 0)
+ *   out    [t, nq*d]
+ * Token i attends to all n_prefix prefix tokens and own tokens 0..i. Scale 1/sqrt(d).
+ * Query head h uses kv head h / (nq / nkv). Softmax in fp32. */
+void qrr_cpu_attention(const float *q, const float *k, const float *v,
+                       const float *pk, const float *pv, int n_prefix, int t,
+                       int nq, int nkv, int d, float *out, qrr_pool *pool);
+void qrr_cpu_ref_attention(const float *q, const float *k, const float *v,
+                           const float *pk, const float *pv, int n_prefix, int t,
+                           int nq, int nkv, int d, float *out);
+
+/* y[i, :] = x[i, :] / rms(x[i, :]) * w, for rows of width n; eps inside the root. */
+void qrr_cpu_rmsnorm(const float *x, const float *w, float *y, int rows, int n, float eps);
+/* Rotary embedding (rotate-half convention) on rows of nh heads of width d, in place:
+ * row i is at position pos0 + i. inv_freq [d/2]. */
+void qrr_cpu_rope(float *x, int rows, int nh, int d, int pos0, const float *inv_freq);
+/* out[i] = silu(gate[i]) * up[i] over rows where gate and up are the two halves of
+ * gu [rows, 2*n] (gate first). */
+void qrr_cpu_silu_mul(const float *gu, float *out, int rows, int n);
+/* One row of an embedding [vocab, n] in any dtype to fp32. */
+void qrr_cpu_embed_row(const qrr_cpu_weight *w, int row, float *out);
+/* fp16 <-> fp32 helpers, exact for every value (no fast-math). */
+float qrr_f16_to_f32(uint16_t h);
+uint16_t qrr_f32_to_f16(float f);
+float qrr_bf16_to_f32(uint16_t h);
+
+/* What this CPU offers, for dispatch and for `qrr info`/bench reports. */
+typedef struct qrr_cpu_features {
+    int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avxvnni, avx512bf16, amx_int8, amx_bf16;
+} qrr_cpu_features;
+qrr_cpu_features qrr_cpu_detect(void);
+/* Short names of the kernel versions chosen ("avx512-vnni", "avx2", "scalar"). */
+const char *qrr_cpu_gemm_impl(uint32_t dtype);
+
+#endif

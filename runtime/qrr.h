@@ -1,0 +1,110 @@
+/* qrr.h — the public C API of libqrr: open a .qrr reranker, score (query, document) pairs.
+ *
+ * Usage:
+ *
+ *     #include "qrr.h"
+ *     qrr_model *model;
+ *     if (qrr_model_open("model.qrr", qrr_model_default_params(), &model) != QRR_OK) {
+ *         fprintf(stderr, "%s\n", qrr_last_error());
+ *         return 1;
+ *     }
+ *     qrr_ctx *ctx;
+ *     qrr_ctx_params cp = qrr_ctx_default_params();
+ *     cp.n_threads = 2;
+ *     if (qrr_ctx_create(model, cp, &ctx) != QRR_OK) { ... }
+ *     const char *docs[] = {"The capital of China is Beijing.", "Gravity is a force."};
+ *     float scores[2];
+ *     qrr_ctx_score(ctx, "What is the capital of China?", docs, 2,
+ *                   qrr_score_default_params(), scores, NULL);
+ *     qrr_ctx_free(ctx);
+ *     qrr_model_close(model);
+ *
+ * Thread safety: a qrr_model is immutable once opened and may be shared by any number of
+ * threads; a qrr_ctx holds scratch memory and device state and must be used by one thread
+ * at a time (create one per thread). qrr_last_error() is per thread.
+ *
+ * Errors: every function that can fail returns a qrr_status (QRR_OK = 0, negative on error)
+ * and leaves a detailed message for qrr_last_error(). The library never prints, exits or
+ * aborts on bad input.
+ */
+#ifndef QRR_H
+#define QRR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "qrr_status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define QRR_VERSION_STRING "0.1.0"
+
+typedef struct qrr_model qrr_model;
+typedef struct qrr_ctx qrr_ctx;
+
+typedef enum qrr_device {
+    QRR_DEVICE_CPU = 0,
+    QRR_DEVICE_CUDA = 1,
+    QRR_DEVICE_COUNT
+} qrr_device;
+
+typedef struct qrr_model_params {
+    int verify_weights; /* 1 (default): check every tensor's checksum at open */
+} qrr_model_params;
+
+typedef struct qrr_ctx_params {
+    int n_threads;      /* CPU threads; 0 = one per online CPU */
+    qrr_device device;  /* QRR_DEVICE_CPU by default */
+    int max_batch_tokens; /* tokens per forward chunk; 0 = default (memory stays bounded) */
+} qrr_ctx_params;
+
+typedef struct qrr_score_params {
+    const char *instruction; /* NULL = the model's default instruction */
+    int max_length;          /* prompt tokens; 0 = the model's default (8192) */
+    int share_prefix;        /* 1 (default): compute the common prompt prefix once */
+} qrr_score_params;
+
+qrr_model_params qrr_model_default_params(void);
+qrr_ctx_params qrr_ctx_default_params(void);
+qrr_score_params qrr_score_default_params(void);
+
+/* Map a .qrr file and check it (docs/format.md). */
+int qrr_model_open(const char *path, qrr_model_params params, qrr_model **out);
+/* The same from a caller-owned buffer that must outlive the model. */
+int qrr_model_open_memory(const void *data, size_t len, qrr_model_params params,
+                          qrr_model **out);
+void qrr_model_close(qrr_model *model);
+
+int qrr_ctx_create(const qrr_model *model, qrr_ctx_params params, qrr_ctx **out);
+void qrr_ctx_free(qrr_ctx *ctx);
+
+/* Score one query against n_docs documents with the model's prompt. scores[i] is the
+ * probability of "yes" (or sigmoid of the single logit); logits[i] (may be NULL) is
+ * logit_yes - logit_no (or the single logit). Results are in input order. */
+int qrr_ctx_score(qrr_ctx *ctx, const char *query, const char *const *docs, size_t n_docs,
+                  qrr_score_params params, float *scores, float *logits);
+
+/* Score n complete prompts given as token ids (no prompt is added; nothing truncated). */
+int qrr_ctx_score_ids(qrr_ctx *ctx, const int32_t *const *ids, const size_t *lens, size_t n,
+                      float *scores, float *logits);
+
+/* Build the token ids of one prompt exactly as qrr_ctx_score does. Writes at most cap ids;
+ * *n_ids receives the full count (QRR_ERR_BUFFER_TOO_SMALL when it does not fit). */
+int qrr_model_prompt_ids(const qrr_model *model, const char *query, const char *doc,
+                         qrr_score_params params, int32_t *ids, size_t cap, size_t *n_ids);
+
+/* Tokenize text (no special tokens added) / decode ids; sizes reported as above. */
+int qrr_model_tokenize(const qrr_model *model, const char *text, size_t len, int32_t *ids,
+                       size_t cap, size_t *n_ids);
+int qrr_model_decode(const qrr_model *model, const int32_t *ids, size_t n, char *out,
+                     size_t cap, size_t *n_bytes);
+
+/* The message of the last failure on this thread ("" if none). */
+const char *qrr_last_error(void);
+const char *qrr_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
