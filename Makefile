@@ -106,4 +106,7 @@ bench: all
 clean:
 	rm -rf $(BUILD)
 
+# Fragments with the rules of one area each (fuzzing, CUDA checks, benchmarks).
+-include $(wildcard mk/*.mk)
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -10,6 +10,10 @@
 #include "qrr_meta.h"
 #include "qrr_status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct qrr_file qrr_file;
 
 typedef struct qrr_tensor_view {
@@ -17,7 +21,8 @@ typedef struct qrr_tensor_view {
     uint32_t dtype;          /* qrr_dtype */
     uint32_t ndim;
     uint64_t dims[QRR_MAX_DIMS];
-    const void *data;        /* inside the image; aligned to QRR_ALIGN */
+    const void *data;        /* inside the image; at a multiple of QRR_ALIGN from its start
+                                (so aligned when the image is, as a mapping is) */
     uint64_t size;           /* bytes */
 } qrr_tensor_view;
 
@@ -40,4 +45,7 @@ const qrr_tensor_view *qrr_file_tensor(const qrr_file *f, size_t i);
 /* NULL when there is no tensor of that name. */
 const qrr_tensor_view *qrr_file_find(const qrr_file *f, const char *name);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -7,12 +7,14 @@
  *  1. Header, 256 bytes (qrr_header_disk): magic "QRRMODEL", format version, quantization
  *     layout version, file size, four section descriptors, reserved zero bytes, and the
  *     XXH3-64 of the header's first 248 bytes.
- *  2. Sections in this order, each starting at a multiple of QRR_ALIGN, the gaps zero:
+ *  2. Sections in this order, META at 256, each next one at the first multiple of
+ *     QRR_ALIGN after the previous (DATA: of QRR_DATA_ALIGN), the padding zero:
  *     META       zlib: qrr_meta_disk followed by QRR_META_STRING_COUNT length-prefixed strings
  *     TOKENIZER  zlib: the tokenizer blob (docs/format-tokenizer.md)
  *     TENSORS    raw:  an array of qrr_tensor_disk, sorted by offset
- *     DATA       raw:  tensor bytes; starts at a multiple of QRR_DATA_ALIGN; each tensor at
- *                a multiple of QRR_ALIGN; gaps are zero; ends exactly at the file's end.
+ *     DATA       raw:  tensor bytes in table order, the first at DATA's start, each next
+ *                at the first multiple of QRR_ALIGN after the previous; the padding zero;
+ *                the last ends exactly at the file's end (no holes).
  *  3. Checksums: header (own field), META/TOKENIZER/TENSORS (descriptor field, over the
  *     on-disk bytes), each tensor (its entry's field). DATA's descriptor checksum is 0.
  *     Every other byte is padding or reserved and must be zero, so any flipped bit fails.
@@ -44,6 +46,7 @@
 #define QRR_MAX_HEAD_DIM 1024u
 #define QRR_MAX_INTERMEDIATE 262144u
 #define QRR_MAX_VOCAB 4194304u
+#define QRR_MAX_POSITION (1u << 24)          /* max_position and max_length, in tokens */
 
 typedef enum qrr_section_kind {
     QRR_SECTION_META = 0,
@@ -155,14 +158,21 @@ typedef struct qrr_tensor_disk {
     uint64_t checksum;              /* XXH3-64 of the tensor's bytes */
 } qrr_tensor_disk;
 
-_Static_assert(sizeof(qrr_section_disk) == 40, "section descriptor is 40 bytes");
-_Static_assert(sizeof(qrr_header_disk) == QRR_HEADER_SIZE, "header is 256 bytes");
-_Static_assert(offsetof(qrr_header_disk, sections) == 32, "sections at 32");
-_Static_assert(offsetof(qrr_header_disk, header_checksum) == 248, "header checksum at 248");
-_Static_assert(sizeof(qrr_meta_disk) == 120, "fixed metadata is 120 bytes");
-_Static_assert(offsetof(qrr_meta_disk, rms_eps) == 72, "rms_eps at 72");
-_Static_assert(sizeof(qrr_tensor_disk) == 128, "tensor entry is 128 bytes");
-_Static_assert(offsetof(qrr_tensor_disk, offset) == 104, "tensor offset at 104");
+#ifdef __cplusplus
+#define QRR_STATIC_ASSERT static_assert
+#else
+#define QRR_STATIC_ASSERT _Static_assert
+#endif
+/* The structs are read and written as they lie in memory: the host must be little-endian. */
+QRR_STATIC_ASSERT(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "qrr files are little-endian");
+QRR_STATIC_ASSERT(sizeof(qrr_section_disk) == 40, "section descriptor is 40 bytes");
+QRR_STATIC_ASSERT(sizeof(qrr_header_disk) == QRR_HEADER_SIZE, "header is 256 bytes");
+QRR_STATIC_ASSERT(offsetof(qrr_header_disk, sections) == 32, "sections at 32");
+QRR_STATIC_ASSERT(offsetof(qrr_header_disk, header_checksum) == 248, "header checksum at 248");
+QRR_STATIC_ASSERT(sizeof(qrr_meta_disk) == 120, "fixed metadata is 120 bytes");
+QRR_STATIC_ASSERT(offsetof(qrr_meta_disk, rms_eps) == 72, "rms_eps at 72");
+QRR_STATIC_ASSERT(sizeof(qrr_tensor_disk) == 128, "tensor entry is 128 bytes");
+QRR_STATIC_ASSERT(offsetof(qrr_tensor_disk, offset) == 104, "tensor offset at 104");
 
 /* Bytes per element of a dtype, 0 for an unknown one. */
 static inline size_t qrr_dtype_size(uint32_t dtype)

@@ -9,6 +9,10 @@
 #include "qrr_format.h"
 #include "qrr_status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct qrr_str {
     const char *ptr; /* not NUL-terminated when it points into a file; may be NULL if len 0 */
     size_t len;
@@ -20,8 +24,10 @@ typedef struct qrr_meta {
 } qrr_meta;
 
 /* Check every fixed field (enums in range, sizes within caps, Q % K == 0, D even, eps and
- * theta finite and > 0, yes/no ids < vocab or both QRR_NO_TOKEN for single-logit, reserved
- * zero). Returns QRR_OK or QRR_ERR_BAD_META / QRR_ERR_BAD_LABEL with the detail in d. */
+ * theta finite and > 0, yes/no ids < vocab or both QRR_NO_TOKEN for single-logit, int8
+ * quant_block dividing every input width, reserved zero) and every string (length cap,
+ * NUL-free UTF-8). Returns QRR_OK, or QRR_ERR_BAD_META / QRR_ERR_BAD_LABEL (ids, head kind)
+ * / QRR_ERR_PADDING (reserved bytes) with the detail in d. */
 int qrr_meta_validate(const qrr_meta *m, qrr_diag *d);
 
 /* Serialise m (fixed part then strings) into a malloc'ed buffer. */
@@ -32,4 +38,7 @@ int qrr_meta_encode(const qrr_meta *m, uint8_t **out, size_t *out_len, qrr_diag 
  * trailing bytes are an error. Calls qrr_meta_validate. */
 int qrr_meta_decode(const uint8_t *bytes, size_t len, qrr_meta *out, qrr_diag *d);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

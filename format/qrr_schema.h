@@ -10,6 +10,10 @@
 #include "qrr_meta.h"
 #include "qrr_status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum qrr_tensor_role {
     QRR_ROLE_WEIGHT = 0, /* linear layer or embedding: stored in meta.weight_dtype */
     QRR_ROLE_NORM = 1,   /* RMSNorm weight: always F32 */
@@ -33,4 +37,7 @@ typedef struct qrr_schema_entry {
  * [out, in / quant_block] per block. */
 int qrr_schema_build(const qrr_meta *m, qrr_schema_entry **out, size_t *count, qrr_diag *d);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

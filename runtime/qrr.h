@@ -57,12 +57,13 @@ typedef struct qrr_ctx_params {
     int n_threads;      /* CPU threads; 0 = one per online CPU */
     qrr_device device;  /* QRR_DEVICE_CPU by default */
     int max_batch_tokens; /* tokens per forward chunk; 0 = default (memory stays bounded) */
+    int share_prefix;   /* 1 (default): the prompt prefix all documents of a request share
+                           is computed once; 0 computes every prompt whole */
 } qrr_ctx_params;
 
 typedef struct qrr_score_params {
     const char *instruction; /* NULL = the model's default instruction */
     int max_length;          /* prompt tokens; 0 = the model's default (8192) */
-    int share_prefix;        /* 1 (default): compute the common prompt prefix once */
 } qrr_score_params;
 
 qrr_model_params qrr_model_default_params(void);
@@ -88,6 +89,14 @@ int qrr_ctx_score(qrr_ctx *ctx, const char *query, const char *const *docs, size
 /* Score n complete prompts given as token ids (no prompt is added; nothing truncated). */
 int qrr_ctx_score_ids(qrr_ctx *ctx, const int32_t *const *ids, const size_t *lens, size_t n,
                       float *scores, float *logits);
+
+/* Token counts of the last qrr_ctx_score / qrr_ctx_score_ids call on ctx: prompt tokens in
+ * all, and tokens the forward pass computed (fewer when a shared prefix was computed once). */
+typedef struct qrr_stats {
+    size_t tokens;
+    size_t tokens_computed;
+} qrr_stats;
+qrr_stats qrr_ctx_last_stats(const qrr_ctx *ctx);
 
 /* Build the token ids of one prompt exactly as qrr_ctx_score does. Writes at most cap ids;
  * *n_ids receives the full count (QRR_ERR_BUFFER_TOO_SMALL when it does not fit). */

@@ -64,4 +64,15 @@ qrr_cpu_features qrr_cpu_detect(void);
 /* Short names of the kernel versions chosen ("avx512-vnni", "avx2", "scalar"). */
 const char *qrr_cpu_gemm_impl(uint32_t dtype);
 
+/* The versions at a chosen level, for tests and benchmarks: isa 0 scalar, 1 avx2, 2 avx512
+ * (a level above what this CPU has is lowered to qrr_cpu_isa_max()). The plain entry points
+ * use the best level, lowered by the environment variable QRR_CPU_ISA=scalar|avx2|avx512. */
+int qrr_cpu_isa_max(void);
+const char *qrr_cpu_isa_name(int isa);
+void qrr_cpu_gemm_isa(int isa, const float *x, int ldx, int m, const qrr_cpu_weight *w,
+                      float *y, int ldy, int accumulate, qrr_pool *pool);
+void qrr_cpu_attention_isa(int isa, const float *q, const float *k, const float *v,
+                           const float *pk, const float *pv, int n_prefix, int t,
+                           int nq, int nkv, int d, float *out, qrr_pool *pool);
+
 #endif

@@ -1,0 +1,159 @@
+/* gemm_bench.c — CPU GEMM benchmark: measures this machine's fp32 FMA and int8 VNNI peaks
+ * (tight register loops, 1 and 2 threads), then times qrr_cpu_gemm at the Qwen3-Reranker-0.6B
+ * projection shapes for several token counts, dtypes and thread counts, printing GFLOP/s
+ * (GOP/s for int8), the fraction of the matching peak, and GB/s of weights read.
+ * One-thread figures use the thread's CPU time (see now()); two-thread ones wall time.
+ * Usage: gemm_bench [--dtype f32|f16|bf16|i8] [--m N] [--threads N] [--min-time S] */
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "qrr_cpu.h"
+
+/* Wall clock, or with one thread the thread's CPU time: on a shared, loaded machine the time
+ * this thread was not running then does not count (QRR_BENCH_WALL=1 forces wall time). */
+static int use_cpu_clock;
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(use_cpu_clock ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* ---- peaks: independent accumulators, nothing but the instruction measured ---- */
+#define PEAK_ITERS 20000000L
+
+__attribute__((target("avx512f,fma"))) static void *fma_loop(void *out)
+{
+    __m512 a[12], b = _mm512_set1_ps(1.0000001f), c = _mm512_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps((float)i);
+    for (long it = 0; it < PEAK_ITERS; it++)
+        for (int i = 0; i < 12; i++) {
+            a[i] = _mm512_fmadd_ps(a[i], b, c);
+            __asm__ volatile("" : "+v"(a[i]));
+        }
+    __m512 s = a[0];
+    for (int i = 1; i < 12; i++) s = _mm512_add_ps(s, a[i]);
+    *(float *)out = _mm512_reduce_add_ps(s);
+    return NULL;
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void *vnni_loop(void *out)
+{
+    __m512i a[12], b = _mm512_set1_epi8(1), c = _mm512_set1_epi8(2);
+    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_epi32(i);
+    for (long it = 0; it < PEAK_ITERS; it++)
+        for (int i = 0; i < 12; i++) {
+            a[i] = _mm512_dpbusd_epi32(a[i], b, c);
+            __asm__ volatile("" : "+v"(a[i]));
+        }
+    __m512i s = a[0];
+    for (int i = 1; i < 12; i++) s = _mm512_add_epi32(s, a[i]);
+    *(int *)out = _mm512_reduce_add_epi32(s);
+    return NULL;
+}
+
+/* ops per second with nt threads each running loop (ops per instruction given). */
+static double peak(void *(*loop)(void *), int nt, double ops_per_inst)
+{
+    pthread_t th[8];
+    float sink[8][16];
+    use_cpu_clock = nt == 1 && !getenv("QRR_BENCH_WALL");
+    double t0 = now();
+    for (int i = 1; i < nt; i++) pthread_create(&th[i], NULL, loop, sink[i]);
+    loop(sink[0]);
+    for (int i = 1; i < nt; i++) pthread_join(th[i], NULL);
+    double dt = now() - t0;
+    return (double)nt * PEAK_ITERS * 12 * ops_per_inst / dt;
+}
+
+/* ---- GEMM timing ---- */
+typedef struct shape {
+    const char *name;
+    int n, k;
+} shape;
+
+static const shape shapes[] = {
+    {"q_proj", 2048, 1024}, {"k/v_proj", 1024, 1024}, {"gate/up", 3072, 1024},
+    {"o_proj", 1024, 2048}, {"down", 1024, 3072},
+};
+
+static const char *dt_name[] = {"f32", "f16", "bf16", "i8"};
+static const int dt_size[] = {4, 2, 2, 1};
+
+int main(int argc, char **argv)
+{
+    int only_dt = -1, only_m = 0, only_t = 0;
+    double min_time = 0.15;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--dtype")) {
+            for (int d = 0; d < 4; d++)
+                if (!strcmp(argv[i + 1], dt_name[d])) only_dt = d;
+        } else if (!strcmp(argv[i], "--m")) only_m = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads")) only_t = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--min-time")) min_time = atof(argv[i + 1]);
+    }
+    qrr_cpu_features f = qrr_cpu_detect();
+    double fpk[3] = {0}, ipk[3] = {0};
+    if (f.avx512f) {
+        for (int t = 1; t <= 2; t++) fpk[t] = peak(fma_loop, t, 32.0);
+        printf("fp32 FMA peak (avx512): 1 thread %.1f GFLOP/s, 2 threads %.1f GFLOP/s\n", fpk[1] / 1e9, fpk[2] / 1e9);
+    }
+    if (f.avx512vnni) {
+        for (int t = 1; t <= 2; t++) ipk[t] = peak(vnni_loop, t, 128.0);
+        printf("int8 VNNI peak: 1 thread %.1f GOP/s, 2 threads %.1f GOP/s\n", ipk[1] / 1e9, ipk[2] / 1e9);
+    }
+    double fmax = fpk[1] > fpk[2] ? fpk[1] : fpk[2], imax = ipk[1] > ipk[2] ? ipk[1] : ipk[2];
+    printf("kernels: f32 %s, f16 %s, bf16 %s, i8 %s\n", qrr_cpu_gemm_impl(0), qrr_cpu_gemm_impl(1),
+           qrr_cpu_gemm_impl(2), qrr_cpu_gemm_impl(3));
+    printf("%-5s %-9s %5s %5s %5s %3s %10s %8s %8s %8s\n", "dtype", "shape", "m", "n", "k", "thr",
+           "ms", "G(FL)OP/s", "of peak", "W GB/s");
+    const int ms[] = {1, 16, 64, 256, 512};
+    for (int dt = 0; dt < 4; dt++) {
+        if (only_dt >= 0 && dt != only_dt) continue;
+        for (int t = 1; t <= 2; t++) {
+            if (only_t && t != only_t) continue;
+            qrr_pool *pool = t > 1 ? qrr_pool_create(t) : NULL;
+            use_cpu_clock = t == 1 && !getenv("QRR_BENCH_WALL");
+            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+                int n = shapes[s].n, k = shapes[s].k;
+                size_t wb = (size_t)n * k * dt_size[dt];
+                void *w = aligned_alloc(64, (wb + 63) / 64 * 64);
+                float *sc = malloc(sizeof(float) * n);
+                float *x = aligned_alloc(64, sizeof(float) * 512 * k);
+                float *y = aligned_alloc(64, sizeof(float) * 512 * n);
+                if (!w || !sc || !x || !y) return 1;
+                for (size_t i = 0; i < wb; i++) ((uint8_t *)w)[i] = (uint8_t)(i * 7 + 1) & 0x3b; /* finite values */
+                for (int i = 0; i < n; i++) sc[i] = 0.01f;
+                for (size_t i = 0; i < (size_t)512 * k; i++) x[i] = (float)((i * 13) % 17) - 8.0f;
+                qrr_cpu_weight wt = {(uint32_t)dt, w, sc, n, k, 0};
+                for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
+                    int m = ms[mi];
+                    if (only_m && m != only_m) continue;
+                    qrr_cpu_gemm(x, k, m, &wt, y, n, 0, pool); /* warm up */
+                    int reps = 0;
+                    double t0 = now(), dtm;
+                    do {
+                        qrr_cpu_gemm(x, k, m, &wt, y, n, 0, pool);
+                        reps++;
+                        dtm = now() - t0;
+                    } while (dtm < min_time);
+                    double sec = dtm / reps, ops = 2.0 * m * n * k / sec;
+                    double pk = dt == 3 ? imax : fmax;
+                    printf("%-5s %-9s %5d %5d %5d %3d %10.3f %8.1f %7.0f%% %8.1f\n", dt_name[dt],
+                           shapes[s].name, m, n, k, t, sec * 1e3, ops / 1e9,
+                           pk > 0 ? 100.0 * ops / pk : 0.0, (double)wb / sec / 1e9);
+                    fflush(stdout);
+                }
+                free(w);
+                free(sc);
+                free(x);
+                free(y);
+            }
+            qrr_pool_free(pool);
+        }
+    }
+    return 0;
+}

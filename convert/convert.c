@@ -1,0 +1,602 @@
+/* convert.c — the conversion pipeline: check every input first (config, prompts,
+ * checkpoint headers, labels, tensor shapes, tokenizer), hash the sources for the
+ * provenance while scanning for f16 overflow, then stream tensor by tensor through
+ * qrr_writer in chunks of a few MiB, dropping consumed checkpoint pages as it goes. */
+#include "convert.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "qrr_format.h"
+#include "qrr_meta.h"
+#include "qrr_schema.h"
+#include "qrr_writer.h"
+#include "quantize.h"
+#include "safetensors.h"
+#include "tokenizer_import.h"
+
+#define CHUNK_ELEMS (1u << 20)          /* elements converted per step: 4 MiB of f32 */
+#define HASH_CHUNK (8u << 20)           /* bytes hashed per step */
+#define MAX_SMALL_FILE (256u << 20)     /* config and tokenizer files */
+
+static const char *const dtype_names[QRR_DTYPE_COUNT] = {"f32", "f16", "bf16", "int8"};
+static const char *const src_names[QRR_ST_DTYPE_COUNT] = {"f32", "f16", "bf16"};
+
+int qrr_convert_dtype_parse(const char *s)
+{
+    for (int i = 0; i < QRR_DTYPE_COUNT; i++)
+        if (s && strcmp(s, dtype_names[i]) == 0) return i;
+    return -1;
+}
+
+const char *qrr_convert_dtype_name(uint32_t dtype)
+{
+    return dtype < QRR_DTYPE_COUNT ? dtype_names[dtype] : "?";
+}
+
+qrr_convert_opts qrr_convert_default_opts(void)
+{
+    qrr_convert_opts o;
+    memset(&o, 0, sizeof o);
+    o.dtype = QRR_DTYPE_F16;
+    o.max_length = QRR_DEFAULT_MAX_LENGTH;
+    return o;
+}
+
+/* Where one tensor of the schema comes from. */
+typedef struct source {
+    const qrr_st_file *file;
+    const qrr_st_tensor *t;   /* NULL for a produced scale tensor */
+    uint32_t rows[2];         /* HEAD: source rows to take */
+    uint32_t nrows;
+} source;
+
+typedef struct job {
+    const qrr_convert_opts *o;
+    qrr_convert_report *r;
+    char *dir;
+    qrr_hf_config cfg;
+    qrr_hf_prompts prompts;
+    qrr_st_set *set;
+    qrr_hf_vocab *vocab;
+    qrr_label_decision lab;
+    qrr_meta meta;
+    qrr_schema_entry *schema;
+    size_t nschema;
+    source *src;
+    uint8_t *tok_blob;
+    size_t tok_len;
+    char *provenance;
+    json_t *sources;          /* provenance: [{file, bytes, xxh3_64}] */
+    uint64_t inexact;
+    void *buf;                /* conversion output, CHUNK_ELEMS * 4 bytes */
+    float *scales;            /* int8 scales of the weight just written */
+    size_t nscales;
+} job;
+
+static char *path_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b + 1);
+    return p;
+}
+
+static int exists(const char *dir, const char *name)
+{
+    char *p = path_join(dir, name);
+    int ok = p && access(p, F_OK) == 0;
+    free(p);
+    return ok;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* ---- provenance -------------------------------------------------------------------- */
+
+static int add_source(job *j, const char *name, uint64_t bytes, uint64_t hash, qrr_diag *d)
+{
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)hash);
+    json_t *e = json_pack("{s:s, s:I, s:s}", "file", name, "bytes", (json_int_t)bytes, "xxh3_64", hex);
+    if (!e || json_array_append_new(j->sources, e) != 0)
+        return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+    return QRR_OK;
+}
+
+static int hash_small_file(job *j, const char *name, qrr_diag *d)
+{
+    char *path = path_join(j->dir, name);
+    if (!path) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+    char *text;
+    size_t len;
+    int st = qrr_hf_read_file(path, MAX_SMALL_FILE, &text, &len, d);
+    free(path);
+    if (st != QRR_OK) return st;
+    st = add_source(j, name, len, XXH3_64bits(text, len), d);
+    free(text);
+    return st;
+}
+
+/* Does this schema entry's source need the f16 scan (narrowing into f16)? */
+static int needs_f16_scan(const job *j, size_t i)
+{
+    return j->schema[i].role == QRR_ROLE_WEIGHT && j->schema[i].dtype == QRR_DTYPE_F16 &&
+           j->src[i].t && j->src[i].t->dtype != QRR_ST_F16;
+}
+
+/* One pass over each checkpoint file: XXH3-64 of the whole file for the provenance and,
+ * for tensors going to f16, the overflow check and the count of rounded values, so that
+ * a refusal comes before any output exists. Pages are dropped behind the pass. */
+static int prepass_file(job *j, const qrr_st_file *f, qrr_diag *d)
+{
+    XXH3_state_t *hs = XXH3_createState();
+    if (!hs) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+    XXH3_64bits_reset(hs);
+    int st = QRR_OK;
+    for (size_t a = 0; a < f->size; a += HASH_CHUNK) {
+        size_t b = f->size - a < HASH_CHUNK ? f->size : a + HASH_CHUNK;
+        XXH3_64bits_update(hs, f->map + a, b - a);
+        for (size_t i = 0; i < j->nschema && st == QRR_OK; i++) {
+            if (j->src[i].file != f || !needs_f16_scan(j, i)) continue;
+            const qrr_st_tensor *t = j->src[i].t;
+            uint64_t tb = f->data_start + t->begin, te = f->data_start + t->end;
+            if (te <= a || tb >= b) continue;
+            size_t es = qrr_st_dtype_size(t->dtype);
+            uint64_t lo = (a > tb ? a : tb) - tb, hi = (b < te ? b : te) - tb;
+            uint64_t e0 = (lo + es - 1) / es, e1 = (hi + es - 1) / es;
+            for (uint64_t e = e0; e < e1; e += CHUNK_ELEMS) {
+                size_t n = (size_t)(e1 - e < CHUNK_ELEMS ? e1 - e : CHUNK_ELEMS);
+                qrr_conv_result cr = qrr_convert_to_f16(qrr_st_data(f, t) + e * es, (int)t->dtype, n, j->buf);
+                j->inexact += cr.inexact;
+                if (cr.status != QRR_OK)
+                    st = qrr_fail(d, cr.status,
+                                  "%s: tensor '%s' element %llu is %g, %s\nHINT: convert with --dtype bf16 "
+                                  "or f32 to keep this value", f->path, t->name,
+                                  (unsigned long long)(e + cr.bad_index), (double)cr.bad_value,
+                                  cr.status == QRR_ERR_OVERFLOW ? "beyond the f16 range (|v| > 65504)"
+                                                                : "not finite");
+            }
+        }
+        qrr_st_file_release(f, f->map + a, b - a);
+        if (st != QRR_OK) break;
+    }
+    if (st == QRR_OK) st = add_source(j, base_name(f->path), f->size, XXH3_64bits_digest(hs), d);
+    XXH3_freeState(hs);
+    return st;
+}
+
+static int build_provenance(job *j, qrr_diag *d)
+{
+    const qrr_convert_opts *o = j->o;
+    char date[32];
+    time_t now = time(NULL);
+    const char *sde = getenv("SOURCE_DATE_EPOCH"); /* reproducible output when set */
+    if (sde && *sde) now = (time_t)strtoll(sde, NULL, 10);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_t *root = json_pack(
+        "{s:s, s:s, s:s?, s:{s:s, s:s?, s:s?, s:b, s:i, s:i}, s:s, s:O, s:I, s:s, s:s}",
+        "converter", "qconvert " QRR_CONVERTER_VERSION, "date_utc", date,
+        "command_line", o->command_line,
+        "options", "dtype", qrr_convert_dtype_name(o->dtype), "label_no", o->label_no,
+        "label_yes", o->label_yes, "force", o->force, "max_length", (int)j->meta.fixed.max_length,
+        "quant_block", (int)o->quant_block,
+        "architecture", j->cfg.architecture, "sources", j->sources,
+        "rounded_values", (json_int_t)j->inexact, "prompts", j->prompts.source, "labels", j->lab.reason);
+    if (!root) return qrr_fail(d, QRR_ERR_NOMEM, "cannot build the provenance JSON");
+    j->provenance = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (!j->provenance) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+    j->meta.strings[QRR_STR_PROVENANCE].ptr = j->provenance;
+    j->meta.strings[QRR_STR_PROVENANCE].len = strlen(j->provenance);
+    return QRR_OK;
+}
+
+/* ---- inputs ------------------------------------------------------------------------ */
+
+static void set_string(qrr_meta *m, int i, const char *s)
+{
+    m->strings[i].ptr = s;
+    m->strings[i].len = s ? strlen(s) : 0;
+}
+
+static int build_meta(job *j, qrr_diag *d)
+{
+    qrr_meta_disk *f = &j->meta.fixed;
+    const qrr_hf_config *c = &j->cfg;
+    memset(&j->meta, 0, sizeof j->meta);
+    f->arch = QRR_ARCH_QWEN3;
+    f->head_kind = j->lab.head_kind;
+    f->label_source = j->lab.label_source;
+    f->weight_dtype = j->o->dtype;
+    f->n_layers = c->n_layers;
+    f->hidden = c->hidden;
+    f->n_heads = c->n_heads;
+    f->n_kv_heads = c->n_kv_heads;
+    f->head_dim = c->head_dim;
+    f->intermediate = c->intermediate;
+    f->vocab_size = c->vocab;
+    f->max_position = c->max_position;
+    f->max_length = j->o->max_length ? j->o->max_length : QRR_DEFAULT_MAX_LENGTH;
+    f->yes_id = j->lab.yes_id;
+    f->no_id = j->lab.no_id;
+    f->tied = (uint32_t)c->tied;
+    f->quant_block = j->o->dtype == QRR_DTYPE_I8 ? j->o->quant_block : 0;
+    f->rms_eps = c->rms_eps;
+    f->rope_theta = c->rope_theta;
+    set_string(&j->meta, QRR_STR_PREFIX, j->prompts.prefix);
+    set_string(&j->meta, QRR_STR_SUFFIX, j->prompts.suffix);
+    set_string(&j->meta, QRR_STR_QUERY_TEMPLATE, j->prompts.query_template);
+    set_string(&j->meta, QRR_STR_DOCUMENT_TEMPLATE, j->prompts.document_template);
+    set_string(&j->meta, QRR_STR_INSTRUCTION, j->prompts.instruction);
+    set_string(&j->meta, QRR_STR_LABEL_NO, j->lab.label_no);
+    set_string(&j->meta, QRR_STR_LABEL_YES, j->lab.label_yes);
+    set_string(&j->meta, QRR_STR_LABEL_REASON, j->lab.reason);
+    int st = qrr_meta_validate(&j->meta, d);
+    if (st != QRR_OK) {
+        char msg[sizeof d->msg];
+        snprintf(msg, sizeof msg, "%s", d ? d->msg : "");
+        return qrr_fail(d, QRR_ERR_CONFIG, "%s/config.json (with the options given): %s", j->dir, msg);
+    }
+    return QRR_OK;
+}
+
+static void fmt_shape(char *buf, size_t cap, uint32_t ndim, const uint64_t *dims)
+{
+    size_t k = (size_t)snprintf(buf, cap, "[");
+    for (uint32_t i = 0; i < ndim && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
+    if (k < cap) snprintf(buf + k, cap - k, "]");
+}
+
+static int check_shape(const qrr_st_tensor *t, uint32_t ndim, const uint64_t *dims,
+                       const char *where, qrr_diag *d)
+{
+    int same = t->ndim == ndim;
+    for (uint32_t i = 0; same && i < ndim; i++) same = t->dims[i] == dims[i];
+    if (same) return QRR_OK;
+    char got[96], want[96];
+    fmt_shape(got, sizeof got, t->ndim, t->dims);
+    fmt_shape(want, sizeof want, ndim, dims);
+    return qrr_fail(d, QRR_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s from config.json",
+                    where, t->name, got, want);
+}
+
+static int find_source(job *j, const char *name, const qrr_st_file **f, const qrr_st_tensor **t,
+                       const char *why, qrr_diag *d)
+{
+    if (qrr_st_set_find(j->set, name, f, t) == 0) return QRR_OK;
+    const char *where = qrr_st_set_index_path(j->set);
+    return qrr_fail(d, QRR_ERR_MISSING_TENSOR, "%s: no tensor '%s'%s%s",
+                    where ? where : qrr_st_set_file(j->set, 0)->path, name, why ? " " : "", why ? why : "");
+}
+
+/* Map every schema entry to its checkpoint tensor and check the shapes. */
+static int map_sources(job *j, qrr_diag *d)
+{
+    j->src = calloc(j->nschema, sizeof *j->src);
+    if (!j->src) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+    uint64_t H = j->cfg.hidden, V = j->cfg.vocab;
+    for (size_t i = 0; i < j->nschema; i++) {
+        const qrr_schema_entry *e = &j->schema[i];
+        source *s = &j->src[i];
+        int st;
+        if (e->role == QRR_ROLE_SCALE) continue;
+        if (e->role != QRR_ROLE_HEAD) {
+            if ((st = find_source(j, e->name, &s->file, &s->t, NULL, d))) return st;
+            if ((st = check_shape(s->t, e->ndim, e->dims, s->file->path, d))) return st;
+            continue;
+        }
+        uint64_t dims[2] = {0, H};
+        const char *name;
+        if (j->lab.from_score) {
+            name = "score.weight";
+            dims[0] = j->lab.head_kind == QRR_HEAD_SINGLE_LOGIT ? 1 : 2;
+            s->rows[0] = j->lab.head_kind == QRR_HEAD_SINGLE_LOGIT ? 0 : j->lab.score_row_no;
+            s->rows[1] = j->lab.score_row_yes;
+        } else {
+            name = j->cfg.tied ? "model.embed_tokens.weight" : "lm_head.weight";
+            dims[0] = V;
+            s->rows[0] = j->lab.no_id;
+            s->rows[1] = j->lab.yes_id;
+        }
+        s->nrows = j->lab.head_kind == QRR_HEAD_SINGLE_LOGIT ? 1 : 2;
+        if ((st = find_source(j, name, &s->file, &s->t,
+                              j->cfg.tied || j->lab.from_score ? NULL
+                                  : "(config.json says tie_word_embeddings false, so the yes/no rows "
+                                    "come from lm_head.weight)", d)))
+            return st;
+        if ((st = check_shape(s->t, 2, dims, s->file->path, d))) return st;
+        if (e->ndim != 2 || e->dims[0] != s->nrows || e->dims[1] != H)
+            return qrr_fail(d, QRR_ERR_SHAPE, "internal: head schema entry disagrees with the labels");
+    }
+    return QRR_OK;
+}
+
+static int load_inputs(job *j, qrr_diag *d)
+{
+    const qrr_convert_opts *o = j->o;
+    struct stat sb;
+    if (stat(o->model_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return qrr_fail(d, QRR_ERR_IO, "%s: not a model directory (%s)", o->model_dir,
+                        errno ? strerror(errno) : "not a directory");
+    j->dir = strdup(o->model_dir);
+    j->sources = json_array();
+    if (!j->dir || !j->sources) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+
+    int st;
+    char *p = path_join(j->dir, "config.json");
+    if (!p) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+    st = qrr_hf_config_load(p, &j->cfg, d);
+    free(p);
+    if (st != QRR_OK) return st;
+
+    char *text = NULL;
+    size_t len = 0;
+    if (exists(j->dir, "config_sentence_transformers.json")) {
+        p = path_join(j->dir, "config_sentence_transformers.json");
+        st = p ? qrr_hf_read_file(p, QRR_HF_MAX_CONFIG, &text, &len, d) : QRR_ERR_NOMEM;
+        if (st == QRR_OK) st = qrr_hf_prompts_parse(text, len, p, &j->prompts, d);
+        free(p);
+        free(text);
+    } else {
+        st = qrr_hf_prompts_parse(NULL, 0, NULL, &j->prompts, d);
+    }
+    if (st != QRR_OK) return st;
+
+    if ((st = qrr_st_set_open(j->dir, &j->set, d))) return st;
+
+    if (!exists(j->dir, "tokenizer.json"))
+        return qrr_fail(d, QRR_ERR_BAD_TOKENIZER,
+                        "%s/tokenizer.json: missing\nHINT: copy tokenizer.json and tokenizer_config.json "
+                        "of the model beside config.json", j->dir);
+    p = path_join(j->dir, "tokenizer.json");
+    if (!p) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+    st = qrr_hf_vocab_load(p, &j->vocab, d);
+    free(p);
+    if (st != QRR_OK) return st;
+
+    char evidence[96] = "";
+    if (exists(j->dir, "modules.json")) strcat(evidence, "modules.json");
+    if (exists(j->dir, "1_Pooling/config.json"))
+        strcat(evidence, evidence[0] ? ", 1_Pooling/config.json" : "1_Pooling/config.json");
+    qrr_label_inputs li = {&j->cfg, j->vocab, o->label_no, o->label_yes,
+                           evidence[0] ? evidence : NULL, o->force};
+    if ((st = qrr_hf_decide_labels(&li, &j->lab, d))) return st;
+    qrr_hf_vocab_free(j->vocab);
+    j->vocab = NULL;
+
+    if ((st = build_meta(j, d))) return st;
+    if ((st = qrr_schema_build(&j->meta, &j->schema, &j->nschema, d))) return st;
+    if ((st = map_sources(j, d))) return st;
+
+    char *tj = path_join(j->dir, "tokenizer.json");
+    char *tc = exists(j->dir, "tokenizer_config.json") ? path_join(j->dir, "tokenizer_config.json") : NULL;
+    st = tj ? qrr_tokenizer_import(tj, tc, &j->tok_blob, &j->tok_len, d) : QRR_ERR_NOMEM;
+    free(tj);
+    free(tc);
+    return st;
+}
+
+/* ---- streaming --------------------------------------------------------------------- */
+
+static int conv_error(const source *s, uint64_t first, qrr_conv_result cr, const char *to, qrr_diag *d)
+{
+    return qrr_fail(d, cr.status, "%s: tensor '%s' element %llu is %g: %s", s->file->path, s->t->name,
+                    (unsigned long long)(first + cr.bad_index), (double)cr.bad_value,
+                    cr.status == QRR_ERR_OVERFLOW ? (strcmp(to, "f16") == 0
+                                                         ? "beyond the f16 range (|v| > 65504)"
+                                                         : "beyond the target range")
+                                                  : "not finite");
+}
+
+/* Writer failures are output errors (exit 3); the rest are input errors. */
+#define WRITE(j, w, idx, p, n, d)                                         \
+    do {                                                                  \
+        int _st = qrr_writer_write((w), (idx), (p), (n), (d));            \
+        if (_st != QRR_OK) {                                              \
+            (j)->r->output_error = 1;                                     \
+            return _st;                                                   \
+        }                                                                 \
+    } while (0)
+
+static int write_plain(job *j, qrr_writer *w, size_t idx, const qrr_schema_entry *e, const source *s,
+                       uint64_t *bytes, qrr_diag *d)
+{
+    const qrr_st_tensor *t = s->t;
+    size_t es = qrr_st_dtype_size(t->dtype), os = qrr_dtype_size(e->dtype);
+    const uint8_t *base = qrr_st_data(s->file, t);
+    for (uint64_t at = 0; at < t->count; at += CHUNK_ELEMS) {
+        size_t n = (size_t)(t->count - at < CHUNK_ELEMS ? t->count - at : CHUNK_ELEMS);
+        const uint8_t *p = base + at * es;
+        qrr_conv_result cr;
+        if (e->dtype == QRR_DTYPE_F32) cr = qrr_convert_to_f32(p, (int)t->dtype, n, j->buf);
+        else if (e->dtype == QRR_DTYPE_F16) cr = qrr_convert_to_f16(p, (int)t->dtype, n, j->buf);
+        else cr = qrr_convert_to_bf16(p, (int)t->dtype, n, j->buf);
+        if (cr.status != QRR_OK) return conv_error(s, at, cr, dtype_names[e->dtype], d);
+        if (e->role == QRR_ROLE_WEIGHT) j->r->inexact += cr.inexact;
+        WRITE(j, w, idx, j->buf, n * os, d);
+        qrr_st_file_release(s->file, p, n * es);
+    }
+    *bytes = t->count * os;
+    return QRR_OK;
+}
+
+static int write_int8(job *j, qrr_writer *w, size_t idx, const qrr_schema_entry *e, const source *s,
+                      uint64_t *bytes, qrr_diag *d)
+{
+    const qrr_st_tensor *t = s->t;
+    size_t rows = (size_t)e->dims[0], cols = (size_t)e->dims[1];
+    size_t block = j->meta.fixed.quant_block ? j->meta.fixed.quant_block : cols;
+    size_t nb = cols / block, es = qrr_st_dtype_size(t->dtype);
+    free(j->scales);
+    j->nscales = rows * nb;
+    j->scales = malloc(j->nscales * sizeof *j->scales);
+    if (!j->scales) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory for %zu scales", j->nscales);
+    size_t step = cols >= CHUNK_ELEMS ? 1 : CHUNK_ELEMS / cols;
+    const uint8_t *base = qrr_st_data(s->file, t);
+    for (size_t r = 0; r < rows; r += step) {
+        size_t n = rows - r < step ? rows - r : step;
+        const uint8_t *p = base + r * cols * es;
+        qrr_conv_result cr = qrr_quantize_i8(p, (int)t->dtype, n, cols, block, j->buf, j->scales + r * nb);
+        if (cr.status != QRR_OK) return conv_error(s, (uint64_t)r * cols, cr, "int8", d);
+        WRITE(j, w, idx, j->buf, n * cols, d);
+        qrr_st_file_release(s->file, p, n * cols * es);
+    }
+    *bytes = (uint64_t)rows * cols;
+    return QRR_OK;
+}
+
+static int write_head(job *j, qrr_writer *w, size_t idx, const source *s, uint64_t *bytes, qrr_diag *d)
+{
+    const qrr_st_tensor *t = s->t;
+    size_t H = (size_t)t->dims[1], es = qrr_st_dtype_size(t->dtype);
+    for (uint32_t k = 0; k < s->nrows; k++) {
+        const uint8_t *p = qrr_st_data(s->file, t) + (size_t)s->rows[k] * H * es;
+        qrr_conv_result cr = qrr_convert_to_f32(p, (int)t->dtype, H, j->buf);
+        if (cr.status != QRR_OK) return conv_error(s, (uint64_t)s->rows[k] * H, cr, "f32", d);
+        WRITE(j, w, idx, j->buf, H * 4, d);
+    }
+    *bytes = (uint64_t)s->nrows * H * 4;
+    return QRR_OK;
+}
+
+static int write_all(job *j, qrr_diag *d)
+{
+    qrr_writer *w = NULL;
+    int st = qrr_writer_open(j->o->out_path, &w, d);
+    if (st == QRR_OK) st = qrr_writer_set_meta(w, &j->meta, d);
+    if (st == QRR_OK) st = qrr_writer_set_tokenizer(w, j->tok_blob, j->tok_len, d);
+    for (size_t i = 0; i < j->nschema && st == QRR_OK; i++) {
+        size_t idx;
+        st = qrr_writer_add_tensor(w, j->schema[i].name, j->schema[i].dtype, j->schema[i].ndim,
+                                   j->schema[i].dims, &idx, d);
+        if (st == QRR_OK && idx != i) st = qrr_fail(d, QRR_ERR_INVALID_ARG, "writer index %zu != %zu", idx, i);
+    }
+    if (st != QRR_OK) {
+        j->r->output_error = 1;
+        qrr_writer_abort(w);
+        return st;
+    }
+    for (size_t i = 0; i < j->nschema; i++) {
+        const qrr_schema_entry *e = &j->schema[i];
+        const source *s = &j->src[i];
+        uint64_t bytes = 0;
+        if (e->role == QRR_ROLE_SCALE) {
+            uint64_t want = 1;
+            for (uint32_t k = 0; k < e->ndim; k++) want *= e->dims[k];
+            if (!j->scales || want != j->nscales) {
+                st = qrr_fail(d, QRR_ERR_INVALID_ARG, "internal: %s has no scales to write", e->name);
+            } else {
+                st = qrr_writer_write(w, i, j->scales, j->nscales * sizeof *j->scales, d);
+                if (st != QRR_OK) j->r->output_error = 1;
+                bytes = j->nscales * sizeof *j->scales;
+            }
+        } else if (e->role == QRR_ROLE_HEAD) {
+            st = write_head(j, w, i, s, &bytes, d);
+        } else if (e->dtype == QRR_DTYPE_I8) {
+            st = write_int8(j, w, i, e, s, &bytes, d);
+        } else {
+            st = write_plain(j, w, i, e, s, &bytes, d);
+        }
+        if (st != QRR_OK) {
+            qrr_writer_abort(w);
+            return st;
+        }
+        j->r->tensors++;
+        j->r->tensor_bytes += bytes;
+        if (j->o->progress) {
+            qrr_convert_progress pr = {i + 1, j->nschema, e->name,
+                                       s->t ? src_names[s->t->dtype] : "-", dtype_names[e->dtype], bytes};
+            j->o->progress(j->o->progress_ctx, &pr);
+        }
+    }
+    st = qrr_writer_finish(w, d);
+    if (st != QRR_OK) {
+        j->r->output_error = 1;
+        return st;
+    }
+    struct stat sb;
+    if (stat(j->o->out_path, &sb) == 0) j->r->file_bytes = (uint64_t)sb.st_size;
+    return QRR_OK;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int qrr_convert(const qrr_convert_opts *o, qrr_convert_report *r, qrr_diag *d)
+{
+    qrr_convert_report local;
+    if (!r) r = &local;
+    memset(r, 0, sizeof *r);
+    qrr_diag_clear(d);
+    if (!o || !o->model_dir || !o->out_path)
+        return qrr_fail(d, QRR_ERR_INVALID_ARG, "qrr_convert: model directory and output path are required");
+    if (o->dtype >= QRR_DTYPE_COUNT)
+        return qrr_fail(d, QRR_ERR_INVALID_ARG, "qrr_convert: unknown dtype %u", o->dtype);
+    if (o->quant_block && o->dtype != QRR_DTYPE_I8)
+        return qrr_fail(d, QRR_ERR_INVALID_ARG, "--quant-block needs --dtype int8");
+    if ((o->label_no == NULL) != (o->label_yes == NULL))
+        return qrr_fail(d, QRR_ERR_INVALID_ARG, "qrr_convert: give both labels or neither");
+    double t0 = now_seconds();
+    job j;
+    memset(&j, 0, sizeof j);
+    j.o = o;
+    j.r = r;
+    int st = load_inputs(&j, d);
+    if (st == QRR_OK) {
+        j.buf = malloc((size_t)CHUNK_ELEMS * 4);
+        if (!j.buf) st = qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+    }
+    /* Sources in a fixed order: config, prompts config, tokenizer files, index, shards. */
+    static const char *const small[] = {"config.json", "config_sentence_transformers.json",
+                                        "tokenizer.json", "tokenizer_config.json",
+                                        "model.safetensors.index.json"};
+    for (size_t i = 0; st == QRR_OK && i < sizeof small / sizeof *small; i++) {
+        if (i == 4 && !qrr_st_set_index_path(j.set)) continue;
+        if (exists(j.dir, small[i])) st = hash_small_file(&j, small[i], d);
+    }
+    for (size_t i = 0; st == QRR_OK && i < qrr_st_set_file_count(j.set); i++)
+        st = prepass_file(&j, qrr_st_set_file(j.set, i), d);
+    if (st == QRR_OK) st = build_provenance(&j, d);
+    if (st == QRR_OK) st = write_all(&j, d);
+    if (st == QRR_OK) {
+        r->labels = j.lab;
+        snprintf(r->prompts_source, sizeof r->prompts_source, "%s", j.prompts.source);
+    }
+    r->seconds = now_seconds() - t0;
+
+    free(j.dir);
+    qrr_hf_prompts_free(&j.prompts);
+    qrr_st_set_close(j.set);
+    qrr_hf_vocab_free(j.vocab);
+    free(j.schema);
+    free(j.src);
+    free(j.tok_blob);
+    free(j.provenance);
+    json_decref(j.sources);
+    free(j.buf);
+    free(j.scales);
+    return st;
+}

@@ -1,0 +1,63 @@
+/* convert.h — qconvert's whole job as one call: read a Hugging Face Qwen3 reranker
+ * directory, decide labels and head, convert or quantize the weights and write one .qrr
+ * through qrr_writer (temporary file + rename: a failed run leaves no file). The command
+ * line lives in main.c; this is what tests call. Prints nothing: progress goes through a
+ * callback. */
+#ifndef QRR_CONVERT_H
+#define QRR_CONVERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "hf_config.h"
+#include "qrr_status.h"
+
+#define QRR_CONVERTER_VERSION "0.1.0"
+#define QRR_DEFAULT_MAX_LENGTH 8192u
+
+typedef struct qrr_convert_progress {
+    size_t index, count;      /* 1-based tensor number, tensors in all */
+    const char *name;         /* as written in the .qrr */
+    const char *src_dtype;    /* "bf16", "f16", "f32" or "-" for produced tensors */
+    const char *dst_dtype;
+    uint64_t bytes;           /* bytes written for this tensor */
+} qrr_convert_progress;
+
+typedef struct qrr_convert_opts {
+    const char *model_dir;
+    const char *out_path;
+    uint32_t dtype;            /* qrr_dtype of linear layers and embedding (default F16) */
+    const char *label_no;      /* --labels NO,YES, or both NULL */
+    const char *label_yes;
+    int force;                 /* accept an embedding-model look-alike */
+    uint32_t max_length;       /* default prompt truncation length (default 8192) */
+    uint32_t quant_block;      /* int8 only: 0 = one scale per row, else per block of K */
+    const char *command_line;  /* recorded in the provenance; may be NULL */
+    void (*progress)(void *ctx, const qrr_convert_progress *p); /* may be NULL */
+    void *progress_ctx;
+} qrr_convert_opts;
+
+typedef struct qrr_convert_report {
+    size_t tensors;            /* tensors written */
+    uint64_t tensor_bytes;     /* their bytes */
+    uint64_t file_bytes;       /* size of the .qrr */
+    uint64_t inexact;          /* values rounded by the f16/bf16 narrowing (f16: subnormals) */
+    double seconds;
+    int output_error;          /* the failure happened writing the output (exit code 3) */
+    qrr_label_decision labels;
+    char prompts_source[256];
+} qrr_convert_report;
+
+qrr_convert_opts qrr_convert_default_opts(void);
+
+/* Convert o->model_dir into o->out_path. r (may be NULL) receives figures and, on
+ * failure, whether the output side failed. Input problems return the status of the rule
+ * they break (QRR_ERR_SAFETENSORS, QRR_ERR_CONFIG, QRR_ERR_JSON, QRR_ERR_NOT_RERANKER,
+ * QRR_ERR_MISSING_TENSOR, QRR_ERR_SHAPE, QRR_ERR_OVERFLOW, QRR_ERR_NUMERIC,
+ * QRR_ERR_BAD_TOKENIZER, ...) with one message in d naming file, tensor or key. */
+int qrr_convert(const qrr_convert_opts *o, qrr_convert_report *r, qrr_diag *d);
+
+/* "f32", "f16", "bf16", "int8" <-> qrr_dtype; -1 for an unknown name. */
+int qrr_convert_dtype_parse(const char *s);
+const char *qrr_convert_dtype_name(uint32_t dtype);
+
+#endif

@@ -1,0 +1,672 @@
+/* hf_config.c — config.json and config_sentence_transformers.json parsing, the yes/no
+ * token lookup in tokenizer.json and the label rules. Every refusal names the file and
+ * the key, what was expected and what was found. */
+#include "hf_config.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "qrr_format.h"
+
+int qrr_hf_read_file(const char *path, size_t cap, char **out, size_t *len, qrr_diag *d)
+{
+    *out = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return qrr_fail(d, QRR_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return qrr_fail(d, QRR_ERR_IO, "%s: not a regular file", path);
+    }
+    if ((uint64_t)sb.st_size > cap) {
+        fclose(f);
+        return qrr_fail(d, QRR_ERR_IO, "%s: %lld bytes, more than the %zu-byte cap", path,
+                        (long long)sb.st_size, cap);
+    }
+    size_t n = (size_t)sb.st_size;
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        fclose(f);
+        return qrr_fail(d, QRR_ERR_NOMEM, "%s: out of memory", path);
+    }
+    if (n && fread(buf, 1, n, f) != n) {
+        free(buf);
+        fclose(f);
+        return qrr_fail(d, QRR_ERR_IO, "%s: short read", path);
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return QRR_OK;
+}
+
+/* ---- config.json ------------------------------------------------------------------- */
+
+static const char *json_type_name(const json_t *v)
+{
+    if (!v) return "nothing";
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a real number";
+    case JSON_TRUE: return "true";
+    case JSON_FALSE: return "false";
+    case JSON_NULL: return "null";
+    }
+    return "?";
+}
+
+static int get_uint(const json_t *root, const char *label, const char *key, uint32_t lo,
+                    uint32_t hi, uint32_t *out, qrr_diag *d)
+{
+    json_t *v = json_object_get(root, key);
+    if (!v) return qrr_fail(d, QRR_ERR_CONFIG, "%s: key \"%s\" is missing (expected an integer)", label, key);
+    if (!json_is_integer(v))
+        return qrr_fail(d, QRR_ERR_CONFIG, "%s: \"%s\" is %s, expected an integer", label, key,
+                        json_type_name(v));
+    json_int_t x = json_integer_value(v);
+    if (x < (json_int_t)lo || x > (json_int_t)hi)
+        return qrr_fail(d, QRR_ERR_CONFIG, "%s: \"%s\" is %lld, expected %u..%u", label, key,
+                        (long long)x, lo, hi);
+    *out = (uint32_t)x;
+    return QRR_OK;
+}
+
+static int get_pos_real(const json_t *root, const char *label, const char *key, double *out,
+                        qrr_diag *d)
+{
+    json_t *v = json_object_get(root, key);
+    if (!v) return qrr_fail(d, QRR_ERR_CONFIG, "%s: key \"%s\" is missing (expected a number)", label, key);
+    if (!json_is_number(v))
+        return qrr_fail(d, QRR_ERR_CONFIG, "%s: \"%s\" is %s, expected a number", label, key,
+                        json_type_name(v));
+    double x = json_number_value(v);
+    if (!isfinite(x) || x <= 0)
+        return qrr_fail(d, QRR_ERR_CONFIG, "%s: \"%s\" is %g, expected a finite number > 0", label,
+                        key, x);
+    *out = x;
+    return QRR_OK;
+}
+
+static int copy_label(char dst[QRR_HF_LABEL_MAX], const char *src, const char *label,
+                      const char *what, qrr_diag *d)
+{
+    size_t n = strlen(src);
+    if (n == 0 || n >= QRR_HF_LABEL_MAX)
+        return qrr_fail(d, QRR_ERR_CONFIG, "%s: %s \"%.40s\" must be 1..%u bytes", label, what, src,
+                        QRR_HF_LABEL_MAX - 1);
+    memcpy(dst, src, n + 1);
+    return QRR_OK;
+}
+
+static int parse_labels(json_t *root, const char *label, qrr_hf_config *c, qrr_diag *d)
+{
+    json_t *i2l = json_object_get(root, "id2label");
+    json_t *l2i = json_object_get(root, "label2id");
+    if ((i2l && !json_is_object(i2l) && !json_is_null(i2l)) ||
+        (l2i && !json_is_object(l2i) && !json_is_null(l2i)))
+        return qrr_fail(d, QRR_ERR_CONFIG, "%s: \"id2label\"/\"label2id\" must be objects, found %s / %s",
+                        label, json_type_name(i2l), json_type_name(l2i));
+    size_t n = json_is_object(i2l) ? json_object_size(i2l) : 0;
+    size_t m = json_is_object(l2i) ? json_object_size(l2i) : 0;
+    if (n == 0 && m == 0) return QRR_OK;
+    if (n && m && n != m)
+        return qrr_fail(d, QRR_ERR_CONFIG, "%s: id2label has %zu labels but label2id has %zu", label, n, m);
+    size_t count = n ? n : m;
+    if (count > 2)
+        return qrr_fail(d, QRR_ERR_CONFIG,
+                        "%s: %zu labels in id2label/label2id; a reranker has one (a score) or two (no, yes)",
+                        label, count);
+    int seen[2] = {0, 0};
+    const char *key;
+    json_t *val;
+    if (n) {
+        json_object_foreach(i2l, key, val) {
+            char *end;
+            errno = 0;
+            long id = strtol(key, &end, 10);
+            if (*key == '\0' || *end != '\0' || id < 0 || (size_t)id >= count || !json_is_string(val))
+                return qrr_fail(d, QRR_ERR_CONFIG,
+                                "%s: id2label entry \"%s\": expected ids 0..%zu mapped to strings", label,
+                                key, count - 1);
+            if (seen[id]++)
+                return qrr_fail(d, QRR_ERR_CONFIG, "%s: id2label lists id %ld twice", label, id);
+            int st = copy_label(c->labels[id], json_string_value(val), label, "id2label name", d);
+            if (st != QRR_OK) return st;
+        }
+    }
+    if (m) {
+        json_object_foreach(l2i, key, val) {
+            json_int_t id = json_is_integer(val) ? json_integer_value(val) : -1;
+            if (id < 0 || (size_t)id >= count)
+                return qrr_fail(d, QRR_ERR_CONFIG,
+                                "%s: label2id[\"%s\"] is %s, expected an id 0..%zu", label, key,
+                                json_type_name(val), count - 1);
+            if (n) {
+                if (strcmp(c->labels[id], key) != 0)
+                    return qrr_fail(d, QRR_ERR_CONFIG,
+                                    "%s: label2id[\"%s\"] = %lld but id2label[\"%lld\"] = \"%s\"", label,
+                                    key, (long long)id, (long long)id, c->labels[id]);
+            } else {
+                if (seen[id]++)
+                    return qrr_fail(d, QRR_ERR_CONFIG, "%s: label2id maps two labels to id %lld", label,
+                                    (long long)id);
+                int st = copy_label(c->labels[id], key, label, "label2id name", d);
+                if (st != QRR_OK) return st;
+            }
+        }
+    }
+    c->n_labels = (uint32_t)count;
+    if (count == 2 && strcmp(c->labels[0], "LABEL_0") == 0 && strcmp(c->labels[1], "LABEL_1") == 0) {
+        c->default_label_map = 1; /* what Transformers fills in when nobody set labels */
+        c->n_labels = 0;
+    }
+    return QRR_OK;
+}
+
+int qrr_hf_config_parse(const char *text, size_t len, const char *label, qrr_hf_config *c,
+                        qrr_diag *d)
+{
+    memset(c, 0, sizeof *c);
+    json_error_t err;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+    if (!root)
+        return qrr_fail(d, QRR_ERR_JSON, "%s: not valid JSON: %s (line %d, column %d)", label, err.text,
+                        err.line, err.column);
+    int st = QRR_OK;
+    if (!json_is_object(root)) {
+        st = qrr_fail(d, QRR_ERR_CONFIG, "%s: top level is %s, expected an object", label,
+                      json_type_name(root));
+        goto out;
+    }
+    json_t *mt = json_object_get(root, "model_type");
+    if (!json_is_string(mt) || strcmp(json_string_value(mt), "qwen3") != 0) {
+        st = qrr_fail(d, QRR_ERR_CONFIG, "%s: \"model_type\" is %s%s%s, expected \"qwen3\"", label,
+                      json_is_string(mt) ? "\"" : json_type_name(mt),
+                      json_is_string(mt) ? json_string_value(mt) : "", json_is_string(mt) ? "\"" : "");
+        goto out;
+    }
+    json_t *ar = json_object_get(root, "architectures");
+    const char *arch = json_is_array(ar) ? json_string_value(json_array_get(ar, 0)) : NULL;
+    if (!arch) {
+        st = qrr_fail(d, QRR_ERR_CONFIG, "%s: \"architectures\" is %s, expected an array of strings",
+                      label, json_type_name(ar));
+        goto out;
+    }
+    if (strcmp(arch, "Qwen3ForCausalLM") == 0) {
+        c->seqcls = 0;
+    } else if (strcmp(arch, "Qwen3ForSequenceClassification") == 0) {
+        c->seqcls = 1;
+    } else {
+        st = qrr_fail(d, QRR_ERR_CONFIG,
+                      "%s: architectures[0] is \"%.60s\", expected Qwen3ForCausalLM or "
+                      "Qwen3ForSequenceClassification", label, arch);
+        goto out;
+    }
+    snprintf(c->architecture, sizeof c->architecture, "%s", arch);
+
+    if ((st = get_uint(root, label, "hidden_size", 1, QRR_MAX_HIDDEN, &c->hidden, d)) ||
+        (st = get_uint(root, label, "num_hidden_layers", 1, QRR_MAX_LAYERS, &c->n_layers, d)) ||
+        (st = get_uint(root, label, "num_attention_heads", 1, QRR_MAX_HEADS, &c->n_heads, d)) ||
+        (st = get_uint(root, label, "num_key_value_heads", 1, QRR_MAX_HEADS, &c->n_kv_heads, d)) ||
+        (st = get_uint(root, label, "intermediate_size", 1, QRR_MAX_INTERMEDIATE, &c->intermediate, d)) ||
+        (st = get_uint(root, label, "vocab_size", 1, QRR_MAX_VOCAB, &c->vocab, d)) ||
+        (st = get_uint(root, label, "max_position_embeddings", 1, 0x7fffffff, &c->max_position, d)) ||
+        (st = get_pos_real(root, label, "rms_norm_eps", &c->rms_eps, d)) ||
+        (st = get_pos_real(root, label, "rope_theta", &c->rope_theta, d)))
+        goto out;
+    if (json_object_get(root, "head_dim") && !json_is_null(json_object_get(root, "head_dim"))) {
+        if ((st = get_uint(root, label, "head_dim", 2, QRR_MAX_HEAD_DIM, &c->head_dim, d))) goto out;
+    } else {
+        if (c->hidden % c->n_heads != 0) {
+            st = qrr_fail(d, QRR_ERR_CONFIG,
+                          "%s: no \"head_dim\" and hidden_size %u is not a multiple of num_attention_heads %u",
+                          label, c->hidden, c->n_heads);
+            goto out;
+        }
+        c->head_dim = c->hidden / c->n_heads;
+    }
+    if (c->n_heads % c->n_kv_heads != 0) {
+        st = qrr_fail(d, QRR_ERR_CONFIG,
+                      "%s: num_attention_heads %u is not a multiple of num_key_value_heads %u", label,
+                      c->n_heads, c->n_kv_heads);
+        goto out;
+    }
+    if (c->head_dim % 2 != 0) {
+        st = qrr_fail(d, QRR_ERR_CONFIG, "%s: head_dim %u is odd; rotary embeddings need it even",
+                      label, c->head_dim);
+        goto out;
+    }
+    json_t *tie = json_object_get(root, "tie_word_embeddings");
+    if (tie && !json_is_boolean(tie)) {
+        st = qrr_fail(d, QRR_ERR_CONFIG, "%s: \"tie_word_embeddings\" is %s, expected true or false",
+                      label, json_type_name(tie));
+        goto out;
+    }
+    c->tied = json_is_true(tie);
+    json_t *act = json_object_get(root, "hidden_act");
+    if (act && (!json_is_string(act) || strcmp(json_string_value(act), "silu") != 0)) {
+        st = qrr_fail(d, QRR_ERR_CONFIG, "%s: \"hidden_act\" is %s%.20s%s, only \"silu\" is supported",
+                      label, json_is_string(act) ? "\"" : json_type_name(act),
+                      json_is_string(act) ? json_string_value(act) : "", json_is_string(act) ? "\"" : "");
+        goto out;
+    }
+    json_t *ab = json_object_get(root, "attention_bias");
+    if (ab && !json_is_false(ab) && !json_is_null(ab)) {
+        st = qrr_fail(d, QRR_ERR_CONFIG, "%s: \"attention_bias\" is %s, only false is supported", label,
+                      json_type_name(ab));
+        goto out;
+    }
+    json_t *rs = json_object_get(root, "rope_scaling");
+    if (rs && !json_is_null(rs)) {
+        json_t *ty = json_is_object(rs) ? json_object_get(rs, "rope_type") : NULL;
+        if (!ty && json_is_object(rs)) ty = json_object_get(rs, "type");
+        /* {"rope_type": "default"} is what newer Transformers write for plain RoPE. */
+        if (!(json_is_string(ty) && strcmp(json_string_value(ty), "default") == 0 &&
+              json_object_size(rs) <= 2)) {
+            st = qrr_fail(d, QRR_ERR_CONFIG,
+                          "%s: \"rope_scaling\" is %s%s%.30s%s, only null (plain RoPE) is supported", label,
+                          json_type_name(rs), json_is_string(ty) ? " of type \"" : "",
+                          json_is_string(ty) ? json_string_value(ty) : "", json_is_string(ty) ? "\"" : "");
+            goto out;
+        }
+    }
+    st = parse_labels(root, label, c, d);
+out:
+    json_decref(root);
+    return st;
+}
+
+int qrr_hf_config_load(const char *path, qrr_hf_config *out, qrr_diag *d)
+{
+    char *text;
+    size_t len;
+    int st = qrr_hf_read_file(path, QRR_HF_MAX_CONFIG, &text, &len, d);
+    if (st != QRR_OK) {
+        if (st == QRR_ERR_NOMEM) return st;
+        if (!d) return QRR_ERR_CONFIG;
+        char msg[sizeof d->msg];
+        memcpy(msg, d->msg, sizeof msg);
+        return qrr_fail(d, QRR_ERR_CONFIG, "%s", msg);
+    }
+    st = qrr_hf_config_parse(text, len, path, out, d);
+    free(text);
+    return st;
+}
+
+/* ---- prompts ----------------------------------------------------------------------- */
+
+void qrr_hf_prompts_free(qrr_hf_prompts *p)
+{
+    free(p->prefix);
+    free(p->suffix);
+    free(p->query_template);
+    free(p->document_template);
+    free(p->instruction);
+    memset(p, 0, sizeof *p);
+}
+
+static int set_str(char **dst, const char *src, size_t n, qrr_diag *d)
+{
+    char *s = malloc(n + 1);
+    if (!s) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+    memcpy(s, src, n);
+    s[n] = '\0';
+    free(*dst);
+    *dst = s;
+    return QRR_OK;
+}
+
+int qrr_hf_prompts_default(qrr_hf_prompts *p, qrr_diag *d)
+{
+    memset(p, 0, sizeof *p);
+    int st;
+    if ((st = set_str(&p->prefix, QRR_DEFAULT_PREFIX, strlen(QRR_DEFAULT_PREFIX), d)) ||
+        (st = set_str(&p->suffix, QRR_DEFAULT_SUFFIX, strlen(QRR_DEFAULT_SUFFIX), d)) ||
+        (st = set_str(&p->query_template, QRR_DEFAULT_QUERY_TEMPLATE,
+                      strlen(QRR_DEFAULT_QUERY_TEMPLATE), d)) ||
+        (st = set_str(&p->document_template, QRR_DEFAULT_DOCUMENT_TEMPLATE,
+                      strlen(QRR_DEFAULT_DOCUMENT_TEMPLATE), d)) ||
+        (st = set_str(&p->instruction, QRR_DEFAULT_INSTRUCTION, strlen(QRR_DEFAULT_INSTRUCTION), d))) {
+        qrr_hf_prompts_free(p);
+        return st;
+    }
+    snprintf(p->source, sizeof p->source, "defaults");
+    return QRR_OK;
+}
+
+static const char *prompt_string(json_t *prompts, const char *key, const char *label, int *st,
+                                 qrr_diag *d)
+{
+    json_t *v = json_object_get(prompts, key);
+    if (!v || json_is_null(v)) return NULL;
+    if (!json_is_string(v)) {
+        *st = qrr_fail(d, QRR_ERR_CONFIG, "%s: prompts[\"%s\"] is %s, expected a string", label, key,
+                       json_type_name(v));
+        return NULL;
+    }
+    if (json_string_length(v) > QRR_HF_MAX_PROMPT || strlen(json_string_value(v)) != json_string_length(v)) {
+        *st = qrr_fail(d, QRR_ERR_CONFIG, "%s: prompts[\"%s\"] is longer than %u bytes or holds a NUL",
+                       label, key, QRR_HF_MAX_PROMPT);
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+#define USER_TURN "<|im_start|>user\n"
+
+int qrr_hf_prompts_parse(const char *text, size_t len, const char *label, qrr_hf_prompts *p,
+                         qrr_diag *d)
+{
+    int st = qrr_hf_prompts_default(p, d);
+    if (st != QRR_OK || !text) return st;
+    json_error_t err;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+    if (!root) {
+        qrr_hf_prompts_free(p);
+        return qrr_fail(d, QRR_ERR_JSON, "%s: not valid JSON: %s (line %d, column %d)", label, err.text,
+                        err.line, err.column);
+    }
+    json_t *prompts = json_is_object(root) ? json_object_get(root, "prompts") : NULL;
+    if (!json_is_object(root) || (prompts && !json_is_object(prompts) && !json_is_null(prompts))) {
+        st = qrr_fail(d, QRR_ERR_CONFIG, "%s: expected an object with an optional \"prompts\" object",
+                      label);
+        goto out;
+    }
+    if (!json_is_object(prompts)) goto out;
+    const char *prefix = prompt_string(prompts, "prefix", label, &st, d);
+    const char *suffix = prompt_string(prompts, "suffix", label, &st, d);
+    const char *query = prompt_string(prompts, "query", label, &st, d);
+    const char *doc = prompt_string(prompts, "document", label, &st, d);
+    const char *instr = prompt_string(prompts, "instruction", label, &st, d);
+    if (st != QRR_OK) goto out;
+    char used[200] = "";
+    if (prefix && (st = set_str(&p->prefix, prefix, strlen(prefix), d))) goto out;
+    if (suffix && (st = set_str(&p->suffix, suffix, strlen(suffix), d))) goto out;
+    if (instr && (st = set_str(&p->instruction, instr, strlen(instr), d))) goto out;
+    if (query) {
+        const char *q = query;
+        if (strncmp(q, "{prefix}", 8) == 0) q += 8;
+        /* A query prompt that carries the whole system turn: split it at the user turn so
+         * the prefix is tokenized on its own, as the recipe does. */
+        const char *u = strstr(q, USER_TURN);
+        if (!prefix && strncmp(q, "<|im_start|>system", 18) == 0 && u) {
+            size_t plen = (size_t)(u - q) + strlen(USER_TURN);
+            if ((st = set_str(&p->prefix, q, plen, d))) goto out;
+            q += plen;
+        }
+        const char *ph = strstr(q, "{query}");
+        size_t qlen = ph ? (size_t)(ph - q) : strlen(q);
+        if ((st = set_str(&p->query_template, q, qlen, d))) goto out;
+        if (ph) {
+            /* Text after {query} comes before the document template. */
+            const char *after = ph + 7;
+            if (strstr(after, "{query}")) {
+                st = qrr_fail(d, QRR_ERR_CONFIG, "%s: prompts[\"query\"] holds {query} twice", label);
+                goto out;
+            }
+            const char *dt = doc ? doc : p->document_template;
+            size_t a = strlen(after), b = strlen(dt);
+            char *joined = malloc(a + b + 1);
+            if (!joined) {
+                st = qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+                goto out;
+            }
+            memcpy(joined, after, a);
+            memcpy(joined + a, dt, b + 1);
+            free(p->document_template);
+            p->document_template = joined;
+            doc = NULL; /* consumed */
+        }
+    }
+    if (doc && (st = set_str(&p->document_template, doc, strlen(doc), d))) goto out;
+    {
+        char *dt = p->document_template;
+        char *ph = strstr(dt, "{document}");
+        if (ph) {
+            const char *after = ph + 10;
+            if (*after) {
+                /* Text after {document} is the suffix, which is tokenized on its own. */
+                if (suffix && strcmp(after, suffix) != 0) {
+                    st = qrr_fail(d, QRR_ERR_CONFIG,
+                                  "%s: prompts[\"document\"] has text after {document} that differs from "
+                                  "prompts[\"suffix\"]; qrr needs the document last in the body", label);
+                    goto out;
+                }
+                if (strcmp(after, "{suffix}") != 0 && (st = set_str(&p->suffix, after, strlen(after), d)))
+                    goto out;
+            }
+            *ph = '\0';
+        }
+    }
+    snprintf(used, sizeof used, "%s%s%s%s%s", prefix ? " prefix" : "", suffix ? " suffix" : "",
+             query ? " query" : "", json_object_get(prompts, "document") ? " document" : "",
+             instr ? " instruction" : "");
+    snprintf(p->source, sizeof p->source, "config_sentence_transformers.json prompts:%s",
+             used[0] ? used : " (none recognised)");
+out:
+    json_decref(root);
+    if (st != QRR_OK) qrr_hf_prompts_free(p);
+    return st;
+}
+
+/* ---- tokenizer vocabulary ---------------------------------------------------------- */
+
+struct qrr_hf_vocab {
+    json_t *root;
+    json_t *vocab;  /* model.vocab: string -> id */
+    json_t *added;  /* added_tokens: [{id, content}] */
+};
+
+int qrr_hf_vocab_load(const char *path, qrr_hf_vocab **out, qrr_diag *d)
+{
+    *out = NULL;
+    json_error_t err;
+    json_t *root = json_load_file(path, 0, &err);
+    if (!root) {
+        if (err.line < 0 || strstr(err.text, "unable to open"))
+            return qrr_fail(d, QRR_ERR_BAD_TOKENIZER, "%s: cannot read: %s", path, err.text);
+        return qrr_fail(d, QRR_ERR_JSON, "%s: not valid JSON: %s (line %d)", path, err.text, err.line);
+    }
+    json_t *model = json_object_get(root, "model");
+    json_t *vocab = json_is_object(model) ? json_object_get(model, "vocab") : NULL;
+    json_t *added = json_object_get(root, "added_tokens");
+    if (!json_is_object(vocab) || (added && !json_is_array(added) && !json_is_null(added))) {
+        json_decref(root);
+        return qrr_fail(d, QRR_ERR_BAD_TOKENIZER,
+                        "%s: expected \"model\": {\"vocab\": {...}} and an \"added_tokens\" array", path);
+    }
+    qrr_hf_vocab *v = calloc(1, sizeof *v);
+    if (!v) {
+        json_decref(root);
+        return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+    }
+    v->root = root;
+    v->vocab = vocab;
+    v->added = json_is_array(added) ? added : NULL;
+    *out = v;
+    return QRR_OK;
+}
+
+void qrr_hf_vocab_free(qrr_hf_vocab *v)
+{
+    if (!v) return;
+    json_decref(v->root);
+    free(v);
+}
+
+/* GPT-2 byte-level alphabet: printable Latin-1 bytes stand for themselves, the others
+ * take code points 256, 257, ... in byte order. */
+static uint32_t byte_level_char(uint8_t b)
+{
+    if ((b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE)) return b;
+    uint32_t n = 0;
+    for (uint32_t x = 0; x < b; x++)
+        if (!((x >= '!' && x <= '~') || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE))) n++;
+    return 256 + n;
+}
+
+int64_t qrr_hf_vocab_find(const qrr_hf_vocab *v, const char *token)
+{
+    size_t i;
+    json_t *e;
+    if (v->added) {
+        json_array_foreach(v->added, i, e) {
+            const char *c = json_string_value(json_object_get(e, "content"));
+            json_t *id = json_object_get(e, "id");
+            if (c && strcmp(c, token) == 0 && json_is_integer(id) && json_integer_value(id) >= 0)
+                return json_integer_value(id);
+        }
+    }
+    size_t n = strlen(token);
+    if (n >= QRR_HF_LABEL_MAX) return -1;
+    char bl[QRR_HF_LABEL_MAX * 2 + 1];
+    size_t k = 0;
+    for (size_t j = 0; j < n; j++) {
+        uint32_t cp = byte_level_char((uint8_t)token[j]);
+        if (cp < 0x80) {
+            bl[k++] = (char)cp;
+        } else { /* every byte-level code point is below 0x800: two UTF-8 bytes */
+            bl[k++] = (char)(0xC0 | (cp >> 6));
+            bl[k++] = (char)(0x80 | (cp & 0x3F));
+        }
+    }
+    bl[k] = '\0';
+    json_t *id = json_object_get(v->vocab, bl);
+    if (!json_is_integer(id) || json_integer_value(id) < 0) return -1;
+    return json_integer_value(id);
+}
+
+/* ---- labels ------------------------------------------------------------------------ */
+
+int qrr_hf_split_labels(const char *s, char no[QRR_HF_LABEL_MAX], char yes[QRR_HF_LABEL_MAX],
+                        qrr_diag *d)
+{
+    const char *comma = s ? strchr(s, ',') : NULL;
+    if (!comma || strchr(comma + 1, ','))
+        return qrr_fail(d, QRR_ERR_INVALID_ARG, "--labels expects two token strings, \"no\" first: NO,YES");
+    size_t a = (size_t)(comma - s), b = strlen(comma + 1);
+    if (a == 0 || b == 0 || a >= QRR_HF_LABEL_MAX || b >= QRR_HF_LABEL_MAX)
+        return qrr_fail(d, QRR_ERR_INVALID_ARG, "--labels: each token string must be 1..%u bytes",
+                        QRR_HF_LABEL_MAX - 1);
+    memcpy(no, s, a);
+    no[a] = '\0';
+    memcpy(yes, comma + 1, b + 1);
+    return QRR_OK;
+}
+
+static int lookup_pair(const qrr_label_inputs *in, const char *what, qrr_label_decision *o,
+                       qrr_diag *d)
+{
+    int64_t no = qrr_hf_vocab_find(in->vocab, o->label_no);
+    int64_t yes = qrr_hf_vocab_find(in->vocab, o->label_yes);
+    if (no < 0 || yes < 0)
+        return qrr_fail(d, QRR_ERR_NOT_RERANKER, "tokenizer.json has no token \"%s\" (%s)",
+                        no < 0 ? o->label_no : o->label_yes, what);
+    if ((uint64_t)no >= in->cfg->vocab || (uint64_t)yes >= in->cfg->vocab)
+        return qrr_fail(d, QRR_ERR_NOT_RERANKER,
+                        "token ids of \"%s\" (%lld) and \"%s\" (%lld) must be below config.json "
+                        "vocab_size %u", o->label_no, (long long)no, o->label_yes, (long long)yes,
+                        in->cfg->vocab);
+    if (no == yes)
+        return qrr_fail(d, QRR_ERR_NOT_RERANKER, "\"%s\" and \"%s\" are the same token (%lld)",
+                        o->label_no, o->label_yes, (long long)no);
+    o->no_id = (uint32_t)no;
+    o->yes_id = (uint32_t)yes;
+    return QRR_OK;
+}
+
+int qrr_hf_decide_labels(const qrr_label_inputs *in, qrr_label_decision *o, qrr_diag *d)
+{
+    const qrr_hf_config *c = in->cfg;
+    memset(o, 0, sizeof *o);
+    o->head_kind = QRR_HEAD_YES_NO;
+    o->no_id = o->yes_id = QRR_NO_TOKEN;
+    int st;
+
+    /* 3. The user's word wins. */
+    if (in->user_no && in->user_yes) {
+        if (c->seqcls)
+            return qrr_fail(d, QRR_ERR_NOT_RERANKER,
+                            "--labels picks rows of the LM head, but config.json says %s, whose head is "
+                            "score.weight; drop --labels", c->architecture);
+        snprintf(o->label_no, sizeof o->label_no, "%s", in->user_no);
+        snprintf(o->label_yes, sizeof o->label_yes, "%s", in->user_yes);
+        if ((st = lookup_pair(in, "given with --labels", o, d))) return st;
+        o->label_source = QRR_LABELS_FROM_USER;
+        snprintf(o->reason, sizeof o->reason, "from --labels: '%s' (%u) and '%s' (%u); %s",
+                 o->label_no, o->no_id, o->label_yes, o->yes_id, c->architecture);
+        return QRR_OK;
+    }
+
+    /* 1. A label map in config.json. */
+    if (c->n_labels == 1) {
+        if (!c->seqcls)
+            return qrr_fail(d, QRR_ERR_NOT_RERANKER,
+                            "config.json: one label (\"%s\") on %s; a single-logit head needs "
+                            "Qwen3ForSequenceClassification and its score.weight",
+                            c->labels[0], c->architecture);
+        o->head_kind = QRR_HEAD_SINGLE_LOGIT;
+        o->label_source = QRR_LABELS_FROM_CONFIG;
+        o->from_score = 1;
+        snprintf(o->reason, sizeof o->reason,
+                 "config.json has one label ('%s'); %s: single logit from score.weight",
+                 c->labels[0], c->architecture);
+        return QRR_OK;
+    }
+    if (c->n_labels == 2) {
+        int no_first = strcmp(c->labels[0], "no") == 0 && strcmp(c->labels[1], "yes") == 0;
+        int yes_first = strcmp(c->labels[0], "yes") == 0 && strcmp(c->labels[1], "no") == 0;
+        if (!no_first && !yes_first)
+            return qrr_fail(d, QRR_ERR_NOT_RERANKER,
+                            "config.json: labels \"%s\" and \"%s\" do not name the tokens \"no\" and "
+                            "\"yes\"\nHINT: pass --labels NO,YES with the two token strings",
+                            c->labels[0], c->labels[1]);
+        snprintf(o->label_no, sizeof o->label_no, "no");
+        snprintf(o->label_yes, sizeof o->label_yes, "yes");
+        if ((st = lookup_pair(in, "named by config.json's labels", o, d))) return st;
+        o->label_source = QRR_LABELS_FROM_CONFIG;
+        if (c->seqcls) {
+            o->from_score = 1;
+            o->score_row_no = no_first ? 0 : 1;
+            o->score_row_yes = no_first ? 1 : 0;
+        }
+        snprintf(o->reason, sizeof o->reason,
+                 "config.json labels {0: '%s', 1: '%s'}; %s; tokens 'no' (%u) and 'yes' (%u)%s",
+                 c->labels[0], c->labels[1], c->architecture, o->no_id, o->yes_id,
+                 c->seqcls ? "; rows of score.weight by label id" : "");
+        return QRR_OK;
+    }
+
+    /* 2. No label map: a causal LM whose tokenizer has yes and no. */
+    if (c->seqcls)
+        return qrr_fail(d, QRR_ERR_NOT_RERANKER,
+                        "config.json: %s without a one-label id2label; cannot tell which score.weight "
+                        "row means what", c->architecture);
+    if (in->embedding_evidence && !in->force)
+        return qrr_fail(d, QRR_ERR_NOT_RERANKER,
+                        "refusing: directory looks like an embedding model (%s) and config.json has no "
+                        "labels\nHINT: pass --force if it really is a reranker, or --labels no,yes",
+                        in->embedding_evidence);
+    snprintf(o->label_no, sizeof o->label_no, "no");
+    snprintf(o->label_yes, sizeof o->label_yes, "yes");
+    if ((st = lookup_pair(in, "needed to infer the labels", o, d))) return st;
+    o->label_source = QRR_LABELS_INFERRED;
+    int k = snprintf(o->reason, sizeof o->reason,
+                     "inferred: config.json has no label2id%s; %s; tokenizer has 'yes' (%u) and 'no' (%u)",
+                     c->default_label_map ? " (only the default LABEL_0/LABEL_1)" : "", c->architecture,
+                     o->yes_id, o->no_id);
+    if (in->embedding_evidence && k > 0 && (size_t)k < sizeof o->reason)
+        snprintf(o->reason + k, sizeof o->reason - (size_t)k,
+                 "; looks like an embedding model (%s) but --force was given", in->embedding_evidence);
+    return QRR_OK;
+}

@@ -1,0 +1,161 @@
+/* main.c — the qconvert command: parse the command line, run qrr_convert, print progress
+ * and one clear message on failure. Exit codes: 0 ok, 1 bad input, 2 usage, 3 output I/O.
+ * The work itself is in convert.c. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "convert.h"
+#include "qrr_format.h"
+
+enum { EXIT_OK = 0, EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_OUTPUT = 3 };
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: qconvert MODEL_DIR -o OUT.qrr [options]\n"
+            "\n"
+            "Convert a Hugging Face Qwen3-Reranker directory (config.json, *.safetensors,\n"
+            "tokenizer.json) into one memory-mappable .qrr file.\n"
+            "\n"
+            "options:\n"
+            "  -o, --output FILE     the .qrr to write (required; replaced atomically)\n"
+            "  --dtype TYPE          f32 | f16 | bf16 | int8 for linear layers and embedding\n"
+            "                        (default f16; norms and head rows are always f32)\n"
+            "  --labels NO,YES       token strings of the no and yes labels, \"no\" first;\n"
+            "                        overrides config.json and inference\n"
+            "  --force               convert a directory that looks like an embedding model\n"
+            "  --max-length N        default prompt truncation length in tokens (default %u)\n"
+            "  --quant-block K       int8 only: one scale per K inputs instead of per row\n"
+            "  --quiet               no progress on stderr\n"
+            "  -h, --help            this text\n"
+            "  --version             print the version\n"
+            "\n"
+            "exit codes:\n"
+            "  0  converted\n"
+            "  1  bad input: model directory, safetensors, config, tokenizer, not a reranker\n"
+            "  2  usage error\n"
+            "  3  I/O error writing the output (no output file is left behind)\n",
+            QRR_DEFAULT_MAX_LENGTH);
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "qconvert: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'qconvert --help'.\n");
+    return EXIT_USAGE;
+}
+
+static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || v < lo || v > hi) return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static void progress(void *ctx, const qrr_convert_progress *p)
+{
+    (void)ctx;
+    int w = p->count >= 1000 ? 4 : p->count >= 100 ? 3 : 2;
+    double kib = (double)p->bytes / 1024.0;
+    fprintf(stderr, "[%*zu/%zu] %-48s %4s -> %-4s %8.1f %s\n", w, p->index, p->count, p->name,
+            p->src_dtype, p->dst_dtype, kib >= 1024.0 ? kib / 1024.0 : kib, kib >= 1024.0 ? "MiB" : "KiB");
+}
+
+static char *join_args(int argc, char **argv)
+{
+    size_t n = 1;
+    for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 1;
+    char *s = malloc(n);
+    if (!s) return NULL;
+    s[0] = '\0';
+    for (int i = 0; i < argc; i++) {
+        if (i) strcat(s, " ");
+        strcat(s, argv[i]);
+    }
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_DTYPE = 256, OPT_LABELS, OPT_FORCE, OPT_MAXLEN, OPT_QBLOCK, OPT_QUIET, OPT_VERSION };
+    static const struct option longopts[] = {
+        {"output", required_argument, 0, 'o'},   {"dtype", required_argument, 0, OPT_DTYPE},
+        {"labels", required_argument, 0, OPT_LABELS}, {"force", no_argument, 0, OPT_FORCE},
+        {"max-length", required_argument, 0, OPT_MAXLEN},
+        {"quant-block", required_argument, 0, OPT_QBLOCK}, {"quiet", no_argument, 0, OPT_QUIET},
+        {"help", no_argument, 0, 'h'},            {"version", no_argument, 0, OPT_VERSION},
+        {0, 0, 0, 0}};
+    qrr_convert_opts o = qrr_convert_default_opts();
+    char no[QRR_HF_LABEL_MAX], yes[QRR_HF_LABEL_MAX];
+    int quiet = 0, c;
+    qrr_diag d;
+    char *cmd = join_args(argc, argv); /* before getopt reorders argv */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o': o.out_path = optarg; break;
+        case OPT_DTYPE: {
+            int t = qrr_convert_dtype_parse(optarg);
+            if (t < 0) return usage_error("--dtype '%s': expected f32, f16, bf16 or int8", optarg);
+            o.dtype = (uint32_t)t;
+            break;
+        }
+        case OPT_LABELS:
+            if (qrr_hf_split_labels(optarg, no, yes, &d) != QRR_OK)
+                return usage_error("%s", d.msg);
+            o.label_no = no;
+            o.label_yes = yes;
+            break;
+        case OPT_FORCE: o.force = 1; break;
+        case OPT_MAXLEN:
+            if (parse_u32(optarg, 1, QRR_MAX_POSITION, &o.max_length) != 0)
+                return usage_error("--max-length '%s': expected a number of tokens >= 1", optarg);
+            break;
+        case OPT_QBLOCK:
+            if (parse_u32(optarg, 1, QRR_MAX_INTERMEDIATE, &o.quant_block) != 0)
+                return usage_error("--quant-block '%s': expected a positive number", optarg);
+            break;
+        case OPT_QUIET: quiet = 1; break;
+        case 'h': usage(stdout); return EXIT_OK;
+        case OPT_VERSION: printf("qconvert %s (.qrr format %u)\n", QRR_CONVERTER_VERSION, QRR_FORMAT_VERSION); return EXIT_OK;
+        case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
+        default: return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc) return usage_error("%s", "missing MODEL_DIR");
+    if (optind + 1 < argc) return usage_error("unexpected argument '%s'", argv[optind + 1]);
+    if (!o.out_path) return usage_error("%s", "missing -o OUT.qrr");
+    if (o.quant_block && o.dtype != QRR_DTYPE_I8)
+        return usage_error("%s", "--quant-block needs --dtype int8");
+    o.model_dir = argv[optind];
+    o.command_line = cmd;
+    if (!quiet) o.progress = progress;
+
+    qrr_convert_report r;
+    int st = qrr_convert(&o, &r, &d);
+    free(cmd);
+    if (st != QRR_OK) {
+        fprintf(stderr, "qconvert: %s\n  (%s)\n", d.msg, qrr_status_str(st));
+        if (r.output_error) return EXIT_OUTPUT;
+        return st == QRR_ERR_NOMEM ? EXIT_OUTPUT : EXIT_INPUT;
+    }
+    if (!quiet) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        fprintf(stderr, "labels: %s\nprompts: %s\n", r.labels.reason, r.prompts_source);
+        fprintf(stderr,
+                "wrote %s: %zu tensors, %.1f MiB, %.2f s, peak RSS %.1f MiB, %llu values rounded%s\n",
+                o.out_path, r.tensors, (double)r.file_bytes / (1024.0 * 1024.0), r.seconds,
+                (double)ru.ru_maxrss / 1024.0, (unsigned long long)r.inexact,
+                o.dtype == QRR_DTYPE_F16 ? " (f16 narrowing)" : "");
+    }
+    return EXIT_OK;
+}

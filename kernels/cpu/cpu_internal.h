@@ -1,0 +1,140 @@
+/* cpu_internal.h — what the CPU kernel files share among themselves: ISA levels, the
+ * per-ISA GEMM and attention entry points, the int8 activation quantization rule and
+ * exact inline f16/bf16 conversions. Not part of the public interface (see qrr_cpu.h). */
+#ifndef QRR_CPU_INTERNAL_H
+#define QRR_CPU_INTERNAL_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include "qrr_cpu.h"
+
+/* Function attributes for the vector versions: the Makefile passes no -march flag, so each
+ * vector function names the instructions it may use and is only called after detection. */
+#define QRR__AVX2 __attribute__((target("avx2,fma,f16c")))
+#define QRR__AVX512                                                                          \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
+#define QRR__AVX512VNNI                                                                      \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+
+/* ---- f16 / bf16 bit conversions (exact; RNE when narrowing) ---- */
+
+static inline float qrr__f32_from_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline uint32_t qrr__bits_from_f32(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static inline float qrr__bf16_to_f32(uint16_t h)
+{
+    return qrr__f32_from_bits((uint32_t)h << 16);
+}
+
+static inline float qrr__f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t man = h & 0x3ffu;
+    if (exp == 0x1f) /* inf / nan: keep the payload */
+        return qrr__f32_from_bits(sign | 0x7f800000u | (man << 13));
+    if (exp == 0) { /* zero or subnormal: man * 2^-24, exact in fp32 */
+        float f = (float)man * 0x1p-24f;
+        return sign ? -f : f;
+    }
+    return qrr__f32_from_bits(sign | ((exp + 112u) << 23) | (man << 13));
+}
+
+/* ---- int8 activation quantization, the one rule every version follows ----
+ * amax = max |x|; when it is 0 the row quantizes to zeros with scale 0; when it is not
+ * finite the row quantizes to zeros with scale NaN (the output rows become NaN, as fp32
+ * math would give). Otherwise q = rne(clamp(x * (127 / amax), -127, 127)) and the row's
+ * scale is amax / 127. Returns the scale. */
+static inline float qrr__quant_scale(float amax, float *inv)
+{
+    if (!(amax <= 3.402823466e38f)) { /* NaN or Inf */
+        *inv = 0.0f;
+        return NAN;
+    }
+    if (amax == 0.0f) {
+        *inv = 0.0f;
+        return 0.0f;
+    }
+    *inv = 127.0f / amax;
+    return amax / 127.0f;
+}
+
+static inline int8_t qrr__quant_one(float x, float inv)
+{
+    float v = x * inv;
+    v = v > 127.0f ? 127.0f : v;
+    v = v < -127.0f ? -127.0f : v;
+    if (v != v) v = 0.0f;
+    return (int8_t)nearbyintf(v); /* default rounding mode: to nearest even */
+}
+
+#define QRR_MAX_HEAD_DIM_CPU 1024 /* largest head_dim the attention versions take (= QRR_MAX_HEAD_DIM) */
+#define QRR__ROPE_MAX_HALF 256 /* cos/sin computed per row in pieces of this many */
+
+/* ---- ISA levels ---- */
+typedef enum qrr__isa {
+    QRR__ISA_SCALAR = 0,
+    QRR__ISA_AVX2 = 1,   /* avx2 + fma + f16c */
+    QRR__ISA_AVX512 = 2, /* avx512 f/bw/vl/dq (+ vnni for int8 when present) */
+    QRR__ISA_COUNT
+} qrr__isa;
+
+/* The level the dispatching entry points use: the best this CPU has, lowered by
+ * QRR_CPU_ISA=scalar|avx2|avx512. Decided once, thread-safely. */
+qrr__isa qrr__cpu_isa(void);
+/* Highest level this CPU supports, ignoring the environment. */
+qrr__isa qrr__cpu_isa_max(void);
+
+/* ---- GEMM pieces ----
+ * A job is the whole product; each version computes rows [i0, i1) x columns [j0, j1) of it
+ * and the driver (gemm.c) splits the space among the pool's threads. For int8 weights the
+ * driver first quantizes X into xq: row i at xq + i * ldq, k bytes then zeros up to ldq,
+ * holding q + 128 (u8) for the VNNI version, q (s8) for the others; xs[i] its scale. */
+typedef struct qrr__gemm_args {
+    const float *x;
+    int ldx, m;
+    const qrr_cpu_weight *w;
+    float *y;
+    int ldy, accumulate;
+    const uint8_t *xq;
+    size_t ldq;
+    const float *xs;
+} qrr__gemm_args;
+
+void qrr__gemm_ref_fp(const float *x, int ldx, const qrr_cpu_weight *w, float *y, int ldy,
+                      int accumulate, int i0, int i1, int j0, int j1);
+void qrr__gemm_ref_i8(const float *x, int ldx, const qrr_cpu_weight *w, float *y, int ldy,
+                      int accumulate, int i0, int i1, int j0, int j1);
+float qrr__i8_finish(const int32_t *acc, int nblocks, const float *wscale, float xscale);
+void qrr__gemm_fp_avx2(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
+void qrr__gemm_fp_avx512(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
+void qrr__gemm_i8_avx2(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
+void qrr__gemm_i8_vnni(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
+
+/* Attention versions over query heads [h0, h1) and query rows [r0, r1). */
+typedef struct qrr__attn_args {
+    const float *q, *k, *v, *pk, *pv;
+    int n_prefix, t, nq, nkv, d;
+    float *out;
+} qrr__attn_args;
+void qrr__attention_scalar(const qrr__attn_args *a, int h0, int h1, int r0, int r1);
+void qrr__attention_avx2(const qrr__attn_args *a, int h0, int h1, int r0, int r1);
+void qrr__attention_avx512(const qrr__attn_args *a, int h0, int h1, int r0, int r1);
+
+/* Scratch memory owned by a pool (NULL pool: NULL). Grows, never shrinks; valid until the
+ * next call or qrr_pool_free. Only between runs, from the pool's caller thread. */
+void *qrr__pool_scratch(qrr_pool *p, size_t bytes);
+
+#endif

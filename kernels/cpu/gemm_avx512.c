@@ -1,0 +1,482 @@
+/* gemm_avx512.c — the AVX-512 GEMM versions. fp32/f16/bf16 weights: a W panel of NR columns
+ * x KC depth is converted to fp32 and transposed once into [KC][NR] (L1-resident) and an
+ * MR x NR register-blocked kernel runs over every MR rows of X; a handful of rows instead use
+ * dot products that convert W on the fly. int8 weights (VNNI): W panels packed on the fly into
+ * vpdpbusd order [K/4][NR][4] against X quantized to u8 (q + 128), corrected by W's sums. */
+#include <immintrin.h>
+#include "cpu_internal.h"
+
+#define MR 8          /* rows of X per register block */
+#define NR 32         /* columns of W per panel (two vectors) */
+#define KC 256        /* depth of one fp32 panel: 32 KiB */
+#define MC 256        /* rows of X per pass over W (keeps X's slice in L2) */
+#define DOT_ROWS 4    /* at most this many rows: dot-product version */
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* ---------------------------------------------------------------- fp weights */
+
+/* 16 consecutive weights of one row to fp32; cnt < 16 loads only that many (zeros after). */
+static ALWAYS_INLINE QRR__AVX512 __m512 load_w16(const void *data, uint32_t dtype, size_t idx,
+                                                 int cnt)
+{
+    __mmask16 mk = cnt >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cnt) - 1u);
+    switch (dtype) {
+    case 0: return _mm512_maskz_loadu_ps(mk, (const float *)data + idx);
+    case 1:
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, (const uint16_t *)data + idx));
+    default: {
+        __m512i h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, (const uint16_t *)data + idx));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
+    }
+    }
+}
+
+/* In-register transpose of a 16 x 16 block of floats. */
+static ALWAYS_INLINE QRR__AVX512 void transpose16(__m512 r[16])
+{
+    __m512 a[16], b[16];
+    for (int i = 0; i < 8; i++) {
+        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        __m512d a0 = _mm512_castps_pd(a[4 * i]), a1 = _mm512_castps_pd(a[4 * i + 1]);
+        __m512d a2 = _mm512_castps_pd(a[4 * i + 2]), a3 = _mm512_castps_pd(a[4 * i + 3]);
+        b[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+        b[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+        b[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+        b[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+    }
+    for (int c = 0; c < 4; c++) {
+        __m512 u0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x44);
+        __m512 u1 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xEE);
+        __m512 u2 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x44);
+        __m512 u3 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xEE);
+        r[0 + c] = _mm512_shuffle_f32x4(u0, u2, 0x88);
+        r[4 + c] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
+        r[8 + c] = _mm512_shuffle_f32x4(u1, u3, 0x88);
+        r[12 + c] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
+    }
+}
+
+/* buf[kk][jj] = W[j0 + jj][k0 + kk] as fp32 for kk < kc, jj < NR (zero for jj >= nr). */
+static QRR__AVX512 void pack_fp(const qrr_cpu_weight *w, int j0, int nr, int k0, int kc,
+                                float *buf)
+{
+    size_t k = (size_t)w->k;
+    for (int g = 0; g < NR; g += 16) {
+        int rows = nr - g;
+        if (rows <= 0) {
+            for (int kk = 0; kk < kc; kk++) _mm512_store_ps(buf + (size_t)kk * NR + g, _mm512_setzero_ps());
+            continue;
+        }
+        if (rows > 16) rows = 16;
+        for (int kb = 0; kb < kc; kb += 16) {
+            int cnt = kc - kb < 16 ? kc - kb : 16;
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < rows ? load_w16(w->data, w->dtype, (size_t)(j0 + g + i) * k + (size_t)(k0 + kb), cnt)
+                                : _mm512_setzero_ps();
+            transpose16(r);
+            for (int i = 0; i < cnt; i++) _mm512_store_ps(buf + (size_t)(kb + i) * NR + g, r[i]);
+        }
+    }
+}
+
+/* Y[0..mr, 0..nr) (+)= X[0..mr, 0..kc) . buf; init: start from zero instead of Y. */
+static ALWAYS_INLINE QRR__AVX512 void kernel_fp(int mr, int kc, const float *x, int ldx,
+                                                const float *buf, float *y, int ldy, int init,
+                                                int nr)
+{
+    __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1u);
+    __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u);
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+    for (int kk = 0; kk < kc; kk++) {
+        __m512 b0 = _mm512_load_ps(buf + (size_t)kk * NR);
+        __m512 b1 = _mm512_load_ps(buf + (size_t)kk * NR + 16);
+#pragma GCC unroll 8
+        for (int r = 0; r < mr; r++) {
+            __m512 a = _mm512_set1_ps(x[(size_t)r * ldx + kk]);
+            c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) {
+        if (!init) { /* each KC slice summed from zero, then added: smaller rounding error */
+            c0[r] = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, y + (size_t)r * ldy), c0[r]);
+            c1[r] = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, y + (size_t)r * ldy + 16), c1[r]);
+        }
+        _mm512_mask_storeu_ps(y + (size_t)r * ldy, m0, c0[r]);
+        _mm512_mask_storeu_ps(y + (size_t)r * ldy + 16, m1, c1[r]);
+    }
+}
+
+static QRR__AVX512 void kernel_fp_any(int mr, int kc, const float *x, int ldx, const float *buf,
+                                      float *y, int ldy, int init, int nr)
+{
+    switch (mr) {
+    case 8: kernel_fp(8, kc, x, ldx, buf, y, ldy, init, nr); break;
+    case 7: kernel_fp(7, kc, x, ldx, buf, y, ldy, init, nr); break;
+    case 6: kernel_fp(6, kc, x, ldx, buf, y, ldy, init, nr); break;
+    case 5: kernel_fp(5, kc, x, ldx, buf, y, ldy, init, nr); break;
+    case 4: kernel_fp(4, kc, x, ldx, buf, y, ldy, init, nr); break;
+    case 3: kernel_fp(3, kc, x, ldx, buf, y, ldy, init, nr); break;
+    case 2: kernel_fp(2, kc, x, ldx, buf, y, ldy, init, nr); break;
+    default: kernel_fp(1, kc, x, ldx, buf, y, ldy, init, nr); break;
+    }
+}
+
+/* R rows x C columns of dot products over the whole depth, W converted on the fly. */
+static ALWAYS_INLINE QRR__AVX512 void dot_fp(int R, int C, const qrr__gemm_args *a, int i0,
+                                             int j0)
+{
+    const qrr_cpu_weight *w = a->w;
+    size_t k = (size_t)w->k;
+    __m512 acc[DOT_ROWS][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
+    for (size_t kk = 0; kk < k; kk += 16) {
+        int cnt = k - kk < 16 ? (int)(k - kk) : 16;
+        __mmask16 mk = cnt >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cnt) - 1u);
+        __m512 xv[DOT_ROWS];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+            xv[r] = _mm512_maskz_loadu_ps(mk, a->x + (size_t)(i0 + r) * a->ldx + kk);
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            __m512 wv = load_w16(w->data, w->dtype, (size_t)(j0 + c) * k + kk, cnt);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) acc[r][c] = _mm512_fmadd_ps(xv[r], wv, acc[r][c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            float v = _mm512_reduce_add_ps(acc[r][c]);
+            float *yo = a->y + (size_t)(i0 + r) * a->ldy + j0 + c;
+            *yo = a->accumulate ? *yo + v : v;
+        }
+}
+
+static QRR__AVX512 void dot_rows(int R, const qrr__gemm_args *a, int i0, int j0, int j1)
+{
+    int j = j0;
+    for (; j + 4 <= j1; j += 4) {
+        switch (R) {
+        case 4: dot_fp(4, 4, a, i0, j); break;
+        case 3: dot_fp(3, 4, a, i0, j); break;
+        case 2: dot_fp(2, 4, a, i0, j); break;
+        default: dot_fp(1, 4, a, i0, j); break;
+        }
+    }
+    for (; j < j1; j++) {
+        switch (R) {
+        case 4: dot_fp(4, 1, a, i0, j); break;
+        case 3: dot_fp(3, 1, a, i0, j); break;
+        case 2: dot_fp(2, 1, a, i0, j); break;
+        default: dot_fp(1, 1, a, i0, j); break;
+        }
+    }
+}
+
+QRR__AVX512 void qrr__gemm_fp_avx512(const qrr__gemm_args *a, int i0, int i1, int j0, int j1)
+{
+    const qrr_cpu_weight *w = a->w;
+    int k = w->k;
+    if (i1 - i0 <= DOT_ROWS) {
+        dot_rows(i1 - i0, a, i0, j0, j1);
+        return;
+    }
+    _Alignas(64) float buf[KC * NR];
+    for (int ic = i0; ic < i1; ic += MC) {
+        int ie = ic + MC < i1 ? ic + MC : i1;
+        for (int jp = j0; jp < j1; jp += NR) {
+            int nr = j1 - jp < NR ? j1 - jp : NR;
+            for (int k0 = 0; k0 < k; k0 += KC) {
+                int kc = k - k0 < KC ? k - k0 : KC;
+                pack_fp(w, jp, nr, k0, kc, buf);
+                int init = k0 == 0 && !a->accumulate;
+                for (int ip = ic; ip < ie; ip += MR) {
+                    int mr = ie - ip < MR ? ie - ip : MR;
+                    kernel_fp_any(mr, kc, a->x + (size_t)ip * a->ldx + k0, a->ldx, buf,
+                                  a->y + (size_t)ip * a->ldy + jp, a->ldy, init, nr);
+                }
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- int8 weights (VNNI) */
+
+#define KCI 1024 /* depth of one int8 panel chunk: 32 KiB packed */
+#define MCI 128  /* rows of X per pass over W for int8 */
+
+#define QRR__VNNI QRR__AVX512VNNI
+
+/* 64 consecutive int8 weights of one row; cnt < 64 loads only that many. */
+static ALWAYS_INLINE QRR__VNNI __m512i load_w64(const int8_t *p, int cnt)
+{
+    __mmask64 mk = cnt >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << cnt) - 1);
+    return _mm512_maskz_loadu_epi8(mk, p);
+}
+
+/* Packs W[j0 .. j0+nr)[k0 .. k0+kc) into buf as [kc/4][NR][4] bytes (zeros past nr and kc)
+ * and adds each 4-deep step's W sums into wsum[(step * 4 + k0 - kb0) / bsz][NR]: the sums per
+ * block of bsz (kb0: where the first block of the chunk starts). */
+static QRR__VNNI void pack_i8(const qrr_cpu_weight *w, int j0, int nr, int k0, int kc,
+                              uint8_t *buf, int32_t *wsum, int bsz)
+{
+    size_t k = (size_t)w->k;
+    const int8_t *wd = w->data;
+    const __m512i ones = _mm512_set1_epi8(1);
+    int steps = (kc + 3) / 4;
+    for (int g = 0; g < NR; g += 16) {
+        int rows = nr - g;
+        if (rows <= 0) {
+            for (int s = 0; s < steps; s++)
+                _mm512_store_si512((__m512i *)(buf + (size_t)s * NR * 4 + g * 4), _mm512_setzero_si512());
+            continue;
+        }
+        if (rows > 16) rows = 16;
+        for (int kb = 0; kb < kc; kb += 64) {
+            int cnt = kc - kb < 64 ? kc - kb : 64;
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < rows ? _mm512_castsi512_ps(load_w64(wd + (size_t)(j0 + g + i) * k + (size_t)(k0 + kb), cnt))
+                                : _mm512_setzero_ps();
+            transpose16(r);
+            int ns = (cnt + 3) / 4;
+            for (int i = 0; i < ns; i++) {
+                int s = kb / 4 + i;
+                __m512i v = _mm512_castps_si512(r[i]);
+                _mm512_store_si512((__m512i *)(buf + (size_t)s * NR * 4 + g * 4), v);
+                int32_t *ws = wsum + (size_t)((s * 4) / bsz) * NR + g;
+                _mm512_storeu_si512((__m512i *)ws, _mm512_dpbusd_epi32(_mm512_loadu_si512((const __m512i *)ws), ones, v));
+            }
+        }
+    }
+}
+
+/* acc[0..mr][0..NR) (+)= u8 rows of X . packed W over `steps` 4-deep steps. */
+static ALWAYS_INLINE QRR__VNNI void kernel_i8(int mr, int steps, const uint8_t *xq, size_t ldq,
+                                              const uint8_t *buf, int32_t *acc, int init)
+{
+    __m512i c0[MR], c1[MR];
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) {
+        if (init) {
+            c0[r] = _mm512_setzero_si512();
+            c1[r] = _mm512_setzero_si512();
+        } else {
+            c0[r] = _mm512_load_si512((const __m512i *)(acc + r * NR));
+            c1[r] = _mm512_load_si512((const __m512i *)(acc + r * NR + 16));
+        }
+    }
+    for (int s = 0; s < steps; s++) {
+        __m512i b0 = _mm512_load_si512((const __m512i *)(buf + (size_t)s * NR * 4));
+        __m512i b1 = _mm512_load_si512((const __m512i *)(buf + (size_t)s * NR * 4 + 64));
+#pragma GCC unroll 8
+        for (int r = 0; r < mr; r++) {
+            int32_t xv;
+            memcpy(&xv, xq + (size_t)r * ldq + (size_t)s * 4, 4);
+            __m512i av = _mm512_set1_epi32(xv);
+            c0[r] = _mm512_dpbusd_epi32(c0[r], av, b0);
+            c1[r] = _mm512_dpbusd_epi32(c1[r], av, b1);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) {
+        _mm512_store_si512((__m512i *)(acc + r * NR), c0[r]);
+        _mm512_store_si512((__m512i *)(acc + r * NR + 16), c1[r]);
+    }
+}
+
+static QRR__VNNI void kernel_i8_any(int mr, int steps, const uint8_t *xq, size_t ldq,
+                                    const uint8_t *buf, int32_t *acc, int init)
+{
+    switch (mr) {
+    case 8: kernel_i8(8, steps, xq, ldq, buf, acc, init); break;
+    case 7: kernel_i8(7, steps, xq, ldq, buf, acc, init); break;
+    case 6: kernel_i8(6, steps, xq, ldq, buf, acc, init); break;
+    case 5: kernel_i8(5, steps, xq, ldq, buf, acc, init); break;
+    case 4: kernel_i8(4, steps, xq, ldq, buf, acc, init); break;
+    case 3: kernel_i8(3, steps, xq, ldq, buf, acc, init); break;
+    case 2: kernel_i8(2, steps, xq, ldq, buf, acc, init); break;
+    default: kernel_i8(1, steps, xq, ldq, buf, acc, init); break;
+    }
+}
+
+/* R rows x C columns over the whole depth from W rows directly (a handful of rows). */
+static ALWAYS_INLINE QRR__VNNI void dot_i8(int R, int C, const qrr__gemm_args *a, int i0, int j0)
+{
+    const qrr_cpu_weight *w = a->w;
+    int k = w->k, bsz = w->block > 0 ? w->block : k, nb = k / bsz;
+    const int8_t *wd = w->data;
+    const __m512i ones = _mm512_set1_epi8(1);
+    float fs[DOT_ROWS][4] = {{0}};
+    int32_t last[DOT_ROWS][4] = {{0}};
+    for (int b = 0; b < nb; b++) {
+        __m512i acc[DOT_ROWS][4], wsa[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            wsa[c] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) acc[r][c] = _mm512_setzero_si512();
+        }
+        for (int kk = b * bsz; kk < (b + 1) * bsz; kk += 64) {
+            int cnt = (b + 1) * bsz - kk < 64 ? (b + 1) * bsz - kk : 64;
+            __m512i xv[DOT_ROWS];
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                xv[r] = _mm512_loadu_si512((const __m512i *)(a->xq + (size_t)(i0 + r) * a->ldq + kk));
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) {
+                __m512i wv = load_w64(wd + (size_t)(j0 + c) * k + kk, cnt);
+                wsa[c] = _mm512_dpbusd_epi32(wsa[c], ones, wv);
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++) acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], xv[r], wv);
+            }
+        }
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            int32_t corr = 128 * _mm512_reduce_add_epi32(wsa[c]);
+            float ws = w->scale[(size_t)(j0 + c) * nb + b];
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                int32_t t = _mm512_reduce_add_epi32(acc[r][c]) - corr;
+                if (nb == 1) last[r][c] = t;
+                else fs[r][c] = b == 0 ? (float)t * ws : fs[r][c] + (float)t * ws;
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        float xs = a->xs[i0 + r];
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            float v = nb == 1 ? (float)last[r][c] * (xs * w->scale[j0 + c]) : fs[r][c] * xs;
+            float *yo = a->y + (size_t)(i0 + r) * a->ldy + j0 + c;
+            *yo = a->accumulate ? *yo + v : v;
+        }
+    }
+}
+
+static QRR__VNNI void dot_rows_i8(int R, const qrr__gemm_args *a, int i0, int j0, int j1)
+{
+    int j = j0;
+    for (; j + 4 <= j1; j += 4) {
+        switch (R) {
+        case 4: dot_i8(4, 4, a, i0, j); break;
+        case 3: dot_i8(3, 4, a, i0, j); break;
+        case 2: dot_i8(2, 4, a, i0, j); break;
+        default: dot_i8(1, 4, a, i0, j); break;
+        }
+    }
+    for (; j < j1; j++) {
+        switch (R) {
+        case 4: dot_i8(4, 1, a, i0, j); break;
+        case 3: dot_i8(3, 1, a, i0, j); break;
+        case 2: dot_i8(2, 1, a, i0, j); break;
+        default: dot_i8(1, 1, a, i0, j); break;
+        }
+    }
+}
+
+QRR__VNNI void qrr__gemm_i8_vnni(const qrr__gemm_args *a, int i0, int i1, int j0, int j1)
+{
+    const qrr_cpu_weight *w = a->w;
+    int k = w->k;
+    int per_block = w->block > 0 && w->block < k;
+    int bsz = per_block ? w->block : k, nb = k / bsz;
+    if (i1 - i0 <= DOT_ROWS || (per_block && bsz > KCI)) {
+        for (int i = i0; i < i1; i += DOT_ROWS)
+            dot_rows_i8(i1 - i < DOT_ROWS ? i1 - i : DOT_ROWS, a, i, j0, j1);
+        return;
+    }
+    /* chunk: KCI deep, or a whole number of blocks */
+    int chunk = per_block ? KCI / bsz * bsz : KCI;
+    _Alignas(64) uint8_t buf[KCI * NR];
+    _Alignas(64) int32_t itile[MCI * NR];
+    _Alignas(64) float ftile[MCI * NR];
+    _Alignas(64) int32_t wsum[(KCI / 4) * NR]; /* per block of the chunk, or one row */
+    for (int ic = i0; ic < i1; ic += MCI) {
+        int ie = ic + MCI < i1 ? ic + MCI : i1;
+        for (int jp = j0; jp < j1; jp += NR) {
+            int nr = j1 - jp < NR ? j1 - jp : NR;
+            if (!per_block) memset(wsum, 0, sizeof(int32_t) * NR);
+            for (int k0 = 0; k0 < k; k0 += chunk) {
+                int kc = k - k0 < chunk ? k - k0 : chunk;
+                int nbc = per_block ? kc / bsz : 1;
+                if (per_block) memset(wsum, 0, sizeof(int32_t) * NR * (size_t)nbc);
+                pack_i8(w, jp, nr, k0, kc, buf, wsum, per_block ? bsz : KCI + 4);
+                for (int ip = ic; ip < ie; ip += MR) {
+                    int mr = ie - ip < MR ? ie - ip : MR;
+                    const uint8_t *xq = a->xq + (size_t)ip * a->ldq + k0;
+                    int32_t *acc = itile + (ip - ic) * NR;
+                    float *facc = ftile + (ip - ic) * NR;
+                    if (!per_block) {
+                        kernel_i8_any(mr, (kc + 3) / 4, xq, a->ldq, buf, acc, k0 == 0);
+                        continue;
+                    }
+                    for (int b = 0; b < nbc; b++) {
+                        kernel_i8_any(mr, bsz / 4, xq + b * bsz, a->ldq, buf + (size_t)b * bsz * NR, acc, 1);
+                        int gb = (k0 + b * bsz) / bsz; /* block index in the row */
+                        __m512i cr0 = _mm512_slli_epi32(_mm512_loadu_si512((const __m512i *)(wsum + b * NR)), 7);
+                        __m512i cr1 = _mm512_slli_epi32(_mm512_loadu_si512((const __m512i *)(wsum + b * NR + 16)), 7);
+                        _Alignas(64) float wsb[NR];
+                        for (int jj = 0; jj < NR; jj++)
+                            wsb[jj] = jj < nr ? w->scale[(size_t)(jp + jj) * nb + gb] : 0.0f;
+                        __m512 s0 = _mm512_load_ps(wsb), s1 = _mm512_load_ps(wsb + 16);
+                        for (int r = 0; r < mr; r++) {
+                            __m512 p0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512((const __m512i *)(acc + r * NR)), cr0)), s0);
+                            __m512 p1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512((const __m512i *)(acc + r * NR + 16)), cr1)), s1);
+                            if (gb == 0) {
+                                _mm512_store_ps(facc + r * NR, p0);
+                                _mm512_store_ps(facc + r * NR + 16, p1);
+                            } else {
+                                _mm512_store_ps(facc + r * NR, _mm512_add_ps(_mm512_load_ps(facc + r * NR), p0));
+                                _mm512_store_ps(facc + r * NR + 16, _mm512_add_ps(_mm512_load_ps(facc + r * NR + 16), p1));
+                            }
+                        }
+                    }
+                }
+            }
+            /* finish: the fp32 steps of qrr__i8_finish, then store or add into Y */
+            __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1u);
+            __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u);
+            __m512 ws0 = _mm512_setzero_ps(), ws1 = ws0;
+            __m512i cr0 = _mm512_setzero_si512(), cr1 = cr0;
+            if (!per_block) {
+                ws0 = _mm512_maskz_loadu_ps(m0, w->scale + jp);
+                ws1 = _mm512_maskz_loadu_ps(m1, w->scale + jp + 16);
+                cr0 = _mm512_slli_epi32(_mm512_loadu_si512((const __m512i *)wsum), 7);
+                cr1 = _mm512_slli_epi32(_mm512_loadu_si512((const __m512i *)(wsum + 16)), 7);
+            }
+            for (int i = ic; i < ie; i++) {
+                __m512 xs = _mm512_set1_ps(a->xs[i]);
+                __m512 v0, v1;
+                if (per_block) {
+                    v0 = _mm512_mul_ps(_mm512_load_ps(ftile + (i - ic) * NR), xs);
+                    v1 = _mm512_mul_ps(_mm512_load_ps(ftile + (i - ic) * NR + 16), xs);
+                } else {
+                    const int32_t *acc = itile + (i - ic) * NR;
+                    v0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512((const __m512i *)acc), cr0)), _mm512_mul_ps(xs, ws0));
+                    v1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512((const __m512i *)(acc + 16)), cr1)), _mm512_mul_ps(xs, ws1));
+                }
+                float *yo = a->y + (size_t)i * a->ldy + jp;
+                if (a->accumulate) {
+                    v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, yo), v0);
+                    v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, yo + 16), v1);
+                }
+                _mm512_mask_storeu_ps(yo, m0, v0);
+                _mm512_mask_storeu_ps(yo + 16, m1, v1);
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+/* gemm_ref.c — the scalar reference GEMM the fast versions are held against: fp weights in
+ * double accumulation; int8 weights with the exact activation quantization rule of
+ * cpu_internal.h, exact integer dot products and the same fp32 scaling steps as the fast
+ * versions. Plain loops, no threads, no speed. */
+#include <stdlib.h>
+#include "cpu_internal.h"
+
+static double w_at(const qrr_cpu_weight *w, size_t j, size_t kk)
+{
+    size_t i = j * (size_t)w->k + kk;
+    switch (w->dtype) {
+    case 0: return ((const float *)w->data)[i];
+    case 1: return qrr__f16_to_f32(((const uint16_t *)w->data)[i]);
+    case 2: return qrr__bf16_to_f32(((const uint16_t *)w->data)[i]);
+    default: return NAN;
+    }
+}
+
+/* Rows [i0, i1) and columns [j0, j1) of the fp reference; the scalar level uses it too. */
+void qrr__gemm_ref_fp(const float *x, int ldx, const qrr_cpu_weight *w, float *y, int ldy,
+                      int accumulate, int i0, int i1, int j0, int j1)
+{
+    for (int i = i0; i < i1; i++) {
+        const float *xr = x + (size_t)i * ldx;
+        for (int j = j0; j < j1; j++) {
+            double acc = 0.0;
+            for (int kk = 0; kk < w->k; kk++) acc += (double)xr[kk] * w_at(w, (size_t)j, (size_t)kk);
+            float *yo = y + (size_t)i * ldy + j;
+            *yo = accumulate ? (float)((double)*yo + acc) : (float)acc;
+        }
+    }
+}
+
+/* One output of the int8 path from an exact integer dot product per block (or one for the
+ * whole row): the fp32 steps every version performs in this order. */
+float qrr__i8_finish(const int32_t *acc, int nblocks, const float *wscale, float xscale)
+{
+    if (nblocks == 1) return (float)acc[0] * (xscale * wscale[0]);
+    float s = 0.0f;
+    for (int b = 0; b < nblocks; b++) s += (float)acc[b] * wscale[b];
+    return s * xscale;
+}
+
+void qrr__gemm_ref_i8(const float *x, int ldx, const qrr_cpu_weight *w, float *y, int ldy,
+                      int accumulate, int i0, int i1, int j0, int j1)
+{
+    int k = w->k;
+    int block = w->block > 0 ? w->block : k;
+    int nb = k / block;
+    int8_t *q = malloc((size_t)k + 1);
+    int32_t *acc = malloc(sizeof(int32_t) * ((size_t)nb + 1));
+    if (!q || !acc) { /* the reference is for tests: fill with NaN rather than crash */
+        for (int i = i0; i < i1; i++)
+            for (int j = j0; j < j1; j++) y[(size_t)i * ldy + j] = NAN;
+        free(q);
+        free(acc);
+        return;
+    }
+    const int8_t *wq = w->data;
+    for (int i = i0; i < i1; i++) {
+        const float *xr = x + (size_t)i * ldx;
+        float amax = 0.0f, inv;
+        for (int kk = 0; kk < k; kk++) {
+            float a = fabsf(xr[kk]);
+            if (!(a <= amax)) amax = a; /* NaN sticks */
+        }
+        float xs = qrr__quant_scale(amax, &inv);
+        for (int kk = 0; kk < k; kk++) q[kk] = qrr__quant_one(xr[kk], inv);
+        for (int j = j0; j < j1; j++) {
+            const int8_t *wr = wq + (size_t)j * k;
+            for (int b = 0; b < nb; b++) {
+                int32_t s = 0;
+                for (int kk = b * block; kk < (b + 1) * block; kk++) s += (int32_t)q[kk] * wr[kk];
+                acc[b] = s;
+            }
+            float v = qrr__i8_finish(acc, nb, w->scale + (size_t)j * (w->block > 0 ? nb : 1), xs);
+            float *yo = y + (size_t)i * ldy + j;
+            *yo = accumulate ? *yo + v : v;
+        }
+    }
+    free(q);
+    free(acc);
+}
+
+void qrr_cpu_ref_gemm(const float *x, int ldx, int m, const qrr_cpu_weight *w, float *y,
+                      int ldy, int accumulate)
+{
+    if (w->dtype == 3) qrr__gemm_ref_i8(x, ldx, w, y, ldy, accumulate, 0, m, 0, w->n);
+    else qrr__gemm_ref_fp(x, ldx, w, y, ldy, accumulate, 0, m, 0, w->n);
+}

@@ -1,0 +1,71 @@
+/* cuda_common.cuh — what the .cu files of kernels/cuda share: half/bf16 bit helpers, warp
+ * and block reductions, and the launch-result check. Private to kernels/cuda; no kernels. */
+#ifndef QRR_CUDA_COMMON_CUH
+#define QRR_CUDA_COMMON_CUH
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "qrr_cuda.h"
+/* qrr_format.h is C11; its _Static_assert lines read as C++'s static_assert here. */
+#define _Static_assert static_assert
+#include "qrr_format.h"
+#undef _Static_assert
+
+#define QRR_WARP 32
+
+static __device__ __forceinline__ float qrr__h2f(uint16_t b)
+{
+    return __half2float(__ushort_as_half(b));
+}
+
+static __device__ __forceinline__ uint16_t qrr__f2h(float f)
+{
+    return __half_as_ushort(__float2half_rn(f));
+}
+
+static __device__ __forceinline__ float qrr__bf2f(uint16_t b)
+{
+    return __uint_as_float((uint32_t)b << 16);
+}
+
+static __device__ __forceinline__ float qrr__warp_sum(float v)
+{
+    for (int o = QRR_WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+static __device__ __forceinline__ float qrr__warp_max(float v)
+{
+    for (int o = QRR_WARP / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* Sum (max_op 0) or max (max_op 1) over the block; every thread gets the result. Needs
+ * blockDim.x a multiple of 32 and at most 1024; red holds 32 floats of shared memory. */
+static __device__ __forceinline__ float qrr__block_reduce(float v, float *red, int max_op)
+{
+    const int lane = threadIdx.x % QRR_WARP, warp = threadIdx.x / QRR_WARP;
+    const int nw = blockDim.x / QRR_WARP;
+    v = max_op ? qrr__warp_max(v) : qrr__warp_sum(v);
+    __syncthreads(); /* red may still be read by an earlier reduction */
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    float r = lane < nw ? red[lane] : (max_op ? -INFINITY : 0.0f);
+    return max_op ? qrr__warp_max(r) : qrr__warp_sum(r);
+}
+
+/* The status of the launch just queued (configuration errors show here; faults later). */
+static inline int qrr__launched(void)
+{
+    return (int)cudaGetLastError();
+}
+
+static inline unsigned qrr__blocks(size_t n, unsigned threads)
+{
+    size_t b = (n + threads - 1) / threads;
+    return (unsigned)(b > 0x7fffffffu ? 0x7fffffffu : (b ? b : 1));
+}
+
+#endif

@@ -1,0 +1,37 @@
+# mk/cuda.mk — CUDA rules beyond the main Makefile (which compiles kernels/cuda/*.cu into
+# libqrr when CUDA=1): the GPU benchmark helpers and a resource report of the kernels.
+#   make CUDA=1 cuda-tools    build/gpu_bench (libqrr on a workload file) and build/gemm_peak
+#   make CUDA=1 cuda-report   registers, shared memory and spills of every kernel (sm_90)
+# bench/gpu_check.sh is the one script a GPU machine runs (docs/cuda.md).
+
+ifeq ($(CUDA),1)
+ifneq ($(CU_SRC),)
+
+# Find libcudart and cuBLASLt at run time without LD_LIBRARY_PATH.
+LDFLAGS += -Wl,-rpath,$(CUDA_HOME)/lib64
+
+.PHONY: cuda-tools cuda-report
+cuda-tools: $(BUILD)/gpu_bench $(BUILD)/gemm_peak
+
+$(BUILD)/gpu_bench: $(call obj,bench/gpu_bench.c) $(BUILD)/libqrr.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CV) $(LDLIBS_RT)
+
+$(BUILD)/gemm_peak: bench/gemm_peak.cu $(BUILD)/libqrr.a
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -o $@ $< $(BUILD)/libqrr.a $(LDLIBS_RT) -Xlinker -rpath,$(CUDA_HOME)/lib64
+
+cuda-report:
+	@for f in $(CU_SRC); do \
+	  echo "== $$f"; \
+	  $(NVCC) $(NVFLAGS) -Xptxas -v -c $$f -o /dev/null 2>&1 | \
+	    grep -E "Compiling entry|registers|spill" | sed -e 's/ptxas info    : //'; \
+	done
+
+else
+cuda-tools cuda-report:
+	@echo "no CUDA sources to build"; false
+endif
+else
+cuda-tools cuda-report:
+	@echo "CUDA is off in this build (nvcc not found, or CUDA=0): nothing to do"; false
+endif

@@ -1,0 +1,622 @@
+/* cuda_model.c — the Qwen3 forward pass on a CUDA GPU, step for step as qwen3.c: embedding,
+ * per layer RMSNorm → fused q|k|v GEMM → q/k RMSNorm + RoPE → causal grouped-query attention
+ * (with the shared prefix's cached keys/values) → o_proj (+ residual) → RMSNorm → fused
+ * gate|up GEMM → SwiGLU → down_proj (+ residual); the last layer and the head on last
+ * positions only. Also the once-per-context upload of the weights. Kernels live in
+ * kernels/cuda; this file only schedules them on the context's stream.
+ *
+ * Shapes: T = tokens in the chunk, S = sequences, P = prefix tokens, H = hidden,
+ *         Q = q heads, K = kv heads, D = head_dim, I = intermediate, V = vocab,
+ *         E = (Q + 2K) * D, the fused q|k|v width.
+ * Types: residual stream fp32; GEMM inputs and outputs f16 (int8 + per-row scale for W8A8).
+ */
+#ifdef QRR_WITH_CUDA
+
+#include "cuda_model.h"
+
+#include <cuda_runtime_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "qrr_cuda.h"
+
+#define GEMM_WORKSPACE (32u << 20)
+
+typedef enum int8_mode { INT8_W8A8 = 0, INT8_W8A16 = 1 } int8_mode;
+
+/* One linear layer on the device: W [n, k] row-major, f16 or int8 with scales. */
+typedef struct dev_weight {
+    int i8;        /* 0: f16 data; 1: int8 data and scale */
+    void *w;       /* [n, k] */
+    float *scale;  /* i8: [n] (block 0) or [n, k / block] */
+    int block;
+    int n, k;
+    int w8a8;      /* i8 and run through cuBLASLt's int8 GEMM (else the W8A16 kernel) */
+} dev_weight;
+
+typedef struct dev_layer {
+    float *attn_norm, *q_norm, *k_norm, *mlp_norm; /* [H], [D], [D], [H] */
+    dev_weight qkv;  /* [E, H]: q rows, then k, then v */
+    dev_weight o;    /* [H, Q*D] */
+    dev_weight gu;   /* [2I, H]: gate rows, then up */
+    dev_weight down; /* [H, I] */
+} dev_layer;
+
+struct qrr_cuda_state {
+    int device;
+    cudaStream_t stream;
+    qrr_cuda_gemm *gemm;
+    int8_mode int8;
+    int attn_impl;       /* 1 simple, 2 tensor cores */
+    int any_i8, any_w8a8;
+    char device_name[160];
+    double upload_seconds;
+    size_t weight_bytes, scratch_bytes, prefix_bytes;
+
+    /* weights */
+    void *embed;         /* [V, H] in the file's dtype */
+    uint32_t embed_dtype;
+    float *embed_scale;  /* I8 only */
+    int embed_block;
+    dev_layer *layers;   /* [n_layers_alloc] */
+    int n_layers_alloc;
+    float *final_norm;   /* [H] */
+    float *head;         /* [head_rows, H] */
+    float *inv_freq;     /* [D/2] */
+
+    /* scratch for up to cap_tokens tokens and cap_seqs sequences */
+    size_t cap_tokens, cap_seqs;
+    float *x;            /* [T, H] residual stream */
+    uint16_t *xn;        /* [T, H] normed input of a block, f16 */
+    uint16_t *qkv;       /* [T, E] */
+    uint16_t *att;       /* [T, Q*D] */
+    uint16_t *gu;        /* [T, 2I] */
+    uint16_t *act;       /* [T, I] */
+    int8_t *a8;          /* [T, max(H, Q*D, I)] int8 activations (W8A8) */
+    float *as;           /* [T] their per-row scales */
+    int32_t *acc;        /* [T, max(E, H, 2I)] int32 GEMM results (W8A8) */
+    float *x_last;       /* [S, H] residual rows of last positions */
+    float *h_final;      /* [S, H] final-normed rows */
+    double *d_logits;    /* [S, 2] */
+    int *d_ints;         /* ids [T] | pos [T] | starts [S] | lens [S] | last [S] */
+    int *h_ints;         /* pinned host mirror */
+    double *h_logits;    /* pinned [S, 2] */
+
+    /* the shared prefix's keys and values: [n_layers, prefix_cap, K*D] f16 each */
+    uint16_t *pk, *pv;
+    int prefix_n, prefix_cap;
+
+    /* upload staging */
+    void *stage;
+    size_t stage_bytes;
+    int *d_overflow;
+};
+
+static int cuda_fail(qrr_diag *d, cudaError_t e, const char *what)
+{
+    return qrr_fail(d, QRR_ERR_DEVICE, "CUDA %s failed: %s (%s)", what, cudaGetErrorString(e),
+                    cudaGetErrorName(e));
+}
+
+#define CU(call, what) \
+    do { cudaError_t e_ = (call); if (e_ != cudaSuccess) return cuda_fail(d, e_, what); } while (0)
+#define KERNEL(call, what) \
+    do { int e_ = (call); if (e_ != 0) return cuda_fail(d, (cudaError_t)e_, what); } while (0)
+#define TRY(call) \
+    do { int rc_ = (call); if (rc_ != QRR_OK) return rc_; } while (0)
+
+static int mul_size(size_t a, size_t b, size_t *out, qrr_diag *d)
+{
+    if (__builtin_mul_overflow(a, b, out))
+        return qrr_fail(d, QRR_ERR_INVALID_ARG, "device buffer size overflows (%zu x %zu)", a, b);
+    return QRR_OK;
+}
+
+static int dev_alloc(qrr_cuda_state *cs, void **p, size_t n, size_t elem, size_t *counter,
+                     const char *what, qrr_diag *d)
+{
+    size_t bytes;
+    TRY(mul_size(n ? n : 1, elem, &bytes, d));
+    cudaError_t e = cudaMalloc(p, bytes);
+    if (e != cudaSuccess) {
+        *p = NULL;
+        size_t fr = 0, tot = 0;
+        cudaMemGetInfo(&fr, &tot);
+        (void)cudaGetLastError();
+        return qrr_fail(d, QRR_ERR_DEVICE, "cudaMalloc of %zu bytes for %s failed: %s (%zu of "
+                        "%zu MiB free on %s)", bytes, what, cudaGetErrorString(e), fr >> 20,
+                        tot >> 20, cs->device_name);
+    }
+    if (counter) *counter += bytes;
+    return QRR_OK;
+}
+
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* ---- upload --------------------------------------------------------------------------- */
+
+static int upload_f32(qrr_cuda_state *cs, const float *src, size_t n, float **dst,
+                      const char *what, qrr_diag *d)
+{
+    TRY(dev_alloc(cs, (void **)dst, n, sizeof(float), &cs->weight_bytes, what, d));
+    CU(cudaMemcpy(*dst, src, n * sizeof(float), cudaMemcpyHostToDevice), "upload");
+    return QRR_OK;
+}
+
+static int stage_reserve(qrr_cuda_state *cs, size_t bytes, qrr_diag *d)
+{
+    if (bytes <= cs->stage_bytes) return QRR_OK;
+    cudaFree(cs->stage);
+    cs->stage = NULL;
+    cs->stage_bytes = 0;
+    TRY(dev_alloc(cs, &cs->stage, bytes, 1, NULL, "upload staging", d));
+    cs->stage_bytes = bytes;
+    return QRR_OK;
+}
+
+/* Copy part (a bound CPU weight) into rows [row0, row0 + part->n) of dst. */
+static int upload_part(qrr_cuda_state *cs, const qrr_cpu_weight *part, const char *name,
+                       dev_weight *dst, int row0, int scale_cols, qrr_diag *d)
+{
+    size_t elems, bytes;
+    TRY(mul_size((size_t)part->n, (size_t)part->k, &elems, d));
+    if (dst->i8) {
+        int8_t *w = (int8_t *)dst->w + (size_t)row0 * (size_t)dst->k;
+        CU(cudaMemcpy(w, part->data, elems, cudaMemcpyHostToDevice), "upload");
+        size_t ns = (size_t)part->n * (size_t)scale_cols;
+        CU(cudaMemcpy(dst->scale + (size_t)row0 * scale_cols, part->scale, ns * sizeof(float),
+                      cudaMemcpyHostToDevice), "upload");
+        return QRR_OK;
+    }
+    uint16_t *w = (uint16_t *)dst->w + (size_t)row0 * (size_t)dst->k;
+    if (part->dtype == QRR_DTYPE_F16) {
+        CU(cudaMemcpy(w, part->data, elems * 2, cudaMemcpyHostToDevice), "upload");
+        return QRR_OK;
+    }
+    TRY(mul_size(elems, part->dtype == QRR_DTYPE_F32 ? 4 : 2, &bytes, d));
+    TRY(stage_reserve(cs, bytes, d));
+    CU(cudaMemcpy(cs->stage, part->data, bytes, cudaMemcpyHostToDevice), "upload");
+    CU(cudaMemset(cs->d_overflow, 0, sizeof(int)), "cudaMemset");
+    KERNEL(qrr_cuda_to_f16(cs->stage, part->dtype, elems, w, cs->d_overflow, cs->stream),
+           "f16 conversion");
+    int bad = 0;
+    CU(cudaMemcpyAsync(&bad, cs->d_overflow, sizeof bad, cudaMemcpyDeviceToHost, cs->stream),
+       "readback");
+    CU(cudaStreamSynchronize(cs->stream), "f16 conversion");
+    if (bad)
+        return qrr_fail(d, QRR_ERR_OVERFLOW, "%s: %d %s values lie outside the f16 range "
+                        "(|x| > 65504) or are not finite; this model cannot run in f16 on CUDA "
+                        "(convert it to int8, or use the CPU)", name, bad,
+                        part->dtype == QRR_DTYPE_F32 ? "f32" : "bf16");
+    return QRR_OK;
+}
+
+/* Fuse n_parts weights with the same k (rows stacked in order) into one device weight. */
+static int upload_linear(qrr_cuda_state *cs, int layer, const char *what,
+                         const qrr_cpu_weight *const *parts, int n_parts, dev_weight *dst,
+                         qrr_diag *d)
+{
+    char name[96];
+    snprintf(name, sizeof name, "layer %d %s", layer, what);
+    memset(dst, 0, sizeof *dst);
+    const int i8 = parts[0]->dtype == QRR_DTYPE_I8;
+    int n = 0;
+    for (int i = 0; i < n_parts; i++) {
+        if ((parts[i]->dtype == QRR_DTYPE_I8) != i8 || parts[i]->k != parts[0]->k ||
+            (i8 && parts[i]->block != parts[0]->block))
+            return qrr_fail(d, QRR_ERR_UNSUPPORTED, "%s: its parts mix storage types or "
+                            "widths; the CUDA path fuses them", name);
+        if (parts[i]->dtype >= QRR_DTYPE_COUNT)
+            return qrr_fail(d, QRR_ERR_UNSUPPORTED, "%s: dtype %u", name, parts[i]->dtype);
+        n += parts[i]->n;
+    }
+    dst->i8 = i8;
+    dst->n = n;
+    dst->k = parts[0]->k;
+    dst->block = i8 ? parts[0]->block : 0;
+    if (i8 && dst->block > 0 && dst->k % dst->block)
+        return qrr_fail(d, QRR_ERR_UNSUPPORTED, "%s: int8 block %d does not divide %d", name,
+                        dst->block, dst->k);
+    const int scale_cols = i8 && dst->block > 0 ? dst->k / dst->block : 1;
+    size_t elems;
+    TRY(mul_size((size_t)n, (size_t)dst->k, &elems, d));
+    TRY(dev_alloc(cs, &dst->w, elems, i8 ? 1 : 2, &cs->weight_bytes, name, d));
+    if (i8) {
+        TRY(dev_alloc(cs, (void **)&dst->scale, (size_t)n * scale_cols, sizeof(float),
+                      &cs->weight_bytes, name, d));
+        cs->any_i8 = 1;
+        dst->w8a8 = cs->int8 == INT8_W8A8 && dst->block == 0 && qrr_cuda_gemm_i8_ok(n, dst->k);
+        if (dst->w8a8) cs->any_w8a8 = 1;
+    }
+    int row = 0;
+    for (int i = 0; i < n_parts; i++) {
+        TRY(upload_part(cs, parts[i], name, dst, row, scale_cols, d));
+        row += parts[i]->n;
+    }
+    return QRR_OK;
+}
+
+static int upload(qrr_cuda_state *cs, const qrr_model *m, qrr_diag *d)
+{
+    const size_t H = (size_t)m->H, D = (size_t)m->D, V = (size_t)m->V;
+    const qrr_cpu_weight *e = &m->embed;
+    size_t esz = qrr_dtype_size(e->dtype), elems;
+    if (!esz) return qrr_fail(d, QRR_ERR_UNSUPPORTED, "embedding dtype %u", e->dtype);
+    TRY(mul_size(V, H, &elems, d));
+    TRY(dev_alloc(cs, &cs->embed, elems, esz, &cs->weight_bytes, "the embedding", d));
+    CU(cudaMemcpy(cs->embed, e->data, elems * esz, cudaMemcpyHostToDevice), "upload");
+    cs->embed_dtype = e->dtype;
+    if (e->dtype == QRR_DTYPE_I8) {
+        cs->embed_block = e->block;
+        size_t ns = e->block > 0 ? V * (H / (size_t)e->block) : V;
+        TRY(upload_f32(cs, e->scale, ns, &cs->embed_scale, "embedding scales", d));
+    }
+
+    cs->layers = calloc((size_t)m->n_layers, sizeof *cs->layers);
+    if (!cs->layers) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+    cs->n_layers_alloc = m->n_layers;
+    for (int l = 0; l < m->n_layers; l++) {
+        const qrr_layer *L = &m->layers[l];
+        dev_layer *G = &cs->layers[l];
+        TRY(upload_f32(cs, L->attn_norm, H, &G->attn_norm, "norm", d));
+        TRY(upload_f32(cs, L->q_norm, D, &G->q_norm, "norm", d));
+        TRY(upload_f32(cs, L->k_norm, D, &G->k_norm, "norm", d));
+        TRY(upload_f32(cs, L->mlp_norm, H, &G->mlp_norm, "norm", d));
+        const qrr_cpu_weight *qkv[3] = {&L->q, &L->k, &L->v};
+        const qrr_cpu_weight *o[1] = {&L->o};
+        const qrr_cpu_weight *gu[2] = {&L->gate, &L->up};
+        const qrr_cpu_weight *down[1] = {&L->down};
+        TRY(upload_linear(cs, l, "q|k|v_proj", qkv, 3, &G->qkv, d));
+        TRY(upload_linear(cs, l, "o_proj", o, 1, &G->o, d));
+        TRY(upload_linear(cs, l, "gate|up_proj", gu, 2, &G->gu, d));
+        TRY(upload_linear(cs, l, "down_proj", down, 1, &G->down, d));
+    }
+    TRY(upload_f32(cs, m->final_norm, H, &cs->final_norm, "final norm", d));
+    TRY(upload_f32(cs, m->head, (size_t)m->head_rows * H, &cs->head, "head rows", d));
+    TRY(upload_f32(cs, m->inv_freq, D / 2, &cs->inv_freq, "RoPE frequencies", d));
+    cudaFree(cs->stage);
+    cs->stage = NULL;
+    cs->stage_bytes = 0;
+    return QRR_OK;
+}
+
+/* ---- context ------------------------------------------------------------------------- */
+
+static void free_scratch(qrr_cuda_state *cs)
+{
+    void *dev[] = {cs->x, cs->xn, cs->qkv, cs->att, cs->gu, cs->act, cs->a8, cs->as, cs->acc,
+                   cs->x_last, cs->h_final, cs->d_logits, cs->d_ints};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) cudaFree(dev[i]);
+    cudaFreeHost(cs->h_ints);
+    cudaFreeHost(cs->h_logits);
+    cs->x = NULL, cs->xn = NULL, cs->qkv = NULL, cs->att = NULL, cs->gu = NULL, cs->act = NULL;
+    cs->a8 = NULL, cs->as = NULL, cs->acc = NULL, cs->x_last = NULL, cs->h_final = NULL;
+    cs->d_logits = NULL, cs->d_ints = NULL, cs->h_ints = NULL, cs->h_logits = NULL;
+    cs->cap_tokens = cs->cap_seqs = 0;
+}
+
+void qrr__cuda_ctx_free(qrr_cuda_state *cs)
+{
+    if (!cs) return;
+    cudaSetDevice(cs->device);
+    if (cs->stream) cudaStreamSynchronize(cs->stream);
+    free_scratch(cs);
+    if (cs->layers) {
+        /* A partly uploaded context has NULLs here, which cudaFree accepts. */
+        for (int l = 0; l < cs->n_layers_alloc; l++) {
+            dev_layer *G = &cs->layers[l];
+            cudaFree(G->attn_norm); cudaFree(G->q_norm); cudaFree(G->k_norm); cudaFree(G->mlp_norm);
+            dev_weight *ws[4] = {&G->qkv, &G->o, &G->gu, &G->down};
+            for (int i = 0; i < 4; i++) { cudaFree(ws[i]->w); cudaFree(ws[i]->scale); }
+        }
+        free(cs->layers);
+    }
+    cudaFree(cs->embed);
+    cudaFree(cs->embed_scale);
+    cudaFree(cs->final_norm);
+    cudaFree(cs->head);
+    cudaFree(cs->inv_freq);
+    cudaFree(cs->pk);
+    cudaFree(cs->pv);
+    cudaFree(cs->stage);
+    cudaFree(cs->d_overflow);
+    qrr_cuda_gemm_free(cs->gemm);
+    if (cs->stream) cudaStreamDestroy(cs->stream);
+    free(cs);
+}
+
+int qrr__cuda_ctx_create(const qrr_model *m, qrr_cuda_state **out, qrr_diag *d)
+{
+    *out = NULL;
+    int count = 0;
+    TRY(qrr_cuda_device_count(&count, d));
+    if (m->D % 8 || (m->D != 128 && m->D != 64))
+        return qrr_fail(d, QRR_ERR_UNSUPPORTED, "head_dim %d: the CUDA attention kernels take "
+                        "64 or 128", m->D);
+    if (m->Q % m->K)
+        return qrr_fail(d, QRR_ERR_UNSUPPORTED, "%d query heads over %d kv heads", m->Q, m->K);
+    qrr_cuda_state *cs = calloc(1, sizeof *cs);
+    if (!cs) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+    const char *i8 = getenv("QRR_CUDA_INT8"), *att = getenv("QRR_CUDA_ATTENTION");
+    cs->int8 = i8 && !strcmp(i8, "w8a16") ? INT8_W8A16 : INT8_W8A8;
+    cs->attn_impl = att && !strcmp(att, "simple") ? 1 : 2;
+    cs->device = 0;
+    int rc = QRR_OK;
+    cudaError_t e = cudaSetDevice(cs->device);
+    if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&cs->stream, cudaStreamNonBlocking);
+    if (e != cudaSuccess) rc = cuda_fail(d, e, "device setup");
+    if (rc == QRR_OK)
+        rc = qrr_cuda_device_describe(cs->device, cs->device_name, sizeof cs->device_name, d);
+    if (rc == QRR_OK) rc = qrr_cuda_gemm_create(&cs->gemm, GEMM_WORKSPACE, d);
+    if (rc == QRR_OK)
+        rc = dev_alloc(cs, (void **)&cs->d_overflow, 1, sizeof(int), NULL, "a counter", d);
+    double t0 = now_seconds();
+    if (rc == QRR_OK) rc = upload(cs, m, d);
+    if (rc == QRR_OK && (e = cudaDeviceSynchronize()) != cudaSuccess) rc = cuda_fail(d, e, "upload");
+    cs->upload_seconds = now_seconds() - t0;
+    if (rc != QRR_OK) {
+        qrr__cuda_ctx_free(cs);
+        return rc;
+    }
+    *out = cs;
+    return QRR_OK;
+}
+
+void qrr__cuda_info(const qrr_cuda_state *cs, qrr_cuda_info *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->device, sizeof out->device, "%s", cs->device_name);
+    out->upload_seconds = cs->upload_seconds;
+    out->weight_bytes = cs->weight_bytes;
+    out->scratch_bytes = cs->scratch_bytes + cs->prefix_bytes;
+    out->int8_mode = !cs->any_i8 ? "none" : cs->any_w8a8 ? "w8a8" : "w8a16";
+    out->attention = cs->attn_impl == 1 ? "simple" : "tc";
+}
+
+/* Make room for T tokens and S sequences (the buffers are replaced, not copied). */
+static int scratch_reserve(const qrr_model *m, qrr_cuda_state *cs, size_t T, size_t S,
+                           qrr_diag *d)
+{
+    if (T <= cs->cap_tokens && S <= cs->cap_seqs) return QRR_OK;
+    CU(cudaStreamSynchronize(cs->stream), "forward");
+    free_scratch(cs);
+    cs->scratch_bytes = 0;
+    if (T < 64) T = 64;
+    if (S < 8) S = 8;
+    const size_t H = m->H, QD = (size_t)m->Q * m->D, E = QD + 2 * (size_t)m->K * m->D, I = m->I;
+    size_t wa = H > QD ? H : QD, wacc = E > H ? E : H, n, tmp;
+    if (I > wa) wa = I;
+    if (2 * I > wacc) wacc = 2 * I;
+    size_t *c = &cs->scratch_bytes;
+#define ALLOC(ptr, rows, width, elem, what) \
+    TRY(mul_size((rows), (width), &n, d)); \
+    TRY(dev_alloc(cs, (void **)&(ptr), n, (elem), c, what, d))
+    ALLOC(cs->x, T, H, sizeof(float), "residual stream");
+    ALLOC(cs->xn, T, H, 2, "normed activations");
+    ALLOC(cs->qkv, T, E, 2, "q|k|v");
+    ALLOC(cs->att, T, QD, 2, "attention output");
+    ALLOC(cs->gu, T, 2 * I, 2, "gate|up");
+    ALLOC(cs->act, T, I, 2, "SwiGLU output");
+    if (cs->any_w8a8) {
+        ALLOC(cs->a8, T, wa, 1, "int8 activations");
+        ALLOC(cs->as, T, 1, sizeof(float), "activation scales");
+        ALLOC(cs->acc, T, wacc, sizeof(int32_t), "int32 GEMM results");
+    }
+    ALLOC(cs->x_last, S, H, sizeof(float), "last rows");
+    ALLOC(cs->h_final, S, H, sizeof(float), "final rows");
+    ALLOC(cs->d_logits, S, 2, sizeof(double), "logits");
+    TRY(mul_size(2, T, &tmp, d));
+    ALLOC(cs->d_ints, tmp + 3 * S, 1, sizeof(int), "indices");
+#undef ALLOC
+    CU(cudaMallocHost((void **)&cs->h_ints, (tmp + 3 * S) * sizeof(int)), "cudaMallocHost");
+    CU(cudaMallocHost((void **)&cs->h_logits, 2 * S * sizeof(double)), "cudaMallocHost");
+    cs->cap_tokens = T;
+    cs->cap_seqs = S;
+    return QRR_OK;
+}
+
+/* Room for a prefix of n tokens in every layer; the old prefix is dropped. */
+static int prefix_reserve(const qrr_model *m, qrr_cuda_state *cs, int n, qrr_diag *d)
+{
+    if (n <= cs->prefix_cap) return QRR_OK;
+    CU(cudaStreamSynchronize(cs->stream), "forward");
+    cudaFree(cs->pk);
+    cudaFree(cs->pv);
+    cs->pk = cs->pv = NULL;
+    cs->prefix_cap = 0;
+    cs->prefix_bytes = 0;
+    size_t per, KD = (size_t)m->K * m->D;
+    TRY(mul_size((size_t)m->n_layers * (size_t)n, KD, &per, d));
+    TRY(dev_alloc(cs, (void **)&cs->pk, per, 2, &cs->prefix_bytes, "prefix keys", d));
+    TRY(dev_alloc(cs, (void **)&cs->pv, per, 2, &cs->prefix_bytes, "prefix values", d));
+    cs->prefix_cap = n;
+    return QRR_OK;
+}
+
+/* Upload ids, positions, starts, lens and last rows of a chunk (one copy). */
+static int upload_ints(qrr_cuda_state *cs, const int32_t *const *ids, const int *lens, int S,
+                       int P, size_t T, qrr_diag *d)
+{
+    int *h = cs->h_ints, *hid = h, *hpos = h + T, *hst = h + 2 * T, *hln = hst + S, *hlast = hln + S;
+    size_t t = 0;
+    for (int i = 0; i < S; i++) {
+        hst[i] = (int)t;
+        hln[i] = lens[i];
+        for (int j = 0; j < lens[i]; j++, t++) {
+            hid[t] = ids[i][j];
+            hpos[t] = P + j;
+        }
+        hlast[i] = (int)t - 1;
+    }
+    CU(cudaMemcpyAsync(cs->d_ints, h, (2 * T + 3 * (size_t)S) * sizeof(int),
+                       cudaMemcpyHostToDevice, cs->stream), "upload of ids");
+    return QRR_OK;
+}
+
+/* y (+)= x · W^T for M rows. x16: f16 input [M, W->k]; x8/xs: the same quantized (W8A8
+ * only; NULL = quantize here). Output f16 y16 or fp32 y32 (add: accumulate), stride ldy. */
+static int linear(qrr_cuda_state *cs, const dev_weight *W, const uint16_t *x16,
+                  const int8_t *x8, const float *xs, int M, uint16_t *y16, float *y32, int ldy,
+                  int add, qrr_diag *d)
+{
+    if (!W->i8)
+        return qrr_cuda_gemm_f16(cs->gemm, x16, W->k, M, W->w, W->n, W->k,
+                                 y16 ? (void *)y16 : (void *)y32, ldy, y16 == NULL, add,
+                                 cs->stream, d);
+    if (!W->w8a8) {
+        KERNEL(qrr_cuda_w8a16_gemm(x16, W->k, M, W->w, W->scale, W->block, W->n, W->k, y16, y32,
+                                   ldy, add, cs->stream), "W8A16 GEMM");
+        return QRR_OK;
+    }
+    if (!x8) {
+        KERNEL(qrr_cuda_quantize_rows(x16, M, W->k, cs->a8, cs->as, cs->stream), "quantize");
+        x8 = cs->a8;
+        xs = cs->as;
+    }
+    TRY(qrr_cuda_gemm_i8(cs->gemm, x8, W->k, M, W->w, W->n, W->k, cs->acc, W->n, cs->stream, d));
+    KERNEL(qrr_cuda_dequant(cs->acc, M, W->n, xs, W->scale, y16, y32, ldy, add, cs->stream),
+           "dequantize");
+    return QRR_OK;
+}
+
+/* xn (f16, or int8 into a8/as when W takes W8A8) = RMSNorm(x) for rows. */
+static int norm_for(qrr_cuda_state *cs, const dev_weight *W, const float *x, const float *w,
+                    int rows, int n, float eps, qrr_diag *d)
+{
+    const int q8 = W->i8 && W->w8a8;
+    KERNEL(qrr_cuda_rmsnorm(x, w, rows, n, eps, q8 ? NULL : cs->xn, q8 ? cs->a8 : NULL,
+                            q8 ? cs->as : NULL, NULL, cs->stream), "RMSNorm");
+    return QRR_OK;
+}
+
+/* x [rows, H] += MLP(RMSNorm(x)). */
+static int mlp_block(const qrr_model *m, qrr_cuda_state *cs, const dev_layer *G, float *x,
+                     int rows, qrr_diag *d)
+{
+    const int I = m->I, q8 = G->down.i8 && G->down.w8a8;
+    TRY(norm_for(cs, &G->gu, x, G->mlp_norm, rows, m->H, m->rms_eps, d));
+    TRY(linear(cs, &G->gu, cs->xn, cs->a8, cs->as, rows, cs->gu, NULL, 2 * I, 0, d));
+    KERNEL(qrr_cuda_swiglu(cs->gu, rows, I, q8 ? NULL : cs->act, q8 ? cs->a8 : NULL,
+                           q8 ? cs->as : NULL, cs->stream), "SwiGLU");
+    TRY(linear(cs, &G->down, cs->act, cs->a8, cs->as, rows, NULL, x, m->H, 1, d));
+    return QRR_OK;
+}
+
+/* RMSNorm, q|k|v for T rows, q/k norm and RoPE at positions pos (device, [T]). */
+static int qkv_block(const qrr_model *m, qrr_cuda_state *cs, const dev_layer *G, int T,
+                     const int *pos, qrr_diag *d)
+{
+    const int E = (m->Q + 2 * m->K) * m->D;
+    TRY(norm_for(cs, &G->qkv, cs->x, G->attn_norm, T, m->H, m->rms_eps, d));
+    TRY(linear(cs, &G->qkv, cs->xn, cs->a8, cs->as, T, cs->qkv, NULL, E, 0, d));
+    KERNEL(qrr_cuda_qk_norm_rope(cs->qkv, E, T, m->Q, m->K, m->D, G->q_norm, G->k_norm,
+                                 m->rms_eps, pos, cs->inv_freq, cs->stream), "q/k norm + RoPE");
+    return QRR_OK;
+}
+
+int qrr__cuda_forward_prefix(const qrr_model *m, qrr_cuda_state *cs, const int32_t *ids, int n,
+                             qrr_diag *d)
+{
+    if (n < 1) return qrr_fail(d, QRR_ERR_INVALID_ARG, "empty prefix");
+    CU(cudaSetDevice(cs->device), "cudaSetDevice");
+    cs->prefix_n = 0;
+    TRY(scratch_reserve(m, cs, (size_t)n, 1, d));
+    TRY(prefix_reserve(m, cs, n, d));
+    TRY(upload_ints(cs, &ids, &n, 1, 0, (size_t)n, d));
+    const int *d_ids = cs->d_ints, *d_pos = cs->d_ints + n, *d_starts = d_pos + n;
+    const int *d_lens = d_starts + 1;
+    const size_t QD = (size_t)m->Q * m->D, KD = (size_t)m->K * m->D, E = QD + 2 * KD;
+    KERNEL(qrr_cuda_embed(d_ids, n, cs->embed, cs->embed_dtype, cs->embed_scale,
+                          cs->embed_block, m->H, cs->x, cs->stream), "embedding");
+    for (int l = 0; l < m->n_layers; l++) {
+        const dev_layer *G = &cs->layers[l];
+        TRY(qkv_block(m, cs, G, n, d_pos, d));
+        uint16_t *pk = cs->pk + (size_t)l * cs->prefix_cap * KD;
+        uint16_t *pv = cs->pv + (size_t)l * cs->prefix_cap * KD;
+        CU(cudaMemcpy2DAsync(pk, KD * 2, cs->qkv + QD, E * 2, KD * 2, (size_t)n,
+                             cudaMemcpyDeviceToDevice, cs->stream), "prefix keys");
+        CU(cudaMemcpy2DAsync(pv, KD * 2, cs->qkv + QD + KD, E * 2, KD * 2, (size_t)n,
+                             cudaMemcpyDeviceToDevice, cs->stream), "prefix values");
+        if (l == m->n_layers - 1) break; /* later tokens need only this layer's keys/values */
+        KERNEL(qrr_cuda_attention(cs->qkv, (int)E, cs->qkv + QD, cs->qkv + QD + KD, (int)E,
+                                  NULL, NULL, 0, d_starts, d_lens, 1, n, 0, m->Q, m->K, m->D,
+                                  cs->att, (int)QD, cs->attn_impl, cs->stream), "attention");
+        TRY(linear(cs, &G->o, cs->att, NULL, NULL, n, NULL, cs->x, m->H, 1, d));
+        TRY(mlp_block(m, cs, G, cs->x, n, d));
+    }
+    CU(cudaStreamSynchronize(cs->stream), "prefix forward");
+    cs->prefix_n = n;
+    return QRR_OK;
+}
+
+int qrr__cuda_forward_score(const qrr_model *m, qrr_cuda_state *cs, const int32_t *const *ids,
+                            const int *lens, int S, int prefix_n, double *delta, qrr_diag *d)
+{
+    if (S < 1) return QRR_OK;
+    if (prefix_n < 0 || (prefix_n > 0 && prefix_n != cs->prefix_n))
+        return qrr_fail(d, QRR_ERR_INVALID_ARG, "prefix of %d tokens asked, %d computed",
+                        prefix_n, cs->prefix_n);
+    size_t T = 0;
+    int max_len = 0;
+    for (int i = 0; i < S; i++) {
+        if (lens[i] < 1) return qrr_fail(d, QRR_ERR_INVALID_ARG, "sequence %d is empty", i);
+        T += (size_t)lens[i];
+        if (lens[i] > max_len) max_len = lens[i];
+    }
+    if (T > (size_t)1 << 30)
+        return qrr_fail(d, QRR_ERR_INVALID_ARG, "%zu tokens in one chunk", T);
+    CU(cudaSetDevice(cs->device), "cudaSetDevice");
+    TRY(scratch_reserve(m, cs, T, (size_t)S, d));
+    const int P = prefix_n;
+    TRY(upload_ints(cs, ids, lens, S, P, T, d));
+    const int *d_ids = cs->d_ints, *d_pos = cs->d_ints + T, *d_starts = d_pos + T;
+    const int *d_lens = d_starts + S, *d_last = d_lens + S;
+    const size_t QD = (size_t)m->Q * m->D, KD = (size_t)m->K * m->D, E = QD + 2 * KD;
+    const int Ti = (int)T;
+
+    KERNEL(qrr_cuda_embed(d_ids, Ti, cs->embed, cs->embed_dtype, cs->embed_scale,
+                          cs->embed_block, m->H, cs->x, cs->stream), "embedding");
+    for (int l = 0; l < m->n_layers; l++) {
+        const dev_layer *G = &cs->layers[l];
+        const int last = l == m->n_layers - 1;
+        const uint16_t *pk = P ? cs->pk + (size_t)l * cs->prefix_cap * KD : NULL;
+        const uint16_t *pv = P ? cs->pv + (size_t)l * cs->prefix_cap * KD : NULL;
+        TRY(qkv_block(m, cs, G, Ti, d_pos, d));
+        /* Last layer: attention, MLP and head at each sequence's last position only; the
+         * results land in rows 0..S-1 (att, x_last). */
+        KERNEL(qrr_cuda_attention(cs->qkv, (int)E, cs->qkv + QD, cs->qkv + QD + KD, (int)E,
+                                  pk, pv, P, d_starts, d_lens, S, max_len, last, m->Q, m->K,
+                                  m->D, cs->att, (int)QD, cs->attn_impl, cs->stream),
+               "attention");
+        if (!last) {
+            TRY(linear(cs, &G->o, cs->att, NULL, NULL, Ti, NULL, cs->x, m->H, 1, d));
+            TRY(mlp_block(m, cs, G, cs->x, Ti, d));
+            continue;
+        }
+        KERNEL(qrr_cuda_gather_rows(cs->x, m->H, d_last, S, m->H, sizeof(float), cs->x_last,
+                                    m->H, cs->stream), "gather");
+        TRY(linear(cs, &G->o, cs->att, NULL, NULL, S, NULL, cs->x_last, m->H, 1, d));
+        TRY(mlp_block(m, cs, G, cs->x_last, S, d));
+    }
+    KERNEL(qrr_cuda_rmsnorm(cs->x_last, cs->final_norm, S, m->H, m->rms_eps, NULL, NULL, NULL,
+                            cs->h_final, cs->stream), "final norm");
+    KERNEL(qrr_cuda_head(cs->h_final, S, m->H, cs->head, m->head_rows, cs->d_logits,
+                         cs->stream), "head");
+    CU(cudaMemcpyAsync(cs->h_logits, cs->d_logits, (size_t)S * m->head_rows * sizeof(double),
+                       cudaMemcpyDeviceToHost, cs->stream), "readback");
+    CU(cudaStreamSynchronize(cs->stream), "forward");
+    for (int i = 0; i < S; i++) {
+        const double *r = cs->h_logits + (size_t)i * m->head_rows;
+        delta[i] = m->head_rows == 2 ? r[1] - r[0] : r[0];
+    }
+    return QRR_OK;
+}
+
+#endif /* QRR_WITH_CUDA */

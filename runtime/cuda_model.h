@@ -1,0 +1,46 @@
+/* cuda_model.h — the Qwen3 forward pass on a CUDA GPU, with the same steps and the same
+ * contract as qwen3.h's CPU version: weights uploaded once per context, packed sequences,
+ * a shared prefix's keys/values kept on the device. Private to libqrr. The definitions
+ * exist only in builds with QRR_WITH_CUDA (score.c calls them under that macro). */
+#ifndef QRR_CUDA_MODEL_H
+#define QRR_CUDA_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "model.h"
+
+/* Device state of one context: the weights, scratch, the prefix cache, the stream. */
+typedef struct qrr_cuda_state qrr_cuda_state;
+
+/* Pick device 0, upload m's weights (f32/bf16 converted to f16 on the device, int8 kept
+ * with its scales) and make the GEMM handle. No device or driver: QRR_ERR_DEVICE with
+ * "no CUDA device: ..."; a bf16/f32 weight beyond f16's range: QRR_ERR_OVERFLOW naming it.
+ * Knobs read from the environment (for measurement): QRR_CUDA_INT8=w8a8 (default) | w8a16,
+ * QRR_CUDA_ATTENTION=tc (default) | simple. */
+int qrr__cuda_ctx_create(const qrr_model *m, qrr_cuda_state **out, qrr_diag *d);
+void qrr__cuda_ctx_free(qrr_cuda_state *cs);
+
+/* As qrr__forward_prefix: run the prefix (n ids, positions 0..n-1) and keep its keys and
+ * values on the device, replacing any earlier prefix. */
+int qrr__cuda_forward_prefix(const qrr_model *m, qrr_cuda_state *cs, const int32_t *ids, int n,
+                             qrr_diag *d);
+
+/* As qrr__forward_score: S packed sequences (lens[i] >= 1, positions prefix_n + j) attend to
+ * the prefix of the last qrr__cuda_forward_prefix call when prefix_n > 0 (prefix_n must be
+ * its n; 0 = no prefix); delta[i] = logit_yes - logit_no (or the single logit), the head's
+ * dot products accumulated in double. */
+int qrr__cuda_forward_score(const qrr_model *m, qrr_cuda_state *cs, const int32_t *const *ids,
+                            const int *lens, int S, int prefix_n, double *delta, qrr_diag *d);
+
+/* What a context holds, for reports (`qrr bench`, the GPU script). */
+typedef struct qrr_cuda_info {
+    char device[160];       /* "NVIDIA H100 80GB HBM3, sm_90, 132 SMs, 79.1 GiB" */
+    double upload_seconds;  /* qrr__cuda_ctx_create's upload and conversion */
+    size_t weight_bytes;    /* device bytes holding weights */
+    size_t scratch_bytes;   /* device bytes of scratch and prefix cache now */
+    const char *int8_mode;  /* "w8a8", "w8a16" or "none" (no int8 weights) */
+    const char *attention;  /* "tc" or "simple" */
+} qrr_cuda_info;
+void qrr__cuda_info(const qrr_cuda_state *cs, qrr_cuda_info *out);
+
+#endif

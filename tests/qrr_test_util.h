@@ -1,0 +1,71 @@
+/* qrr_test_util.h — what several test files need: where the reference data and the built
+ * programs are, temporary directories, model directories with the tokenizer beside the
+ * weights, running qconvert. Header-only (static functions) since each tests/test_*.c is its
+ * own binary. */
+#ifndef QRR_TEST_UTIL_H
+#define QRR_TEST_UTIL_H
+
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static inline const char *tu_reference(void)
+{
+    const char *r = getenv("QRR_REFERENCE");
+    return r && *r ? r : "../shared/reference";
+}
+
+static inline const char *tu_build(void)
+{
+    const char *b = getenv("QRR_BUILD");
+    return b && *b ? b : "build";
+}
+
+/* A fresh directory under /tmp (path written into out). */
+static inline void tu_tmpdir(char *out, size_t n)
+{
+    snprintf(out, n, "/tmp/qrr-test-XXXXXX");
+    cr_assert_not_null(mkdtemp(out), "mkdtemp failed");
+}
+
+/* Run a shell command; returns its exit status (or -1). */
+static inline int tu_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline int tu_system(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int st = system(cmd);
+    return st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st);
+}
+
+/* A model directory in tmp holding links to reference model `name`'s files and the
+ * reference tokenizer files. */
+static inline void tu_model_dir(const char *name, const char *tmp, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s", tmp, name);
+    cr_assert_eq(tu_system("mkdir -p '%s' && ln -s \"$(realpath '%s/models/%s')\"/* '%s'/ && "
+                           "ln -s \"$(realpath '%s/tokenizer')\"/* '%s'/",
+                           out, tu_reference(), name, out, tu_reference(), out), 0,
+                 "could not lay out model directory %s", out);
+}
+
+/* Convert reference model `name` at dtype into tmp/<name>-<dtype>.qrr (path in out). */
+static inline void tu_convert(const char *name, const char *dtype, const char *tmp, char *out,
+                              size_t n)
+{
+    char dir[1024];
+    tu_model_dir(name, tmp, dir, sizeof dir);
+    snprintf(out, n, "%s/%s-%s.qrr", tmp, name, dtype);
+    cr_assert_eq(tu_system("'%s/qconvert' '%s' -o '%s' --dtype %s --quiet", tu_build(), dir, out,
+                           dtype), 0, "qconvert %s --dtype %s failed", name, dtype);
+}
+
+#endif

@@ -1,0 +1,874 @@
+/* test_convert.c — qconvert end to end: the three reference checkpoints convert at f32,
+ * f16 and int8 and load; labels, head rows and int8 error are checked against the source
+ * tensors; every malformed input (built here, from the reference files) is refused with
+ * its status and leaves no output; the program's exit codes. Also the scalar conversions. */
+#include <criterion/criterion.h>
+
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "convert.h"
+#include "qrr_file.h"
+#include "quantize.h"
+#include "safetensors.h"
+
+/* ---- helpers ----------------------------------------------------------------------- */
+
+static const char *reference(void)
+{
+    const char *r = getenv("QRR_REFERENCE");
+    return r && *r ? r : "../shared/reference";
+}
+
+static char *fmt(const char *f, const char *a, const char *b)
+{
+    size_t n = strlen(f) + strlen(a) + (b ? strlen(b) : 0) + 1;
+    char *s = malloc(n);
+    cr_assert_not_null(s);
+    snprintf(s, n, f, a, b ? b : "");
+    return s;
+}
+
+static char *make_tmpdir(void)
+{
+    char tmpl[] = "/tmp/qrr-convert-XXXXXX";
+    char *d = mkdtemp(tmpl);
+    cr_assert_not_null(d);
+    return strdup(d);
+}
+
+static void link_into(const char *dir, const char *src_dir, const char *name)
+{
+    char *src = fmt("%s/%s", src_dir, name), *dst = fmt("%s/%s", dir, name);
+    char *abs = realpath(src, NULL);
+    cr_assert_not_null(abs, "missing reference file %s", src);
+    cr_assert_eq(symlink(abs, dst), 0, "symlink %s", dst);
+    free(abs);
+    free(src);
+    free(dst);
+}
+
+static void write_file(const char *dir, const char *name, const void *bytes, size_t len)
+{
+    char *p = fmt("%s/%s", dir, name);
+    FILE *f = fopen(p, "wb");
+    cr_assert_not_null(f, "create %s", p);
+    cr_assert_eq(fwrite(bytes, 1, len, f), len);
+    fclose(f);
+    free(p);
+}
+
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    write_file(dir, name, text, strlen(text));
+}
+
+/* A model directory: the reference checkpoint's files (all but those in skip) linked in,
+ * plus the reference tokenizer. */
+static char *model_dir(const char *model, const char *skip)
+{
+    char *dir = make_tmpdir();
+    char *src = fmt("%s/models/%s", reference(), model);
+    const char *files[] = {"config.json", "model.safetensors", "model.safetensors.index.json",
+                           "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char *p = fmt("%s/%s", src, files[i]);
+        if (access(p, F_OK) == 0 && !(skip && strstr(skip, files[i]))) link_into(dir, src, files[i]);
+        free(p);
+    }
+    char *tok = fmt("%s/tokenizer", reference(), NULL);
+    link_into(dir, tok, "tokenizer.json");
+    link_into(dir, tok, "tokenizer_config.json");
+    free(tok);
+    free(src);
+    return dir;
+}
+
+static int file_exists(const char *p) { return access(p, F_OK) == 0; }
+
+/* No file at out, and no temporary file beside it. */
+static void assert_no_output(const char *dir, const char *out)
+{
+    cr_assert(!file_exists(out), "%s exists after a failed conversion", out);
+    char *cmd = fmt("ls %s | grep -c 'out.qrr' > /dev/null", dir, NULL);
+    cr_assert_neq(system(cmd), 0, "a temporary output file was left in %s", dir);
+    free(cmd);
+}
+
+static int convert(const char *dir, const char *out, uint32_t dtype, int force, qrr_diag *d,
+                   qrr_convert_report *r)
+{
+    qrr_convert_opts o = qrr_convert_default_opts();
+    o.model_dir = dir;
+    o.out_path = out;
+    o.dtype = dtype;
+    o.force = force;
+    return qrr_convert(&o, r, d);
+}
+
+typedef struct loaded {
+    void *map;
+    size_t len;
+    qrr_file *f;
+} loaded;
+
+static loaded load_qrr(const char *path)
+{
+    loaded l = {0};
+    int fd = open(path, O_RDONLY);
+    cr_assert(fd >= 0, "open %s", path);
+    struct stat sb;
+    fstat(fd, &sb);
+    l.len = (size_t)sb.st_size;
+    l.map = mmap(NULL, l.len, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    cr_assert_neq(l.map, MAP_FAILED);
+    qrr_diag d;
+    int st = qrr_file_load(l.map, l.len, 0, &l.f, NULL, &d);
+    cr_assert_eq(st, QRR_OK, "qrr_file_load(%s): %s (%s)", path, d.msg, qrr_status_str(st));
+    return l;
+}
+
+static void unload(loaded *l)
+{
+    qrr_file_free(l->f);
+    munmap(l->map, l->len);
+}
+
+static float src_value(const qrr_st_file *f, const qrr_st_tensor *t, uint64_t i)
+{
+    const uint8_t *p = qrr_st_data(f, t);
+    if (t->dtype == QRR_ST_F32) {
+        float v;
+        memcpy(&v, p + i * 4, 4);
+        return v;
+    }
+    uint16_t h;
+    memcpy(&h, p + i * 2, 2);
+    return t->dtype == QRR_ST_BF16 ? qrr_bf16_to_f32(h) : qrr_f16_to_f32(h);
+}
+
+static float qrr_value(const qrr_tensor_view *v, uint64_t i)
+{
+    const uint8_t *p = v->data;
+    uint16_t h;
+    float f;
+    switch (v->dtype) {
+    case QRR_DTYPE_F32: memcpy(&f, p + i * 4, 4); return f;
+    case QRR_DTYPE_F16: memcpy(&h, p + i * 2, 2); return qrr_f16_to_f32(h);
+    case QRR_DTYPE_BF16: memcpy(&h, p + i * 2, 2); return qrr_bf16_to_f32(h);
+    default: return NAN;
+    }
+}
+
+/* Open the checkpoint of a reference model for comparisons. */
+static qrr_st_set *open_source(const char *model)
+{
+    char *dir = fmt("%s/models/%s", reference(), model);
+    qrr_st_set *s;
+    qrr_diag d;
+    cr_assert_eq(qrr_st_set_open(dir, &s, &d), QRR_OK, "%s", d.msg);
+    free(dir);
+    return s;
+}
+
+static void src_find(const qrr_st_set *s, const char *name, const qrr_st_file **f, const qrr_st_tensor **t)
+{
+    cr_assert_eq(qrr_st_set_find(s, name, f, t), 0, "source tensor %s", name);
+}
+
+/* Every tensor of the .qrr against its source: exact for f32 widening and f16 from bf16,
+ * round-to-nearest-even for narrowing, within scale/2 for int8. */
+static uint64_t check_weights(const char *model, loaded *l)
+{
+    uint64_t rounded = 0;
+    qrr_st_set *s = open_source(model);
+    size_t n = qrr_file_tensor_count(l->f);
+    cr_assert_gt(n, 0);
+    for (size_t i = 0; i < n; i++) {
+        const qrr_tensor_view *v = qrr_file_tensor(l->f, i);
+        if (strcmp(v->name, "head.weight") == 0 || strstr(v->name, "_scale")) continue;
+        const qrr_st_file *f;
+        const qrr_st_tensor *t;
+        src_find(s, v->name, &f, &t);
+        uint64_t count = t->count;
+        if (v->dtype == QRR_DTYPE_I8) {
+            char sname[96];
+            snprintf(sname, sizeof sname, "%s_scale", v->name);
+            const qrr_tensor_view *sv = qrr_file_find(l->f, sname);
+            cr_assert_not_null(sv, "%s missing", sname);
+            cr_assert_eq(sv->dims[0], v->dims[0]);
+            uint64_t cols = v->dims[1];
+            uint64_t nb = sv->ndim == 2 ? sv->dims[1] : 1; /* scales per row */
+            cr_assert_eq(cols % nb, 0);
+            const int8_t *q = v->data;
+            const float *sc = sv->data;
+            for (uint64_t k = 0; k < count; k++) {
+                double scale = sc[(k / cols) * nb + (k % cols) / (cols / nb)];
+                cr_assert(scale > 0 && isfinite(scale));
+                double w = src_value(f, t, k);
+                cr_assert(q[k] >= -127 && q[k] <= 127);
+                /* the same quotient the quantizer rounds: |w/scale - q| <= 1/2 */
+                cr_assert_leq(fabs(w / scale - q[k]), 0.5, "%s[%llu]: w %g q %d scale %g", v->name,
+                              (unsigned long long)k, w, q[k], scale);
+            }
+            continue;
+        }
+        for (uint64_t k = 0; k < count; k++) {
+            float w = src_value(f, t, k), got = qrr_value(v, k);
+            float want = w;
+            if (v->dtype == QRR_DTYPE_F16) want = qrr_f16_to_f32(qrr_f32_to_f16(w));
+            if (v->dtype == QRR_DTYPE_BF16) want = qrr_bf16_to_f32(qrr_f32_to_bf16(w));
+            cr_assert(memcmp(&got, &want, 4) == 0, "%s[%llu]: %a, expected %a", v->name,
+                      (unsigned long long)k, (double)got, (double)want);
+            if (memcmp(&got, &w, 4) != 0) {
+                /* bf16 -> f16 loses bits only below f16's normal range */
+                if (t->dtype == QRR_ST_BF16)
+                    cr_assert(fabsf(w) < 0x1p-14f, "%s[%llu] = %a not exact", v->name,
+                              (unsigned long long)k, (double)w);
+                if (strstr(v->name, "norm") == NULL) rounded++;
+            }
+        }
+    }
+    qrr_st_set_close(s);
+    return rounded;
+}
+
+/* head.weight row r equals source row src_row of tensor name, bit for bit. */
+static void check_head_row(const char *model, loaded *l, uint32_t r, const char *name, uint64_t src_row)
+{
+    qrr_st_set *s = open_source(model);
+    const qrr_st_file *f;
+    const qrr_st_tensor *t;
+    src_find(s, name, &f, &t);
+    const qrr_tensor_view *h = qrr_file_find(l->f, "head.weight");
+    cr_assert_not_null(h);
+    cr_assert_eq(h->dtype, QRR_DTYPE_F32);
+    uint64_t H = h->dims[1];
+    cr_assert_eq(t->dims[1], H);
+    const float *row = (const float *)h->data + r * H;
+    for (uint64_t k = 0; k < H; k++) {
+        float want = src_value(f, t, src_row * H + k);
+        cr_assert(memcmp(&row[k], &want, 4) == 0, "head row %u [%llu]: %a vs %s row %llu: %a", r,
+                  (unsigned long long)k, (double)row[k], name, (unsigned long long)src_row, (double)want);
+    }
+    qrr_st_set_close(s);
+}
+
+static void convert_block(const char *model, uint32_t dtype, uint32_t block,
+                          void (*check)(loaded *, const qrr_meta *))
+{
+    char *dir = model_dir(model, NULL);
+    char *out = fmt("%s/out.qrr", dir, NULL);
+    qrr_diag d;
+    qrr_convert_report r;
+    qrr_convert_opts o = qrr_convert_default_opts();
+    o.model_dir = dir;
+    o.out_path = out;
+    o.dtype = dtype;
+    o.quant_block = block;
+    int st = qrr_convert(&o, &r, &d);
+    cr_assert_eq(st, QRR_OK, "%s at %s: %s (%s)", model, qrr_convert_dtype_name(dtype), d.msg,
+                 qrr_status_str(st));
+    cr_assert_gt(r.tensors, 0);
+    cr_assert_gt(r.file_bytes, r.tensor_bytes);
+    loaded l = load_qrr(out);
+    const qrr_meta *m = qrr_file_meta(l.f);
+    cr_assert_eq(m->fixed.weight_dtype, dtype);
+    cr_assert_eq(m->fixed.quant_block, block);
+    cr_assert_eq(qrr_file_tensor_count(l.f), r.tensors);
+    /* provenance: JSON naming the converter and every source with its hash */
+    json_error_t je;
+    json_t *pv = json_loadb(m->strings[QRR_STR_PROVENANCE].ptr, m->strings[QRR_STR_PROVENANCE].len, 0, &je);
+    cr_assert_not_null(pv, "provenance is not JSON: %s", je.text);
+    cr_assert_str_eq(json_string_value(json_object_get(pv, "converter")), "qconvert " QRR_CONVERTER_VERSION);
+    json_t *srcs = json_object_get(pv, "sources");
+    cr_assert_geq(json_array_size(srcs), 4); /* config, tokenizer x2, >= 1 safetensors */
+    int saw_config = 0;
+    for (size_t i = 0; i < json_array_size(srcs); i++) {
+        json_t *e = json_array_get(srcs, i);
+        cr_assert_eq(strlen(json_string_value(json_object_get(e, "xxh3_64"))), 16);
+        if (strcmp(json_string_value(json_object_get(e, "file")), "config.json") == 0) saw_config = 1;
+    }
+    cr_assert(saw_config);
+    json_decref(pv);
+    /* the rounded values the report (and the provenance) count are the ones found here */
+    uint64_t rounded = check_weights(model, &l);
+    cr_assert_eq(r.inexact, rounded, "report says %llu values rounded, found %llu",
+                 (unsigned long long)r.inexact, (unsigned long long)rounded);
+    if (dtype == QRR_DTYPE_F32) cr_assert_eq(rounded, 0);
+    if (check) check(&l, m);
+    unload(&l);
+    unlink(out);
+    free(out);
+    free(dir);
+}
+
+static void convert_ok(const char *model, uint32_t dtype, void (*check)(loaded *, const qrr_meta *))
+{
+    convert_block(model, dtype, 0, check);
+}
+
+/* ---- the reference checkpoints ----------------------------------------------------- */
+
+static void tied_checks(loaded *l, const qrr_meta *m)
+{
+    cr_assert_eq(m->fixed.label_source, QRR_LABELS_INFERRED);
+    cr_assert_eq(m->fixed.head_kind, QRR_HEAD_YES_NO);
+    cr_assert_eq(m->fixed.tied, 1);
+    cr_assert_eq(m->fixed.yes_id, 9693);
+    cr_assert_eq(m->fixed.no_id, 2152);
+    const qrr_str *reason = &m->strings[QRR_STR_LABEL_REASON];
+    cr_assert(reason->len > 0 && memmem(reason->ptr, reason->len, "inferred", 8), "reason: %.*s",
+              (int)reason->len, reason->ptr);
+    cr_assert(memmem(reason->ptr, reason->len, "9693", 4) && memmem(reason->ptr, reason->len, "2152", 4));
+    cr_assert_eq(m->strings[QRR_STR_LABEL_NO].len, 2);
+    cr_assert(memcmp(m->strings[QRR_STR_LABEL_NO].ptr, "no", 2) == 0);
+    cr_assert(memcmp(m->strings[QRR_STR_LABEL_YES].ptr, "yes", 3) == 0);
+    cr_assert_eq(m->strings[QRR_STR_PREFIX].len, strlen(QRR_DEFAULT_PREFIX));
+    cr_assert_eq(m->fixed.max_length, 8192);
+    check_head_row("tiny-tied", l, 0, "model.embed_tokens.weight", 2152);
+    check_head_row("tiny-tied", l, 1, "model.embed_tokens.weight", 9693);
+}
+
+static void untied_checks(loaded *l, const qrr_meta *m)
+{
+    cr_assert_eq(m->fixed.label_source, QRR_LABELS_FROM_CONFIG);
+    cr_assert_eq(m->fixed.head_kind, QRR_HEAD_YES_NO);
+    cr_assert_eq(m->fixed.tied, 0);
+    check_head_row("tiny-untied", l, 0, "lm_head.weight", 2152);
+    check_head_row("tiny-untied", l, 1, "lm_head.weight", 9693);
+    cr_assert_null(qrr_file_find(l->f, "lm_head.weight"));
+}
+
+static void seqcls_checks(loaded *l, const qrr_meta *m)
+{
+    cr_assert_eq(m->fixed.head_kind, QRR_HEAD_SINGLE_LOGIT);
+    cr_assert_eq(m->fixed.label_source, QRR_LABELS_FROM_CONFIG);
+    cr_assert_eq(m->fixed.yes_id, QRR_NO_TOKEN);
+    const qrr_tensor_view *h = qrr_file_find(l->f, "head.weight");
+    cr_assert_eq(h->dims[0], 1);
+    check_head_row("tiny-seqcls", l, 0, "score.weight", 0);
+}
+
+Test(convert, tied_f32) { convert_ok("tiny-tied", QRR_DTYPE_F32, tied_checks); }
+Test(convert, tied_f16) { convert_ok("tiny-tied", QRR_DTYPE_F16, tied_checks); }
+Test(convert, tied_int8) { convert_ok("tiny-tied", QRR_DTYPE_I8, tied_checks); }
+Test(convert, untied_f32) { convert_ok("tiny-untied", QRR_DTYPE_F32, untied_checks); }
+Test(convert, untied_f16) { convert_ok("tiny-untied", QRR_DTYPE_F16, untied_checks); }
+Test(convert, untied_int8) { convert_ok("tiny-untied", QRR_DTYPE_I8, untied_checks); }
+Test(convert, seqcls_f32) { convert_ok("tiny-seqcls", QRR_DTYPE_F32, seqcls_checks); }
+Test(convert, seqcls_f16) { convert_ok("tiny-seqcls", QRR_DTYPE_F16, seqcls_checks); }
+Test(convert, seqcls_int8) { convert_ok("tiny-seqcls", QRR_DTYPE_I8, seqcls_checks); }
+Test(convert, tied_bf16) { convert_ok("tiny-tied", QRR_DTYPE_BF16, tied_checks); }
+Test(convert, tied_int8_block16) { convert_block("tiny-tied", QRR_DTYPE_I8, 16, tied_checks); }
+
+Test(convert, quant_block_must_divide)
+{
+    char *dir = model_dir("tiny-tied", NULL);
+    char *out = fmt("%s/out.qrr", dir, NULL);
+    qrr_convert_opts o = qrr_convert_default_opts();
+    o.model_dir = dir;
+    o.out_path = out;
+    o.dtype = QRR_DTYPE_I8;
+    o.quant_block = 24; /* does not divide hidden 32 */
+    qrr_diag d;
+    cr_assert_eq(qrr_convert(&o, NULL, &d), QRR_ERR_CONFIG, "%s", d.msg);
+    cr_assert(strstr(d.msg, "quant_block"), "%s", d.msg);
+    assert_no_output(dir, out);
+    free(out);
+    free(dir);
+}
+
+Test(convert, user_labels_win)
+{
+    char *dir = model_dir("tiny-tied", NULL);
+    char *out = fmt("%s/out.qrr", dir, NULL);
+    qrr_convert_opts o = qrr_convert_default_opts();
+    o.model_dir = dir;
+    o.out_path = out;
+    o.label_no = "No";
+    o.label_yes = " yes"; /* byte-level: "Ġyes" */
+    qrr_diag d;
+    cr_assert_eq(qrr_convert(&o, NULL, &d), QRR_OK, "%s", d.msg);
+    loaded l = load_qrr(out);
+    const qrr_meta *m = qrr_file_meta(l.f);
+    cr_assert_eq(m->fixed.label_source, QRR_LABELS_FROM_USER);
+    cr_assert_neq(m->fixed.yes_id, 9693);
+    cr_assert_neq(m->fixed.no_id, 2152);
+    check_head_row("tiny-tied", &l, 0, "model.embed_tokens.weight", m->fixed.no_id);
+    check_head_row("tiny-tied", &l, 1, "model.embed_tokens.weight", m->fixed.yes_id);
+    unload(&l);
+    o.label_no = "no";
+    o.label_yes = "surely-not-a-token";
+    unlink(out);
+    cr_assert_eq(qrr_convert(&o, NULL, &d), QRR_ERR_NOT_RERANKER);
+    assert_no_output(dir, out);
+    free(out);
+    free(dir);
+}
+
+Test(convert, prompts_from_sentence_transformers_config)
+{
+    char *dir = model_dir("tiny-tied", NULL);
+    char *out = fmt("%s/out.qrr", dir, NULL);
+    /* the whole chat opening in the query prompt, as seq-cls conversions ship it */
+    write_text(dir, "config_sentence_transformers.json",
+               "{\"prompts\": {\"query\": \"<|im_start|>system\\nBe brief.<|im_end|>\\n<|im_start|>user\\n"
+               "<Instruct>: {instruction}\\n<Query>: \", \"document\": \"\\n<Document>: \"}}");
+    qrr_diag d;
+    cr_assert_eq(convert(dir, out, QRR_DTYPE_F16, 0, &d, NULL), QRR_OK, "%s", d.msg);
+    loaded l = load_qrr(out);
+    const qrr_meta *m = qrr_file_meta(l.f);
+    const char *want_prefix = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n";
+    cr_assert_eq(m->strings[QRR_STR_PREFIX].len, strlen(want_prefix));
+    cr_assert(memcmp(m->strings[QRR_STR_PREFIX].ptr, want_prefix, strlen(want_prefix)) == 0);
+    cr_assert_eq(m->strings[QRR_STR_QUERY_TEMPLATE].len, strlen(QRR_DEFAULT_QUERY_TEMPLATE));
+    cr_assert_eq(m->strings[QRR_STR_SUFFIX].len, strlen(QRR_DEFAULT_SUFFIX));
+    unload(&l);
+    free(out);
+    free(dir);
+}
+
+Test(convert, embedding_lookalike_refused_unless_forced)
+{
+    char *dir = model_dir("tiny-tied", NULL);
+    char *out = fmt("%s/out.qrr", dir, NULL);
+    write_text(dir, "modules.json", "[{\"idx\": 0, \"name\": \"0\", \"path\": \"\", \"type\": \"x\"}]");
+    char *pool = fmt("%s/1_Pooling", dir, NULL);
+    cr_assert_eq(mkdir(pool, 0755), 0);
+    write_text(pool, "config.json", "{\"pooling_mode_lasttoken\": true}");
+    qrr_diag d;
+    cr_assert_eq(convert(dir, out, QRR_DTYPE_F16, 0, &d, NULL), QRR_ERR_NOT_RERANKER);
+    cr_assert(strstr(d.msg, "embedding") && strstr(d.msg, "modules.json") && strstr(d.msg, "--force"),
+              "message: %s", d.msg);
+    assert_no_output(dir, out);
+    cr_assert_eq(convert(dir, out, QRR_DTYPE_F16, 1, &d, NULL), QRR_OK, "%s", d.msg);
+    loaded l = load_qrr(out);
+    const qrr_meta *m = qrr_file_meta(l.f);
+    cr_assert_eq(m->fixed.label_source, QRR_LABELS_INFERRED);
+    cr_assert(memmem(m->strings[QRR_STR_LABEL_REASON].ptr, m->strings[QRR_STR_LABEL_REASON].len, "--force", 7));
+    unload(&l);
+    free(pool);
+    free(out);
+    free(dir);
+}
+
+/* ---- malformed safetensors, built from the reference tiny-tied file ------------------ */
+
+typedef struct st_image {
+    json_t *header;
+    uint8_t *data;
+    size_t data_len;
+} st_image;
+
+static st_image st_read(const char *path)
+{
+    st_image im = {0};
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    uint8_t n8[8];
+    cr_assert_eq(fread(n8, 1, 8, f), 8);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | n8[i];
+    char *h = malloc(hlen);
+    cr_assert_eq(fread(h, 1, hlen, f), hlen);
+    json_error_t e;
+    im.header = json_loadb(h, hlen, 0, &e);
+    cr_assert_not_null(im.header);
+    free(h);
+    fseek(f, 0, SEEK_END);
+    im.data_len = (size_t)ftell(f) - 8 - hlen;
+    im.data = malloc(im.data_len);
+    fseek(f, (long)(8 + hlen), SEEK_SET);
+    cr_assert_eq(fread(im.data, 1, im.data_len, f), im.data_len);
+    fclose(f);
+    return im;
+}
+
+/* Write header text (as given) and data as dir/model.safetensors. */
+static void st_write_raw(const char *dir, const char *htext, uint64_t hlen_field, const uint8_t *data, size_t n)
+{
+    size_t hl = strlen(htext);
+    uint8_t *buf = malloc(8 + hl + n);
+    for (int i = 0; i < 8; i++) buf[i] = (uint8_t)(hlen_field >> (8 * i));
+    memcpy(buf + 8, htext, hl);
+    if (n) memcpy(buf + 8 + hl, data, n);
+    write_file(dir, "model.safetensors", buf, 8 + hl + n);
+    free(buf);
+}
+
+static void st_write(const char *dir, const st_image *im)
+{
+    char *h = json_dumps(im->header, JSON_COMPACT);
+    st_write_raw(dir, h, strlen(h), im->data, im->data_len);
+    free(h);
+}
+
+static json_t *entry(st_image *im, const char *name)
+{
+    json_t *e = json_object_get(im->header, name);
+    cr_assert_not_null(e, "%s", name);
+    return e;
+}
+
+static void set_offsets(st_image *im, const char *name, json_int_t b, json_int_t e)
+{
+    json_object_set_new(entry(im, name), "data_offsets", json_pack("[I, I]", b, e));
+}
+
+static json_int_t offset_of(st_image *im, const char *name, int which)
+{
+    return json_integer_value(json_array_get(json_object_get(entry(im, name), "data_offsets"), which));
+}
+
+#define Q "model.layers.0.self_attn.q_proj.weight"
+#define K "model.layers.0.self_attn.k_proj.weight"
+
+/* Build tiny-tied with a mutated model.safetensors, convert, expect status and no file. */
+static void expect_refusal(void (*mutate)(const char *dir, st_image *im), int want, const char *needle)
+{
+    char *dir = model_dir("tiny-tied", "model.safetensors");
+    char *out = fmt("%s/out.qrr", dir, NULL);
+    char *src = fmt("%s/models/tiny-tied/model.safetensors", reference(), NULL);
+    st_image im = st_read(src);
+    mutate(dir, &im);
+    qrr_diag d;
+    int st = convert(dir, out, QRR_DTYPE_F16, 0, &d, NULL);
+    cr_assert_eq(st, want, "got %s (%s), expected %s", qrr_status_str(st), d.msg, qrr_status_str(want));
+    if (needle) cr_assert(strstr(d.msg, needle), "message '%s' lacks '%s'", d.msg, needle);
+    assert_no_output(dir, out);
+    json_decref(im.header);
+    free(im.data);
+    free(src);
+    free(out);
+    free(dir);
+}
+
+static void m_hlen_past_eof(const char *dir, st_image *im)
+{
+    char *h = json_dumps(im->header, JSON_COMPACT);
+    st_write_raw(dir, h, (uint64_t)strlen(h) + im->data_len + 1, im->data, im->data_len);
+    free(h);
+}
+static void m_not_json(const char *dir, st_image *im)
+{
+    st_write_raw(dir, "{\"a\": [1, 2", 11, im->data, im->data_len);
+}
+static void m_outside(const char *dir, st_image *im)
+{
+    json_int_t len = offset_of(im, Q, 1) - offset_of(im, Q, 0);
+    set_offsets(im, Q, (json_int_t)im->data_len - len + 2, (json_int_t)im->data_len + 2);
+    st_write(dir, im);
+}
+static void m_begin_after_end(const char *dir, st_image *im)
+{
+    set_offsets(im, Q, offset_of(im, Q, 1), offset_of(im, Q, 0));
+    st_write(dir, im);
+}
+static void m_size_mismatch(const char *dir, st_image *im)
+{
+    json_object_set_new(entry(im, Q), "shape", json_pack("[i, i]", 256, 31));
+    st_write(dir, im);
+}
+static void m_overlap(const char *dir, st_image *im)
+{
+    json_int_t klen = offset_of(im, K, 1) - offset_of(im, K, 0);
+    json_int_t b = offset_of(im, Q, 0) + 64;
+    set_offsets(im, K, b, b + klen);
+    st_write(dir, im);
+}
+static void m_i64(const char *dir, st_image *im)
+{
+    json_object_set_new(entry(im, "model.norm.weight"), "dtype", json_string("I64"));
+    json_object_set_new(entry(im, "model.norm.weight"), "shape", json_pack("[i]", 8));
+    st_write(dir, im);
+}
+static void m_duplicate(const char *dir, st_image *im)
+{
+    char *h = json_dumps(im->header, JSON_COMPACT);
+    char *one = json_dumps(entry(im, "model.norm.weight"), JSON_COMPACT);
+    size_t n = strlen(h) + strlen(one) + 64;
+    char *dup = malloc(n);
+    snprintf(dup, n, "{\"model.norm.weight\":%s,%s", one, h + 1);
+    st_write_raw(dir, dup, strlen(dup), im->data, im->data_len);
+    free(dup);
+    free(one);
+    free(h);
+}
+static void m_missing_k(const char *dir, st_image *im)
+{
+    json_object_del(im->header, "model.layers.1.self_attn.k_proj.weight");
+    st_write(dir, im);
+}
+static void m_wrong_shape(const char *dir, st_image *im)
+{
+    json_object_set_new(entry(im, Q), "shape", json_pack("[i, i]", 128, 64));
+    st_write(dir, im);
+}
+static void m_overflow(const char *dir, st_image *im)
+{
+    /* 65536 in bf16 (0x4780): beyond f16's largest finite value 65504 */
+    size_t at = (size_t)offset_of(im, Q, 0) + 2 * 37;
+    im->data[at] = 0x80;
+    im->data[at + 1] = 0x47;
+    st_write(dir, im);
+}
+
+Test(malformed, header_length_past_eof) { expect_refusal(m_hlen_past_eof, QRR_ERR_SAFETENSORS, "past the end"); }
+Test(malformed, header_not_json) { expect_refusal(m_not_json, QRR_ERR_SAFETENSORS, "JSON"); }
+Test(malformed, offsets_outside_file) { expect_refusal(m_outside, QRR_ERR_SAFETENSORS, Q); }
+Test(malformed, begin_after_end) { expect_refusal(m_begin_after_end, QRR_ERR_SAFETENSORS, "begin"); }
+Test(malformed, size_disagrees_with_shape) { expect_refusal(m_size_mismatch, QRR_ERR_SAFETENSORS, Q); }
+Test(malformed, overlapping_tensors) { expect_refusal(m_overlap, QRR_ERR_SAFETENSORS, "overlap"); }
+Test(malformed, unknown_dtype) { expect_refusal(m_i64, QRR_ERR_SAFETENSORS, "I64"); }
+Test(malformed, duplicate_name) { expect_refusal(m_duplicate, QRR_ERR_SAFETENSORS, "twice"); }
+Test(malformed, missing_tensor) { expect_refusal(m_missing_k, QRR_ERR_MISSING_TENSOR, "model.layers.1.self_attn.k_proj.weight"); }
+Test(malformed, wrong_shape) { expect_refusal(m_wrong_shape, QRR_ERR_SHAPE, "[128, 64]"); }
+Test(malformed, bf16_overflow_to_f16) { expect_refusal(m_overflow, QRR_ERR_OVERFLOW, "65536"); }
+
+Test(malformed, index_names_missing_shard)
+{
+    char *dir = model_dir("tiny-untied", "model.safetensors.index.json");
+    char *out = fmt("%s/out.qrr", dir, NULL);
+    char *idx = fmt("%s/models/tiny-untied/model.safetensors.index.json", reference(), NULL);
+    json_error_t e;
+    json_t *root = json_load_file(idx, 0, &e);
+    cr_assert_not_null(root);
+    json_object_set_new(json_object_get(root, "weight_map"), "model.norm.weight",
+                        json_string("model-00003-of-00002.safetensors"));
+    char *text = json_dumps(root, 0);
+    write_text(dir, "model.safetensors.index.json", text);
+    qrr_diag d;
+    cr_assert_eq(convert(dir, out, QRR_DTYPE_F16, 0, &d, NULL), QRR_ERR_SAFETENSORS, "%s", d.msg);
+    cr_assert(strstr(d.msg, "model-00003-of-00002.safetensors"), "%s", d.msg);
+    assert_no_output(dir, out);
+    free(text);
+    json_decref(root);
+    free(idx);
+}
+
+/* ---- malformed config.json ----------------------------------------------------------- */
+
+static void expect_config_refusal(const char *(*mutate)(json_t *cfg), int want, const char *needle)
+{
+    char *dir = model_dir("tiny-tied", "config.json");
+    char *out = fmt("%s/out.qrr", dir, NULL);
+    char *cp = fmt("%s/models/tiny-tied/config.json", reference(), NULL);
+    json_error_t e;
+    json_t *cfg = json_load_file(cp, 0, &e);
+    cr_assert_not_null(cfg);
+    const char *raw = mutate(cfg);
+    if (raw) {
+        if (*raw) write_text(dir, "config.json", raw);
+    } else {
+        char *text = json_dumps(cfg, 0);
+        write_text(dir, "config.json", text);
+        free(text);
+    }
+    qrr_diag d;
+    int st = convert(dir, out, QRR_DTYPE_F16, 0, &d, NULL);
+    cr_assert_eq(st, want, "got %s (%s)", qrr_status_str(st), d.msg);
+    cr_assert(strstr(d.msg, needle), "message '%s' lacks '%s'", d.msg, needle);
+    cr_assert(strstr(d.msg, "config.json"), "message '%s' does not name the file", d.msg);
+    assert_no_output(dir, out);
+    json_decref(cfg);
+    free(cp);
+}
+
+static const char *c_missing(json_t *c) { (void)c; return ""; }
+static const char *c_not_json(json_t *c) { (void)c; return "{\"model_type\": \"qwen3\",,}"; }
+static const char *c_model_type(json_t *c) { json_object_set_new(c, "model_type", json_string("llama")); return NULL; }
+static const char *c_no_hidden(json_t *c) { json_object_del(c, "hidden_size"); return NULL; }
+static const char *c_hidden_string(json_t *c) { json_object_set_new(c, "hidden_size", json_string("32")); return NULL; }
+static const char *c_rope(json_t *c)
+{
+    json_object_set_new(c, "rope_scaling", json_pack("{s:s, s:f}", "rope_type", "yarn", "factor", 4.0));
+    return NULL;
+}
+
+Test(malformed, config_missing) { expect_config_refusal(c_missing, QRR_ERR_CONFIG, "cannot read"); }
+Test(malformed, config_not_json) { expect_config_refusal(c_not_json, QRR_ERR_JSON, "not valid JSON"); }
+Test(malformed, config_wrong_model_type) { expect_config_refusal(c_model_type, QRR_ERR_CONFIG, "llama"); }
+Test(malformed, config_missing_hidden_size) { expect_config_refusal(c_no_hidden, QRR_ERR_CONFIG, "hidden_size"); }
+Test(malformed, config_hidden_size_string) { expect_config_refusal(c_hidden_string, QRR_ERR_CONFIG, "a string"); }
+Test(malformed, config_rope_scaling) { expect_config_refusal(c_rope, QRR_ERR_CONFIG, "yarn"); }
+
+Test(malformed, tokenizer_missing)
+{
+    char *dir = model_dir("tiny-tied", NULL);
+    char *out = fmt("%s/out.qrr", dir, NULL);
+    char *tj = fmt("%s/tokenizer.json", dir, NULL);
+    unlink(tj);
+    qrr_diag d;
+    cr_assert_eq(convert(dir, out, QRR_DTYPE_F16, 0, &d, NULL), QRR_ERR_BAD_TOKENIZER, "%s", d.msg);
+    cr_assert(strstr(d.msg, "tokenizer.json"));
+    assert_no_output(dir, out);
+    free(tj);
+}
+
+/* ---- the program --------------------------------------------------------------------- */
+
+static int run_qconvert(const char *args)
+{
+    const char *b = getenv("QRR_BUILD");
+    char *cmd = fmt("%s/qconvert %s >/dev/null 2>&1", b && *b ? b : "build", args);
+    int rc = system(cmd);
+    free(cmd);
+    cr_assert(WIFEXITED(rc));
+    return WEXITSTATUS(rc);
+}
+
+Test(program, exit_codes)
+{
+    char *dir = model_dir("tiny-tied", NULL);
+    char *args = fmt("%s -o %s/out.qrr --quiet", dir, dir);
+    cr_assert_eq(run_qconvert(args), 0);
+    char *out = fmt("%s/out.qrr", dir, NULL);
+    cr_assert(file_exists(out));
+    cr_assert_eq(run_qconvert(""), 2);
+    cr_assert_eq(run_qconvert("--help"), 0);
+    char *bad = fmt("%s -o %s/x.qrr --dtype f8", dir, dir);
+    cr_assert_eq(run_qconvert(bad), 2);
+    char *nolab = fmt("%s -o %s/x.qrr --labels yes", dir, dir);
+    cr_assert_eq(run_qconvert(nolab), 2);
+    char *input = fmt("%s/nowhere -o %s/x.qrr", dir, dir);
+    cr_assert_eq(run_qconvert(input), 1);
+    char *output = fmt("%s -o %s/no/such/dir/x.qrr --quiet", dir, dir);
+    cr_assert_eq(run_qconvert(output), 3);
+    free(args); free(out); free(bad); free(nolab); free(input); free(output);
+}
+
+/* ---- scalar conversions ----------------------------------------------------------------- */
+
+Test(quantize, f16_roundtrip_all_values)
+{
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        if ((h & 0x7c00) == 0x7c00) continue; /* Inf, NaN */
+        float f = qrr_f16_to_f32((uint16_t)h);
+        cr_assert_eq(qrr_f32_to_f16(f), h, "f16 %04x -> %a -> %04x", h, (double)f, qrr_f32_to_f16(f));
+        _Float16 ref = (_Float16)f;
+        cr_assert_eq((float)ref, f);
+    }
+}
+
+Test(quantize, f16_rounding_matches_compiler)
+{
+    /* every bf16 value, and a sweep of f32 bit patterns, against the compiler's RNE */
+    for (uint32_t b = 0; b < 0x10000; b++) {
+        float f = qrr_bf16_to_f32((uint16_t)b);
+        if (!isfinite(f)) continue;
+        _Float16 ref = (_Float16)f;
+        uint16_t rb;
+        memcpy(&rb, &ref, 2);
+        cr_assert_eq(qrr_f32_to_f16(f), rb, "bf16 %04x (%a)", b, (double)f);
+    }
+    for (uint64_t u = 0; u < 0x7f800000u; u += 4099) {
+        uint32_t x = (uint32_t)u;
+        float f;
+        memcpy(&f, &x, 4);
+        _Float16 ref = (_Float16)f;
+        uint16_t rb;
+        memcpy(&rb, &ref, 2);
+        cr_assert_eq(qrr_f32_to_f16(f), rb, "f32 %08x", x);
+    }
+}
+
+Test(quantize, bf16_overflow_and_inexact)
+{
+    uint16_t src[4] = {0x3f80 /* 1 */, 0x477f /* 65280 */, 0x3380 /* 2^-24 */, 0x3300 /* 2^-25 */};
+    uint16_t out[4];
+    qrr_conv_result r = qrr_convert_to_f16(src, QRR_SRC_BF16, 4, out);
+    cr_assert_eq(r.status, QRR_OK);
+    cr_assert_eq(r.inexact, 1); /* 2^-25 is half the least f16 subnormal: rounds to 0 */
+    cr_assert_eq(out[2], 0x0001);
+    cr_assert_eq(out[3], 0x0000);
+    uint16_t big[2] = {0x3f80, 0xc780 /* -65536 */};
+    r = qrr_convert_to_f16(big, QRR_SRC_BF16, 2, out);
+    cr_assert_eq(r.status, QRR_ERR_OVERFLOW);
+    cr_assert_eq(r.bad_index, 1);
+    cr_assert_float_eq(r.bad_value, -65536.0f, 0.0f);
+    uint16_t nan[1] = {0x7fc0};
+    cr_assert_eq(qrr_convert_to_f32(nan, QRR_SRC_BF16, 1, (float *)out).status, QRR_ERR_NUMERIC);
+}
+
+Test(quantize, int8_rows)
+{
+    float w[2][4] = {{0.5f, -1.0f, 0.25f, 0.0f}, {0, 0, 0, 0}};
+    int8_t q[8];
+    float s[2];
+    qrr_conv_result r = qrr_quantize_i8(w, QRR_SRC_F32, 2, 4, 0, q, s);
+    cr_assert_eq(r.status, QRR_OK);
+    cr_assert_float_eq(s[0], 1.0f / 127.0f, 0.0f);
+    cr_assert_eq(s[1], 1.0f); /* all-zero row: scale 1, never 0 */
+    cr_assert_eq(q[1], -127);
+    cr_assert_eq(q[0], 64); /* 0.5 / fl(1/127) is just above 63.5 */
+    cr_assert_eq(q[4], 0);
+    /* per block: two blocks of two */
+    r = qrr_quantize_i8(w, QRR_SRC_F32, 1, 4, 2, q, s);
+    cr_assert_eq(r.status, QRR_OK);
+    cr_assert_float_eq(s[0], 1.0f / 127.0f, 0.0f);
+    cr_assert_float_eq(s[1], 0.25f / 127.0f, 0.0f);
+    cr_assert_eq(q[2], 127);
+}
+
+Test(quantize, bf16_to_f16_fast_path_matches_scalar)
+{
+    /* every finite bf16 value that fits f16, through the batch call, against the scalar rule */
+    static uint16_t src[0x10000], out[0x10000];
+    size_t n = 0;
+    for (uint32_t b = 0; b < 0x10000; b++) {
+        float f = qrr_bf16_to_f32((uint16_t)b);
+        if (isfinite(f) && fabsf(f) <= 65504.0f) src[n++] = (uint16_t)b;
+    }
+    qrr_conv_result r = qrr_convert_to_f16(src, QRR_SRC_BF16, n, out);
+    cr_assert_eq(r.status, QRR_OK);
+    uint64_t inexact = 0;
+    for (size_t i = 0; i < n; i++) {
+        float f = qrr_bf16_to_f32(src[i]);
+        cr_assert_eq(out[i], qrr_f32_to_f16(f), "bf16 %04x", src[i]);
+        inexact += qrr_f16_to_f32(out[i]) != f;
+    }
+    cr_assert_eq(r.inexact, inexact);
+    cr_assert_gt(inexact, 0);
+}
+
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(*len);
+    cr_assert_eq(fread(b, 1, *len, f), *len);
+    fclose(f);
+    return b;
+}
+
+Test(convert, reproducible_with_source_date_epoch)
+{
+    setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
+    char *dir = model_dir("tiny-untied", NULL);
+    char *out = fmt("%s/out.qrr", dir, NULL);
+    qrr_diag d;
+    cr_assert_eq(convert(dir, out, QRR_DTYPE_I8, 0, &d, NULL), QRR_OK, "%s", d.msg);
+    size_t n1, n2;
+    uint8_t *a = slurp(out, &n1);
+    cr_assert_eq(convert(dir, out, QRR_DTYPE_I8, 0, &d, NULL), QRR_OK, "%s", d.msg);
+    uint8_t *b = slurp(out, &n2);
+    cr_assert_eq(n1, n2);
+    cr_assert(memcmp(a, b, n1) == 0, "two runs differ");
+    free(a);
+    free(b);
+    free(out);
+    free(dir);
+}

@@ -1,0 +1,337 @@
+/* test_hf_config.c — config.json parsing (the reference configs and one refusal per
+ * rule, each naming the key), config_sentence_transformers.json prompt shapes, token
+ * lookup in the real tokenizer.json, and the label rules in their order. */
+#include <criterion/criterion.h>
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hf_config.h"
+#include "qrr_format.h"
+
+static const char *reference(void)
+{
+    const char *r = getenv("QRR_REFERENCE");
+    return r && *r ? r : "../shared/reference";
+}
+
+static qrr_hf_config load_ref(const char *model)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/models/%s/config.json", reference(), model);
+    qrr_hf_config c;
+    qrr_diag d;
+    cr_assert_eq(qrr_hf_config_load(p, &c, &d), QRR_OK, "%s", d.msg);
+    return c;
+}
+
+Test(config, reference_configs)
+{
+    qrr_hf_config c = load_ref("tiny-tied");
+    cr_assert_eq(c.seqcls, 0);
+    cr_assert_eq(c.hidden, 32);
+    cr_assert_eq(c.n_layers, 3);
+    cr_assert_eq(c.n_heads, 2);
+    cr_assert_eq(c.n_kv_heads, 1);
+    cr_assert_eq(c.head_dim, 128);
+    cr_assert_eq(c.intermediate, 96);
+    cr_assert_eq(c.vocab, 151669);
+    cr_assert_eq(c.max_position, 40960);
+    cr_assert_eq(c.tied, 1);
+    cr_assert_eq(c.n_labels, 0);
+    cr_assert_float_eq(c.rms_eps, 1e-6, 0);
+    cr_assert_float_eq(c.rope_theta, 1e6, 0);
+    c = load_ref("tiny-untied");
+    cr_assert_eq(c.tied, 0);
+    cr_assert_eq(c.n_labels, 2);
+    cr_assert_str_eq(c.labels[0], "no");
+    cr_assert_str_eq(c.labels[1], "yes");
+    c = load_ref("tiny-seqcls");
+    cr_assert_eq(c.seqcls, 1);
+    cr_assert_eq(c.n_labels, 1);
+    cr_assert_str_eq(c.labels[0], "LABEL_0");
+}
+
+#define BASE                                                                                     \
+    "\"model_type\": \"qwen3\", \"architectures\": [\"Qwen3ForCausalLM\"], \"hidden_size\": 64, " \
+    "\"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"num_key_value_heads\": 2, "           \
+    "\"intermediate_size\": 96, \"vocab_size\": 1000, \"rms_norm_eps\": 1e-6, "                    \
+    "\"rope_theta\": 1000000, \"max_position_embeddings\": 4096"
+
+static int parse(const char *text, qrr_hf_config *c, qrr_diag *d)
+{
+    return qrr_hf_config_parse(text, strlen(text), "cfg/config.json", c, d);
+}
+
+Test(config, head_dim_default_and_tie_default)
+{
+    qrr_hf_config c;
+    qrr_diag d;
+    cr_assert_eq(parse("{" BASE "}", &c, &d), QRR_OK, "%s", d.msg);
+    cr_assert_eq(c.head_dim, 16); /* 64 / 4 */
+    cr_assert_eq(c.tied, 0);
+    cr_assert_eq(parse("{" BASE ", \"head_dim\": 128, \"tie_word_embeddings\": true}", &c, &d), QRR_OK);
+    cr_assert_eq(c.head_dim, 128);
+    cr_assert_eq(c.tied, 1);
+    /* Transformers' default map counts as no map */
+    cr_assert_eq(parse("{" BASE ", \"id2label\": {\"0\": \"LABEL_0\", \"1\": \"LABEL_1\"}}", &c, &d), QRR_OK);
+    cr_assert_eq(c.n_labels, 0);
+    cr_assert_eq(c.default_label_map, 1);
+}
+
+static void refused(const char *text, int want, const char *n1, const char *n2)
+{
+    qrr_hf_config c;
+    qrr_diag d;
+    int st = parse(text, &c, &d);
+    cr_assert_eq(st, want, "%s: got %s (%s)", text, qrr_status_str(st), d.msg);
+    cr_assert(strstr(d.msg, "cfg/config.json"), "no file name in: %s", d.msg);
+    cr_assert(strstr(d.msg, n1), "'%s' lacks '%s'", d.msg, n1);
+    if (n2) cr_assert(strstr(d.msg, n2), "'%s' lacks '%s'", d.msg, n2);
+}
+
+Test(config, refusals)
+{
+    refused("{" BASE, QRR_ERR_JSON, "not valid JSON", NULL);
+    refused("[1]", QRR_ERR_CONFIG, "an array", "object");
+    refused("{" BASE ", \"model_type\": \"llama\"}", QRR_ERR_JSON, "duplicate", NULL);
+    refused("{\"model_type\": \"llama\"}", QRR_ERR_CONFIG, "\"llama\"", "qwen3");
+    refused("{\"model_type\": 3}", QRR_ERR_CONFIG, "model_type", "an integer");
+    refused("{\"model_type\": \"qwen3\", \"architectures\": [\"Qwen3Model\"]}", QRR_ERR_CONFIG,
+            "Qwen3Model", "Qwen3ForCausalLM");
+    refused("{\"model_type\": \"qwen3\", \"architectures\": \"Qwen3ForCausalLM\"}", QRR_ERR_CONFIG,
+            "architectures", "a string");
+    refused("{\"model_type\": \"qwen3\", \"architectures\": [\"Qwen3ForCausalLM\"]}", QRR_ERR_CONFIG,
+            "hidden_size", "missing");
+    refused("{\"model_type\": \"qwen3\", \"architectures\": [\"Qwen3ForCausalLM\"], \"hidden_size\": \"64\"}",
+            QRR_ERR_CONFIG, "hidden_size", "a string");
+    refused("{\"model_type\": \"qwen3\", \"architectures\": [\"Qwen3ForCausalLM\"], \"hidden_size\": 0}",
+            QRR_ERR_CONFIG, "hidden_size", "is 0");
+    refused("{" BASE ", \"num_key_value_heads\": 3}", QRR_ERR_JSON, "duplicate", NULL);
+    refused("{\"model_type\": \"qwen3\", \"architectures\": [\"Qwen3ForCausalLM\"], \"hidden_size\": 64, "
+            "\"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"num_key_value_heads\": 3, "
+            "\"intermediate_size\": 96, \"vocab_size\": 1000, \"rms_norm_eps\": 1e-6, "
+            "\"rope_theta\": 1000000, \"max_position_embeddings\": 4096}",
+            QRR_ERR_CONFIG, "num_key_value_heads 3", NULL);
+    refused("{" BASE ", \"head_dim\": 7}", QRR_ERR_CONFIG, "head_dim 7", "even");
+    refused("{" BASE ", \"hidden_act\": \"gelu\"}", QRR_ERR_CONFIG, "hidden_act", "gelu");
+    refused("{" BASE ", \"attention_bias\": true}", QRR_ERR_CONFIG, "attention_bias", NULL);
+    refused("{" BASE ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4}}", QRR_ERR_CONFIG,
+            "rope_scaling", "yarn");
+    refused("{" BASE ", \"tie_word_embeddings\": 1}", QRR_ERR_CONFIG, "tie_word_embeddings", NULL);
+    refused("{" BASE ", \"id2label\": {\"0\": \"a\", \"1\": \"b\", \"2\": \"c\"}}", QRR_ERR_CONFIG,
+            "3 labels", NULL);
+    refused("{" BASE ", \"id2label\": {\"0\": \"no\", \"1\": \"yes\"}, \"label2id\": {\"no\": 1, \"yes\": 0}}",
+            QRR_ERR_CONFIG, "label2id", NULL);
+    refused("{" BASE ", \"rms_norm_eps\": -1}", QRR_ERR_JSON, "duplicate", NULL);
+}
+
+Test(config, rope_scaling_default_accepted)
+{
+    qrr_hf_config c;
+    qrr_diag d;
+    cr_assert_eq(parse("{" BASE ", \"rope_scaling\": null}", &c, &d), QRR_OK, "%s", d.msg);
+    cr_assert_eq(parse("{" BASE ", \"rope_scaling\": {\"rope_type\": \"default\"}}", &c, &d), QRR_OK, "%s", d.msg);
+}
+
+/* ---- prompts ---------------------------------------------------------------------- */
+
+static qrr_hf_prompts prompts(const char *text, int want)
+{
+    qrr_hf_prompts p;
+    qrr_diag d;
+    int st = qrr_hf_prompts_parse(text, text ? strlen(text) : 0, "cst.json", &p, &d);
+    cr_assert_eq(st, want, "%s: %s", text ? text : "(none)", d.msg);
+    return p;
+}
+
+Test(prompts, defaults)
+{
+    qrr_hf_prompts p = prompts(NULL, QRR_OK);
+    cr_assert_str_eq(p.prefix, QRR_DEFAULT_PREFIX);
+    cr_assert_str_eq(p.suffix, "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
+    cr_assert_str_eq(p.query_template, "<Instruct>: {instruction}\n<Query>: ");
+    cr_assert_str_eq(p.document_template, "\n<Document>: ");
+    cr_assert_str_eq(p.instruction,
+                     "Given a web search query, retrieve relevant passages that answer the query");
+    qrr_hf_prompts_free(&p);
+}
+
+Test(prompts, four_keys)
+{
+    qrr_hf_prompts p = prompts("{\"prompts\": {\"prefix\": \"P\", \"suffix\": \"S\", \"query\": \"Q: \", "
+                               "\"document\": \" D: \"}}", QRR_OK);
+    cr_assert_str_eq(p.prefix, "P");
+    cr_assert_str_eq(p.suffix, "S");
+    cr_assert_str_eq(p.query_template, "Q: ");
+    cr_assert_str_eq(p.document_template, " D: ");
+    cr_assert(strstr(p.source, "prefix suffix query document"), "%s", p.source);
+    qrr_hf_prompts_free(&p);
+}
+
+Test(prompts, placeholders_and_chat_opening)
+{
+    /* the system turn inside the query prompt is split off as the prefix; text after
+     * {query} moves to the document template; text after {document} is the suffix */
+    qrr_hf_prompts p = prompts(
+        "{\"prompts\": {\"query\": \"<|im_start|>system\\nJudge.<|im_end|>\\n<|im_start|>user\\n"
+        "<Instruct>: {instruction}\\n<Query>: {query}\\n\", \"document\": \"<Document>: {document}<|im_end|>\\n\"}}",
+        QRR_OK);
+    cr_assert_str_eq(p.prefix, "<|im_start|>system\nJudge.<|im_end|>\n<|im_start|>user\n");
+    cr_assert_str_eq(p.query_template, "<Instruct>: {instruction}\n<Query>: ");
+    cr_assert_str_eq(p.document_template, "\n<Document>: ");
+    cr_assert_str_eq(p.suffix, "<|im_end|>\n");
+    qrr_hf_prompts_free(&p);
+}
+
+Test(prompts, refusals)
+{
+    prompts("{\"prompts\": {\"query\": 3}}", QRR_ERR_CONFIG);
+    prompts("{\"prompts\": [1]}", QRR_ERR_CONFIG);
+    prompts("{\"prompts\": ", QRR_ERR_JSON);
+    prompts("{\"prompts\": {\"suffix\": \"S\", \"document\": \"<Document>: {document}T\"}}", QRR_ERR_CONFIG);
+    qrr_hf_prompts p = prompts("{\"other\": 1}", QRR_OK); /* no prompts: defaults */
+    cr_assert_str_eq(p.prefix, QRR_DEFAULT_PREFIX);
+    qrr_hf_prompts_free(&p);
+}
+
+/* ---- tokens and labels ------------------------------------------------------------- */
+
+static qrr_hf_vocab *real_vocab(void)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/tokenizer/tokenizer.json", reference());
+    qrr_hf_vocab *v;
+    qrr_diag d;
+    cr_assert_eq(qrr_hf_vocab_load(p, &v, &d), QRR_OK, "%s", d.msg);
+    return v;
+}
+
+/* The expected ids come from the reference tokenizer file itself. */
+static int64_t vocab_id(const char *key)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/tokenizer/tokenizer.json", reference());
+    json_error_t e;
+    json_t *root = json_load_file(p, 0, &e);
+    int64_t id = json_integer_value(json_object_get(json_object_get(json_object_get(root, "model"), "vocab"), key));
+    json_decref(root);
+    return id;
+}
+
+Test(vocab, lookup)
+{
+    qrr_hf_vocab *v = real_vocab();
+    cr_assert_eq(qrr_hf_vocab_find(v, "yes"), vocab_id("yes"));
+    cr_assert_eq(qrr_hf_vocab_find(v, "no"), vocab_id("no"));
+    cr_assert_eq(qrr_hf_vocab_find(v, " yes"), vocab_id("\xc4\xa0yes")); /* Ġyes */
+    cr_assert_eq(qrr_hf_vocab_find(v, "<|im_end|>"), 151645);
+    cr_assert_eq(qrr_hf_vocab_find(v, "definitely not a token"), -1);
+    qrr_hf_vocab_free(v);
+}
+
+Test(labels, split)
+{
+    char no[QRR_HF_LABEL_MAX], yes[QRR_HF_LABEL_MAX];
+    qrr_diag d;
+    cr_assert_eq(qrr_hf_split_labels("no,yes", no, yes, &d), QRR_OK);
+    cr_assert_str_eq(no, "no");
+    cr_assert_str_eq(yes, "yes");
+    cr_assert_eq(qrr_hf_split_labels("yes", no, yes, &d), QRR_ERR_INVALID_ARG);
+    cr_assert_eq(qrr_hf_split_labels(",yes", no, yes, &d), QRR_ERR_INVALID_ARG);
+    cr_assert_eq(qrr_hf_split_labels("a,b,c", no, yes, &d), QRR_ERR_INVALID_ARG);
+}
+
+static qrr_hf_config cfg_with(const char *extra)
+{
+    char text[2048];
+    snprintf(text, sizeof text, "{" BASE ", \"vocab_size\": 151669%s}", extra);
+    /* BASE has vocab_size 1000; a duplicate key is refused, so rebuild without it */
+    char *p = strstr(text, "\"vocab_size\": 1000, ");
+    memmove(p, p + strlen("\"vocab_size\": 1000, "), strlen(p + strlen("\"vocab_size\": 1000, ")) + 1);
+    qrr_hf_config c;
+    qrr_diag d;
+    cr_assert_eq(parse(text, &c, &d), QRR_OK, "%s: %s", text, d.msg);
+    return c;
+}
+
+static int decide(const qrr_hf_config *c, const qrr_hf_vocab *v, const char *no, const char *yes,
+                  const char *evidence, int force, qrr_label_decision *o, qrr_diag *d)
+{
+    qrr_label_inputs in = {c, v, no, yes, evidence, force};
+    return qrr_hf_decide_labels(&in, o, d);
+}
+
+Test(labels, rules_in_order)
+{
+    qrr_hf_vocab *v = real_vocab();
+    int64_t yes = vocab_id("yes"), no = vocab_id("no");
+    qrr_label_decision o;
+    qrr_diag d;
+
+    /* 2. inferred */
+    qrr_hf_config c = cfg_with("");
+    cr_assert_eq(decide(&c, v, NULL, NULL, NULL, 0, &o, &d), QRR_OK, "%s", d.msg);
+    cr_assert_eq(o.label_source, QRR_LABELS_INFERRED);
+    cr_assert_eq(o.head_kind, QRR_HEAD_YES_NO);
+    cr_assert_eq(o.yes_id, yes);
+    cr_assert_eq(o.no_id, no);
+    cr_assert(strstr(o.reason, "inferred") && strstr(o.reason, "Qwen3ForCausalLM"), "%s", o.reason);
+
+    /* 2. embedding look-alike: refused, unless forced */
+    cr_assert_eq(decide(&c, v, NULL, NULL, "modules.json", 0, &o, &d), QRR_ERR_NOT_RERANKER);
+    cr_assert(strstr(d.msg, "modules.json") && strstr(d.msg, "HINT"), "%s", d.msg);
+    cr_assert_eq(decide(&c, v, NULL, NULL, "modules.json", 1, &o, &d), QRR_OK);
+    cr_assert(strstr(o.reason, "--force"));
+
+    /* 1. a label map, either order, mapped by name */
+    c = cfg_with(", \"id2label\": {\"0\": \"yes\", \"1\": \"no\"}");
+    cr_assert_eq(decide(&c, v, NULL, NULL, "modules.json", 0, &o, &d), QRR_OK, "%s", d.msg);
+    cr_assert_eq(o.label_source, QRR_LABELS_FROM_CONFIG);
+    cr_assert_eq(o.yes_id, yes);
+    cr_assert_eq(o.no_id, no);
+    c = cfg_with(", \"label2id\": {\"false\": 0, \"true\": 1}");
+    cr_assert_eq(decide(&c, v, NULL, NULL, NULL, 0, &o, &d), QRR_ERR_NOT_RERANKER);
+    cr_assert(strstr(d.msg, "--labels"), "%s", d.msg);
+    c = cfg_with(", \"id2label\": {\"0\": \"LABEL_0\"}");
+    cr_assert_eq(decide(&c, v, NULL, NULL, NULL, 0, &o, &d), QRR_ERR_NOT_RERANKER); /* causal LM */
+
+    /* 1. one label on a sequence classifier: single logit */
+    qrr_hf_config s = load_ref("tiny-seqcls");
+    cr_assert_eq(decide(&s, v, NULL, NULL, NULL, 0, &o, &d), QRR_OK, "%s", d.msg);
+    cr_assert_eq(o.head_kind, QRR_HEAD_SINGLE_LOGIT);
+    cr_assert_eq(o.from_score, 1);
+    cr_assert_eq(o.yes_id, QRR_NO_TOKEN);
+    cr_assert_eq(o.no_id, QRR_NO_TOKEN);
+    cr_assert_eq(decide(&s, v, "no", "yes", NULL, 0, &o, &d), QRR_ERR_NOT_RERANKER);
+
+    /* 3. the user wins over the map */
+    c = cfg_with(", \"id2label\": {\"0\": \"no\", \"1\": \"yes\"}");
+    cr_assert_eq(decide(&c, v, "No", "Yes", NULL, 0, &o, &d), QRR_OK, "%s", d.msg);
+    cr_assert_eq(o.label_source, QRR_LABELS_FROM_USER);
+    cr_assert_eq(o.yes_id, vocab_id("Yes"));
+    cr_assert_eq(o.no_id, vocab_id("No"));
+    cr_assert_eq(decide(&c, v, "no", "no", NULL, 0, &o, &d), QRR_ERR_NOT_RERANKER);
+    qrr_hf_vocab_free(v);
+}
+
+Test(labels, tokenizer_without_yes)
+{
+    char tmpl[] = "/tmp/qrr-hf-XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    char p[512];
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    FILE *f = fopen(p, "w");
+    fputs("{\"added_tokens\": [], \"model\": {\"type\": \"BPE\", \"vocab\": {\"no\": 5, \"maybe\": 6}}}", f);
+    fclose(f);
+    qrr_hf_vocab *v;
+    qrr_diag d;
+    cr_assert_eq(qrr_hf_vocab_load(p, &v, &d), QRR_OK, "%s", d.msg);
+    qrr_hf_config c = cfg_with("");
+    qrr_label_decision o;
+    cr_assert_eq(decide(&c, v, NULL, NULL, NULL, 0, &o, &d), QRR_ERR_NOT_RERANKER);
+    cr_assert(strstr(d.msg, "\"yes\""), "%s", d.msg);
+    qrr_hf_vocab_free(v);
+}

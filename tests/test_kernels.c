@@ -1,0 +1,467 @@
+/* test_kernels.c — the CPU kernels against their references: every GEMM version (each ISA
+ * level this CPU has, every dtype, odd sizes, strides, accumulate) against qrr_cpu_ref_gemm,
+ * the references against fp64 formulas, attention against the fp64 reference, the small ops
+ * against double-precision formulas, and exhaustive f16/bf16 conversions. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "qrr_cpu.h"
+
+/* ------------------------------------------------------------------ helpers */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static float frand(void) /* uniform in [-1, 1) */
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 40) & 0xffffff) / 8388608.0f - 1.0f;
+}
+
+static uint16_t to_bf16(float f) /* round to nearest even (finite inputs) */
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+typedef struct wbuf {
+    qrr_cpu_weight w;
+    void *data;
+    float *scale;
+} wbuf;
+
+/* Random weights of a dtype; positive: all weights > 0. I8 scales per channel or block. */
+static wbuf make_weight(uint32_t dtype, int n, int k, int block, int positive)
+{
+    wbuf b;
+    size_t cnt = (size_t)n * k;
+    b.data = malloc(cnt * 4 + 64);
+    b.scale = malloc(sizeof(float) * (cnt + 1));
+    cr_assert(b.data && b.scale);
+    for (size_t i = 0; i < cnt; i++) {
+        float v = frand();
+        if (positive) v = 0.05f + fabsf(v);
+        switch (dtype) {
+        case 0: ((float *)b.data)[i] = v; break;
+        case 1: ((uint16_t *)b.data)[i] = qrr_f32_to_f16(v); break;
+        case 2: ((uint16_t *)b.data)[i] = to_bf16(v); break;
+        default: ((int8_t *)b.data)[i] = (int8_t)lrintf(v * 127.0f); break;
+        }
+    }
+    for (size_t i = 0; i < cnt; i++) b.scale[i] = 0.002f + 0.01f * fabsf(frand());
+    b.w = (qrr_cpu_weight){dtype, b.data, b.scale, n, k, block};
+    return b;
+}
+
+static void free_weight(wbuf *b)
+{
+    free(b->data);
+    free(b->scale);
+}
+
+static double w_value(const qrr_cpu_weight *w, int j, int kk)
+{
+    size_t i = (size_t)j * w->k + kk;
+    switch (w->dtype) {
+    case 0: return ((const float *)w->data)[i];
+    case 1: return qrr_f16_to_f32(((const uint16_t *)w->data)[i]);
+    case 2: return qrr_bf16_to_f32(((const uint16_t *)w->data)[i]);
+    default: {
+        int nb = w->block > 0 ? w->k / w->block : 1;
+        int b = w->block > 0 ? kk / w->block : 0;
+        return ((const int8_t *)w->data)[i] * (double)w->scale[(size_t)j * nb + b];
+    }
+    }
+}
+
+/* ------------------------------------------------------------------ GEMM */
+
+/* One case: every ISA level against the reference. The fp versions must agree within 1e-5 of
+ * the largest |output| (mixed signs) or 1e-5 of each output (positive data); the int8 versions
+ * perform the reference's exact integer sums and fp32 steps, held to 1e-6 relative. */
+static void gemm_case(uint32_t dtype, int m, int n, int k, int block, int acc, int positive,
+                      qrr_pool *pool)
+{
+    int ldx = k + 3, ldy = n + 5;
+    float *x = malloc(sizeof(float) * (size_t)m * ldx);
+    float *y0 = malloc(sizeof(float) * (size_t)m * ldy);
+    float *y1 = malloc(sizeof(float) * (size_t)m * ldy);
+    float *yinit = malloc(sizeof(float) * (size_t)m * ldy);
+    cr_assert(x && y0 && y1 && yinit);
+    for (size_t i = 0; i < (size_t)m * ldx; i++) x[i] = positive ? 0.05f + fabsf(frand()) : frand();
+    for (size_t i = 0; i < (size_t)m * ldy; i++) yinit[i] = positive ? fabsf(frand()) : frand();
+    wbuf wb = make_weight(dtype, n, k, block, positive);
+    memcpy(y0, yinit, sizeof(float) * (size_t)m * ldy);
+    qrr_cpu_ref_gemm(x, ldx, m, &wb.w, y0, ldy, acc);
+    double ymax = 0.0;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) ymax = fmax(ymax, fabs(y0[(size_t)i * ldy + j]));
+    for (int isa = 0; isa <= qrr_cpu_isa_max(); isa++) {
+        memcpy(y1, yinit, sizeof(float) * (size_t)m * ldy);
+        qrr_cpu_gemm_isa(isa, x, ldx, m, &wb.w, y1, ldy, acc, pool);
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < ldy; j++) {
+                size_t at = (size_t)i * ldy + j;
+                if (j >= n) { /* padding between rows untouched */
+                    cr_assert_eq(y1[at], yinit[at], "isa %d wrote past n at [%d,%d]", isa, i, j);
+                    continue;
+                }
+                double tol = dtype == 3 ? 1e-6 * fabs(y0[at]) + 1e-30
+                             : positive ? 1e-5 * fabs(y0[at])
+                                        : 1e-5 * ymax;
+                cr_assert(fabs((double)y1[at] - y0[at]) <= tol,
+                          "dtype %u isa %d m %d n %d k %d block %d acc %d: y[%d,%d] = %.9g, "
+                          "reference %.9g", dtype, isa, m, n, k, block, acc, i, j, y1[at], y0[at]);
+            }
+        }
+    }
+    free_weight(&wb);
+    free(x);
+    free(y0);
+    free(y1);
+    free(yinit);
+}
+
+static const int odd_sizes[][3] = {
+    {1, 1, 1}, {1, 3, 17}, {3, 17, 63}, {17, 63, 65}, {5, 127, 127}, {63, 65, 1029},
+    {65, 33, 300}, {8, 32, 256}, {4, 100, 1029}, {9, 70, 257}, {130, 40, 64}, {2, 5, 4},
+};
+
+static void gemm_sizes(uint32_t dtype, int threads)
+{
+    qrr_pool *pool = threads > 1 ? qrr_pool_create(threads) : NULL;
+    for (size_t s = 0; s < sizeof odd_sizes / sizeof odd_sizes[0]; s++)
+        for (int acc = 0; acc <= 1; acc++)
+            gemm_case(dtype, odd_sizes[s][0], odd_sizes[s][1], odd_sizes[s][2], 0, acc, 0, pool);
+    qrr_pool_free(pool);
+}
+
+Test(gemm, f32_odd_sizes) { gemm_sizes(0, 1); }
+Test(gemm, f16_odd_sizes) { gemm_sizes(1, 2); }
+Test(gemm, bf16_odd_sizes) { gemm_sizes(2, 3); }
+Test(gemm, i8_per_channel_odd_sizes) { gemm_sizes(3, 2); }
+
+Test(gemm, i8_per_block)
+{
+    qrr_pool *pool = qrr_pool_create(2);
+    gemm_case(3, 9, 37, 256, 32, 0, 0, pool);
+    gemm_case(3, 70, 33, 320, 64, 1, 0, pool);
+    gemm_case(3, 3, 18, 1100, 4, 0, 0, pool);
+    gemm_case(3, 20, 40, 4096, 2048, 1, 0, pool); /* blocks deeper than a panel chunk */
+    gemm_case(3, 12, 9, 30, 6, 0, 0, pool);        /* block not a multiple of 4: scalar */
+    qrr_pool_free(pool);
+}
+
+/* Deep sums: each output within 1e-5 of the fp64 product, K up to 12288. */
+Test(gemm, deep_k_relative)
+{
+    qrr_pool *pool = qrr_pool_create(2);
+    for (uint32_t dt = 0; dt <= 2; dt++) {
+        gemm_case(dt, 3, 20, 12288, 0, 0, 1, pool);
+        gemm_case(dt, 12, 33, 12288, 0, 1, 1, pool);
+        gemm_case(dt, 12, 33, 12288, 0, 0, 0, pool);
+    }
+    gemm_case(3, 12, 33, 12288, 0, 0, 0, pool);
+    qrr_pool_free(pool);
+}
+
+/* The fp reference itself against an fp64 product; the int8 reference against the fp64
+ * product of its dequantized weights, within the activation rounding bound
+ * sum_k |w_k| * scale_x / 2 (plus fp32 rounding). */
+Test(gemm, references_against_fp64)
+{
+    int m = 7, n = 19, k = 333;
+    float *x = malloc(sizeof(float) * m * k), *y = malloc(sizeof(float) * m * n);
+    cr_assert(x && y);
+    for (int i = 0; i < m * k; i++) x[i] = frand() * 3.0f;
+    for (uint32_t dt = 0; dt <= 3; dt++) {
+        for (int block = 0; block <= (dt == 3 ? 37 : 0); block += 37) {
+            if (block && k % block) continue;
+            wbuf wb = make_weight(dt, n, k, block, 0);
+            qrr_cpu_ref_gemm(x, k, m, &wb.w, y, n, 0);
+            for (int i = 0; i < m; i++) {
+                double amax = 0.0;
+                for (int kk = 0; kk < k; kk++) amax = fmax(amax, fabs(x[i * k + kk]));
+                for (int j = 0; j < n; j++) {
+                    double exact = 0.0, wabs = 0.0, mag = 0.0;
+                    for (int kk = 0; kk < k; kk++) {
+                        double wv = w_value(&wb.w, j, kk);
+                        exact += x[i * k + kk] * wv;
+                        wabs += fabs(wv);
+                        mag += fabs(x[i * k + kk] * wv);
+                    }
+                    double bound = dt == 3 ? wabs * amax / 127.0 * 0.5 + 1e-6 * mag : 1e-7 * mag;
+                    cr_assert(fabs(y[i * n + j] - exact) <= bound,
+                              "dtype %u block %d: [%d,%d] %.9g vs fp64 %.9g", dt, block, i, j,
+                              y[i * n + j], exact);
+                }
+            }
+            free_weight(&wb);
+        }
+    }
+    free(x);
+    free(y);
+}
+
+Test(gemm, i8_zero_and_nonfinite_rows)
+{
+    int k = 64, n = 20;
+    float x[2 * 64];
+    for (int i = 0; i < k; i++) {
+        x[i] = 0.0f;
+        x[k + i] = frand();
+    }
+    x[k + 5] = INFINITY;
+    wbuf wb = make_weight(3, n, k, 0, 0);
+    for (int isa = 0; isa <= qrr_cpu_isa_max(); isa++) {
+        float y[2 * 20];
+        for (int i = 0; i < 2 * n; i++) y[i] = 1.0f;
+        qrr_cpu_gemm_isa(isa, x, k, 2, &wb.w, y, n, 0, NULL);
+        for (int j = 0; j < n; j++) {
+            cr_assert_eq(y[j], 0.0f, "isa %d: zero row gave %g", isa, y[j]);
+            cr_assert(isnan(y[n + j]), "isa %d: row with inf gave %g", isa, y[n + j]);
+        }
+    }
+    free_weight(&wb);
+}
+
+Test(gemm, impl_names)
+{
+    for (uint32_t dt = 0; dt <= 3; dt++) {
+        const char *s = qrr_cpu_gemm_impl(dt);
+        cr_assert(s && (strcmp(s, "scalar") == 0 || strcmp(s, "avx2") == 0 ||
+                        strcmp(s, "avx512") == 0 || strcmp(s, "avx512-vnni") == 0),
+                  "dtype %u: impl '%s'", dt, s ? s : "(null)");
+    }
+    qrr_cpu_features f = qrr_cpu_detect();
+    if (qrr_cpu_isa_max() >= 2) cr_assert(f.avx512f && f.avx512bw && f.avx512vl);
+    if (qrr_cpu_isa_max() >= 1) cr_assert(f.avx2 && f.fma && f.f16c);
+}
+
+/* ------------------------------------------------------------------ attention */
+
+static void attn_case(int t, int n_prefix, int nq, int nkv, int d, qrr_pool *pool)
+{
+    size_t qd = (size_t)nq * d, kd = (size_t)nkv * d;
+    float *q = malloc(sizeof(float) * t * qd), *k = malloc(sizeof(float) * t * kd);
+    float *v = malloc(sizeof(float) * t * kd);
+    float *pk = malloc(sizeof(float) * (n_prefix + 1) * kd), *pv = malloc(sizeof(float) * (n_prefix + 1) * kd);
+    float *o0 = malloc(sizeof(float) * t * qd), *o1 = malloc(sizeof(float) * t * qd);
+    cr_assert(q && k && v && pk && pv && o0 && o1);
+    for (size_t i = 0; i < t * qd; i++) q[i] = 2.0f * frand();
+    for (size_t i = 0; i < t * kd; i++) {
+        k[i] = 2.0f * frand();
+        v[i] = frand();
+    }
+    for (size_t i = 0; i < (size_t)n_prefix * kd; i++) {
+        pk[i] = 2.0f * frand();
+        pv[i] = frand();
+    }
+    qrr_cpu_ref_attention(q, k, v, n_prefix ? pk : NULL, n_prefix ? pv : NULL, n_prefix, t, nq, nkv, d, o0);
+    for (int isa = 0; isa <= qrr_cpu_isa_max(); isa++) {
+        qrr_cpu_attention_isa(isa, q, k, v, n_prefix ? pk : NULL, n_prefix ? pv : NULL, n_prefix, t, nq, nkv, d, o1, pool);
+        for (size_t i = 0; i < t * qd; i++)
+            cr_assert(fabsf(o1[i] - o0[i]) <= 1e-5f, /* values are averages of |v| <= 1 */
+                      "isa %d t %d prefix %d nq %d nkv %d d %d: out[%zu] %.9g vs %.9g", isa, t,
+                      n_prefix, nq, nkv, d, i, o1[i], o0[i]);
+    }
+    free(q);
+    free(k);
+    free(v);
+    free(pk);
+    free(pv);
+    free(o0);
+    free(o1);
+}
+
+Test(attention, against_reference)
+{
+    qrr_pool *pool = qrr_pool_create(2);
+    const int ts[] = {1, 2, 17, 64, 300};
+    const int groups[][2] = {{4, 4}, {4, 2}, {8, 2}};
+    for (size_t a = 0; a < 5; a++)
+        for (size_t g = 0; g < 3; g++)
+            for (int pre = 0; pre <= 37; pre += 37)
+                attn_case(ts[a], pre, groups[g][0], groups[g][1], ts[a] >= 300 ? 64 : 128, pool);
+    attn_case(33, 5, 2, 1, 6, pool);   /* head_dim not a multiple of 16 */
+    attn_case(20, 0, 3, 3, 40, pool);
+    attn_case(5, 300, 2, 1, 128, pool); /* long prefix, short sequence */
+    qrr_pool_free(pool);
+}
+
+/* A single key: softmax weight 1, the output is that value row exactly. */
+Test(attention, single_key_returns_value)
+{
+    int d = 128, nq = 4, nkv = 2;
+    float q[4 * 128], k[2 * 128], v[2 * 128], o[4 * 128];
+    for (int i = 0; i < nq * d; i++) q[i] = frand();
+    for (int i = 0; i < nkv * d; i++) {
+        k[i] = frand();
+        v[i] = frand();
+    }
+    for (int isa = 0; isa <= qrr_cpu_isa_max(); isa++) {
+        qrr_cpu_attention_isa(isa, q, k, v, NULL, NULL, 0, 1, nq, nkv, d, o, NULL);
+        for (int h = 0; h < nq; h++)
+            for (int e = 0; e < d; e++)
+                cr_assert_eq(o[h * d + e], v[(h / 2) * d + e], "isa %d head %d", isa, h);
+    }
+}
+
+/* ------------------------------------------------------------------ small ops */
+
+Test(ops, rmsnorm_against_double)
+{
+    int rows = 5, n = 1027;
+    float *x = malloc(sizeof(float) * rows * n), *w = malloc(sizeof(float) * n);
+    float *y = malloc(sizeof(float) * rows * n);
+    cr_assert(x && w && y);
+    for (int i = 0; i < rows * n; i++) x[i] = 3.0f * frand();
+    for (int i = 0; i < n; i++) w[i] = frand();
+    qrr_cpu_rmsnorm(x, w, y, rows, n, 1e-6f);
+    for (int r = 0; r < rows; r++) {
+        double ss = 0.0;
+        for (int i = 0; i < n; i++) ss += (double)x[r * n + i] * x[r * n + i];
+        double inv = 1.0 / sqrt(ss / n + 1e-6);
+        for (int i = 0; i < n; i++) {
+            double want = x[r * n + i] * inv * w[i];
+            cr_assert(fabs(y[r * n + i] - want) <= 1e-6 * fabs(want) + 1e-12, "[%d,%d]", r, i);
+        }
+    }
+    memcpy(y, x, sizeof(float) * rows * n); /* in place gives the same */
+    float *y2 = malloc(sizeof(float) * rows * n);
+    cr_assert(y2);
+    qrr_cpu_rmsnorm(x, w, y2, rows, n, 1e-6f);
+    qrr_cpu_rmsnorm(y, w, y, rows, n, 1e-6f);
+    cr_assert(memcmp(y, y2, sizeof(float) * rows * n) == 0);
+    free(x);
+    free(w);
+    free(y);
+    free(y2);
+}
+
+Test(ops, rope_against_double)
+{
+    int rows = 6, nh = 3, d = 128, pos0 = 8000;
+    float inv_freq[64];
+    for (int i = 0; i < d / 2; i++) inv_freq[i] = (float)(1.0 / pow(1000000.0, 2.0 * i / d));
+    size_t cnt = (size_t)rows * nh * d;
+    float *x = malloc(sizeof(float) * cnt), *x0 = malloc(sizeof(float) * cnt);
+    cr_assert(x && x0);
+    for (size_t i = 0; i < cnt; i++) x0[i] = x[i] = frand();
+    qrr_cpu_rope(x, rows, nh, d, pos0, inv_freq);
+    for (int r = 0; r < rows; r++)
+        for (int h = 0; h < nh; h++)
+            for (int i = 0; i < d / 2; i++) {
+                size_t a = ((size_t)r * nh + h) * d + i, b = a + d / 2;
+                double ang = (double)((float)(pos0 + r) * inv_freq[i]); /* fp32 angle */
+                double wa = x0[a] * cos(ang) - x0[b] * sin(ang);
+                double wb = x0[b] * cos(ang) + x0[a] * sin(ang);
+                double tol = 1e-6 * (fabs(x0[a]) + fabs(x0[b]));
+                cr_assert(fabs(x[a] - wa) <= tol && fabs(x[b] - wb) <= tol, "r %d h %d i %d", r, h, i);
+            }
+    free(x);
+    free(x0);
+}
+
+Test(ops, silu_mul_against_double)
+{
+    int rows = 3, n = 301;
+    float *gu = malloc(sizeof(float) * rows * 2 * n), *o = malloc(sizeof(float) * rows * n);
+    cr_assert(gu && o);
+    for (int i = 0; i < rows * 2 * n; i++) gu[i] = 8.0f * frand();
+    qrr_cpu_silu_mul(gu, o, rows, n);
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < n; i++) {
+            double g = gu[r * 2 * n + i], u = gu[r * 2 * n + n + i];
+            double want = g / (1.0 + exp(-g)) * u;
+            cr_assert(fabs(o[r * n + i] - want) <= 1e-6 * fabs(want) + 1e-30, "[%d,%d]", r, i);
+        }
+    free(gu);
+    free(o);
+}
+
+Test(ops, embed_row_every_dtype)
+{
+    int n = 10, k = 96;
+    float out[96];
+    for (uint32_t dt = 0; dt <= 3; dt++)
+        for (int block = 0; block <= (dt == 3 ? 32 : 0); block += 32) {
+            wbuf wb = make_weight(dt, n, k, block, 0);
+            for (int row = 0; row < n; row += 3) {
+                qrr_cpu_embed_row(&wb.w, row, out);
+                for (int i = 0; i < k; i++)
+                    cr_assert_eq(out[i], (float)w_value(&wb.w, row, i), "dtype %u row %d [%d]", dt, row, i);
+            }
+            free_weight(&wb);
+        }
+}
+
+/* ------------------------------------------------------------------ f16 / bf16 */
+
+static uint32_t bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+Test(half, f16_exhaustive_against_compiler_and_round_trip)
+{
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = qrr_f16_to_f32((uint16_t)h);
+        _Float16 c;
+        uint16_t hh = (uint16_t)h;
+        memcpy(&c, &hh, 2);
+        float want = (float)c;
+        if (isnan(want)) {
+            cr_assert(isnan(f), "h %04x", h);
+            uint16_t back = qrr_f32_to_f16(f);
+            cr_assert((back & 0x7c00u) == 0x7c00u && (back & 0x3ffu) != 0 && (back & 0x200u),
+                      "NaN %04x came back as %04x", h, back);
+            continue;
+        }
+        cr_assert_eq(bits(f), bits(want), "h %04x: %a vs %a", h, f, want);
+        cr_assert_eq(qrr_f32_to_f16(f), (uint16_t)h, "round trip of %04x", h);
+    }
+}
+
+/* Narrowing: every midpoint between neighbouring f16 values and its two f32 neighbours, plus
+ * random floats, rounded like the compiler's _Float16 conversion (round to nearest even). */
+Test(half, f32_to_f16_rounding)
+{
+    for (uint32_t h = 0; h < 0x7c00u; h++) {
+        double lo = qrr_f16_to_f32((uint16_t)h);
+        double hi = h + 1 < 0x7c00u ? qrr_f16_to_f32((uint16_t)(h + 1)) : 65536.0;
+        float mid = (float)((lo + hi) / 2); /* exact in fp32 */
+        float probes[3] = {mid, nextafterf(mid, 0.0f), nextafterf(mid, INFINITY)};
+        for (int p = 0; p < 3; p++)
+            for (int s = 0; s < 2; s++) {
+                float f = s ? -probes[p] : probes[p];
+                _Float16 c = (_Float16)f;
+                uint16_t want;
+                memcpy(&want, &c, 2);
+                cr_assert_eq(qrr_f32_to_f16(f), want, "%a: %04x vs %04x", f, qrr_f32_to_f16(f), want);
+            }
+    }
+    for (int i = 0; i < 200000; i++) {
+        float f = frand() * ldexpf(1.0f, (int)(frand() * 40.0f));
+        _Float16 c = (_Float16)f;
+        uint16_t want;
+        memcpy(&want, &c, 2);
+        cr_assert_eq(qrr_f32_to_f16(f), want, "%a", f);
+    }
+    cr_assert_eq(qrr_f32_to_f16(INFINITY), 0x7c00u);
+    cr_assert_eq(qrr_f32_to_f16(-1e10f), 0xfc00u);
+}
+
+Test(half, bf16_exhaustive)
+{
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = qrr_bf16_to_f32((uint16_t)h);
+        cr_assert_eq(bits(f), h << 16, "h %04x", h);
+    }
+}

@@ -1,0 +1,189 @@
+/* test_runtime.c — the scoring API beyond single-pair parity: a request of N documents gives
+ * the same scores as N requests of one, with and without the shared prefix and across chunk
+ * boundaries; id input equals text input; bad arguments give their status and a message. */
+#include <jansson.h>
+#include <math.h>
+
+#include "qrr.h"
+#include "qrr_test_util.h"
+
+static char tmp[256], path[1024];
+static qrr_model *model;
+
+static void setup(void)
+{
+    tu_tmpdir(tmp, sizeof tmp);
+    tu_convert("tiny-tied", "f32", tmp, path, sizeof path);
+    cr_assert_eq(qrr_model_open(path, qrr_model_default_params(), &model), QRR_OK, "%s",
+                 qrr_last_error());
+}
+
+static void teardown(void)
+{
+    qrr_model_close(model);
+    tu_system("rm -rf '%s'", tmp);
+}
+
+static qrr_ctx *make_ctx(int share, int max_batch_tokens)
+{
+    qrr_ctx_params cp = qrr_ctx_default_params();
+    cp.n_threads = 2;
+    cp.share_prefix = share;
+    cp.max_batch_tokens = max_batch_tokens;
+    qrr_ctx *c = NULL;
+    cr_assert_eq(qrr_ctx_create(model, cp, &c), QRR_OK, "%s", qrr_last_error());
+    return c;
+}
+
+/* Documents of very different lengths: a few words up to ~1500 tokens. */
+#define N_DOCS 7
+static char *docs[N_DOCS];
+static void make_docs(void)
+{
+    const char *seeds[N_DOCS] = {"Beijing.", "The capital of China is Beijing.",
+                                 "Gravity is a force that attracts two bodies towards each other. ",
+                                 "北京是中国的首都。", "x", "Numbers 1 22 333 and more. ",
+                                 "Seoul is the capital of Korea. "};
+    const int repeats[N_DOCS] = {1, 1, 100, 30, 1, 3, 250};
+    for (int i = 0; i < N_DOCS; i++) {
+        size_t n = strlen(seeds[i]);
+        docs[i] = malloc(n * (size_t)repeats[i] + 1);
+        for (int r = 0; r < repeats[i]; r++) memcpy(docs[i] + n * (size_t)r, seeds[i], n);
+        docs[i][n * (size_t)repeats[i]] = '\0';
+    }
+}
+
+TestSuite(runtime, .init = setup, .fini = teardown);
+
+Test(runtime, batch_equals_one_at_a_time)
+{
+    make_docs();
+    const char *q = "What is the capital of China?";
+    float one[N_DOCS], logit_one[N_DOCS];
+    qrr_ctx *single = make_ctx(0, 0);
+    for (int i = 0; i < N_DOCS; i++)
+        cr_assert_eq(qrr_ctx_score(single, q, (const char **)&docs[i], 1,
+                                   qrr_score_default_params(), &one[i], &logit_one[i]), QRR_OK);
+    /* shared prefix on/off, one chunk or many small ones */
+    const int shares[] = {1, 0, 1}, chunks[] = {0, 0, 64};
+    for (int v = 0; v < 3; v++) {
+        qrr_ctx *c = make_ctx(shares[v], chunks[v]);
+        float s[N_DOCS], l[N_DOCS];
+        cr_assert_eq(qrr_ctx_score(c, q, (const char *const *)docs, N_DOCS,
+                                   qrr_score_default_params(), s, l), QRR_OK, "%s",
+                     qrr_last_error());
+        qrr_stats st = qrr_ctx_last_stats(c);
+        if (shares[v]) cr_expect_lt(st.tokens_computed, st.tokens, "the shared prefix was not shared");
+        else cr_expect_eq(st.tokens_computed, st.tokens);
+        for (int i = 0; i < N_DOCS; i++) {
+            cr_expect_leq(fabsf(s[i] - one[i]), 1e-5f, "variant %d doc %d: %g vs %g", v, i, s[i], one[i]);
+            cr_expect_leq(fabsf(l[i] - logit_one[i]), 1e-4f, "variant %d doc %d logit", v, i);
+        }
+        qrr_ctx_free(c);
+    }
+    qrr_ctx_free(single);
+}
+
+Test(runtime, ids_equal_text)
+{
+    make_docs();
+    const char *q = "What is the capital of China?";
+    qrr_ctx *c = make_ctx(1, 0);
+    int32_t *ids[N_DOCS];
+    size_t lens[N_DOCS];
+    float by_text[N_DOCS], by_ids[N_DOCS];
+    cr_assert_eq(qrr_ctx_score(c, q, (const char *const *)docs, N_DOCS,
+                               qrr_score_default_params(), by_text, NULL), QRR_OK);
+    for (int i = 0; i < N_DOCS; i++) {
+        size_t n = 0;
+        cr_assert_eq(qrr_model_prompt_ids(model, q, docs[i], qrr_score_default_params(), NULL, 0, &n),
+                     QRR_ERR_BUFFER_TOO_SMALL);
+        ids[i] = malloc(n * sizeof *ids[i]);
+        cr_assert_eq(qrr_model_prompt_ids(model, q, docs[i], qrr_score_default_params(), ids[i], n,
+                                          &lens[i]), QRR_OK);
+    }
+    cr_assert_eq(qrr_ctx_score_ids(c, (const int32_t *const *)ids, lens, N_DOCS, by_ids, NULL), QRR_OK);
+    for (int i = 0; i < N_DOCS; i++) cr_expect_leq(fabsf(by_ids[i] - by_text[i]), 1e-6f);
+    qrr_ctx_free(c);
+}
+
+Test(runtime, truncation_keeps_suffix)
+{
+    make_docs();
+    qrr_score_params sp = qrr_score_default_params();
+    sp.max_length = 120;
+    int32_t ids[200];
+    size_t n = 0;
+    cr_assert_eq(qrr_model_prompt_ids(model, "q", docs[2], sp, ids, 200, &n), QRR_OK);
+    cr_expect_eq(n, 120);
+    /* The suffix "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n" ends the prompt. */
+    cr_expect_eq(ids[n - 1], 271);
+    cr_expect_eq(ids[n - 2], 151668);
+    sp.max_length = 20; /* not even room for prefix and suffix */
+    cr_expect_eq(qrr_model_prompt_ids(model, "q", docs[2], sp, ids, 200, &n), QRR_ERR_INVALID_ARG);
+    cr_expect(strstr(qrr_last_error(), "max_length") != NULL, "%s", qrr_last_error());
+}
+
+Test(runtime, bad_arguments)
+{
+    qrr_ctx *c = make_ctx(1, 0);
+    float s;
+    const char *bad_utf8 = "caf\xc3 au lait";
+    cr_expect_eq(qrr_ctx_score(c, "q", &bad_utf8, 1, qrr_score_default_params(), &s, NULL),
+                 QRR_ERR_UTF8);
+    cr_expect(strstr(qrr_last_error(), "document 0") != NULL, "%s", qrr_last_error());
+    cr_expect_eq(qrr_ctx_score(c, NULL, &bad_utf8, 1, qrr_score_default_params(), &s, NULL),
+                 QRR_ERR_INVALID_ARG);
+    int32_t too_big[] = {1, 2, 999999999};
+    const int32_t *p = too_big;
+    size_t len = 3;
+    cr_expect_eq(qrr_ctx_score_ids(c, &p, &len, 1, &s, NULL), QRR_ERR_INVALID_ARG);
+    cr_expect(strstr(qrr_last_error(), "vocabulary") != NULL, "%s", qrr_last_error());
+    len = 0;
+    cr_expect_eq(qrr_ctx_score_ids(c, &p, &len, 1, &s, NULL), QRR_ERR_INVALID_ARG);
+    qrr_ctx_free(c);
+
+    qrr_ctx_params cp = qrr_ctx_default_params();
+    cp.device = QRR_DEVICE_CUDA;
+#ifndef QRR_WITH_CUDA
+    cr_expect_eq(qrr_ctx_create(model, cp, &c), QRR_ERR_UNSUPPORTED);
+    cr_expect(strstr(qrr_last_error(), "CUDA") != NULL, "%s", qrr_last_error());
+#endif
+    cp = qrr_ctx_default_params();
+    cp.n_threads = -1;
+    cr_expect_eq(qrr_ctx_create(model, cp, &c), QRR_ERR_INVALID_ARG);
+
+    qrr_model *m2 = NULL;
+    cr_expect_eq(qrr_model_open("/nonexistent/model.qrr", qrr_model_default_params(), &m2), QRR_ERR_IO);
+    cr_expect(strstr(qrr_last_error(), "/nonexistent/model.qrr") != NULL);
+    cr_expect_null(m2);
+}
+
+Test(runtime, open_from_memory_scores_the_same)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *buf = aligned_alloc(4096, ((size_t)n + 4095) / 4096 * 4096);
+    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    qrr_model *m2 = NULL;
+    cr_assert_eq(qrr_model_open_memory(buf, (size_t)n, qrr_model_default_params(), &m2), QRR_OK,
+                 "%s", qrr_last_error());
+    qrr_ctx_params cp = qrr_ctx_default_params();
+    cp.n_threads = 1;
+    qrr_ctx *a = NULL, *b = NULL;
+    cr_assert_eq(qrr_ctx_create(m2, cp, &a), QRR_OK);
+    cr_assert_eq(qrr_ctx_create(model, cp, &b), QRR_OK);
+    const char *doc = "The capital of China is Beijing.";
+    float sa, sb;
+    cr_assert_eq(qrr_ctx_score(a, "capital?", &doc, 1, qrr_score_default_params(), &sa, NULL), QRR_OK);
+    cr_assert_eq(qrr_ctx_score(b, "capital?", &doc, 1, qrr_score_default_params(), &sb, NULL), QRR_OK);
+    cr_expect_eq(sa, sb);
+    qrr_ctx_free(a);
+    qrr_ctx_free(b);
+    qrr_model_close(m2);
+    free(buf);
+}

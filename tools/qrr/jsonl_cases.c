@@ -1,0 +1,166 @@
+/* jsonl_cases.c — line-numbered reading of JSON-lines files and typed field access for
+ * `qrr check` and `qrr eval`. Every message names the field and what it should be; the
+ * caller adds the file and line. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "jsonl_cases.h"
+
+#define MAX_IDS (1L << 20) /* token ids on one line */
+#define MAX_LENGTH_CAP 1000000
+
+static int is_blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t') return 0;
+    return 1;
+}
+
+long jsonl_read(const char *cmd, const char *path, jsonl_line_fn fn, void *ctx)
+{
+    int use_stdin = !strcmp(path, "-");
+    FILE *f = use_stdin ? stdin : fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "qrr %s: cannot open %s: %s\n", cmd, path, strerror(errno));
+        return -1;
+    }
+    cli_lines in = {.in = f};
+    long bad = 0;
+    size_t len;
+    const char *line;
+    while ((line = cli_next_line(&in, &len)) != NULL) {
+        if (is_blank(line, len)) continue;
+        char err[JSONL_ERR_LEN + 64];
+        json_t *o = cli_parse_object(line, len, err, sizeof err);
+        int ok = o && fn(ctx, in.lineno, o, err, sizeof err) == 0;
+        json_decref(o);
+        if (!ok && ++bad <= JSONL_MAX_REPORTED)
+            fprintf(stderr, "qrr %s: %s:%ld: %s\n", cmd, path, in.lineno, err);
+    }
+    int read_error = ferror(f);
+    if (read_error) fprintf(stderr, "qrr %s: error reading %s\n", cmd, path);
+    if (bad > JSONL_MAX_REPORTED)
+        fprintf(stderr, "qrr %s: %s: %ld malformed lines in all\n", cmd, path, bad);
+    free(in.buf);
+    if (!use_stdin) fclose(f);
+    return read_error ? -1 : bad;
+}
+
+int jsonl_get_string(json_t *o, const char *key, char **out, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v) {
+        snprintf(err, errlen, "missing field \"%s\"", key);
+        return -1;
+    }
+    if (!json_is_string(v)) {
+        snprintf(err, errlen, "field \"%s\" must be a string", key);
+        return -1;
+    }
+    *out = strdup(json_string_value(v));
+    if (!*out) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int jsonl_get_number(json_t *o, const char *key, double *out, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v) {
+        snprintf(err, errlen, "missing field \"%s\"", key);
+        return -1;
+    }
+    if (!json_is_number(v) || !isfinite(json_number_value(v))) {
+        snprintf(err, errlen, "field \"%s\" must be a finite number", key);
+        return -1;
+    }
+    *out = json_number_value(v);
+    return 0;
+}
+
+int jsonl_get_ids(json_t *o, const char *key, int32_t **out, size_t *n, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(o, key);
+    *out = NULL;
+    *n = 0;
+    if (!json_is_array(v)) {
+        snprintf(err, errlen, "field \"%s\" must be an array of token ids", key);
+        return -1;
+    }
+    size_t count = json_array_size(v);
+    if (count == 0 || count > (size_t)MAX_IDS) {
+        snprintf(err, errlen, "field \"%s\" must hold 1 to %ld token ids, not %zu", key,
+                 MAX_IDS, count);
+        return -1;
+    }
+    int32_t *ids = malloc(count * sizeof *ids);
+    if (!ids) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < count; i++) {
+        json_t *e = json_array_get(v, i);
+        if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > INT32_MAX) {
+            snprintf(err, errlen, "field \"%s\"[%zu] must be an integer in [0, %d]", key, i,
+                     INT32_MAX);
+            free(ids);
+            return -1;
+        }
+        ids[i] = (int32_t)json_integer_value(e);
+    }
+    *out = ids;
+    *n = count;
+    return 0;
+}
+
+int jsonl_get_request(json_t *o, jsonl_request *r, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof *r);
+    json_t *ins = json_object_get(o, "instruction"), *ml = json_object_get(o, "max_length");
+    if (ins && !json_is_null(ins) && !json_is_string(ins)) {
+        snprintf(err, errlen, "field \"instruction\" must be a string or null");
+        return -1;
+    }
+    if (ml && !json_is_null(ml) &&
+        (!json_is_integer(ml) || json_integer_value(ml) < 1 ||
+         json_integer_value(ml) > MAX_LENGTH_CAP)) {
+        snprintf(err, errlen, "field \"max_length\" must be an integer in [1, %d] or null",
+                 MAX_LENGTH_CAP);
+        return -1;
+    }
+    if (jsonl_get_string(o, "query", &r->query, err, errlen)) return -1;
+    if (json_is_string(ins) && !(r->instruction = strdup(json_string_value(ins)))) {
+        jsonl_request_free(r);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    r->max_length = json_is_integer(ml) ? (int)json_integer_value(ml) : 0;
+    return 0;
+}
+
+void jsonl_request_free(jsonl_request *r)
+{
+    free(r->query);
+    free(r->instruction);
+    memset(r, 0, sizeof *r);
+}
+
+int jsonl_request_cmp(const jsonl_request *a, const jsonl_request *b)
+{
+    int c = strcmp(a->query, b->query);
+    if (c) return c;
+    if (a->max_length != b->max_length) return a->max_length < b->max_length ? -1 : 1;
+    if (!a->instruction || !b->instruction)
+        return (a->instruction != NULL) - (b->instruction != NULL);
+    return strcmp(a->instruction, b->instruction);
+}
+
+int jsonl_same_request(const jsonl_request *a, const jsonl_request *b)
+{
+    return jsonl_request_cmp(a, b) == 0;
+}
