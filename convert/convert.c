@@ -191,14 +191,22 @@ static int build_provenance(job *j, qrr_diag *d)
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    /* The checkpoint type of the weights the dtype option applies to: "bf16", "f16",
+     * "f32", or "mixed" (tells readers whether f16/bf16 storage was lossless). */
+    const char *src_dtype = NULL;
+    for (size_t i = 0; i < j->nschema; i++) {
+        if (j->schema[i].role != QRR_ROLE_WEIGHT || !j->src[i].t) continue;
+        const char *n = src_names[j->src[i].t->dtype];
+        src_dtype = !src_dtype || strcmp(src_dtype, n) == 0 ? n : "mixed";
+    }
     json_t *root = json_pack(
-        "{s:s, s:s, s:s?, s:{s:s, s:s?, s:s?, s:b, s:i, s:i}, s:s, s:O, s:I, s:s, s:s}",
+        "{s:s, s:s, s:s?, s:{s:s, s:s?, s:s?, s:b, s:i, s:i}, s:s, s:s?, s:O, s:I, s:s, s:s}",
         "converter", "qconvert " QRR_CONVERTER_VERSION, "date_utc", date,
         "command_line", o->command_line,
         "options", "dtype", qrr_convert_dtype_name(o->dtype), "label_no", o->label_no,
         "label_yes", o->label_yes, "force", o->force, "max_length", (int)j->meta.fixed.max_length,
         "quant_block", (int)o->quant_block,
-        "architecture", j->cfg.architecture, "sources", j->sources,
+        "architecture", j->cfg.architecture, "source_dtype", src_dtype, "sources", j->sources,
         "rounded_values", (json_int_t)j->inexact, "prompts", j->prompts.source, "labels", j->lab.reason);
     if (!root) return qrr_fail(d, QRR_ERR_NOMEM, "cannot build the provenance JSON");
     j->provenance = json_dumps(root, JSON_COMPACT);

@@ -141,12 +141,15 @@ static double now_seconds(void)
 }
 
 /* ---- upload --------------------------------------------------------------------------- */
+/* Every copy and conversion goes on the context's stream, so that a conversion kernel runs
+ * after its staging copy has landed (a plain cudaMemcpy from pageable memory may return
+ * before its DMA is done, and the stream does not wait for the legacy stream). */
 
 static int upload_f32(qrr_cuda_state *cs, const float *src, size_t n, float **dst,
                       const char *what, qrr_diag *d)
 {
     TRY(dev_alloc(cs, (void **)dst, n, sizeof(float), &cs->weight_bytes, what, d));
-    CU(cudaMemcpy(*dst, src, n * sizeof(float), cudaMemcpyHostToDevice), "upload");
+    CU(cudaMemcpyAsync(*dst, src, n * sizeof(float), cudaMemcpyHostToDevice, cs->stream), "upload");
     return QRR_OK;
 }
 
@@ -169,21 +172,21 @@ static int upload_part(qrr_cuda_state *cs, const qrr_cpu_weight *part, const cha
     TRY(mul_size((size_t)part->n, (size_t)part->k, &elems, d));
     if (dst->i8) {
         int8_t *w = (int8_t *)dst->w + (size_t)row0 * (size_t)dst->k;
-        CU(cudaMemcpy(w, part->data, elems, cudaMemcpyHostToDevice), "upload");
+        CU(cudaMemcpyAsync(w, part->data, elems, cudaMemcpyHostToDevice, cs->stream), "upload");
         size_t ns = (size_t)part->n * (size_t)scale_cols;
-        CU(cudaMemcpy(dst->scale + (size_t)row0 * scale_cols, part->scale, ns * sizeof(float),
-                      cudaMemcpyHostToDevice), "upload");
+        CU(cudaMemcpyAsync(dst->scale + (size_t)row0 * scale_cols, part->scale,
+                           ns * sizeof(float), cudaMemcpyHostToDevice, cs->stream), "upload");
         return QRR_OK;
     }
     uint16_t *w = (uint16_t *)dst->w + (size_t)row0 * (size_t)dst->k;
     if (part->dtype == QRR_DTYPE_F16) {
-        CU(cudaMemcpy(w, part->data, elems * 2, cudaMemcpyHostToDevice), "upload");
+        CU(cudaMemcpyAsync(w, part->data, elems * 2, cudaMemcpyHostToDevice, cs->stream), "upload");
         return QRR_OK;
     }
     TRY(mul_size(elems, part->dtype == QRR_DTYPE_F32 ? 4 : 2, &bytes, d));
     TRY(stage_reserve(cs, bytes, d));
-    CU(cudaMemcpy(cs->stage, part->data, bytes, cudaMemcpyHostToDevice), "upload");
-    CU(cudaMemset(cs->d_overflow, 0, sizeof(int)), "cudaMemset");
+    CU(cudaMemcpyAsync(cs->stage, part->data, bytes, cudaMemcpyHostToDevice, cs->stream), "upload");
+    CU(cudaMemsetAsync(cs->d_overflow, 0, sizeof(int), cs->stream), "cudaMemset");
     KERNEL(qrr_cuda_to_f16(cs->stage, part->dtype, elems, w, cs->d_overflow, cs->stream),
            "f16 conversion");
     int bad = 0;
@@ -251,7 +254,7 @@ static int upload(qrr_cuda_state *cs, const qrr_model *m, qrr_diag *d)
     if (!esz) return qrr_fail(d, QRR_ERR_UNSUPPORTED, "embedding dtype %u", e->dtype);
     TRY(mul_size(V, H, &elems, d));
     TRY(dev_alloc(cs, &cs->embed, elems, esz, &cs->weight_bytes, "the embedding", d));
-    CU(cudaMemcpy(cs->embed, e->data, elems * esz, cudaMemcpyHostToDevice), "upload");
+    CU(cudaMemcpyAsync(cs->embed, e->data, elems * esz, cudaMemcpyHostToDevice, cs->stream), "upload");
     cs->embed_dtype = e->dtype;
     if (e->dtype == QRR_DTYPE_I8) {
         cs->embed_block = e->block;

@@ -10,6 +10,9 @@
 #include "model.h"
 #include "prompt.h"
 #include "qwen3.h"
+#ifdef QRR_WITH_CUDA
+#include "cuda_model.h"
+#endif
 
 #define DEFAULT_BATCH_TOKENS 4096
 #define MIN_SHARED_PREFIX 8 /* below this, sharing saves less than its bookkeeping */
@@ -23,6 +26,9 @@ struct qrr_ctx {
     qrr_ids *prompts;     /* [cap_prompts] built prompts of the current request */
     size_t cap_prompts;
     qrr_stats stats;      /* of the last request */
+#ifdef QRR_WITH_CUDA
+    qrr_cuda_state *cuda; /* device state when params.device is QRR_DEVICE_CUDA */
+#endif
 };
 
 qrr_ctx_params qrr_ctx_default_params(void)
@@ -42,10 +48,12 @@ int qrr_ctx_create(const qrr_model *m, qrr_ctx_params params, qrr_ctx **out)
 {
     if (!m || !out) return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_ctx_create: NULL argument");
     *out = NULL;
+#ifndef QRR_WITH_CUDA
     if (params.device == QRR_DEVICE_CUDA)
         return qrr__errorf(QRR_ERR_UNSUPPORTED,
                            "device cuda: this build of libqrr has no CUDA support");
-    if (params.device != QRR_DEVICE_CPU)
+#endif
+    if (params.device != QRR_DEVICE_CPU && params.device != QRR_DEVICE_CUDA)
         return qrr__errorf(QRR_ERR_INVALID_ARG, "unknown device %d", (int)params.device);
     if (params.n_threads < 0 || params.n_threads > 1024)
         return qrr__errorf(QRR_ERR_INVALID_ARG, "n_threads %d out of range [0, 1024]",
@@ -67,6 +75,16 @@ int qrr_ctx_create(const qrr_model *m, qrr_ctx_params params, qrr_ctx **out)
         free(c);
         return qrr__errorf(QRR_ERR_NOMEM, "could not start %d threads", params.n_threads);
     }
+#ifdef QRR_WITH_CUDA
+    if (params.device == QRR_DEVICE_CUDA) {
+        qrr_diag d;
+        qrr_diag_clear(&d);
+        if (qrr__cuda_ctx_create(m, &c->cuda, &d) != QRR_OK) {
+            qrr_ctx_free(c);
+            return qrr__set_error(&d);
+        }
+    }
+#endif
     *out = c;
     return QRR_OK;
 }
@@ -74,6 +92,9 @@ int qrr_ctx_create(const qrr_model *m, qrr_ctx_params params, qrr_ctx **out)
 void qrr_ctx_free(qrr_ctx *c)
 {
     if (!c) return;
+#ifdef QRR_WITH_CUDA
+    qrr__cuda_ctx_free(c->cuda);
+#endif
     qrr_pool_free(c->pool);
     qrr__scratch_free(&c->scratch);
     qrr__prefix_free(&c->prefix);
@@ -136,6 +157,10 @@ static int score_sequences(qrr_ctx *c, const int32_t *const *ids, const size_t *
     if (P < MIN_SHARED_PREFIX) P = 0;
     int rc = QRR_OK;
     c->prefix.n = 0;
+#ifdef QRR_WITH_CUDA
+    if (P && c->cuda) rc = qrr__cuda_forward_prefix(m, c->cuda, ids[0], (int)P, d);
+    else
+#endif
     if (P) rc = qrr__forward_prefix(m, &c->scratch, c->pool, ids[0], (int)P, &c->prefix, d);
     c->stats.tokens += total;
     c->stats.tokens_computed += total - (P ? (n - 1) * P : 0);
@@ -156,6 +181,12 @@ static int score_sequences(qrr_ctx *c, const int32_t *const *ids, const size_t *
             tokens += len;
             s++;
         }
+#ifdef QRR_WITH_CUDA
+        if (c->cuda)
+            rc = qrr__cuda_forward_score(m, c->cuda, chunk_ids, chunk_lens, (int)s, (int)P,
+                                         delta + i, d);
+        else
+#endif
         rc = qrr__forward_score(m, &c->scratch, c->pool, chunk_ids, chunk_lens, (int)s,
                                 &c->prefix, delta + i, d);
         i += s;

@@ -94,6 +94,15 @@ static char *model_dir(const char *model, const char *skip)
 
 static int file_exists(const char *p) { return access(p, F_OK) == 0; }
 
+/* Remove a test's model directory (links, written files, outputs). */
+static void cleanup(char *dir)
+{
+    char *cmd = fmt("rm -rf '%s'", dir, NULL);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+    cleanup(dir);
+}
+
 /* No file at out, and no temporary file beside it. */
 static void assert_no_output(const char *dir, const char *out)
 {
@@ -290,6 +299,8 @@ static void convert_block(const char *model, uint32_t dtype, uint32_t block,
     json_t *pv = json_loadb(m->strings[QRR_STR_PROVENANCE].ptr, m->strings[QRR_STR_PROVENANCE].len, 0, &je);
     cr_assert_not_null(pv, "provenance is not JSON: %s", je.text);
     cr_assert_str_eq(json_string_value(json_object_get(pv, "converter")), "qconvert " QRR_CONVERTER_VERSION);
+    cr_assert_str_eq(json_string_value(json_object_get(pv, "source_dtype")),
+                     strcmp(model, "tiny-seqcls") == 0 ? "f32" : "bf16");
     json_t *srcs = json_object_get(pv, "sources");
     cr_assert_geq(json_array_size(srcs), 4); /* config, tokenizer x2, >= 1 safetensors */
     int saw_config = 0;
@@ -309,7 +320,7 @@ static void convert_block(const char *model, uint32_t dtype, uint32_t block,
     unload(&l);
     unlink(out);
     free(out);
-    free(dir);
+    cleanup(dir);
 }
 
 static void convert_ok(const char *model, uint32_t dtype, void (*check)(loaded *, const qrr_meta *))
@@ -385,7 +396,7 @@ Test(convert, quant_block_must_divide)
     cr_assert(strstr(d.msg, "quant_block"), "%s", d.msg);
     assert_no_output(dir, out);
     free(out);
-    free(dir);
+    cleanup(dir);
 }
 
 Test(convert, user_labels_win)
@@ -413,7 +424,7 @@ Test(convert, user_labels_win)
     cr_assert_eq(qrr_convert(&o, NULL, &d), QRR_ERR_NOT_RERANKER);
     assert_no_output(dir, out);
     free(out);
-    free(dir);
+    cleanup(dir);
 }
 
 Test(convert, prompts_from_sentence_transformers_config)
@@ -435,7 +446,7 @@ Test(convert, prompts_from_sentence_transformers_config)
     cr_assert_eq(m->strings[QRR_STR_SUFFIX].len, strlen(QRR_DEFAULT_SUFFIX));
     unload(&l);
     free(out);
-    free(dir);
+    cleanup(dir);
 }
 
 Test(convert, embedding_lookalike_refused_unless_forced)
@@ -459,7 +470,7 @@ Test(convert, embedding_lookalike_refused_unless_forced)
     unload(&l);
     free(pool);
     free(out);
-    free(dir);
+    cleanup(dir);
 }
 
 /* ---- malformed safetensors, built from the reference tiny-tied file ------------------ */
@@ -550,7 +561,7 @@ static void expect_refusal(void (*mutate)(const char *dir, st_image *im), int wa
     free(im.data);
     free(src);
     free(out);
-    free(dir);
+    cleanup(dir);
 }
 
 static void m_hlen_past_eof(const char *dir, st_image *im)
@@ -654,6 +665,8 @@ Test(malformed, index_names_missing_shard)
     free(text);
     json_decref(root);
     free(idx);
+    free(out);
+    cleanup(dir);
 }
 
 /* ---- malformed config.json ----------------------------------------------------------- */
@@ -682,6 +695,8 @@ static void expect_config_refusal(const char *(*mutate)(json_t *cfg), int want, 
     assert_no_output(dir, out);
     json_decref(cfg);
     free(cp);
+    free(out);
+    cleanup(dir);
 }
 
 static const char *c_missing(json_t *c) { (void)c; return ""; }
@@ -713,6 +728,8 @@ Test(malformed, tokenizer_missing)
     cr_assert(strstr(d.msg, "tokenizer.json"));
     assert_no_output(dir, out);
     free(tj);
+    free(out);
+    cleanup(dir);
 }
 
 /* ---- the program --------------------------------------------------------------------- */
@@ -745,6 +762,7 @@ Test(program, exit_codes)
     char *output = fmt("%s -o %s/no/such/dir/x.qrr --quiet", dir, dir);
     cr_assert_eq(run_qconvert(output), 3);
     free(args); free(out); free(bad); free(nolab); free(input); free(output);
+    cleanup(dir);
 }
 
 /* ---- scalar conversions ----------------------------------------------------------------- */
@@ -870,5 +888,5 @@ Test(convert, reproducible_with_source_date_epoch)
     free(a);
     free(b);
     free(out);
-    free(dir);
+    cleanup(dir);
 }

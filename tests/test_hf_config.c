@@ -214,11 +214,11 @@ static int64_t vocab_id(const char *key)
 {
     char p[512];
     snprintf(p, sizeof p, "%s/tokenizer/tokenizer.json", reference());
+    static json_t *root; /* parsed once per test process */
     json_error_t e;
-    json_t *root = json_load_file(p, 0, &e);
-    int64_t id = json_integer_value(json_object_get(json_object_get(json_object_get(root, "model"), "vocab"), key));
-    json_decref(root);
-    return id;
+    if (!root) root = json_load_file(p, 0, &e);
+    cr_assert_not_null(root);
+    return json_integer_value(json_object_get(json_object_get(json_object_get(root, "model"), "vocab"), key));
 }
 
 Test(vocab, lookup)

@@ -210,20 +210,23 @@ Test(gemm, references_against_fp64)
 Test(gemm, i8_zero_and_nonfinite_rows)
 {
     int k = 64, n = 20;
-    float x[2 * 64];
+    float x[3 * 64];
     for (int i = 0; i < k; i++) {
         x[i] = 0.0f;
         x[k + i] = frand();
+        x[2 * k + i] = frand();
     }
     x[k + 5] = INFINITY;
+    x[2 * k + 40] = NAN;
     wbuf wb = make_weight(3, n, k, 0, 0);
     for (int isa = 0; isa <= qrr_cpu_isa_max(); isa++) {
-        float y[2 * 20];
-        for (int i = 0; i < 2 * n; i++) y[i] = 1.0f;
-        qrr_cpu_gemm_isa(isa, x, k, 2, &wb.w, y, n, 0, NULL);
+        float y[3 * 20];
+        for (int i = 0; i < 3 * n; i++) y[i] = 1.0f;
+        qrr_cpu_gemm_isa(isa, x, k, 3, &wb.w, y, n, 0, NULL);
         for (int j = 0; j < n; j++) {
             cr_assert_eq(y[j], 0.0f, "isa %d: zero row gave %g", isa, y[j]);
             cr_assert(isnan(y[n + j]), "isa %d: row with inf gave %g", isa, y[n + j]);
+            cr_assert(isnan(y[2 * n + j]), "isa %d: row with NaN gave %g", isa, y[2 * n + j]);
         }
     }
     free_weight(&wb);

@@ -71,6 +71,19 @@ static inline float qrr__quant_scale(float amax, float *inv)
     return amax / 127.0f;
 }
 
+/* max |x[i]|, NaN when any x[i] is NaN. */
+static inline float qrr__absmax(const float *x, int k)
+{
+    float amax = 0.0f;
+    int nan = 0;
+    for (int i = 0; i < k; i++) {
+        float a = fabsf(x[i]);
+        nan |= a != a;
+        amax = a > amax ? a : amax;
+    }
+    return nan ? NAN : amax;
+}
+
 static inline int8_t qrr__quant_one(float x, float inv)
 {
     float v = x * inv;
@@ -122,6 +135,8 @@ void qrr__gemm_fp_avx2(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
 void qrr__gemm_fp_avx512(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
 void qrr__gemm_i8_avx2(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
 void qrr__gemm_i8_vnni(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
+/* One row of X to int8 (+ offset) by the rule above; returns its scale. */
+float qrr__quant_row_avx512(const float *x, int k, uint8_t *q, size_t ldq, int offset);
 
 /* Attention versions over query heads [h0, h1) and query rows [r0, r1). */
 typedef struct qrr__attn_args {

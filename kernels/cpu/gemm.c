@@ -19,6 +19,7 @@ typedef struct gemm_task {
     uint8_t *xq_rw;
     float *xs_rw;
     int offset; /* 128 (u8 form) or 0 (s8 form) */
+    int isa;
 } gemm_task;
 
 static void scalar_fp(const qrr__gemm_args *a, int i0, int i1, int j0, int j1)
@@ -63,11 +64,11 @@ static void quant_part(void *v, int ti, int nt)
     for (int i = b; i < e; i++) {
         const float *xr = t->a.x + (size_t)i * t->a.ldx;
         uint8_t *q = t->xq_rw + (size_t)i * t->a.ldq;
-        float amax = 0.0f, inv;
-        for (int kk = 0; kk < k; kk++) {
-            float a = fabsf(xr[kk]);
-            if (!(a <= amax)) amax = a;
+        if (t->isa >= QRR__ISA_AVX512) {
+            t->xs_rw[i] = qrr__quant_row_avx512(xr, k, q, t->a.ldq, t->offset);
+            continue;
         }
+        float inv, amax = qrr__absmax(xr, k);
         t->xs_rw[i] = qrr__quant_scale(amax, &inv);
         for (int kk = 0; kk < k; kk++)
             q[kk] = (uint8_t)(qrr__quant_one(xr[kk], inv) + t->offset);
@@ -98,6 +99,7 @@ void qrr_cpu_gemm_isa(int isa, const float *x, int ldx, int m, const qrr_cpu_wei
     t.a.ldy = ldy;
     t.a.accumulate = accumulate;
     t.n = w->n;
+    t.isa = isa;
     if (w->k <= 0) { /* empty sums */
         for (int i = 0; i < m; i++)
             for (int j = 0; j < w->n; j++)

@@ -480,3 +480,33 @@ QRR__VNNI void qrr__gemm_i8_vnni(const qrr__gemm_args *a, int i0, int i1, int j0
         }
     }
 }
+
+/* One row of X quantized by the rule of cpu_internal.h (vector round-to-nearest-even is the
+ * same rounding nearbyintf does), stored as q + offset; zeros (q = 0) from k up to ldq.
+ * Returns the row's scale. Rows with a non-finite value go through the scalar rule. */
+QRR__AVX512 float qrr__quant_row_avx512(const float *x, int k, uint8_t *q, size_t ldq, int offset)
+{
+    __m512 mx = _mm512_setzero_ps();
+    int kk = 0;
+    for (; kk + 16 <= k; kk += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(x + kk)));
+    float amax = _mm512_reduce_max_ps(mx), tail = qrr__absmax(x + kk, k - kk);
+    amax = tail > amax ? tail : amax;
+    int finite = amax <= 3.402823466e38f && tail == tail;
+    for (int i = 0; finite && i + 16 <= k; i += 16) /* max_ps drops NaN: look for one */
+        if (_mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), _mm512_loadu_ps(x + i), _CMP_UNORD_Q)) finite = 0;
+    float inv, scale = qrr__quant_scale(finite ? amax : NAN, &inv);
+    if (!finite || scale == 0.0f) {
+        memset(q, offset, ldq);
+        return scale;
+    }
+    __m512 vi = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+    __m512i off = _mm512_set1_epi32(offset);
+    for (kk = 0; kk + 16 <= k; kk += 16) {
+        __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_loadu_ps(x + kk), vi), lo), hi);
+        __m512i iv = _mm512_add_epi32(_mm512_cvtps_epi32(v), off); /* MXCSR default: RNE */
+        _mm_storeu_si128((__m128i *)(q + kk), _mm512_cvtepi32_epi8(iv));
+    }
+    for (; kk < k; kk++) q[kk] = (uint8_t)(qrr__quant_one(x[kk], inv) + offset);
+    memset(q + k, offset, ldq - (size_t)k);
+    return scale;
+}

@@ -59,11 +59,7 @@ void qrr__gemm_ref_i8(const float *x, int ldx, const qrr_cpu_weight *w, float *y
     const int8_t *wq = w->data;
     for (int i = i0; i < i1; i++) {
         const float *xr = x + (size_t)i * ldx;
-        float amax = 0.0f, inv;
-        for (int kk = 0; kk < k; kk++) {
-            float a = fabsf(xr[kk]);
-            if (!(a <= amax)) amax = a; /* NaN sticks */
-        }
+        float inv, amax = qrr__absmax(xr, k);
         float xs = qrr__quant_scale(amax, &inv);
         for (int kk = 0; kk < k; kk++) q[kk] = qrr__quant_one(xr[kk], inv);
         for (int j = j0; j < j1; j++) {
