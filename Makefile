@@ -50,7 +50,7 @@ QRR_OBJ     := $(call obj,$(QRR_SRC))
 TESTS       := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 EXAMPLES    := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
-.PHONY: all test bench fuzz examples clean
+.PHONY: all test bench bench-tokenizer fuzz examples clean
 all: $(BUILD)/libqrr.a $(BUILD)/libqrr.so $(BUILD)/qconvert $(BUILD)/qrr $(BUILD)/qgen
 
 $(BUILD)/obj/%.o: %.c
@@ -102,6 +102,14 @@ test: all examples $(TESTS)
 
 bench: all
 	./bench/cpu_bench.sh
+
+$(BUILD)/bench/tokenizer_bench: $(call obj,bench/tokenizer_bench.c) $(CONVERT_OBJ) $(BUILD)/libqrr.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CV) $(LDLIBS_RT)
+
+# Tokenizer speed beside Hugging Face tokenizers (pip install tokenizers) on the same text.
+bench-tokenizer: $(BUILD)/bench/tokenizer_bench
+	QRR_BUILD=$(abspath $(BUILD)) ./bench/tokenizer_bench.sh
 
 clean:
 	rm -rf $(BUILD)

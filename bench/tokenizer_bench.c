@@ -50,7 +50,8 @@ static doc *build_corpus(const char *ref, size_t total_bytes, size_t doc_bytes, 
         if (json_string_length(json_array_get(strs, i))) pool[n_pool++] = json_array_get(strs, i);
     for (size_t i = 0; i < json_array_size(cases) && n_pool + 2 <= cap_pool; i++) {
         const json_t *c = json_array_get(cases, i);
-        if (json_is_string(json_object_get(c, "query"))) pool[n_pool++] = json_object_get(c, "query");
+        if (json_is_string(json_object_get(c, "query")))
+            pool[n_pool++] = json_object_get(c, "query");
         if (json_is_string(json_object_get(c, "document")))
             pool[n_pool++] = json_object_get(c, "document");
     }
@@ -87,7 +88,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--corpus") && i + 1 < argc) corpus_out = argv[++i];
         else if (!strcmp(argv[i], "--mb") && i + 1 < argc) mb = strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
+            rounds = strtoul(argv[++i], NULL, 10);
         else {
             fprintf(stderr, "usage: tokenizer_bench [--mb N] [--rounds N] [--corpus FILE]\n"
                             "  reads $QRR_REFERENCE/tokenizer/tokenizer.json and inputs.json\n");

@@ -189,7 +189,8 @@ int qrr__nfc(const uint8_t *s, size_t n, qrr__tok_scratch *sc, const uint8_t **o
         size_t l;
         uint32_t cp = qrr__utf8_next(s + i, &l);
         if (!inert(cp)) break;
-        last_inert = qrr__nfc_hf_starter(cp) ? i + l : i; /* never hand such a code point to utf8proc */
+        /* a chunk may start at an inert code point, but after one utf8proc must not see */
+        last_inert = qrr__nfc_hf_starter(cp) ? i + l : i;
         seen_inert = true;
         i += l;
     }

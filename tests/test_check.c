@@ -144,7 +144,7 @@ Test(check, tiny_untied_f16, .timeout = 120) { check_passes("tiny-untied", "f16"
 Test(check, tiny_seqcls_f32, .timeout = 120) { check_passes("tiny-seqcls", "f32"); }
 Test(check, tiny_seqcls_f16, .timeout = 120) { check_passes("tiny-seqcls", "f16"); }
 
-/* A fixture: tiny-tied at f32 and the reference, for the failure tests below. */
+/* A fixture: tiny-tied at f32 and the reference, for the tests on edited copies below. */
 static char tmp[256], model[1024], ref_copy[1200];
 static ref_file ref;
 
@@ -162,9 +162,9 @@ static void teardown(void)
     tu_system("rm -rf '%s'", tmp);
 }
 
-TestSuite(check_fails, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(check_edits, .init = setup, .fini = teardown, .timeout = 120);
 
-Test(check_fails, perturbed_score_names_the_line)
+Test(check_edits, perturbed_score_names_the_line)
 {
     long at = ref_lineno(&ref, "tiny-tied", 3);
     json_t *fp64 = json_object_get(ref.lines[at - 1], "fp64");
@@ -200,7 +200,7 @@ Test(check_fails, perturbed_score_names_the_line)
     cr_assert_eq(run_check(tmp, model, ref_copy, "--model tiny-tied --tol-score 0.2"), 0);
 }
 
-Test(check_fails, perturbed_logit_fails)
+Test(check_edits, perturbed_logit_fails)
 {
     long at = ref_lineno(&ref, "tiny-tied", 5);
     json_t *fp64 = json_object_get(ref.lines[at - 1], "fp64");
@@ -214,7 +214,7 @@ Test(check_fails, perturbed_logit_fails)
     free(out);
 }
 
-Test(check_fails, id_mismatch_detected)
+Test(check_edits, id_mismatch_detected)
 {
     long at = ref_lineno(&ref, "tiny-tied", 1);
     json_t *ids = json_object_get(ref.lines[at - 1], "ids");
@@ -249,6 +249,21 @@ Test(check_fails, id_mismatch_detected)
     free(out);
 }
 
+Test(check_edits, fp32_values_when_no_fp64)
+{
+    for (size_t i = 0; i < ref.n; i++) json_object_del(ref.lines[i], "fp64");
+    ref_write(&ref, ref_copy, 0, NULL);
+    int rc = run_check(tmp, model, ref_copy, "--model tiny-tied --json --show 1");
+    char *out = output(tmp, "out");
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
+    json_t *o = json_loads(out, 0, NULL);
+    cr_assert_not_null(o, "%s", out);
+    json_t *w = json_array_get(json_object_get(o, "worst"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(w, "truth")), "fp32");
+    json_decref(o);
+    free(out);
+}
+
 /* Replace line `at` by text and expect exit 2 with a message naming the line and `what`. */
 static void expect_malformed(long at, const char *text, const char *what)
 {
@@ -262,7 +277,7 @@ static void expect_malformed(long at, const char *text, const char *what)
     free(err);
 }
 
-Test(check_fails, malformed_reference_names_the_line)
+Test(check_edits, malformed_reference_names_the_line)
 {
     expect_malformed(4, "{\"model\": \"tiny-tied\", \"query\": \n", "not valid JSON");
     expect_malformed(7, "{\"model\": \"tiny-tied\", \"query\": \"q\", \"fp64\": {\"logit\": 1, \"score\": 0.7}}\n",
@@ -279,7 +294,7 @@ Test(check_fails, malformed_reference_names_the_line)
     expect_malformed(other, "[]\n", "object");
 }
 
-Test(check_fails, usage_errors)
+Test(check_edits, usage_errors)
 {
     char ref_path[1024];
     snprintf(ref_path, sizeof ref_path, "%s/scores_public.jsonl", tu_reference());

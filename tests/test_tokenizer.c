@@ -475,7 +475,8 @@ static json_t *small_tokenizer(void)
                                                "content", a[i].c, "single_word", a[i].sw,
                                                "lstrip", a[i].l, "rstrip", a[i].r, "normalized",
                                                a[i].norm, "special", a[i].sp));
-    const char *re = "(?i:'s|'t)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
+    const char *re = "(?i:'s|'t)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}"
+                     "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
                      "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
     json_t *pre = json_pack("{s:s,s:[{s:s,s:{s:s},s:s,s:b},{s:s,s:b,s:b,s:b}]}", "type",
                             "Sequence", "pretokenizers", "type", "Split", "pattern", "Regex", re,
@@ -583,23 +584,74 @@ Test(tokenizer, import_reads_string_merges)
 /* ---- 4. the importer's refusals -------------------------------------------------------- */
 
 typedef void (*mutator)(json_t *j);
-static void m_wordpiece(json_t *j) { json_object_set_new(json_object_get(j, "model"), "type", json_string("WordPiece")); }
-static void m_byte_fallback(json_t *j) { json_object_set_new(json_object_get(j, "model"), "byte_fallback", json_true()); }
-static void m_dropout(json_t *j) { json_object_set_new(json_object_get(j, "model"), "dropout", json_real(0.1)); }
-static void m_suffix(json_t *j) { json_object_set_new(json_object_get(j, "model"), "end_of_word_suffix", json_string("</w>")); }
-static void m_lowercase(json_t *j) { json_object_set_new(j, "normalizer", json_pack("{s:s}", "type", "Lowercase")); }
-static void m_whitespace(json_t *j) { json_object_set_new(j, "pre_tokenizer", json_pack("{s:s}", "type", "Whitespace")); }
-static void m_prefix_space(json_t *j) { json_object_set_new(j, "pre_tokenizer", json_pack("{s:s,s:b}", "type", "ByteLevel", "add_prefix_space", 1)); }
-static void m_added_key(json_t *j) { json_object_set_new(json_array_get(json_object_get(j, "added_tokens"), 0), "colour", json_true()); }
-static void m_added_flag(json_t *j) { json_object_del(json_array_get(json_object_get(j, "added_tokens"), 0), "lstrip"); }
-static void m_merge_unknown(json_t *j) { json_array_append_new(json_object_get(json_object_get(j, "model"), "merges"), json_pack("[s,s]", "q", "nope")); }
-static void m_merge_result(json_t *j) { json_array_append_new(json_object_get(json_object_get(j, "model"), "merges"), json_pack("[s,s]", "x", "y")); }
-static void m_merge_twice(json_t *j) { json_array_append_new(json_object_get(json_object_get(j, "model"), "merges"), json_pack("[s,s]", "a", "b")); }
-static void m_non_byte(json_t *j) { json_object_set_new(json_object_get(json_object_get(j, "model"), "vocab"), "\xE2\x82\xAC", json_integer(300)); }
-static void m_decoder(json_t *j) { json_object_set_new(j, "decoder", json_pack("{s:s}", "type", "WordPiece")); }
-static void m_regex(json_t *j) { json_object_set_new(json_array_get(json_object_get(json_object_get(j, "pre_tokenizer"), "pretokenizers"), 0), "pattern", json_pack("{s:s}", "Regex", "\\w+")); }
-static void m_behavior(json_t *j) { json_object_set_new(json_array_get(json_object_get(json_object_get(j, "pre_tokenizer"), "pretokenizers"), 0), "behavior", json_string("Removed")); }
-static void m_bad_regex(json_t *j) { json_object_set_new(json_array_get(json_object_get(json_object_get(j, "pre_tokenizer"), "pretokenizers"), 0), "pattern", json_pack("{s:s}", "Regex", "(ab")); }
+static json_t *model(json_t *j) { return json_object_get(j, "model"); }
+static json_t *merges(json_t *j) { return json_object_get(model(j), "merges"); }
+static json_t *added0(json_t *j) { return json_array_get(json_object_get(j, "added_tokens"), 0); }
+static json_t *split(json_t *j)
+{
+    return json_array_get(json_object_get(json_object_get(j, "pre_tokenizer"), "pretokenizers"),
+                          0);
+}
+static void m_wordpiece(json_t *j)
+{
+    json_object_set_new(model(j), "type", json_string("WordPiece"));
+}
+static void m_byte_fallback(json_t *j)
+{
+    json_object_set_new(model(j), "byte_fallback", json_true());
+}
+static void m_dropout(json_t *j) { json_object_set_new(model(j), "dropout", json_real(0.1)); }
+static void m_suffix(json_t *j)
+{
+    json_object_set_new(model(j), "end_of_word_suffix", json_string("</w>"));
+}
+static void m_lowercase(json_t *j)
+{
+    json_object_set_new(j, "normalizer", json_pack("{s:s}", "type", "Lowercase"));
+}
+static void m_whitespace(json_t *j)
+{
+    json_object_set_new(j, "pre_tokenizer", json_pack("{s:s}", "type", "Whitespace"));
+}
+static void m_prefix_space(json_t *j)
+{
+    json_object_set_new(j, "pre_tokenizer", json_pack("{s:s,s:b}", "type", "ByteLevel",
+                                                      "add_prefix_space", 1));
+}
+static void m_added_key(json_t *j) { json_object_set_new(added0(j), "colour", json_true()); }
+static void m_added_flag(json_t *j) { json_object_del(added0(j), "lstrip"); }
+static void m_merge_unknown(json_t *j)
+{
+    json_array_append_new(merges(j), json_pack("[s,s]", "q", "nope"));
+}
+static void m_merge_result(json_t *j)
+{
+    json_array_append_new(merges(j), json_pack("[s,s]", "x", "y"));
+}
+static void m_merge_twice(json_t *j)
+{
+    json_array_append_new(merges(j), json_pack("[s,s]", "a", "b"));
+}
+static void m_non_byte(json_t *j)
+{
+    json_object_set_new(json_object_get(model(j), "vocab"), "\xE2\x82\xAC", json_integer(300));
+}
+static void m_decoder(json_t *j)
+{
+    json_object_set_new(j, "decoder", json_pack("{s:s}", "type", "WordPiece"));
+}
+static void m_regex(json_t *j)
+{
+    json_object_set_new(split(j), "pattern", json_pack("{s:s}", "Regex", "\\w+"));
+}
+static void m_behavior(json_t *j)
+{
+    json_object_set_new(split(j), "behavior", json_string("Removed"));
+}
+static void m_bad_regex(json_t *j)
+{
+    json_object_set_new(split(j), "pattern", json_pack("{s:s}", "Regex", "(ab"));
+}
 
 Test(tokenizer, import_refuses_what_it_cannot_reproduce)
 {
@@ -685,7 +737,10 @@ static int try_load(const uint8_t *b, size_t len, qrr_diag *d)
 
 static void wr32(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
 }
 
 static uint32_t rd32le(const uint8_t *p)

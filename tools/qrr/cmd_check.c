@@ -484,7 +484,9 @@ static void help(void)
            "                   CUDA (fp16 compute): at least 0.05 / 5e-3\n"
            "  --show N         list the N worst lines (default 5; failing lines come first)\n"
            "  --json           print the summary as one JSON document\n"
-           "  --threads N      CPU threads (0 = one per CPU)\n\n"
+           "  --threads N      CPU threads (0 = one per CPU)\n"
+           "  --device D       cpu (default) or cuda\n"
+           "  --no-verify      skip the weights' checksums at open\n\n"
            "Exit: 0 every line within tolerance, 1 a line out of tolerance, a token-id mismatch,\n"
            "a line that could not be scored or a model that cannot be opened, 2 usage error or a\n"
            "missing or malformed reference file (the message names the line).\n");

@@ -261,7 +261,7 @@ static void print_text(const char *qrr_path, const char *data_path, const eval_s
     printf("  MRR@%-2d       %.4f\n", MRR_K, r->mrr);
     printf("  latency      p50 %.2f ms, p95 %.2f ms, p99 %.2f ms per query\n", 1e3 * r->p50,
            1e3 * r->p95, 1e3 * r->p99);
-    printf("  throughput   %.2f requests/s, %.1f pairs/s (concurrency %d, ", 
+    printf("  throughput   %.2f requests/s, %.1f pairs/s (concurrency %d, ",
            r->wall > 0 ? (double)r->queries / r->wall : 0.0,
            r->wall > 0 ? (double)r->documents / r->wall : 0.0, concurrency);
     if (threads) printf("%d thread%s each)\n", threads, threads == 1 ? "" : "s");
@@ -315,7 +315,8 @@ static void help(void)
            "                   queries in parallel (default 1)\n"
            "  --threads N      CPU threads per context (default: one per CPU divided by N;\n"
            "                   0 = one per CPU)\n"
-           "  --json           print the results as one JSON document\n\n"
+           "  --json           print the results as one JSON document\n"
+           "  --no-verify      skip the weights' checksums at open\n\n"
            "Exit: 0 ok, 1 the model cannot be opened or a query cannot be scored, 2 usage error or\n"
            "a missing or malformed data file (the message names the line).\n", METRIC_MAX_LABEL);
 }
