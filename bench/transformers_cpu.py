@@ -22,6 +22,7 @@ import statistics
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from reference_scores import DEFAULT_MAX_LENGTH, prompt_ids  # noqa: E402  same prompts as qrr
 

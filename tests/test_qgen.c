@@ -67,14 +67,27 @@ typedef struct {
     char root[64];
 } tmpdir;
 
+// The test's temp dir, removed by the suite's fini even when an assertion ends the test.
+static char g_tmp_root[64];
+
 static tmpdir tmp_make(void) {
     tmpdir t;
     strcpy(t.root, "/tmp/qrr-test-qgen-XXXXXX");
     cr_assert(mkdtemp(t.root) != NULL);
+    strcpy(g_tmp_root, t.root);
     return t;
 }
 
-static void tmp_remove(tmpdir *t) { nftw(t->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void tmp_remove(tmpdir *t) {
+    nftw(t->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    g_tmp_root[0] = 0;
+}
+
+static void cleanup(void) {
+    if (g_tmp_root[0]) nftw(g_tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(qgen, .fini = cleanup);
 
 // root/name into a static rotating buffer (enough for a few paths per expression).
 static const char *at(const tmpdir *t, const char *name) {

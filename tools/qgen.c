@@ -310,7 +310,6 @@ typedef struct {
     int ndim;
     bool is_norm;
     uint64_t nbytes; // numel * element size
-    uint64_t offset; // within its shard
     int shard;
 } tensor;
 
@@ -349,12 +348,12 @@ typedef struct {
 
 // ---------------------------------------------------------------------------------------
 // The built-in tokenizer: byte-level BPE in the structure Qwen3's tokenizer.json has, with
-// the 256 byte symbols, merges that form whole words (first "yes" and "no", so that each is
-// one token whatever else merges), and Qwen3's chat tokens as added tokens.
+// the 256 byte symbols, merges that form whole words (first " yes", " no", "yes" and "no",
+// so that each is one token whatever else merges), and Qwen3's chat tokens as added tokens.
 
 static const char *const g_tok_words[] = {
-    // first: the two answer tokens, bare and after a space
-    "yes", "no", " yes", " no",
+    // first: the two answer tokens after a space and bare, each then one token
+    " yes", " no", "yes", "no",
     // the official prompt's words
     "system", "user", "assistant", "Judge", " whether", " the", " Document", " meets",
     " requirements", " based", " on", " Query", " and", " Instruct", " provided", ".",
@@ -902,6 +901,7 @@ static void usage(FILE *f) {
         "  --tied | --untied      share the embedding with the LM head or write lm_head.weight\n"
         "                         (default: tied for tiny/0.6b/4b, untied for 8b)\n"
         "  --seqcls               Qwen3ForSequenceClassification with score.weight [1, H]\n"
+        "                         (no LM head; tie_word_embeddings still follows the shape)\n"
         "  --labels               add id2label/label2id {0: no, 1: yes}\n"
         "  --tokenizer SRC_DIR    copy tokenizer.json and tokenizer_config.json from SRC_DIR\n"
         "                         (default: write a small byte-level BPE tokenizer)\n"
@@ -978,8 +978,6 @@ static void parse_args(int argc, char **argv, options *o) {
     if (o->head_dim % 2) die(EXIT_USAGE, "--head-dim must be even (rotary embedding pairs)");
     if (o->seqcls && o->labels)
         die(EXIT_USAGE, "--seqcls writes a one-label head; --labels (no/yes) is for the causal LM");
-    if (o->seqcls && !o->tied)
-        die(EXIT_USAGE, "--seqcls has no LM head to untie; drop --untied (or pick a shape other than 8b)");
 }
 
 static void describe(const options *o, uint64_t total, int ntensors) {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include "cpu_internal.h"
 
-#define QB 16     /* query rows per task */
+#define QB 64     /* query rows per task */
 #define VEC_MAX_D 256 /* head_dim limit of the vector version (stack buffers) */
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
@@ -238,21 +238,30 @@ void QRR__AVX512 qrr__attention_avx512(const qrr__attn_args *a, int h0, int h1, 
                     float bmax = _mm512_mask_reduce_max_ps(mk, s[r]);
                     float mnew = bmax > rs->m ? bmax : rs->m;
                     __m512 p = _mm512_maskz_mov_ps(mk, exp512(_mm512_sub_ps(s[r], _mm512_set1_ps(mnew))));
-                    float corr = rs->m == -INFINITY ? 0.0f : expf(rs->m - mnew);
+                    /* the running max moved: rescale what was summed so far */
+                    float corr = mnew == rs->m ? 1.0f : rs->m == -INFINITY ? 0.0f : expf(rs->m - mnew);
                     rs->l = rs->l * corr + _mm512_reduce_add_ps(p);
                     rs->m = mnew;
                     _mm512_store_ps(pbuf, p);
                     float *ac = acc + (size_t)(row - r0) * d;
                     __m512 cv = _mm512_set1_ps(corr);
-                    for (int vv = 0; vv < nv; vv += 4) {
-                        int nvv = nv - vv < 4 ? nv - vv : 4;
-                        __m512 o[4];
-                        for (int u = 0; u < nvv; u++) o[u] = _mm512_mul_ps(_mm512_load_ps(ac + (vv + u) * 16), cv);
+                    for (int vv = 0; vv < nv; vv += 8) { /* 8 independent chains */
+                        int nvv = nv - vv < 8 ? nv - vv : 8;
+                        __m512 o[8];
+                        for (int u = 0; u < nvv; u++) o[u] = _mm512_load_ps(ac + (vv + u) * 16);
+                        if (corr != 1.0f)
+                            for (int u = 0; u < nvv; u++) o[u] = _mm512_mul_ps(o[u], cv);
                         for (int jj = 0; jj < lim; jj++) {
                             const float *vj = key_row(a, a->pv, a->v, j0 + jj, g) + vv * 16;
                             __m512 pj = _mm512_set1_ps(pbuf[jj]);
-                            for (int u = 0; u < nvv; u++)
-                                o[u] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vj + u * 16), o[u]);
+                            if (nvv == 8) {
+#pragma GCC unroll 8
+                                for (int u = 0; u < 8; u++)
+                                    o[u] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vj + u * 16), o[u]);
+                            } else {
+                                for (int u = 0; u < nvv; u++)
+                                    o[u] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vj + u * 16), o[u]);
+                            }
                         }
                         for (int u = 0; u < nvv; u++) _mm512_store_ps(ac + (vv + u) * 16, o[u]);
                     }
