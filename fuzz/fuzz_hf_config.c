@@ -6,6 +6,7 @@
 
 #include "fuzz_util.h"
 #include "hf_config.h"
+#include "qrr_format.h"
 
 static qrr_hf_vocab *vocab;
 

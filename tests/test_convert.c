@@ -100,7 +100,7 @@ static void cleanup(char *dir)
     char *cmd = fmt("rm -rf '%s'", dir, NULL);
     cr_assert_eq(system(cmd), 0);
     free(cmd);
-    cleanup(dir);
+    free(dir);
 }
 
 /* No file at out, and no temporary file beside it. */
