@@ -100,8 +100,12 @@ test: all examples $(TESTS)
 	done; \
 	echo "test binaries: $$pass passed, $$fail failed"; test $$fail -eq 0
 
-bench: all
-	./bench/cpu_bench.sh
+bench: all $(BUILD)/gemm_bench
+	QRR_BUILD=$(abspath $(BUILD)) ./bench/cpu_bench.sh
+
+# GEMM and attention speed against this machine's measured FMA and VNNI peaks.
+$(BUILD)/gemm_bench: $(call obj,bench/gemm_bench.c) $(BUILD)/libqrr.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_RT)
 
 $(BUILD)/bench/tokenizer_bench: $(call obj,bench/tokenizer_bench.c) $(CONVERT_OBJ) $(BUILD)/libqrr.a
 	@mkdir -p $(dir $@)

@@ -8,12 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Scalar conversions on bit patterns. f16/bf16 narrowing rounds to nearest even; a finite
- * input that rounds past the target's largest finite value gives infinity (callers check). */
-float qrr_bf16_to_f32(uint16_t h);
-float qrr_f16_to_f32(uint16_t h);
-uint16_t qrr_f32_to_f16(float f);
-uint16_t qrr_f32_to_bf16(float f);
+#include "qrr_half.h" /* the scalar f16/bf16 conversions */
 
 /* Source element types (the same numbering as qrr_st_dtype). */
 enum { QRR_SRC_F32 = 0, QRR_SRC_F16 = 1, QRR_SRC_BF16 = 2 };

@@ -9,7 +9,7 @@
 #include "tokenizer_import.h"
 
 static qrr_tokenizer *tok;
-static size_t vocab;
+static size_t n_vocab;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -27,7 +27,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         exit(1);
     }
     free(blob);
-    vocab = qrr_tokenizer_vocab_size(tok);
+    n_vocab = qrr_tokenizer_vocab_size(tok);
     return 0;
 }
 
@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int32_t *ids = encode(text, size, &n, &rc);
     if (ids && rc == QRR_OK) {
         for (size_t i = 0; i < n; i++)
-            FUZZ_CHECK(ids[i] >= 0 && (size_t)ids[i] < vocab, "id %d outside [0, %zu)", ids[i], vocab);
+            FUZZ_CHECK(ids[i] >= 0 && (size_t)ids[i] < n_vocab, "id %d outside [0, %zu)", ids[i], n_vocab);
         /* Small cap: the partial write must stop at cap. */
         if (n > 1) {
             int32_t few[2] = {-7, -7};
@@ -106,8 +106,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(raw, data, m * 4);
         int known = 1;
         for (size_t i = 0; i < m; i++) {
-            if (i % 2 == 0 && raw[i] >= 0) raw[i] %= (int32_t)(vocab + 8); /* mostly valid */
-            if (raw[i] < 0 || (size_t)raw[i] >= vocab) known = 0;
+            if (i % 2 == 0 && raw[i] >= 0) raw[i] %= (int32_t)(n_vocab + 8); /* mostly valid */
+            if (raw[i] < 0 || (size_t)raw[i] >= n_vocab) known = 0;
         }
         size_t nb = 0;
         char *out = decode(raw, m, &nb, &rc);

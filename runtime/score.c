@@ -276,7 +276,7 @@ int qrr_model_prompt_ids(const qrr_model *m, const char *query, const char *doc,
     int rc = qrr__prompt_build(m, query, doc, params.instruction, params.max_length, &v, &d);
     if (rc == QRR_OK) {
         *n_ids = v.n;
-        memcpy(ids, v.ids, (v.n < cap ? v.n : cap) * sizeof *ids);
+        if (cap) memcpy(ids, v.ids, (v.n < cap ? v.n : cap) * sizeof *ids); /* ids may be NULL */
         if (v.n > cap) rc = qrr_fail(&d, QRR_ERR_BUFFER_TOO_SMALL, "prompt has %zu tokens, "
                                      "buffer holds %zu", v.n, cap);
     }

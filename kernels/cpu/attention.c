@@ -105,9 +105,58 @@ void qrr__attention_scalar(const qrr__attn_args *a, int h0, int h1, int r0, int 
     }
 }
 
-void qrr__attention_avx2(const qrr__attn_args *a, int h0, int h1, int r0, int r1)
+/* AVX2: the scalar algorithm with the d-long dot products and updates 8 lanes wide. */
+QRR__AVX2 void qrr__attention_avx2(const qrr__attn_args *a, int h0, int h1, int r0, int r1)
 {
-    qrr__attention_scalar(a, h0, h1, r0, r1); /* no AVX2-specific version yet */
+    int d = a->d, group = a->nq / a->nkv;
+    if (d % 8 != 0) {
+        qrr__attention_scalar(a, h0, h1, r0, r1);
+        return;
+    }
+    float sc = attn_scale(d);
+    _Alignas(32) float acc[QRR_MAX_HEAD_DIM_CPU];
+    for (int h = h0; h < h1; h++) {
+        int g = h / group;
+        for (int i = r0; i < r1; i++) {
+            const float *qi = a->q + ((size_t)i * a->nq + h) * d;
+            int nk = a->n_prefix + i + 1;
+            float mx = -INFINITY, l = 0.0f;
+            for (int e = 0; e < d; e++) acc[e] = 0.0f;
+            for (int j = 0; j < nk; j++) {
+                const float *kj = key_row(a, a->pk, a->k, j, g);
+                __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+                int e = 0;
+                for (; e + 16 <= d; e += 16) {
+                    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(qi + e), _mm256_loadu_ps(kj + e), s0);
+                    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(qi + e + 8), _mm256_loadu_ps(kj + e + 8), s1);
+                }
+                if (e < d) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(qi + e), _mm256_loadu_ps(kj + e), s0);
+                s0 = _mm256_add_ps(s0, s1);
+                __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+                h4 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+                h4 = _mm_add_ss(h4, _mm_movehdup_ps(h4));
+                float s = _mm_cvtss_f32(h4) * sc;
+                const float *vj = key_row(a, a->pv, a->v, j, g);
+                float p = 1.0f, corr = 1.0f;
+                if (s > mx) {
+                    corr = expf(mx - s); /* 0 on the first key */
+                    mx = s;
+                } else {
+                    p = expf(s - mx);
+                }
+                l = l * corr + p;
+                __m256 pv = _mm256_set1_ps(p), cv = _mm256_set1_ps(corr);
+                for (e = 0; e < d; e += 8) {
+                    __m256 o = _mm256_loadu_ps(acc + e);
+                    if (corr != 1.0f) o = _mm256_mul_ps(o, cv);
+                    _mm256_storeu_ps(acc + e, _mm256_fmadd_ps(pv, _mm256_loadu_ps(vj + e), o));
+                }
+            }
+            float *oi = a->out + ((size_t)i * a->nq + h) * d;
+            float inv = 1.0f / l;
+            for (int e = 0; e < d; e++) oi[e] = acc[e] * inv;
+        }
+    }
 }
 
 /* ------------------------------------------------------------------ AVX-512 */
@@ -301,7 +350,11 @@ void qrr_cpu_attention_isa(int isa, const float *q, const float *k, const float 
                            const float *pk, const float *pv, int n_prefix, int t, int nq,
                            int nkv, int d, float *out, qrr_pool *pool)
 {
-    if (t <= 0 || nq <= 0) return;
+    if (t <= 0 || nq <= 0 || d <= 0) return;
+    if (nkv <= 0 || nq % nkv != 0 || d > QRR_MAX_HEAD_DIM_CPU || n_prefix < 0) {
+        for (size_t i = 0; i < (size_t)t * nq * d; i++) out[i] = NAN; /* not a valid shape */
+        return;
+    }
     if (isa > (int)qrr__cpu_isa_max()) isa = (int)qrr__cpu_isa_max();
     attn_task task = {{q, k, v, pk, pv, n_prefix, t, nq, nkv, d, out}, isa};
     qrr_pool_run(pool, attn_part, &task);

@@ -130,7 +130,7 @@ void qrr__gemm_ref_fp(const float *x, int ldx, const qrr_cpu_weight *w, float *y
                       int accumulate, int i0, int i1, int j0, int j1);
 void qrr__gemm_ref_i8(const float *x, int ldx, const qrr_cpu_weight *w, float *y, int ldy,
                       int accumulate, int i0, int i1, int j0, int j1);
-float qrr__i8_finish(const int32_t *acc, int nblocks, const float *wscale, float xscale);
+float qrr__i8_finish(const int64_t *acc, int nblocks, const float *wscale, float xscale);
 void qrr__gemm_fp_avx2(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
 void qrr__gemm_fp_avx512(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
 void qrr__gemm_i8_avx2(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);

@@ -2,7 +2,8 @@
  * x KC depth is converted to fp32 and transposed once into [KC][NR] (L1-resident) and an
  * MR x NR register-blocked kernel runs over every MR rows of X; a handful of rows instead use
  * dot products that convert W on the fly. int8 weights (VNNI): W panels packed on the fly into
- * vpdpbusd order [K/4][NR][4] against X quantized to u8 (q + 128), corrected by W's sums. */
+ * vpdpbusd order [K/4][NR][4] against X quantized to u8 (q + 128), corrected by W's sums,
+ * with an MRI x NR kernel. Stack per call: 32 KiB (fp), 128 KiB (int8). */
 #include <immintrin.h>
 #include "cpu_internal.h"
 
@@ -10,7 +11,8 @@
 #define NR 32         /* columns of W per panel (two vectors) */
 #define KC 256        /* depth of one fp32 panel: 32 KiB */
 #define MC 256        /* rows of X per pass over W (keeps X's slice in L2) */
-#define DOT_ROWS 4    /* at most this many rows: dot-product version */
+#define DOT_ROWS 4    /* rows per dot-product block */
+#define DOT_MAX_M 4   /* at most this many rows: dot products, W converted on the fly */
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* ---------------------------------------------------------------- fp weights */
@@ -189,21 +191,25 @@ QRR__AVX512 void qrr__gemm_fp_avx512(const qrr__gemm_args *a, int i0, int i1, in
 {
     const qrr_cpu_weight *w = a->w;
     int k = w->k;
-    if (i1 - i0 <= DOT_ROWS) {
-        dot_rows(i1 - i0, a, i0, j0, j1);
+    if (i1 - i0 <= DOT_MAX_M) {
+        for (int i = i0; i < i1; i += DOT_ROWS)
+            dot_rows(i1 - i < DOT_ROWS ? i1 - i : DOT_ROWS, a, i, j0, j1);
         return;
     }
     _Alignas(64) float buf[KC * NR];
+    /* X's MC x KC slice stays in L2 while every panel of W passes over it */
     for (int ic = i0; ic < i1; ic += MC) {
         int ie = ic + MC < i1 ? ic + MC : i1;
-        for (int jp = j0; jp < j1; jp += NR) {
-            int nr = j1 - jp < NR ? j1 - jp : NR;
-            for (int k0 = 0; k0 < k; k0 += KC) {
-                int kc = k - k0 < KC ? k - k0 : KC;
+        for (int k0 = 0; k0 < k; k0 += KC) {
+            int kc = k - k0 < KC ? k - k0 : KC;
+            for (int jp = j0; jp < j1; jp += NR) {
+                int nr = j1 - jp < NR ? j1 - jp : NR;
                 pack_fp(w, jp, nr, k0, kc, buf);
                 int init = k0 == 0 && !a->accumulate;
-                for (int ip = ic; ip < ie; ip += MR) {
-                    int mr = ie - ip < MR ? ie - ip : MR;
+                int ng = (ie - ic + MR - 1) / MR; /* near-equal row groups: no thin last one */
+                for (int gi = 0; gi < ng; gi++) {
+                    int ip = ic + (ie - ic) * gi / ng;
+                    int mr = ic + (ie - ic) * (gi + 1) / ng - ip;
                     kernel_fp_any(mr, kc, a->x + (size_t)ip * a->ldx + k0, a->ldx, buf,
                                   a->y + (size_t)ip * a->ldy + jp, a->ldy, init, nr);
                 }
@@ -215,7 +221,8 @@ QRR__AVX512 void qrr__gemm_fp_avx512(const qrr__gemm_args *a, int i0, int i1, in
 /* ---------------------------------------------------------------- int8 weights (VNNI) */
 
 #define KCI 1024 /* depth of one int8 panel chunk: 32 KiB packed */
-#define MCI 128  /* rows of X per pass over W for int8 */
+#define MRI 12   /* rows of X per int8 register block (24 accumulators) */
+#define MCI 256  /* rows of X per pass over W for int8 */
 
 #define QRR__VNNI QRR__AVX512VNNI
 
@@ -244,6 +251,8 @@ static QRR__VNNI void pack_i8(const qrr_cpu_weight *w, int j0, int nr, int k0, i
             continue;
         }
         if (rows > 16) rows = 16;
+        int one_block = bsz >= kc; /* the whole chunk adds into one row of sums */
+        __m512i sum = _mm512_setzero_si512();
         for (int kb = 0; kb < kc; kb += 64) {
             int cnt = kc - kb < 64 ? kc - kb : 64;
             __m512 r[16];
@@ -256,9 +265,17 @@ static QRR__VNNI void pack_i8(const qrr_cpu_weight *w, int j0, int nr, int k0, i
                 int s = kb / 4 + i;
                 __m512i v = _mm512_castps_si512(r[i]);
                 _mm512_store_si512((__m512i *)(buf + (size_t)s * NR * 4 + g * 4), v);
-                int32_t *ws = wsum + (size_t)((s * 4) / bsz) * NR + g;
-                _mm512_storeu_si512((__m512i *)ws, _mm512_dpbusd_epi32(_mm512_loadu_si512((const __m512i *)ws), ones, v));
+                if (one_block) {
+                    sum = _mm512_dpbusd_epi32(sum, ones, v);
+                } else {
+                    int32_t *ws = wsum + (size_t)((s * 4) / bsz) * NR + g;
+                    _mm512_storeu_si512((__m512i *)ws, _mm512_dpbusd_epi32(_mm512_loadu_si512((const __m512i *)ws), ones, v));
+                }
             }
+        }
+        if (one_block) {
+            int32_t *ws = wsum + g;
+            _mm512_storeu_si512((__m512i *)ws, _mm512_add_epi32(_mm512_loadu_si512((const __m512i *)ws), sum));
         }
     }
 }
@@ -267,8 +284,8 @@ static QRR__VNNI void pack_i8(const qrr_cpu_weight *w, int j0, int nr, int k0, i
 static ALWAYS_INLINE QRR__VNNI void kernel_i8(int mr, int steps, const uint8_t *xq, size_t ldq,
                                               const uint8_t *buf, int32_t *acc, int init)
 {
-    __m512i c0[MR], c1[MR];
-#pragma GCC unroll 8
+    __m512i c0[MRI], c1[MRI];
+#pragma GCC unroll 12
     for (int r = 0; r < mr; r++) {
         if (init) {
             c0[r] = _mm512_setzero_si512();
@@ -281,7 +298,7 @@ static ALWAYS_INLINE QRR__VNNI void kernel_i8(int mr, int steps, const uint8_t *
     for (int s = 0; s < steps; s++) {
         __m512i b0 = _mm512_load_si512((const __m512i *)(buf + (size_t)s * NR * 4));
         __m512i b1 = _mm512_load_si512((const __m512i *)(buf + (size_t)s * NR * 4 + 64));
-#pragma GCC unroll 8
+#pragma GCC unroll 12
         for (int r = 0; r < mr; r++) {
             int32_t xv;
             memcpy(&xv, xq + (size_t)r * ldq + (size_t)s * 4, 4);
@@ -290,7 +307,7 @@ static ALWAYS_INLINE QRR__VNNI void kernel_i8(int mr, int steps, const uint8_t *
             c1[r] = _mm512_dpbusd_epi32(c1[r], av, b1);
         }
     }
-#pragma GCC unroll 8
+#pragma GCC unroll 12
     for (int r = 0; r < mr; r++) {
         _mm512_store_si512((__m512i *)(acc + r * NR), c0[r]);
         _mm512_store_si512((__m512i *)(acc + r * NR + 16), c1[r]);
@@ -301,6 +318,10 @@ static QRR__VNNI void kernel_i8_any(int mr, int steps, const uint8_t *xq, size_t
                                     const uint8_t *buf, int32_t *acc, int init)
 {
     switch (mr) {
+    case 12: kernel_i8(12, steps, xq, ldq, buf, acc, init); break;
+    case 11: kernel_i8(11, steps, xq, ldq, buf, acc, init); break;
+    case 10: kernel_i8(10, steps, xq, ldq, buf, acc, init); break;
+    case 9: kernel_i8(9, steps, xq, ldq, buf, acc, init); break;
     case 8: kernel_i8(8, steps, xq, ldq, buf, acc, init); break;
     case 7: kernel_i8(7, steps, xq, ldq, buf, acc, init); break;
     case 6: kernel_i8(6, steps, xq, ldq, buf, acc, init); break;
@@ -415,8 +436,10 @@ QRR__VNNI void qrr__gemm_i8_vnni(const qrr__gemm_args *a, int i0, int i1, int j0
                 int nbc = per_block ? kc / bsz : 1;
                 if (per_block) memset(wsum, 0, sizeof(int32_t) * NR * (size_t)nbc);
                 pack_i8(w, jp, nr, k0, kc, buf, wsum, per_block ? bsz : KCI + 4);
-                for (int ip = ic; ip < ie; ip += MR) {
-                    int mr = ie - ip < MR ? ie - ip : MR;
+                int ng = (ie - ic + MRI - 1) / MRI; /* near-equal row groups */
+                for (int gi = 0; gi < ng; gi++) {
+                    int ip = ic + (ie - ic) * gi / ng;
+                    int mr = ic + (ie - ic) * (gi + 1) / ng - ip;
                     const uint8_t *xq = a->xq + (size_t)ip * a->ldq + k0;
                     int32_t *acc = itile + (ip - ic) * NR;
                     float *facc = ftile + (ip - ic) * NR;
@@ -487,13 +510,16 @@ QRR__VNNI void qrr__gemm_i8_vnni(const qrr__gemm_args *a, int i0, int i1, int j0
 QRR__AVX512 float qrr__quant_row_avx512(const float *x, int k, uint8_t *q, size_t ldq, int offset)
 {
     __m512 mx = _mm512_setzero_ps();
+    __mmask16 nan = 0; /* max_ps drops NaN: look for them too */
     int kk = 0;
-    for (; kk + 16 <= k; kk += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(x + kk)));
+    for (; kk + 16 <= k; kk += 16) {
+        __m512 v = _mm512_loadu_ps(x + kk);
+        nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        mx = _mm512_max_ps(mx, _mm512_abs_ps(v));
+    }
     float amax = _mm512_reduce_max_ps(mx), tail = qrr__absmax(x + kk, k - kk);
     amax = tail > amax ? tail : amax;
-    int finite = amax <= 3.402823466e38f && tail == tail;
-    for (int i = 0; finite && i + 16 <= k; i += 16) /* max_ps drops NaN: look for one */
-        if (_mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), _mm512_loadu_ps(x + i), _CMP_UNORD_Q)) finite = 0;
+    int finite = amax <= 3.402823466e38f && tail == tail && !nan;
     float inv, scale = qrr__quant_scale(finite ? amax : NAN, &inv);
     if (!finite || scale == 0.0f) {
         memset(q, offset, ldq);

@@ -33,7 +33,7 @@ void qrr__gemm_ref_fp(const float *x, int ldx, const qrr_cpu_weight *w, float *y
 
 /* One output of the int8 path from an exact integer dot product per block (or one for the
  * whole row): the fp32 steps every version performs in this order. */
-float qrr__i8_finish(const int32_t *acc, int nblocks, const float *wscale, float xscale)
+float qrr__i8_finish(const int64_t *acc, int nblocks, const float *wscale, float xscale)
 {
     if (nblocks == 1) return (float)acc[0] * (xscale * wscale[0]);
     float s = 0.0f;
@@ -48,7 +48,7 @@ void qrr__gemm_ref_i8(const float *x, int ldx, const qrr_cpu_weight *w, float *y
     int block = w->block > 0 ? w->block : k;
     int nb = k / block;
     int8_t *q = malloc((size_t)k + 1);
-    int32_t *acc = malloc(sizeof(int32_t) * ((size_t)nb + 1));
+    int64_t *acc = malloc(sizeof(int64_t) * ((size_t)nb + 1));
     if (!q || !acc) { /* the reference is for tests: fill with NaN rather than crash */
         for (int i = i0; i < i1; i++)
             for (int j = j0; j < j1; j++) y[(size_t)i * ldy + j] = NAN;
@@ -65,7 +65,7 @@ void qrr__gemm_ref_i8(const float *x, int ldx, const qrr_cpu_weight *w, float *y
         for (int j = j0; j < j1; j++) {
             const int8_t *wr = wq + (size_t)j * k;
             for (int b = 0; b < nb; b++) {
-                int32_t s = 0;
+                int64_t s = 0; /* exact for any k; the fast versions stay within int32 */
                 for (int kk = b * block; kk < (b + 1) * block; kk++) s += (int32_t)q[kk] * wr[kk];
                 acc[b] = s;
             }

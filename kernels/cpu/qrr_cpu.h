@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "qrr_half.h" /* f16/bf16 <-> f32 scalar conversions */
 #include "qrr_pool.h"
 
 /* Weight matrix W [n, k] row-major (k contiguous), as stored in the file. */
@@ -20,7 +21,14 @@ typedef struct qrr_cpu_weight {
 
 /* Y[m, n] (+)= X[m, k] · W[n, k]^T, fp32 accumulation. accumulate: 0 overwrite, 1 add into Y
  * (used for the residual stream). I8 weights: X is quantized per row (token) to int8 with a
- * dynamic scale, dot products in int32, then scaled. ldx/ldy: row strides in floats. */
+ * dynamic scale, dot products in int32, then scaled. ldx/ldy: row strides in floats.
+ * int8 rule (every version, bit for bit): amax = max|x| of the row; q = rne(clamp(x * (127 /
+ * amax), -127, 127)); per channel y = (float)dot(q, w) * (amax / 127 * scale[j]); per block
+ * y = (sum over blocks, in order, of (float)dot_b * scale[j, b]) * (amax / 127). A row of zeros
+ * gives 0, a row holding Inf or NaN gives NaN. The vector int8 versions need k <= 65536 and,
+ * per block, a block that is a multiple of 4 and divides k; other shapes use the scalar
+ * version (correct, slow). The vector versions use up to ~130 KiB of stack per thread.
+ * Thread-safe for distinct outputs; one call at a time per pool. */
 void qrr_cpu_gemm(const float *x, int ldx, int m, const qrr_cpu_weight *w,
                   float *y, int ldy, int accumulate, qrr_pool *pool);
 void qrr_cpu_ref_gemm(const float *x, int ldx, int m, const qrr_cpu_weight *w,
@@ -33,7 +41,8 @@ void qrr_cpu_ref_gemm(const float *x, int ldx, int m, const qrr_cpu_weight *w,
  *   pk, pv [n_prefix, nkv*d]  the prefix's keys/values (may be NULL when n_prefix is 0)
  *   out    [t, nq*d]
  * Token i attends to all n_prefix prefix tokens and own tokens 0..i. Scale 1/sqrt(d).
- * Query head h uses kv head h / (nq / nkv). Softmax in fp32. */
+ * Query head h uses kv head h / (nq / nkv). Softmax in fp32. nkv must divide nq and
+ * d <= 1024 (else out is filled with NaN); d a multiple of 16 takes the vector paths. */
 void qrr_cpu_attention(const float *q, const float *k, const float *v,
                        const float *pk, const float *pv, int n_prefix, int t,
                        int nq, int nkv, int d, float *out, qrr_pool *pool);
@@ -51,10 +60,6 @@ void qrr_cpu_rope(float *x, int rows, int nh, int d, int pos0, const float *inv_
 void qrr_cpu_silu_mul(const float *gu, float *out, int rows, int n);
 /* One row of an embedding [vocab, n] in any dtype to fp32. */
 void qrr_cpu_embed_row(const qrr_cpu_weight *w, int row, float *out);
-/* fp16 <-> fp32 helpers, exact for every value (no fast-math). */
-float qrr_f16_to_f32(uint16_t h);
-uint16_t qrr_f32_to_f16(float f);
-float qrr_bf16_to_f32(uint16_t h);
 
 /* What this CPU offers, for dispatch and for `qrr info`/bench reports. */
 typedef struct qrr_cpu_features {
