@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cpu_bench.sh — `make bench`: the CPU benchmark of docs/benchmarks.md in one run.
-#  1. a 0.6B-shape random checkpoint from "$bin/qgen" (kept in $QRR_BENCH_DIR between runs)
+#  1. a 0.6B-shape random checkpoint from build/qgen (kept in $QRR_BENCH_DIR between runs)
 #  2. conversion to f16 and int8: time, peak memory, file size
 #  3. qrr bench on both files: 1 query x 32 documents (50-400 words, mean ~200 tokens),
 #     the shared-prefix saving (32 x ~150 tokens), one-pair latency, open-to-first-score

@@ -14,7 +14,7 @@
 #include "cuda_model.h"
 #endif
 
-#define DEFAULT_BATCH_TOKENS 4096
+#define DEFAULT_BATCH_TOKENS 2048
 #define MIN_SHARED_PREFIX 8 /* below this, sharing saves less than its bookkeeping */
 
 struct qrr_ctx {
