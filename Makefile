@@ -51,6 +51,7 @@ TESTS       := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 EXAMPLES    := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
 .PHONY: all test bench bench-tokenizer fuzz examples clean
+.SECONDARY:
 all: $(BUILD)/libqrr.a $(BUILD)/libqrr.so $(BUILD)/qconvert $(BUILD)/qrr $(BUILD)/qgen
 
 $(BUILD)/obj/%.o: %.c
@@ -93,12 +94,7 @@ examples: $(EXAMPLES)
 QRR_REFERENCE ?= $(abspath ../shared/reference)
 export QRR_REFERENCE
 test: all examples $(TESTS)
-	@set -e; pass=0; fail=0; \
-	for t in $(TESTS); do \
-	  echo "== $$t"; \
-	  if QRR_BUILD=$(abspath $(BUILD)) $$t --jobs=2; then pass=$$((pass+1)); else fail=$$((fail+1)); fi; \
-	done; \
-	echo "test binaries: $$pass passed, $$fail failed"; test $$fail -eq 0
+	@QRR_BUILD=$(abspath $(BUILD)) tests/run.sh $(TESTS)
 
 bench: all $(BUILD)/gemm_bench
 	QRR_BUILD=$(abspath $(BUILD)) ./bench/cpu_bench.sh
