@@ -7,7 +7,9 @@
 #  4. the kernels against the machine's measured peak (build/gemm_bench, when built)
 #  5. the peer: Transformers fp32 on the CPU with the same prompts and threads, when torch
 #     and transformers are importable (pip install -r tools/requirements.txt)
-# Environment: QRR_BENCH_DIR (default /tmp/qrr-bench), THREADS (default 2), SKIP_PEER=1.
+# Environment: QRR_BENCH_DIR (default /tmp/qrr-bench), THREADS (default 2), SKIP_PEER=1,
+# REPEAT_F16 (default 1), REPEAT_INT8 (default 2), REPEAT_PEER (default 1): timed runs whose
+# median is reported. At 2 threads the whole run takes about 15 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bin=${QRR_BUILD:-build}
@@ -35,15 +37,18 @@ for dt in f16 int8; do
   say "convert $dt: ${secs} s, peak RSS $((kib / 1024)) MiB, file $(stat -c %s "$out" | awk '{printf "%.3f GB", $1/1e9}')"
 done
 
+reps_f16=${REPEAT_F16:-1}; reps_int8=${REPEAT_INT8:-2}
 for dt in f16 int8; do
+  reps=$([ "$dt" = f16 ] && echo "$reps_f16" || echo "$reps_int8")
   say ""
   say "== qrr bench, $dt, $threads threads, 1 query x 32 documents"
-  "$bin/qrr" bench "$dir/model-0.6b-$dt.qrr" --threads "$threads" --docs 32 --repeat 3 \
+  "$bin/qrr" bench "$dir/model-0.6b-$dt.qrr" --threads "$threads" --docs 32 --repeat "$reps" \
     --write-workload "$dir/workload.jsonl" | tee -a "$results"
-  say "== shared prefix, $dt: 32 documents of ~150 words behind the shared prompt prefix"
-  "$bin/qrr" bench "$dir/model-0.6b-$dt.qrr" --threads "$threads" --docs 32 --min-words 150 \
-    --max-words 150 --repeat 3 --compare-share | tee -a "$results"
 done
+say ""
+say "== shared prefix, int8: 32 documents of 150 words behind the shared prompt prefix"
+"$bin/qrr" bench "$dir/model-0.6b-int8.qrr" --threads "$threads" --docs 32 --min-words 150 \
+  --max-words 150 --repeat 1 --compare-share | tee -a "$results"
 
 if [ -x "$bin/gemm_bench" ]; then
   say ""
@@ -55,7 +60,11 @@ if [ "${SKIP_PEER:-0}" != 1 ] && python3 -c "import torch, transformers" 2>/dev/
   say ""
   say "== peer: Transformers fp32 on the CPU, same workload, $threads threads"
   python3 bench/transformers_cpu.py --model "$dir/model-0.6b" --workload "$dir/workload.jsonl" \
-    --threads "$threads" | tee -a "$results"
+    --threads "$threads" --reps "${REPEAT_PEER:-1}" | tee -a "$results"
+  say "== peer one-pair latency (the first document of the workload, as qrr bench's latency line)"
+  head -n 1 "$dir/workload.jsonl" > "$dir/workload-one.jsonl"
+  python3 bench/transformers_cpu.py --model "$dir/model-0.6b" --workload "$dir/workload-one.jsonl" \
+    --threads "$threads" --reps 3 --modes keep1 --latency | tee -a "$results"
 else
   say ""
   say "(peer skipped: torch/transformers not importable; pip install -r tools/requirements.txt)"

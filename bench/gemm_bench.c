@@ -94,12 +94,73 @@ static const shape shapes[] = {
     {"o_proj", 1024, 2048}, {"down", 1024, 3072},
 };
 
+/* ---- attention timing ---- */
+typedef struct attn_shape {
+    int t, prefix, nq, nkv, d;
+} attn_shape;
+
+static const attn_shape attn_shapes[] = {
+    {256, 0, 16, 8, 128}, {256, 64, 16, 8, 128}, {64, 0, 16, 8, 128}, {1, 300, 16, 8, 128},
+};
+
+/* GFLOP/s of qrr_cpu_attention: 4 d flops per (query head, visible key) pair, the causal
+ * part only (2 d for q·k, 2 d for p·v). */
+static void bench_attention(int only_t, double min_time)
+{
+    printf("%-9s %5s %6s %4s %4s %4s %3s %10s %8s\n", "attention", "t", "prefix", "nq", "nkv",
+           "d", "thr", "ms", "GFLOP/s");
+    for (int th = 1; th <= 2; th++) {
+        if (only_t && th != only_t) continue;
+        qrr_pool *pool = th > 1 ? qrr_pool_create(th) : NULL;
+        for (size_t si = 0; si < sizeof attn_shapes / sizeof attn_shapes[0]; si++) {
+            attn_shape sh = attn_shapes[si];
+            size_t qd = (size_t)sh.nq * sh.d, kd = (size_t)sh.nkv * sh.d;
+            size_t np = (size_t)sh.prefix + 1;
+            float *q = malloc(sizeof(float) * sh.t * qd), *o = malloc(sizeof(float) * sh.t * qd);
+            float *k = malloc(sizeof(float) * sh.t * kd), *v = malloc(sizeof(float) * sh.t * kd);
+            float *pk = malloc(sizeof(float) * np * kd), *pv = malloc(sizeof(float) * np * kd);
+            if (!q || !o || !k || !v || !pk || !pv) exit(1);
+            for (size_t i = 0; i < sh.t * qd; i++) q[i] = (float)((i * 7) % 13) / 13.0f - 0.5f;
+            for (size_t i = 0; i < sh.t * kd; i++) {
+                k[i] = (float)((i * 5) % 11) / 11.0f - 0.5f;
+                v[i] = (float)((i * 3) % 17) / 17.0f - 0.5f;
+            }
+            for (size_t i = 0; i < np * kd; i++) pk[i] = pv[i] = (float)(i % 9) / 9.0f - 0.5f;
+            double pairs = 0.0; /* visible (row, key) pairs per head */
+            for (int i = 0; i < sh.t; i++) pairs += sh.prefix + i + 1;
+            double flops = 4.0 * sh.d * sh.nq * pairs;
+            qrr_cpu_attention(q, k, v, pk, pv, sh.prefix, sh.t, sh.nq, sh.nkv, sh.d, o, pool);
+            double sec = 1e30;
+            for (int trial = 0; trial < TRIALS; trial++) {
+                int reps = 0;
+                double t0 = now(), dtm;
+                do {
+                    qrr_cpu_attention(q, k, v, pk, pv, sh.prefix, sh.t, sh.nq, sh.nkv, sh.d, o, pool);
+                    reps++;
+                    dtm = now() - t0;
+                } while (dtm < min_time / TRIALS);
+                if (dtm / reps < sec) sec = dtm / reps;
+            }
+            printf("%-9s %5d %6d %4d %4d %4d %3d %10.3f %8.1f\n", "", sh.t, sh.prefix, sh.nq,
+                   sh.nkv, sh.d, th, sec * 1e3, flops / sec / 1e9);
+            fflush(stdout);
+            free(q);
+            free(o);
+            free(k);
+            free(v);
+            free(pk);
+            free(pv);
+        }
+        qrr_pool_free(pool);
+    }
+}
+
 static const char *dt_name[] = {"f32", "f16", "bf16", "i8"};
 static const int dt_size[] = {4, 2, 2, 1};
 
 int main(int argc, char **argv)
 {
-    int only_dt = -1, only_m = 0, only_t = 0;
+    int only_dt = -1, only_m = 0, only_t = 0, part = 3; /* bit 0 gemm, bit 1 attention */
     double min_time = 0.15;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--dtype")) {
@@ -108,6 +169,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--m")) only_m = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads")) only_t = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--min-time")) min_time = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--part")) part = !strcmp(argv[i + 1], "attn") ? 2 : 1;
     }
     qrr_cpu_features f = qrr_cpu_detect();
     double fpk[3] = {0}, ipk[3] = {0};
@@ -124,7 +186,7 @@ int main(int argc, char **argv)
     printf("%-5s %-9s %5s %5s %5s %3s %10s %8s %8s %8s\n", "dtype", "shape", "m", "n", "k", "thr",
            "ms", "G(FL)OP/s", "of peak", "W GB/s");
     const int ms[] = {1, 16, 64, 256, 512};
-    for (int dt = 0; dt < 4; dt++) {
+    for (int dt = 0; dt < 4 && (part & 1); dt++) {
         if (only_dt >= 0 && dt != only_dt) continue;
         for (int t = 1; t <= 2; t++) {
             if (only_t && t != only_t) continue;
@@ -179,5 +241,6 @@ int main(int argc, char **argv)
             qrr_pool_free(pool);
         }
     }
+    if (part & 2) bench_attention(only_t, min_time);
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "qrr_cpu.h"
+#include "qrr_cpu_ops.h"
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -296,6 +297,23 @@ Test(attention, against_reference)
     qrr_pool_free(pool);
 }
 
+/* The vector tiling's edges: the 0.6B shape with a prefix, head widths that leave a partial
+ * column group (48, 80) or take the narrow tile (256), wide groups (one tile per few rows,
+ * more heads than a tile holds), and a pool of one. */
+Test(attention, tile_edges)
+{
+    qrr_pool *pool = qrr_pool_create(2);
+    attn_case(256, 64, 16, 8, 128, pool);
+    attn_case(70, 9, 4, 2, 48, pool);
+    attn_case(70, 0, 6, 2, 80, pool);
+    attn_case(40, 20, 4, 2, 256, pool);
+    attn_case(23, 5, 32, 1, 32, pool);
+    attn_case(9, 3, 96, 1, 16, pool);
+    attn_case(50, 100, 3, 1, 64, NULL);
+    attn_case(1, 700, 16, 8, 128, NULL);
+    qrr_pool_free(pool);
+}
+
 /* A single key: softmax weight 1, the output is that value row exactly. */
 Test(attention, single_key_returns_value)
 {
@@ -316,7 +334,7 @@ Test(attention, single_key_returns_value)
 
 /* ------------------------------------------------------------------ small ops */
 
-Test(ops, rmsnorm_against_double)
+static void rmsnorm_case(int isa)
 {
     int rows = 5, n = 1027;
     float *x = malloc(sizeof(float) * rows * n), *w = malloc(sizeof(float) * n);
@@ -324,21 +342,21 @@ Test(ops, rmsnorm_against_double)
     cr_assert(x && w && y);
     for (int i = 0; i < rows * n; i++) x[i] = 3.0f * frand();
     for (int i = 0; i < n; i++) w[i] = frand();
-    qrr_cpu_rmsnorm(x, w, y, rows, n, 1e-6f);
+    qrr_cpu_rmsnorm_isa(isa, x, w, y, rows, n, 1e-6f);
     for (int r = 0; r < rows; r++) {
         double ss = 0.0;
         for (int i = 0; i < n; i++) ss += (double)x[r * n + i] * x[r * n + i];
         double inv = 1.0 / sqrt(ss / n + 1e-6);
         for (int i = 0; i < n; i++) {
             double want = x[r * n + i] * inv * w[i];
-            cr_assert(fabs(y[r * n + i] - want) <= 1e-6 * fabs(want) + 1e-12, "[%d,%d]", r, i);
+            cr_assert(fabs(y[r * n + i] - want) <= 1e-6 * fabs(want) + 1e-12, "isa %d [%d,%d]", isa, r, i);
         }
     }
     memcpy(y, x, sizeof(float) * rows * n); /* in place gives the same */
     float *y2 = malloc(sizeof(float) * rows * n);
     cr_assert(y2);
-    qrr_cpu_rmsnorm(x, w, y2, rows, n, 1e-6f);
-    qrr_cpu_rmsnorm(y, w, y, rows, n, 1e-6f);
+    qrr_cpu_rmsnorm_isa(isa, x, w, y2, rows, n, 1e-6f);
+    qrr_cpu_rmsnorm_isa(isa, y, w, y, rows, n, 1e-6f);
     cr_assert(memcmp(y, y2, sizeof(float) * rows * n) == 0);
     free(x);
     free(w);
@@ -346,16 +364,32 @@ Test(ops, rmsnorm_against_double)
     free(y2);
 }
 
-Test(ops, rope_against_double)
+Test(ops, rmsnorm_against_double)
 {
-    int rows = 6, nh = 3, d = 128, pos0 = 8000;
-    float inv_freq[64];
+    for (int isa = 0; isa <= qrr_cpu_isa_max(); isa++) rmsnorm_case(isa);
+    float x[128], w[128], y0[128], y1[128]; /* q/k-norm width, a row of zeros gives zeros */
+    for (int i = 0; i < 128; i++) {
+        x[i] = i < 64 ? 0.0f : frand();
+        w[i] = frand();
+    }
+    qrr_cpu_rmsnorm_isa(0, x, w, y0, 2, 64, 1e-6f);
+    for (int isa = 1; isa <= qrr_cpu_isa_max(); isa++) {
+        qrr_cpu_rmsnorm_isa(isa, x, w, y1, 2, 64, 1e-6f);
+        for (int i = 0; i < 128; i++)
+            cr_assert(fabsf(y1[i] - y0[i]) <= 1e-6f * fabsf(y0[i]), "isa %d [%d]", isa, i);
+        for (int i = 0; i < 64; i++) cr_assert_eq(y1[i], 0.0f);
+    }
+}
+
+static void rope_case(int isa, int rows, int nh, int d, int pos0)
+{
+    float inv_freq[128];
     for (int i = 0; i < d / 2; i++) inv_freq[i] = (float)(1.0 / pow(1000000.0, 2.0 * i / d));
     size_t cnt = (size_t)rows * nh * d;
     float *x = malloc(sizeof(float) * cnt), *x0 = malloc(sizeof(float) * cnt);
     cr_assert(x && x0);
     for (size_t i = 0; i < cnt; i++) x0[i] = x[i] = frand();
-    qrr_cpu_rope(x, rows, nh, d, pos0, inv_freq);
+    qrr_cpu_rope_isa(isa, x, rows, nh, d, pos0, inv_freq);
     for (int r = 0; r < rows; r++)
         for (int h = 0; h < nh; h++)
             for (int i = 0; i < d / 2; i++) {
@@ -364,10 +398,69 @@ Test(ops, rope_against_double)
                 double wa = x0[a] * cos(ang) - x0[b] * sin(ang);
                 double wb = x0[b] * cos(ang) + x0[a] * sin(ang);
                 double tol = 1e-6 * (fabs(x0[a]) + fabs(x0[b]));
-                cr_assert(fabs(x[a] - wa) <= tol && fabs(x[b] - wb) <= tol, "r %d h %d i %d", r, h, i);
+                cr_assert(fabs(x[a] - wa) <= tol && fabs(x[b] - wb) <= tol,
+                          "isa %d pos %d h %d i %d", isa, pos0 + r, h, i);
             }
     free(x);
     free(x0);
+}
+
+Test(ops, rope_against_double)
+{
+    for (int isa = 0; isa <= qrr_cpu_isa_max(); isa++) {
+        rope_case(isa, 6, 3, 128, 8000);
+        rope_case(isa, 300, 2, 128, 0);  /* every quadrant of the larger angles */
+        rope_case(isa, 3, 2, 40, 40000); /* a partial vector of angles */
+        rope_case(isa, 2, 1, 16, 600000); /* angles past the vector reduction's range */
+    }
+}
+
+/* The vector cos/sin round like the double-precision library ones (the scalar version):
+ * over many positions the rotated values match the scalar ones to the last bit almost
+ * everywhere and never by more than an ulp or two of their size. */
+Test(ops, rope_levels_agree)
+{
+    int rows = 512, nh = 1, d = 128;
+    float inv_freq[64];
+    for (int i = 0; i < d / 2; i++) inv_freq[i] = (float)(1.0 / pow(1000000.0, 2.0 * i / d));
+    size_t cnt = (size_t)rows * nh * d;
+    float *x0 = malloc(sizeof(float) * cnt), *x1 = malloc(sizeof(float) * cnt);
+    cr_assert(x0 && x1);
+    for (size_t i = 0; i < cnt; i++) x0[i] = x1[i] = frand();
+    qrr_cpu_rope_isa(0, x0, rows, nh, d, 7, inv_freq);
+    qrr_cpu_rope_isa(qrr_cpu_isa_max(), x1, rows, nh, d, 7, inv_freq);
+    size_t same = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        same += x0[i] == x1[i];
+        cr_assert(fabsf(x0[i] - x1[i]) <= 4e-7f, "[%zu] %.9g vs %.9g", i, x0[i], x1[i]);
+    }
+    cr_assert(same >= cnt - cnt / 1000, "%zu of %zu identical", same, cnt);
+    free(x0);
+    free(x1);
+}
+
+/* The kernels' vector e^x against expf: within 3 ulp over the range softmax and SiLU use,
+ * 0 far below it, Inf above it, NaN kept. */
+Test(ops, exp_against_expf)
+{
+    enum { N = 20000 };
+    static float x[N + 4], y[N + 4];
+    for (int i = 0; i < N; i++) x[i] = -87.0f + 175.0f * (float)i / N;
+    x[N] = -200.0f;
+    x[N + 1] = 100.0f;
+    x[N + 2] = NAN;
+    x[N + 3] = 0.0f;
+    for (int isa = 0; isa <= qrr_cpu_isa_max(); isa++) {
+        qrr_cpu_exp_isa(isa, x, y, N + 4);
+        for (int i = 0; i < N; i++) {
+            float want = expf(x[i]);
+            cr_assert(fabsf(y[i] - want) <= 3.6e-7f * want, "isa %d e^%.9g: %.9g vs %.9g", isa, x[i], y[i], want);
+        }
+        cr_assert(y[N] <= 1e-44f && y[N] >= 0.0f, "isa %d", isa);
+        cr_assert(isinf(y[N + 1]) && y[N + 1] > 0, "isa %d", isa);
+        cr_assert(isnan(y[N + 2]), "isa %d", isa);
+        cr_assert_eq(y[N + 3], 1.0f, "isa %d", isa);
+    }
 }
 
 Test(ops, silu_mul_against_double)
@@ -376,15 +469,60 @@ Test(ops, silu_mul_against_double)
     float *gu = malloc(sizeof(float) * rows * 2 * n), *o = malloc(sizeof(float) * rows * n);
     cr_assert(gu && o);
     for (int i = 0; i < rows * 2 * n; i++) gu[i] = 8.0f * frand();
-    qrr_cpu_silu_mul(gu, o, rows, n);
-    for (int r = 0; r < rows; r++)
-        for (int i = 0; i < n; i++) {
-            double g = gu[r * 2 * n + i], u = gu[r * 2 * n + n + i];
-            double want = g / (1.0 + exp(-g)) * u;
-            cr_assert(fabs(o[r * n + i] - want) <= 1e-6 * fabs(want) + 1e-30, "[%d,%d]", r, i);
-        }
+    gu[0] = -100.0f; /* e^-g overflows: silu is -0 */
+    gu[1] = 100.0f;
+    for (int isa = 0; isa <= qrr_cpu_isa_max(); isa++) {
+        qrr_cpu_silu_mul_isa(isa, gu, o, rows, n);
+        for (int r = 0; r < rows; r++)
+            for (int i = 0; i < n; i++) {
+                double g = gu[r * 2 * n + i], u = gu[r * 2 * n + n + i];
+                double want = g / (1.0 + exp(-g)) * u;
+                cr_assert(fabs(o[r * n + i] - want) <= 1e-6 * fabs(want) + 1e-30, "isa %d [%d,%d]", isa, r, i);
+            }
+    }
     free(gu);
     free(o);
+}
+
+/* The pool versions split rows among threads and give what the plain calls give, bit for
+ * bit; with no pool or few rows they are the plain calls. */
+Test(ops, pool_versions_match)
+{
+    qrr_pool *pool = qrr_pool_create(2);
+    cr_assert(pool);
+    int rows = 301, n = 1024, nh = 4, d = 128, hn = 512;
+    size_t big = (size_t)rows * 2 * n;
+    float *a = malloc(sizeof(float) * big), *b = malloc(sizeof(float) * big);
+    float *c = malloc(sizeof(float) * big), *w = malloc(sizeof(float) * n);
+    float inv_freq[64];
+    cr_assert(a && b && c && w);
+    for (size_t i = 0; i < big; i++) a[i] = 4.0f * frand();
+    for (int i = 0; i < n; i++) w[i] = frand();
+    for (int i = 0; i < d / 2; i++) inv_freq[i] = (float)(1.0 / pow(1000000.0, 2.0 * i / d));
+    for (int k = 0; k < 2; k++) {
+        qrr_pool *p = k ? pool : NULL;
+        int r = k ? rows : 7;
+        qrr_cpu_rmsnorm(a, w, b, r, n, 1e-6f);
+        qrr_cpu_rmsnorm_pool(a, w, c, r, n, 1e-6f, p);
+        cr_assert(memcmp(b, c, sizeof(float) * r * n) == 0, "rmsnorm, pool %d", k);
+        qrr_cpu_silu_mul(a, b, r, n);
+        qrr_cpu_silu_mul_pool(a, c, r, n, p);
+        cr_assert(memcmp(b, c, sizeof(float) * r * n) == 0, "silu_mul, pool %d", k);
+        memcpy(b, a, sizeof(float) * r * nh * d);
+        memcpy(c, a, sizeof(float) * r * nh * d);
+        qrr_cpu_rope(b, r, nh, d, 11, inv_freq);
+        qrr_cpu_rope_pool(c, r, nh, d, 11, inv_freq, p);
+        cr_assert(memcmp(b, c, sizeof(float) * r * nh * d) == 0, "rope, pool %d", k);
+        qrr_cpu_rmsnorm(a, w, b, r * nh, hn / nh, 1e-6f); /* q/k norms: many short rows */
+        memcpy(c, a, sizeof(float) * r * hn);
+        qrr_cpu_rmsnorm_pool(c, w, c, r * nh, hn / nh, 1e-6f, p);
+        cr_assert(memcmp(b, c, sizeof(float) * r * hn) == 0, "rmsnorm in place, pool %d", k);
+    }
+    free(a);
+    free(b);
+    free(c);
+    free(w);
+    qrr_pool_free(pool);
 }
 
 Test(ops, embed_row_every_dtype)

@@ -1,13 +1,14 @@
 /* ops.c — the small per-token operations of the forward pass: RMS norm, rotary embedding,
  * SiLU-gated product and one embedding row to fp32. They follow Transformers' fp32 order of
- * operations (see each function); their cost is tiny next to the GEMMs, so they are plain
- * C that the compiler may vectorize. No GEMM, no attention here. */
+ * operations (see each function). Here the scalar references and the dispatch to the AVX-512
+ * versions (ops_avx512.c), which keep the same order. No GEMM, no attention here. */
 #include <math.h>
 #include "cpu_internal.h"
+#include "qrr_cpu_ops.h"
 
 /* Transformers (Qwen3RMSNorm): var = mean(x^2) in fp32, x * rsqrt(var + eps), then * w.
  * The sum of squares is taken in double (a closer value of the same quantity). */
-void qrr_cpu_rmsnorm(const float *x, const float *w, float *y, int rows, int n, float eps)
+static void rmsnorm_scalar(const float *x, const float *w, float *y, int rows, int n, float eps)
 {
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * n;
@@ -25,7 +26,7 @@ void qrr_cpu_rmsnorm(const float *x, const float *w, float *y, int rows, int n, 
 
 /* Transformers: freqs = pos * inv_freq in fp32, cos/sin of that fp32 angle (here computed
  * in double and rounded once), out = x * cos + rotate_half(x) * sin with fp32 products. */
-void qrr_cpu_rope(float *x, int rows, int nh, int d, int pos0, const float *inv_freq)
+static void rope_scalar(float *x, int rows, int nh, int d, int pos0, const float *inv_freq)
 {
     int h2 = d / 2;
     float cs[QRR__ROPE_MAX_HALF], sn[QRR__ROPE_MAX_HALF];
@@ -54,7 +55,7 @@ void qrr_cpu_rope(float *x, int rows, int nh, int d, int pos0, const float *inv_
 }
 
 /* silu(g) = g / (1 + exp(-g)) in fp32, times up. */
-void qrr_cpu_silu_mul(const float *gu, float *out, int rows, int n)
+static void silu_mul_scalar(const float *gu, float *out, int rows, int n)
 {
     for (int r = 0; r < rows; r++) {
         const float *g = gu + (size_t)r * 2 * n;
@@ -65,6 +66,127 @@ void qrr_cpu_silu_mul(const float *gu, float *out, int rows, int n)
             o[i] = s * u[i];
         }
     }
+}
+
+/* ---- dispatch: avx2 has no versions of its own and takes the scalar ones ---- */
+
+static int level(int isa)
+{
+    int mx = (int)qrr__cpu_isa_max();
+    return isa > mx ? mx : isa;
+}
+
+void qrr_cpu_rmsnorm_isa(int isa, const float *x, const float *w, float *y, int rows, int n,
+                         float eps)
+{
+    if (level(isa) >= QRR__ISA_AVX512) qrr__rmsnorm_avx512(x, w, y, rows, n, eps);
+    else rmsnorm_scalar(x, w, y, rows, n, eps);
+}
+
+void qrr_cpu_rope_isa(int isa, float *x, int rows, int nh, int d, int pos0,
+                      const float *inv_freq)
+{
+    if (level(isa) >= QRR__ISA_AVX512) qrr__rope_avx512(x, rows, nh, d, pos0, inv_freq);
+    else rope_scalar(x, rows, nh, d, pos0, inv_freq);
+}
+
+void qrr_cpu_silu_mul_isa(int isa, const float *gu, float *out, int rows, int n)
+{
+    if (level(isa) >= QRR__ISA_AVX512) qrr__silu_mul_avx512(gu, out, rows, n);
+    else silu_mul_scalar(gu, out, rows, n);
+}
+
+void qrr_cpu_exp_isa(int isa, const float *x, float *y, int n)
+{
+    if (level(isa) >= QRR__ISA_AVX512) {
+        qrr__exp_avx512(x, y, n);
+        return;
+    }
+    for (int i = 0; i < n; i++) y[i] = expf(x[i]);
+}
+
+void qrr_cpu_rmsnorm(const float *x, const float *w, float *y, int rows, int n, float eps)
+{
+    qrr_cpu_rmsnorm_isa((int)qrr__cpu_isa(), x, w, y, rows, n, eps);
+}
+
+void qrr_cpu_rope(float *x, int rows, int nh, int d, int pos0, const float *inv_freq)
+{
+    qrr_cpu_rope_isa((int)qrr__cpu_isa(), x, rows, nh, d, pos0, inv_freq);
+}
+
+void qrr_cpu_silu_mul(const float *gu, float *out, int rows, int n)
+{
+    qrr_cpu_silu_mul_isa((int)qrr__cpu_isa(), gu, out, rows, n);
+}
+
+/* ---- the pool versions: each thread takes one contiguous run of rows ---- */
+
+#define POOL_MIN_ELEMS 32768 /* below this many floats a call is not worth waking threads */
+
+typedef struct ops_job {
+    int op; /* 0 rmsnorm, 1 rope, 2 silu_mul */
+    const float *x, *w;
+    float *y;
+    int rows, n, nh, pos0;
+    float eps;
+} ops_job;
+
+static void ops_part(void *arg, int ti, int nt)
+{
+    const ops_job *j = arg;
+    int r0 = (int)((long long)j->rows * ti / nt), r1 = (int)((long long)j->rows * (ti + 1) / nt);
+    if (r1 <= r0) return;
+    size_t width = j->op == 1 ? (size_t)j->nh * j->n : (size_t)j->n;
+    switch (j->op) {
+    case 0:
+        qrr_cpu_rmsnorm(j->x + (size_t)r0 * width, j->w, j->y + (size_t)r0 * width, r1 - r0,
+                        j->n, j->eps);
+        break;
+    case 1:
+        qrr_cpu_rope(j->y + (size_t)r0 * width, r1 - r0, j->nh, j->n, j->pos0 + r0, j->w);
+        break;
+    default:
+        qrr_cpu_silu_mul(j->x + (size_t)r0 * 2 * width, j->y + (size_t)r0 * width, r1 - r0, j->n);
+        break;
+    }
+}
+
+static int worth_pool(qrr_pool *pool, int rows, size_t width)
+{
+    return pool && qrr_pool_size(pool) > 1 && rows > 1 && (size_t)rows * width >= POOL_MIN_ELEMS;
+}
+
+void qrr_cpu_rmsnorm_pool(const float *x, const float *w, float *y, int rows, int n, float eps,
+                          qrr_pool *pool)
+{
+    if (!worth_pool(pool, rows, (size_t)n)) {
+        qrr_cpu_rmsnorm(x, w, y, rows, n, eps);
+        return;
+    }
+    ops_job j = {0, x, w, y, rows, n, 0, 0, eps};
+    qrr_pool_run(pool, ops_part, &j);
+}
+
+void qrr_cpu_rope_pool(float *x, int rows, int nh, int d, int pos0, const float *inv_freq,
+                       qrr_pool *pool)
+{
+    if (!worth_pool(pool, rows, (size_t)nh * d)) {
+        qrr_cpu_rope(x, rows, nh, d, pos0, inv_freq);
+        return;
+    }
+    ops_job j = {1, NULL, inv_freq, x, rows, d, nh, pos0, 0.0f};
+    qrr_pool_run(pool, ops_part, &j);
+}
+
+void qrr_cpu_silu_mul_pool(const float *gu, float *out, int rows, int n, qrr_pool *pool)
+{
+    if (!worth_pool(pool, rows, (size_t)n)) {
+        qrr_cpu_silu_mul(gu, out, rows, n);
+        return;
+    }
+    ops_job j = {2, gu, NULL, out, rows, n, 0, 0, 0.0f};
+    qrr_pool_run(pool, ops_part, &j);
 }
 
 void qrr_cpu_embed_row(const qrr_cpu_weight *w, int row, float *out)
