@@ -8,6 +8,7 @@
  *         Q = q heads, K = kv heads, D = head_dim, I = intermediate, V = vocab.
  */
 #include "qwen3.h"
+#include "qrr_cpu_ops.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -76,10 +77,10 @@ static void project_qkv(const qrr_model *m, const qrr_layer *L, const float *xn,
 {
     if (q) {
         qrr_cpu_gemm(xn, m->H, rows, &L->q, q, m->Q * m->D, 0, pool);
-        qrr_cpu_rmsnorm(q, L->q_norm, q, rows * m->Q, m->D, m->rms_eps);
+        qrr_cpu_rmsnorm_pool(q, L->q_norm, q, rows * m->Q, m->D, m->rms_eps, pool);
     }
     qrr_cpu_gemm(xn, m->H, rows, &L->k, k, m->K * m->D, 0, pool);
-    qrr_cpu_rmsnorm(k, L->k_norm, k, rows * m->K, m->D, m->rms_eps);
+    qrr_cpu_rmsnorm_pool(k, L->k_norm, k, rows * m->K, m->D, m->rms_eps, pool);
     qrr_cpu_gemm(xn, m->H, rows, &L->v, v, m->K * m->D, 0, pool);
 }
 
@@ -88,10 +89,10 @@ static void mlp_block(const qrr_model *m, const qrr_layer *L, float *x, int rows
                       qrr_scratch *s, qrr_pool *pool)
 {
     int I = m->I;
-    qrr_cpu_rmsnorm(x, L->mlp_norm, s->xn, rows, m->H, m->rms_eps);
+    qrr_cpu_rmsnorm_pool(x, L->mlp_norm, s->xn, rows, m->H, m->rms_eps, pool);
     qrr_cpu_gemm(s->xn, m->H, rows, &L->gate, s->gu, 2 * I, 0, pool);
     qrr_cpu_gemm(s->xn, m->H, rows, &L->up, s->gu + I, 2 * I, 0, pool);
-    qrr_cpu_silu_mul(s->gu, s->act, rows, I);
+    qrr_cpu_silu_mul_pool(s->gu, s->act, rows, I, pool);
     qrr_cpu_gemm(s->act, I, rows, &L->down, x, m->H, 1, pool);
 }
 
@@ -163,7 +164,7 @@ int qrr__forward_score(const qrr_model *m, qrr_scratch *s, qrr_pool *pool,
         const qrr_layer *L = &m->layers[l];
         const float *pk = P ? prefix->k + (size_t)l * prefix->cap * KD : NULL;
         const float *pv = P ? prefix->v + (size_t)l * prefix->cap * KD : NULL;
-        qrr_cpu_rmsnorm(s->x, L->attn_norm, s->xn, (int)T, m->H, m->rms_eps);
+        qrr_cpu_rmsnorm_pool(s->x, L->attn_norm, s->xn, (int)T, m->H, m->rms_eps, pool);
         project_qkv(m, L, s->xn, (int)T, s->q, s->k, s->v, pool);
         for (int i = 0; i < S; i++) {
             size_t t0 = (size_t)s->starts[i];
@@ -182,7 +183,7 @@ int qrr__forward_score(const qrr_model *m, qrr_scratch *s, qrr_pool *pool,
     const qrr_layer *L = &m->layers[l];
     const float *pk = P ? prefix->k + (size_t)l * prefix->cap * KD : NULL;
     const float *pv = P ? prefix->v + (size_t)l * prefix->cap * KD : NULL;
-    qrr_cpu_rmsnorm(s->x, L->attn_norm, s->xn, (int)T, m->H, m->rms_eps);
+    qrr_cpu_rmsnorm_pool(s->x, L->attn_norm, s->xn, (int)T, m->H, m->rms_eps, pool);
     project_qkv(m, L, s->xn, (int)T, NULL, s->k, s->v, pool);
     for (int i = 0; i < S; i++) {
         size_t t_last = (size_t)s->starts[i] + (size_t)lens[i] - 1;
