@@ -56,6 +56,7 @@ if [ -x "$bin/gemm_bench" ]; then
   "$bin/gemm_bench" | tee -a "$results"
 fi
 
+export HF_HUB_DISABLE_PROGRESS_BARS=1 TRANSFORMERS_VERBOSITY=error TQDM_DISABLE=1
 if [ "${SKIP_PEER:-0}" != 1 ] && python3 -c "import torch, transformers" 2>/dev/null; then
   say ""
   say "== peer: Transformers fp32 on the CPU, same workload, $threads threads"

@@ -97,10 +97,6 @@ int main(int argc, char **argv)
     char no[QRR_HF_LABEL_MAX], yes[QRR_HF_LABEL_MAX];
     int quiet = 0, c;
     qrr_diag d;
-    /* Before getopt reorders argv. Static, so that the usage-error returns below leave it
-     * reachable rather than leaked (LeakSanitizer builds exit non-zero on a leak). */
-    static char *cmd;
-    cmd = join_args(argc, argv);
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -139,6 +135,8 @@ int main(int argc, char **argv)
     if (o.quant_block && o.dtype != QRR_DTYPE_I8)
         return usage_error("%s", "--quant-block needs --dtype int8");
     o.model_dir = argv[optind];
+    /* For the provenance; getopt has put the options first, an equivalent command line. */
+    char *cmd = join_args(argc, argv);
     o.command_line = cmd;
     if (!quiet) o.progress = progress;
 
