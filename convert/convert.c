@@ -2,6 +2,7 @@
  * checkpoint headers, labels, tensor shapes, tokenizer), hash the sources for the
  * provenance while scanning for f16 overflow, then stream tensor by tensor through
  * qrr_writer in chunks of a few MiB, dropping consumed checkpoint pages as it goes. */
+#include "path.h"
 #include "convert.h"
 
 #include <errno.h>
@@ -82,20 +83,9 @@ typedef struct job {
     size_t nscales;
 } job;
 
-static char *path_join(const char *dir, const char *name)
-{
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
-
 static int exists(const char *dir, const char *name)
 {
-    char *p = path_join(dir, name);
+    char *p = qrr__path_join(dir, name);
     int ok = p && access(p, F_OK) == 0;
     free(p);
     return ok;
@@ -121,7 +111,7 @@ static int add_source(job *j, const char *name, uint64_t bytes, uint64_t hash, q
 
 static int hash_small_file(job *j, const char *name, qrr_diag *d)
 {
-    char *path = path_join(j->dir, name);
+    char *path = qrr__path_join(j->dir, name);
     if (!path) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
     char *text;
     size_t len;
@@ -350,7 +340,7 @@ static int load_inputs(job *j, qrr_diag *d)
     if (!j->dir || !j->sources) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
 
     int st;
-    char *p = path_join(j->dir, "config.json");
+    char *p = qrr__path_join(j->dir, "config.json");
     if (!p) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
     st = qrr_hf_config_load(p, &j->cfg, d);
     free(p);
@@ -359,7 +349,7 @@ static int load_inputs(job *j, qrr_diag *d)
     char *text = NULL;
     size_t len = 0;
     if (exists(j->dir, "config_sentence_transformers.json")) {
-        p = path_join(j->dir, "config_sentence_transformers.json");
+        p = qrr__path_join(j->dir, "config_sentence_transformers.json");
         st = p ? qrr_hf_read_file(p, QRR_HF_MAX_CONFIG, &text, &len, d) : QRR_ERR_NOMEM;
         if (st == QRR_OK) st = qrr_hf_prompts_parse(text, len, p, &j->prompts, d);
         free(p);
@@ -375,7 +365,7 @@ static int load_inputs(job *j, qrr_diag *d)
         return qrr_fail(d, QRR_ERR_BAD_TOKENIZER,
                         "%s/tokenizer.json: missing\nHINT: copy tokenizer.json and tokenizer_config.json "
                         "of the model beside config.json", j->dir);
-    p = path_join(j->dir, "tokenizer.json");
+    p = qrr__path_join(j->dir, "tokenizer.json");
     if (!p) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
     st = qrr_hf_vocab_load(p, &j->vocab, d);
     free(p);
@@ -395,8 +385,8 @@ static int load_inputs(job *j, qrr_diag *d)
     if ((st = qrr_schema_build(&j->meta, &j->schema, &j->nschema, d))) return st;
     if ((st = map_sources(j, d))) return st;
 
-    char *tj = path_join(j->dir, "tokenizer.json");
-    char *tc = exists(j->dir, "tokenizer_config.json") ? path_join(j->dir, "tokenizer_config.json") : NULL;
+    char *tj = qrr__path_join(j->dir, "tokenizer.json");
+    char *tc = exists(j->dir, "tokenizer_config.json") ? qrr__path_join(j->dir, "tokenizer_config.json") : NULL;
     st = tj ? qrr_tokenizer_import(tj, tc, &j->tok_blob, &j->tok_len, d) : QRR_ERR_NOMEM;
     free(tj);
     free(tc);

@@ -9,20 +9,6 @@
 #include "qrr_half.h"
 #include "qrr_status.h"
 
-static inline uint32_t f2u(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-
-static inline float u2f(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 static inline float load(const uint8_t *p, int type)
 {
     if (type == QRR_SRC_F32) {

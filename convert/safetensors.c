@@ -1,6 +1,7 @@
 /* safetensors.c — parse and check safetensors headers, map files, resolve sharded
  * checkpoints. A header is untrusted input: every length, offset and shape is checked
  * with overflow-safe arithmetic before any tensor byte is touched. */
+#include "path.h"
 #include "safetensors.h"
 
 #include <errno.h>
@@ -292,17 +293,6 @@ void qrr_st_file_release(const qrr_st_file *f, const void *p, size_t len)
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
-static char *join(const char *dir, const char *name)
-{
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
-
 static int set_add_file(qrr_st_set *s, const char *path, qrr_diag *d)
 {
     qrr_st_file **nf = realloc(s->files, (s->nfiles + 1) * sizeof *nf);
@@ -354,7 +344,7 @@ static int open_sharded(qrr_st_set *s, const char *dir, qrr_diag *d)
             st = qrr_fail(d, QRR_ERR_SAFETENSORS, "%s: more than %u shards", ip, QRR_ST_MAX_SHARDS);
             goto out;
         }
-        char *path = join(dir, fname);
+        char *path = qrr__path_join(dir, fname);
         if (!path) {
             st = qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
             goto out;
@@ -392,8 +382,8 @@ int qrr_st_set_open(const char *dir, qrr_st_set **out, qrr_diag *d)
     qrr_st_set *s = calloc(1, sizeof *s);
     if (!s) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
     int st;
-    char *single = join(dir, "model.safetensors");
-    char *index = join(dir, "model.safetensors.index.json");
+    char *single = qrr__path_join(dir, "model.safetensors");
+    char *index = qrr__path_join(dir, "model.safetensors.index.json");
     if (!single || !index) {
         st = qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
     } else if (access(single, F_OK) == 0) {

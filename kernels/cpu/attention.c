@@ -7,6 +7,7 @@
 #include <immintrin.h>
 #include <stdlib.h>
 #include "cpu_internal.h"
+#include "avx512_transpose.h"
 #include "vec_exp.h"
 
 #define QB 64     /* query rows per task of the scalar and AVX2 versions */
@@ -175,33 +176,6 @@ QRR__AVX2 void qrr__attention_avx2(const qrr__attn_args *a, int h0, int h1, int 
 #define KB 48       /* keys per block */
 #define KR 6        /* keys per score register tile */
 
-static ALWAYS_INLINE QRR__AVX512 void transpose16x16(__m512 r[16])
-{
-    __m512 a[16], b[16];
-    for (int i = 0; i < 8; i++) {
-        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        __m512d a0 = _mm512_castps_pd(a[4 * i]), a1 = _mm512_castps_pd(a[4 * i + 1]);
-        __m512d a2 = _mm512_castps_pd(a[4 * i + 2]), a3 = _mm512_castps_pd(a[4 * i + 3]);
-        b[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
-        b[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
-        b[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
-        b[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
-    }
-    for (int c = 0; c < 4; c++) {
-        __m512 u0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x44);
-        __m512 u1 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xEE);
-        __m512 u2 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x44);
-        __m512 u3 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xEE);
-        r[0 + c] = _mm512_shuffle_f32x4(u0, u2, 0x88);
-        r[4 + c] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
-        r[8 + c] = _mm512_shuffle_f32x4(u1, u3, 0x88);
-        r[12 + c] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
-    }
-}
-
 /* S^T[kk][16 c0 ..] for KR keys (kp) against NC lane vectors of qt (row stride ldq). */
 static ALWAYS_INLINE QRR__AVX512 void score_tile(int NC, const float *qt, int ldq,
                                                  const float *const *kp, int d, float *s,
@@ -369,7 +343,7 @@ static QRR__AVX512 void attn_tile(const qrr__attn_args *a, int g, int hh0, int n
             __m512 rr[16];
             for (int x = 0; x < 16; x++)
                 rr[x] = qp[x] ? _mm512_loadu_ps(qp[x] + e0) : _mm512_setzero_ps();
-            transpose16x16(rr);
+            qrr__transpose16x16(rr);
             for (int x = 0; x < 16; x++) _mm512_store_ps(qt + (size_t)(e0 + x) * ldm + 16 * c, rr[x]);
         }
     }

@@ -6,6 +6,7 @@
  * with an MRI x NR kernel. Stack per call: 32 KiB (fp), 128 KiB (int8). */
 #include <immintrin.h>
 #include "cpu_internal.h"
+#include "avx512_transpose.h"
 
 #define MR 8          /* rows of X per register block */
 #define NR 32         /* columns of W per panel (two vectors) */
@@ -33,33 +34,6 @@ static ALWAYS_INLINE QRR__AVX512 __m512 load_w16(const void *data, uint32_t dtyp
     }
 }
 
-/* In-register transpose of a 16 x 16 block of floats. */
-static ALWAYS_INLINE QRR__AVX512 void transpose16(__m512 r[16])
-{
-    __m512 a[16], b[16];
-    for (int i = 0; i < 8; i++) {
-        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        __m512d a0 = _mm512_castps_pd(a[4 * i]), a1 = _mm512_castps_pd(a[4 * i + 1]);
-        __m512d a2 = _mm512_castps_pd(a[4 * i + 2]), a3 = _mm512_castps_pd(a[4 * i + 3]);
-        b[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
-        b[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
-        b[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
-        b[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
-    }
-    for (int c = 0; c < 4; c++) {
-        __m512 u0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x44);
-        __m512 u1 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xEE);
-        __m512 u2 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x44);
-        __m512 u3 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xEE);
-        r[0 + c] = _mm512_shuffle_f32x4(u0, u2, 0x88);
-        r[4 + c] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
-        r[8 + c] = _mm512_shuffle_f32x4(u1, u3, 0x88);
-        r[12 + c] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
-    }
-}
 
 /* buf[kk][jj] = W[j0 + jj][k0 + kk] as fp32 for kk < kc, jj < NR (zero for jj >= nr). */
 static QRR__AVX512 void pack_fp(const qrr_cpu_weight *w, int j0, int nr, int k0, int kc,
@@ -79,7 +53,7 @@ static QRR__AVX512 void pack_fp(const qrr_cpu_weight *w, int j0, int nr, int k0,
             for (int i = 0; i < 16; i++)
                 r[i] = i < rows ? load_w16(w->data, w->dtype, (size_t)(j0 + g + i) * k + (size_t)(k0 + kb), cnt)
                                 : _mm512_setzero_ps();
-            transpose16(r);
+            qrr__transpose16x16(r);
             for (int i = 0; i < cnt; i++) _mm512_store_ps(buf + (size_t)(kb + i) * NR + g, r[i]);
         }
     }
@@ -259,7 +233,7 @@ static QRR__VNNI void pack_i8(const qrr_cpu_weight *w, int j0, int nr, int k0, i
             for (int i = 0; i < 16; i++)
                 r[i] = i < rows ? _mm512_castsi512_ps(load_w64(wd + (size_t)(j0 + g + i) * k + (size_t)(k0 + kb), cnt))
                                 : _mm512_setzero_ps();
-            transpose16(r);
+            qrr__transpose16x16(r);
             int ns = (cnt + 3) / 4;
             for (int i = 0; i < ns; i++) {
                 int s = kb / 4 + i;
