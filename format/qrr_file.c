@@ -4,10 +4,13 @@
 #include "qrr_file.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <xxhash.h>
 #include <zlib.h>
 
@@ -367,18 +370,58 @@ static int check_schema(qrr_file *f, qrr_diag *d)
     return rc;
 }
 
+/* Checksums of the tensors, shared out among threads: hashing is bound by reading memory
+ * (or, on a cold page cache, the disk), so several readers finish a large file sooner.
+ * Every tensor is hashed whatever the others find, so the one reported (the first failing
+ * in table order) does not depend on the threads' timing. */
+#define SUM_MAX_THREADS 8
+#define SUM_BYTES_PER_THREAD ((uint64_t)64 << 20)
+
+typedef struct sum_job {
+    const qrr_file *f;
+    const uint64_t *sums;
+    unsigned flags;
+    atomic_size_t next;      /* next tensor to hash */
+    atomic_size_t first_bad; /* smallest index whose checksum differs; n if none */
+} sum_job;
+
+static void *sum_worker(void *arg)
+{
+    sum_job *j = arg;
+    const qrr_file *f = j->f;
+    for (size_t i; (i = atomic_fetch_add(&j->next, 1)) < f->n;) {
+        if ((j->flags & QRR_LOAD_SKIP_WEIGHT_CHECKSUMS) && f->roles[i] == QRR_ROLE_WEIGHT) continue;
+        if (XXH3_64bits(f->views[i].data, (size_t)f->views[i].size) == j->sums[i]) continue;
+        size_t bad = atomic_load(&j->first_bad);
+        while (i < bad && !atomic_compare_exchange_weak(&j->first_bad, &bad, i)) {}
+    }
+    return NULL;
+}
+
 static int check_sums(const qrr_file *f, const uint64_t *sums, unsigned flags, qrr_diag *d)
 {
-    for (size_t i = 0; i < f->n; i++) {
-        const qrr_tensor_view *v = &f->views[i];
-        if ((flags & QRR_LOAD_SKIP_WEIGHT_CHECKSUMS) && f->roles[i] == QRR_ROLE_WEIGHT) continue;
-        uint64_t sum = XXH3_64bits(v->data, (size_t)v->size);
-        if (sum != sums[i])
-            return qrr_fail(d, QRR_ERR_CHECKSUM, "%s [%llu, +%llu): checksum mismatch", v->name,
-                            (unsigned long long)((const uint8_t *)v->data - f->bytes),
-                            (unsigned long long)v->size);
-    }
-    return QRR_OK;
+    sum_job job = {.f = f, .sums = sums, .flags = flags};
+    atomic_init(&job.next, 0);
+    atomic_init(&job.first_bad, f->n);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < f->n; i++) bytes += f->views[i].size; /* <= file size: no overflow */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    uint64_t want = bytes / SUM_BYTES_PER_THREAD;
+    int extra = (int)(want < SUM_MAX_THREADS ? want : SUM_MAX_THREADS);
+    if (cpus > 0 && extra > cpus) extra = (int)cpus;
+    extra = extra > 1 ? extra - 1 : 0; /* the calling thread is one of them */
+    pthread_t threads[SUM_MAX_THREADS];
+    int started = 0;
+    while (started < extra && pthread_create(&threads[started], NULL, sum_worker, &job) == 0)
+        started++; /* fewer threads than wanted only makes it slower */
+    sum_worker(&job);
+    for (int t = 0; t < started; t++) pthread_join(threads[t], NULL);
+    size_t i = atomic_load(&job.first_bad);
+    if (i == f->n) return QRR_OK;
+    const qrr_tensor_view *v = &f->views[i];
+    return qrr_fail(d, QRR_ERR_CHECKSUM, "%s [%llu, +%llu): checksum mismatch", v->name,
+                    (unsigned long long)((const uint8_t *)v->data - f->bytes),
+                    (unsigned long long)v->size);
 }
 
 static int check_scales(const qrr_file *f, qrr_diag *d)
