@@ -55,6 +55,8 @@ static uint32_t rnd(void)
 }
 static float rnd_unit(void) { return (float)rnd() / 2147483648.0f - 1.0f; } /* [-1, 1) */
 
+static uint32_t vocab_override; /* a large vocabulary makes a file big enough for threads */
+
 static void meta_init(qrr_meta *m, uint32_t weight_dtype, uint32_t quant_block)
 {
     memset(m, 0, sizeof *m);
@@ -69,7 +71,7 @@ static void meta_init(qrr_meta *m, uint32_t weight_dtype, uint32_t quant_block)
     f->n_kv_heads = 1;
     f->head_dim = 16;
     f->intermediate = 40;
-    f->vocab_size = 67;
+    f->vocab_size = vocab_override ? vocab_override : 67;
     f->max_position = 256;
     f->max_length = 128;
     f->yes_id = 5;
@@ -973,6 +975,37 @@ Test(format, tensor_padding_not_zero)
         }
     }
     cr_assert(found >= 3, "the test image has padding between tensors (%zu)", found);
+    expect_load(&im, 0, QRR_OK);
+    free(im.b);
+    model_free(&t);
+}
+
+/* A file of 270 MB is hashed on several threads (one per 64 MiB, at most one per CPU):
+ * damage anywhere is still found, and the first damaged tensor in table order is named
+ * whatever the threads' timing. */
+Test(format, tensor_checksums_on_threads)
+{
+    vocab_override = 2800000; /* embedding [2.8M, 24] f32 = 269 MB */
+    tmodel t;
+    image im = base_image(&t);
+    vocab_override = 0;
+    size_t q = model_find(&t, "model.layers.0.self_attn.q_proj.weight");
+    size_t head = model_find(&t, "head.weight");
+    size_t emb = model_find(&t, "model.embed_tokens.weight");
+    expect_load(&im, 0, QRR_OK);
+    for (int round = 0; round < 3; round++) {
+        uint8_t *a = im.b + entry(&im, head)->offset + 3, *b = im.b + entry(&im, q)->offset + 9;
+        uint8_t *c = im.b + entry(&im, emb)->offset + entry(&im, emb)->size - 1;
+        *a ^= 1, *b ^= 1, *c ^= 1;
+        qrr_diag d;
+        cr_assert_eq(load(&im, 0, &d), QRR_ERR_CHECKSUM);
+        cr_assert(strstr(d.msg, "model.embed_tokens.weight") != NULL,
+                  "the first damaged tensor must be named: %s", d.msg);
+        *c ^= 1;
+        cr_assert_eq(load(&im, 0, &d), QRR_ERR_CHECKSUM);
+        cr_assert(strstr(d.msg, "model.layers.0.self_attn.q_proj.weight") != NULL, "%s", d.msg);
+        *a ^= 1, *b ^= 1;
+    }
     expect_load(&im, 0, QRR_OK);
     free(im.b);
     model_free(&t);
