@@ -33,6 +33,25 @@ static inline void tu_tmpdir(char *out, size_t n)
     cr_assert_not_null(mkdtemp(out), "mkdtemp failed");
 }
 
+/* A whole file in a malloc'ed buffer with a NUL after its bytes; its length in *len (may
+ * be NULL). Fails the test when the file cannot be read. */
+static inline char *tu_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s", path);
+    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    cr_assert(n >= 0, "cannot size %s", path);
+    rewind(f);
+    char *s = malloc((size_t)n + 1);
+    cr_assert_not_null(s);
+    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n, "short read of %s", path);
+    s[n] = '\0';
+    fclose(f);
+    if (len) *len = (size_t)n;
+    return s;
+}
+
 /* Run a shell command; returns its exit status (or -1). */
 static inline int tu_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static inline int tu_system(const char *fmt, ...)

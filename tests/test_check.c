@@ -71,21 +71,6 @@ static void ref_write(const ref_file *r, const char *path, long raw_at, const ch
     fclose(f);
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    cr_assert_not_null(s);
-    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
 /* Run `qrr check MODEL REF ARGS`; stdout in tmp/out.txt, stderr in tmp/err.txt. */
 static int run_check(const char *tmp, const char *model, const char *ref, const char *args)
 {
@@ -97,7 +82,7 @@ static char *output(const char *tmp, const char *which)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s.txt", tmp, which);
-    return slurp(path);
+    return tu_slurp(path, NULL);
 }
 
 /* Convert `name` at `dtype` and check it against the public reference, its lines only. */

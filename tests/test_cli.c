@@ -17,24 +17,12 @@ static void teardown(void) { tu_system("rm -rf '%s'", tmp); }
 
 TestSuite(cli, .init = setup, .fini = teardown);
 
-/* Read a whole small file into a malloc'ed string. */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot read %s", path);
-    char *s = calloc(1, 1 << 20);
-    size_t n = fread(s, 1, (1 << 20) - 1, f);
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
 Test(cli, info_text_and_json)
 {
     cr_assert_eq(tu_system("'%s/qrr' info '%s' > '%s/info.txt'", tu_build(), model, tmp), 0);
     char p[1100];
     snprintf(p, sizeof p, "%s/info.txt", tmp);
-    char *text = slurp(p);
+    char *text = tu_slurp(p, NULL);
     cr_expect(strstr(text, "inferred") != NULL, "labels not shown as inferred:\n%s", text);
     cr_expect(strstr(text, "model.layers.2.mlp.down_proj.weight") != NULL);
     free(text);

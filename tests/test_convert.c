@@ -3,6 +3,7 @@
  * tensors; every malformed input (built here, from the reference files) is refused with
  * its status and leaves no output; the program's exit codes. Also the scalar conversions. */
 #include <criterion/criterion.h>
+#include "qrr_test_util.h"
 
 #include <fcntl.h>
 #include <jansson.h>
@@ -859,19 +860,6 @@ Test(quantize, bf16_to_f16_fast_path_matches_scalar)
     cr_assert_gt(inexact, 0);
 }
 
-static uint8_t *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f);
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(*len);
-    cr_assert_eq(fread(b, 1, *len, f), *len);
-    fclose(f);
-    return b;
-}
-
 Test(convert, reproducible_with_source_date_epoch)
 {
     setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
@@ -880,9 +868,9 @@ Test(convert, reproducible_with_source_date_epoch)
     qrr_diag d;
     cr_assert_eq(convert(dir, out, QRR_DTYPE_I8, 0, &d, NULL), QRR_OK, "%s", d.msg);
     size_t n1, n2;
-    uint8_t *a = slurp(out, &n1);
+    uint8_t *a = (uint8_t *)tu_slurp(out, &n1);
     cr_assert_eq(convert(dir, out, QRR_DTYPE_I8, 0, &d, NULL), QRR_OK, "%s", d.msg);
-    uint8_t *b = slurp(out, &n2);
+    uint8_t *b = (uint8_t *)tu_slurp(out, &n2);
     cr_assert_eq(n1, n2);
     cr_assert(memcmp(a, b, n1) == 0, "two runs differ");
     free(a);

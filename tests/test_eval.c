@@ -93,21 +93,6 @@ Test(metrics, percentiles)
 
 /* ---- end to end ----------------------------------------------------------------------- */
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    cr_assert_not_null(s);
-    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
 /* Run `qrr eval MODEL DATA ARGS --json`; returns the parsed output (asserting exit 0). */
 static json_t *run_eval(const char *tmp, const char *model, const char *args)
 {
@@ -241,7 +226,7 @@ Test(eval, end_to_end_on_small_set, .timeout = 120)
     snprintf(out, sizeof out, "%s/eval.txt", tmp);
     cr_assert_eq(tu_system("'%s/qrr' eval '%s' '%s' --threads 1 > '%s'", tu_build(), model,
                            EVAL_DATA, out), 0);
-    char *text = slurp(out), want[64];
+    char *text = tu_slurp(out, NULL), want[64];
     snprintf(want, sizeof want, "queries      %zu ", d.n);
     cr_assert_not_null(strstr(text, want), "text report lacks '%s':\n%s", want, text);
     cr_assert_not_null(strstr(text, "NDCG@10"), "%s", text);
@@ -290,7 +275,7 @@ Test(eval, malformed_data_names_the_line, .timeout = 120)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         int rc = eval_with_bad_line(tmp, model, 3, cases[i].line);
         cr_assert_eq(rc, 2, "case %zu: exit %d, expected 2", i, rc);
-        char *msg = slurp(err);
+        char *msg = tu_slurp(err, NULL);
         cr_assert_not_null(strstr(msg, ":3:"), "case %zu: message does not name line 3: %s", i, msg);
         cr_assert_not_null(strstr(msg, cases[i].what), "case %zu: message lacks '%s': %s", i,
                            cases[i].what, msg);

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #endif
 #include <criterion/criterion.h>
+#include "qrr_test_util.h"
 #include <fcntl.h>
 #include <ftw.h>
 #include <jansson.h>
@@ -98,25 +99,9 @@ static const char *at(const tmpdir *t, const char *name) {
     return b;
 }
 
-static unsigned char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    cr_assert(f != NULL, "cannot open %s", path);
-    cr_assert(fseek(f, 0, SEEK_END) == 0);
-    long n = ftell(f);
-    cr_assert(n >= 0);
-    rewind(f);
-    unsigned char *p = malloc((size_t)n + 1);
-    cr_assert(p != NULL);
-    cr_assert(fread(p, 1, (size_t)n, f) == (size_t)n);
-    fclose(f);
-    p[n] = 0;
-    *len = (size_t)n;
-    return p;
-}
-
 static bool same_file(const char *a, const char *b) {
     size_t na, nb;
-    unsigned char *pa = slurp(a, &na), *pb = slurp(b, &nb);
+    unsigned char *pa = (unsigned char *)tu_slurp(a, &na), *pb = (unsigned char *)tu_slurp(b, &nb);
     bool same = na == nb && memcmp(pa, pb, na) == 0;
     free(pa);
     free(pb);
@@ -139,7 +124,7 @@ typedef struct {
 
 static st_file st_open(const char *path) {
     st_file s;
-    s.bytes = slurp(path, &s.file_len);
+    s.bytes = (unsigned char *)tu_slurp(path, &s.file_len);
     cr_assert(s.file_len >= 8);
     uint64_t n = 0;
     for (int i = 0; i < 8; i++) n |= (uint64_t)s.bytes[i] << (8 * i);
