@@ -124,6 +124,9 @@ typedef struct qrr__gemm_args {
     const uint8_t *xq;
     size_t ldq;
     const float *xs;
+    /* fp weights, moderate m (optional): X transposed, xt[kk * ldt + i] = X[i][kk] */
+    const float *xt;
+    size_t ldt;
 } qrr__gemm_args;
 
 void qrr__gemm_ref_fp(const float *x, int ldx, const qrr_cpu_weight *w, float *y, int ldy,

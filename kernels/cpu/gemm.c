@@ -1,5 +1,6 @@
 /* gemm.c — qrr_cpu_gemm's driver: picks the version for the weight dtype and the CPU level,
- * quantizes X once for int8 weights, and splits Y's rows x columns among the pool's threads.
+ * quantizes X once for int8 weights (transposes it once for fp weights at moderate m on
+ * AVX-512), and splits Y's rows x columns among the pool's threads.
  * The arithmetic lives in gemm_ref.c (scalar), gemm_avx2.c and gemm_avx512.c. */
 #include <stdlib.h>
 #include "cpu_internal.h"
@@ -7,6 +8,8 @@
 #define COL_UNIT 32 /* columns per split unit: the vector versions' panel width */
 #define ROW_UNIT 8  /* rows per split unit when rows are split too */
 #define I8_MAX_K 65536 /* u8 x s8 sums stay below 2^31 up to here */
+#define XT_MIN_M 10   /* fp weights, AVX-512: from here to XT_MAX_M rows X is transposed once */
+#define XT_MAX_M 64   /* and W is read without packing (see gemm_avx512.c) */
 
 typedef void (*gemm_fn)(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
 
@@ -20,6 +23,7 @@ typedef struct gemm_task {
     float *xs_rw;
     int offset; /* 128 (u8 form) or 0 (s8 form) */
     int isa;
+    float *xt_rw; /* X transposed (fp weights, moderate m): columns of k split among threads */
 } gemm_task;
 
 static void scalar_fp(const qrr__gemm_args *a, int i0, int i1, int j0, int j1)
@@ -73,6 +77,20 @@ static void quant_part(void *v, int ti, int nt)
         for (int kk = 0; kk < k; kk++)
             q[kk] = (uint8_t)(qrr__quant_one(xr[kk], inv) + t->offset);
         memset(q + k, t->offset, t->a.ldq - (size_t)k);
+    }
+}
+
+static void transpose_part(void *v, int ti, int nt)
+{
+    gemm_task *t = v;
+    int b, e;
+    split(t->a.w->k, nt, ti, &b, &e);
+    for (int k0 = b; k0 < e; k0 += 64) {
+        int k1 = k0 + 64 < e ? k0 + 64 : e;
+        for (int i = 0; i < t->a.m; i++) {
+            const float *xr = t->a.x + (size_t)i * t->a.ldx;
+            for (int kk = k0; kk < k1; kk++) t->xt_rw[(size_t)kk * t->a.ldt + i] = xr[kk];
+        }
     }
 }
 
@@ -137,6 +155,18 @@ void qrr_cpu_gemm_isa(int isa, const float *x, int ldx, int m, const qrr_cpu_wei
         t.fn = scalar_fp;
         if (isa >= QRR__ISA_AVX512) t.fn = qrr__gemm_fp_avx512;
         else if (isa >= QRR__ISA_AVX2) t.fn = qrr__gemm_fp_avx2;
+        if (t.fn == qrr__gemm_fp_avx512 && m >= XT_MIN_M && m <= XT_MAX_M) {
+            size_t ldt = ((size_t)m + 15) / 16 * 16;
+            size_t bytes = sizeof(float) * (ldt * (size_t)w->k + 64) + 64;
+            void *mem = qrr__pool_scratch(pool, bytes);
+            if (!mem) mem = heap = aligned_alloc(64, (bytes + 63) / 64 * 64);
+            if (mem) { /* without it: the packing version */
+                t.xt_rw = mem;
+                t.a.ldt = ldt;
+                qrr_pool_run(pool, transpose_part, &t);
+                t.a.xt = t.xt_rw;
+            }
+        }
     } else {
         for (int i = 0; i < m; i++)
             for (int j = 0; j < w->n; j++) y[(size_t)i * ldy + j] = NAN;

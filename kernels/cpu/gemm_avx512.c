@@ -1,7 +1,8 @@
 /* gemm_avx512.c — the AVX-512 GEMM versions. fp32/f16/bf16 weights: a W panel of NR columns
  * x KC depth is converted to fp32 and transposed once into [KC][NR] (L1-resident) and an
  * MR x NR register-blocked kernel runs over every MR rows of X; a handful of rows instead use
- * dot products that convert W on the fly. int8 weights (VNNI): W panels packed on the fly into
+ * dot products that convert W on the fly; moderate m (X transposed by the driver) uses Y^T
+ * tiles that read W rows without the transpose. int8 weights (VNNI): W panels packed on the fly into
  * vpdpbusd order [K/4][NR][4] against X quantized to u8 (q + 128), corrected by W's sums,
  * with an MRI x NR kernel. Stack per call: 32 KiB (fp), 128 KiB (int8). */
 #include <immintrin.h>
@@ -161,8 +162,86 @@ static QRR__AVX512 void dot_rows(int R, const qrr__gemm_args *a, int i0, int j0,
     }
 }
 
+/* Moderate m: Y^T tiles of NT columns x MT rows from X transposed once (a->xt) and W rows
+ * converted to fp32 without a transpose; per KC slice summed from zero then added, in the
+ * same order as kernel_fp, so both give the same bits. */
+#define NT 6   /* columns of W per transposed tile (broadcast) */
+#define MT 64  /* rows of X per transposed tile (four vectors) */
+
+static ALWAYS_INLINE QRR__AVX512 void kernel_t(int nv, int kc, const float *xt, size_t ldt,
+                                               const float *wb, float *yt, int first)
+{
+    __m512 acc[NT][4];
+#pragma GCC unroll 6
+    for (int c = 0; c < NT; c++)
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) acc[c][v] = _mm512_setzero_ps();
+    for (int kk = 0; kk < kc; kk++) {
+        __m512 xv[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) xv[v] = _mm512_loadu_ps(xt + (size_t)kk * ldt + 16 * v);
+#pragma GCC unroll 6
+        for (int c = 0; c < NT; c++) {
+            __m512 b = _mm512_set1_ps(wb[c * KC + kk]);
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++) acc[c][v] = _mm512_fmadd_ps(xv[v], b, acc[c][v]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int c = 0; c < NT; c++)
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) {
+            float *p = yt + c * MT + 16 * v;
+            _mm512_store_ps(p, first ? acc[c][v] : _mm512_add_ps(_mm512_load_ps(p), acc[c][v]));
+        }
+}
+
+static QRR__AVX512 void gemm_fp_t(const qrr__gemm_args *a, int i0, int i1, int j0, int j1)
+{
+    const qrr_cpu_weight *w = a->w;
+    int k = w->k;
+    size_t kz = (size_t)k;
+    _Alignas(64) float wb[NT * KC];
+    _Alignas(64) float yt[NT * MT];
+    for (int ib = i0; ib < i1; ib += MT) {
+        int mt = i1 - ib < MT ? i1 - ib : MT, nv = (mt + 15) / 16;
+        for (int j = j0; j < j1; j += NT) {
+            int nt = j1 - j < NT ? j1 - j : NT;
+            if (a->accumulate)
+                for (int c = 0; c < nt; c++)
+                    for (int r = 0; r < mt; r++) yt[c * MT + r] = a->y[(size_t)(ib + r) * a->ldy + j + c];
+            for (int k0 = 0; k0 < k; k0 += KC) {
+                int kc = k - k0 < KC ? k - k0 : KC;
+                for (int c = 0; c < NT; c++)
+                    for (int kb = 0; kb < kc; kb += 16) {
+                        int cnt = kc - kb < 16 ? kc - kb : 16;
+                        __m512 v = c < nt ? load_w16(w->data, w->dtype, (size_t)(j + c) * kz + (size_t)(k0 + kb), cnt)
+                                          : _mm512_setzero_ps();
+                        _mm512_store_ps(wb + c * KC + kb, v);
+                    }
+                const float *xt = a->xt + (size_t)k0 * a->ldt + ib;
+                int first = k0 == 0 && !a->accumulate;
+                switch (nv) {
+                case 4: kernel_t(4, kc, xt, a->ldt, wb, yt, first); break;
+                case 3: kernel_t(3, kc, xt, a->ldt, wb, yt, first); break;
+                case 2: kernel_t(2, kc, xt, a->ldt, wb, yt, first); break;
+                default: kernel_t(1, kc, xt, a->ldt, wb, yt, first); break;
+                }
+            }
+            for (int r = 0; r < mt; r++) {
+                float *yo = a->y + (size_t)(ib + r) * a->ldy + j;
+                for (int c = 0; c < nt; c++) yo[c] = yt[c * MT + r];
+            }
+        }
+    }
+}
+
 QRR__AVX512 void qrr__gemm_fp_avx512(const qrr__gemm_args *a, int i0, int i1, int j0, int j1)
 {
+    if (a->xt && i1 - i0 > DOT_MAX_M) {
+        gemm_fp_t(a, i0, i1, j0, j1);
+        return;
+    }
     const qrr_cpu_weight *w = a->w;
     int k = w->k;
     if (i1 - i0 <= DOT_MAX_M) {
