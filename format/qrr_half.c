@@ -1,4 +1,5 @@
-/* qrr_half.c — f32 <-> f16 / bf16 conversions on bit patterns (see qrr_half.h). */
+/* qrr_half.c — f32 -> f16 / bf16 narrowing on bit patterns (see qrr_half.h; the widening
+ * conversions are inline there). */
 #include "qrr_half.h"
 
 #include <string.h>
@@ -8,27 +9,6 @@ static inline uint32_t f2u(float f)
     uint32_t u;
     memcpy(&u, &f, 4);
     return u;
-}
-
-static inline float u2f(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-float qrr_bf16_to_f32(uint16_t h) { return u2f((uint32_t)h << 16); }
-
-float qrr_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ff;
-    if (e == 0x1f) return u2f(sign | 0x7f800000u | (m << 13));      /* Inf, NaN */
-    if (e != 0) return u2f(sign | ((e + 112) << 23) | (m << 13));   /* normal */
-    if (m == 0) return u2f(sign);                                    /* zero */
-    /* subnormal: m * 2^-24, exact in f32 */
-    float v = (float)m * 0x1p-24f;
-    return sign ? -v : v;
 }
 
 uint16_t qrr_f32_to_f16(float f)

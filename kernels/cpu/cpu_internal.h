@@ -17,40 +17,7 @@
 #define QRR__AVX512VNNI                                                                      \
     __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 
-/* ---- f16 / bf16 bit conversions (exact; RNE when narrowing) ---- */
-
-static inline float qrr__f32_from_bits(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static inline uint32_t qrr__bits_from_f32(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-
-static inline float qrr__bf16_to_f32(uint16_t h)
-{
-    return qrr__f32_from_bits((uint32_t)h << 16);
-}
-
-static inline float qrr__f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu;
-    uint32_t man = h & 0x3ffu;
-    if (exp == 0x1f) /* inf / nan: keep the payload */
-        return qrr__f32_from_bits(sign | 0x7f800000u | (man << 13));
-    if (exp == 0) { /* zero or subnormal: man * 2^-24, exact in fp32 */
-        float f = (float)man * 0x1p-24f;
-        return sign ? -f : f;
-    }
-    return qrr__f32_from_bits(sign | ((exp + 112u) << 23) | (man << 13));
-}
+/* f16 / bf16 -> f32: qrr_f16_to_f32, qrr_bf16_to_f32 (qrr_half.h, inline). */
 
 /* ---- int8 activation quantization, the one rule every version follows ----
  * amax = max |x|; when it is 0 the row quantizes to zeros with scale 0; when it is not

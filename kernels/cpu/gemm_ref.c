@@ -10,8 +10,8 @@ static double w_at(const qrr_cpu_weight *w, size_t j, size_t kk)
     size_t i = j * (size_t)w->k + kk;
     switch (w->dtype) {
     case 0: return ((const float *)w->data)[i];
-    case 1: return qrr__f16_to_f32(((const uint16_t *)w->data)[i]);
-    case 2: return qrr__bf16_to_f32(((const uint16_t *)w->data)[i]);
+    case 1: return qrr_f16_to_f32(((const uint16_t *)w->data)[i]);
+    case 2: return qrr_bf16_to_f32(((const uint16_t *)w->data)[i]);
     default: return NAN;
     }
 }

@@ -198,12 +198,12 @@ void qrr_cpu_embed_row(const qrr_cpu_weight *w, int row, float *out)
         break;
     case 1: { /* F16 */
         const uint16_t *s = (const uint16_t *)w->data + base;
-        for (size_t i = 0; i < k; i++) out[i] = qrr__f16_to_f32(s[i]);
+        for (size_t i = 0; i < k; i++) out[i] = qrr_f16_to_f32(s[i]);
         break;
     }
     case 2: { /* BF16 */
         const uint16_t *s = (const uint16_t *)w->data + base;
-        for (size_t i = 0; i < k; i++) out[i] = qrr__bf16_to_f32(s[i]);
+        for (size_t i = 0; i < k; i++) out[i] = qrr_bf16_to_f32(s[i]);
         break;
     }
     case 3: { /* I8: q * scale of its channel or block */
