@@ -44,59 +44,98 @@ static int text_add(text_buf *b, const char *s, size_t n, qrr_diag *d)
     return QRR_OK;
 }
 
-/* Append tmpl with every "{instruction}" replaced by instruction. */
-static int add_template(text_buf *b, const char *tmpl, const char *instruction, qrr_diag *d)
+/* Append tmpl with every "{instruction}" replaced by the instruction's bytes. */
+static int add_template(text_buf *b, const char *tmpl, const qrr_prompt_spec *spec, qrr_diag *d)
 {
     static const char key[] = "{instruction}";
     const char *at;
     int rc = QRR_OK;
     while (rc == QRR_OK && (at = strstr(tmpl, key)) != NULL) {
         rc = text_add(b, tmpl, (size_t)(at - tmpl), d);
-        if (rc == QRR_OK) rc = text_add(b, instruction, strlen(instruction), d);
+        if (rc == QRR_OK) rc = text_add(b, spec->instruction, spec->instruction_len, d);
         tmpl = at + sizeof key - 1;
     }
     return rc == QRR_OK ? text_add(b, tmpl, strlen(tmpl), d) : rc;
 }
 
-int qrr__prompt_build(const qrr_model *m, const char *query, const char *doc,
-                      const char *instruction, int max_length, qrr_ids *out, qrr_diag *d)
+int qrr__check_text(const char *what, const char *text, size_t len, qrr_diag *d)
 {
-    if (!query || !doc) return qrr_fail(d, QRR_ERR_INVALID_ARG, "query and document must not be NULL");
-    if (!instruction) instruction = m->default_instruction;
-    size_t limit = max_length > 0 ? (size_t)max_length : (size_t)m->max_length;
+    size_t bad = qrr__utf8_check((const uint8_t *)text, len);
+    if (bad == len) return QRR_OK;
+    return qrr_fail(d, QRR_ERR_UTF8, "%s is not valid UTF-8 at byte offset %zu (0x%02X)", what,
+                    bad, (unsigned char)text[bad]);
+}
+
+int qrr__prompt_spec(const qrr_model *m, const char *query, size_t query_len,
+                     const qrr_score_params *params, qrr_prompt_spec *spec, qrr_diag *d)
+{
+    size_t max_pos = m->meta->fixed.max_position;
+    if (params->max_length < 0)
+        return qrr_fail(d, QRR_ERR_INVALID_ARG, "max_length %d is negative", params->max_length);
+    size_t limit = params->max_length > 0 ? (size_t)params->max_length : (size_t)m->max_length;
     size_t fixed = m->n_prefix_ids + m->n_suffix_ids;
     if (limit <= fixed)
         return qrr_fail(d, QRR_ERR_INVALID_ARG,
                         "max_length %zu leaves no room for the document: prefix and suffix "
                         "alone take %zu tokens", limit, fixed);
-    size_t budget = limit - fixed;
+    if (limit > max_pos)
+        return qrr_fail(d, QRR_ERR_INVALID_ARG, "max_length %zu is more than the model's %zu "
+                        "positions", limit, max_pos);
+    if (!params->instruction && params->instruction_len)
+        return qrr_fail(d, QRR_ERR_INVALID_ARG, "instruction is NULL but instruction_len is %zu",
+                        params->instruction_len);
+    *spec = (qrr_prompt_spec){.query = query ? query : "", .query_len = query_len,
+                              .limit = limit, .truncate = params->truncate};
+    if (params->instruction) {
+        spec->instruction = params->instruction;
+        spec->instruction_len = params->instruction_len ? params->instruction_len
+                                                        : strlen(params->instruction);
+    } else {
+        spec->instruction = m->default_instruction;
+        spec->instruction_len = strlen(m->default_instruction);
+    }
+    int rc = qrr__check_text("query", spec->query, spec->query_len, d);
+    if (rc == QRR_OK) rc = qrr__check_text("instruction", spec->instruction,
+                                           spec->instruction_len, d);
+    return rc;
+}
+
+int qrr__prompt_build(const qrr_model *m, const qrr_prompt_spec *spec, const char *doc,
+                      size_t doc_len, qrr_ids *out, qrr_diag *d)
+{
+    size_t fixed = m->n_prefix_ids + m->n_suffix_ids;
+    size_t budget = spec->limit - fixed; /* > 0: qrr__prompt_spec checked it */
 
     text_buf body = {0};
-    int rc = add_template(&body, m->query_template, instruction, d);
-    if (rc == QRR_OK) rc = text_add(&body, query, strlen(query), d);
-    if (rc == QRR_OK) rc = add_template(&body, m->document_template, instruction, d);
-    if (rc == QRR_OK) rc = text_add(&body, doc, strlen(doc), d);
+    int rc = add_template(&body, m->query_template, spec, d);
+    if (rc == QRR_OK) rc = text_add(&body, spec->query, spec->query_len, d);
+    if (rc == QRR_OK) rc = add_template(&body, m->document_template, spec, d);
+    if (rc == QRR_OK) rc = text_add(&body, doc ? doc : "", doc_len, d);
 
-    size_t n_body = 0;
-    if (rc == QRR_OK) {
-        /* First try the room we have; on BUFFER_TOO_SMALL grow once to the reported count. */
-        rc = ids_reserve(out, fixed + body.n / 2 + 16, d);
-        size_t room = out->cap - m->n_prefix_ids;
+    /* Encode straight into place with room for at most the budget: the tokenizer writes the
+     * first ids that fit and counts them all, so a long body costs no memory beyond the
+     * budget. A body has no more tokens than bytes, which bounds the first guess. */
+    size_t n_body = 0, room = body.n + 1 < budget ? body.n + 1 : budget;
+    if (rc == QRR_OK) rc = ids_reserve(out, fixed + room, d);
+    if (rc == QRR_OK)
+        rc = qrr_tokenizer_encode(m->tok, body.p, body.n, out->ids + m->n_prefix_ids, room,
+                                  &n_body, d);
+    if (rc == QRR_ERR_BUFFER_TOO_SMALL && n_body <= budget) { /* the guess was short */
+        room = n_body;
+        rc = ids_reserve(out, fixed + room, d);
         if (rc == QRR_OK)
-            rc = qrr_tokenizer_encode(m->tok, body.p, body.n, out->ids + m->n_prefix_ids, room,
-                                      &n_body, d);
-        if (rc == QRR_ERR_BUFFER_TOO_SMALL) {
-            rc = ids_reserve(out, m->n_prefix_ids + n_body + m->n_suffix_ids, d);
-            if (rc == QRR_OK)
-                rc = qrr_tokenizer_encode(m->tok, body.p, body.n, out->ids + m->n_prefix_ids,
-                                          n_body, &n_body, d);
-        }
+            rc = qrr_tokenizer_encode(m->tok, body.p, body.n, out->ids + m->n_prefix_ids,
+                                      room, &n_body, d);
     }
     free(body.p);
-    if (rc != QRR_OK) return rc;
-
-    if (n_body > budget) n_body = budget; /* truncate the body at its end */
-    rc = ids_reserve(out, m->n_prefix_ids + n_body + m->n_suffix_ids, d);
+    if (rc == QRR_ERR_BUFFER_TOO_SMALL) { /* n_body > budget: the body must be cut */
+        if (!spec->truncate)
+            return qrr_fail(d, QRR_ERR_TOO_LONG, "the prompt needs %zu tokens, more than "
+                            "max_length %zu, and truncation is off", fixed + n_body,
+                            spec->limit);
+        n_body = budget; /* truncate the body at its end */
+        rc = QRR_OK;
+    }
     if (rc != QRR_OK) return rc;
     memcpy(out->ids, m->prefix_ids, m->n_prefix_ids * sizeof *out->ids);
     memcpy(out->ids + m->n_prefix_ids + n_body, m->suffix_ids,

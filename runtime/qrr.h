@@ -21,7 +21,8 @@
  *
  * Thread safety: a qrr_model is immutable once opened and may be shared by any number of
  * threads; a qrr_ctx holds scratch memory and device state and must be used by one thread
- * at a time (create one per thread). qrr_last_error() is per thread.
+ * at a time (create one per thread). qrr_last_error() is per thread. Free every context of
+ * a model before closing the model.
  *
  * Errors: every function that can fail returns a qrr_status (QRR_OK = 0, negative on error)
  * and leaves a detailed message for qrr_last_error(). The library never prints, exits or
@@ -64,6 +65,9 @@ typedef struct qrr_ctx_params {
 typedef struct qrr_score_params {
     const char *instruction; /* NULL = the model's default instruction */
     int max_length;          /* prompt tokens; 0 = the model's default (8192) */
+    size_t instruction_len;  /* bytes of instruction; 0 = up to its NUL (for text with NULs) */
+    int truncate;            /* 1 (default): cut the document so the prompt fits max_length;
+                                0: a prompt that does not fit is QRR_ERR_TOO_LONG */
 } qrr_score_params;
 
 qrr_model_params qrr_model_default_params(void);
@@ -72,7 +76,8 @@ qrr_score_params qrr_score_default_params(void);
 
 /* Map a .qrr file and check it (docs/format.md). */
 int qrr_model_open(const char *path, qrr_model_params params, qrr_model **out);
-/* The same from a caller-owned buffer that must outlive the model. */
+/* The same from a caller-owned buffer, used in place: it must stay allocated and unchanged
+ * until qrr_model_close. */
 int qrr_model_open_memory(const void *data, size_t len, qrr_model_params params,
                           qrr_model **out);
 void qrr_model_close(qrr_model *model);
@@ -82,9 +87,16 @@ void qrr_ctx_free(qrr_ctx *ctx);
 
 /* Score one query against n_docs documents with the model's prompt. scores[i] is the
  * probability of "yes" (or sigmoid of the single logit); logits[i] (may be NULL) is
- * logit_yes - logit_no (or the single logit). Results are in input order. */
+ * logit_yes - logit_no (or the single logit). Results are in input order. Every argument
+ * (each document's presence and UTF-8 included) is checked before any compute. */
 int qrr_ctx_score(qrr_ctx *ctx, const char *query, const char *const *docs, size_t n_docs,
                   qrr_score_params params, float *scores, float *logits);
+
+/* The same with every text given as bytes and a length, so it may hold NUL bytes and
+ * need not be NUL-terminated: the query is query_len bytes, document i is doc_lens[i]. */
+int qrr_ctx_score_len(qrr_ctx *ctx, const char *query, size_t query_len,
+                      const char *const *docs, const size_t *doc_lens, size_t n_docs,
+                      qrr_score_params params, float *scores, float *logits);
 
 /* Score n complete prompts given as token ids (no prompt is added; nothing truncated). */
 int qrr_ctx_score_ids(qrr_ctx *ctx, const int32_t *const *ids, const size_t *lens, size_t n,
@@ -102,6 +114,10 @@ qrr_stats qrr_ctx_last_stats(const qrr_ctx *ctx);
  * *n_ids receives the full count (QRR_ERR_BUFFER_TOO_SMALL when it does not fit). */
 int qrr_model_prompt_ids(const qrr_model *model, const char *query, const char *doc,
                          qrr_score_params params, int32_t *ids, size_t cap, size_t *n_ids);
+/* The same with lengths (texts may hold NUL bytes). */
+int qrr_model_prompt_ids_len(const qrr_model *model, const char *query, size_t query_len,
+                             const char *doc, size_t doc_len, qrr_score_params params,
+                             int32_t *ids, size_t cap, size_t *n_ids);
 
 /* Tokenize text (no special tokens added) / decode ids; sizes reported as above. */
 int qrr_model_tokenize(const qrr_model *model, const char *text, size_t len, int32_t *ids,

@@ -20,6 +20,13 @@ void qrr__scratch_free(qrr_scratch *s)
     memset(s, 0, sizeof *s);
 }
 
+int qrr__scratch_trim(qrr_scratch *s, size_t keep_tokens)
+{
+    if (s->cap_tokens <= keep_tokens && s->kv_tmp_tokens <= 2 * keep_tokens) return 0;
+    qrr__scratch_free(s);
+    return 1;
+}
+
 void qrr__prefix_free(qrr_prefix_kv *p)
 {
     free(p->k);
@@ -152,10 +159,10 @@ int qrr__forward_score(const qrr_model *m, qrr_scratch *s, qrr_pool *pool,
     }
     int rc = scratch_reserve(m, s, T, (size_t)S, d);
     if (rc != QRR_OK) return rc;
-    size_t tmp_need = 2 * ((size_t)P + (size_t)max_len) * KD;
-    if (tmp_need > s->kv_tmp_cap) {
-        if ((rc = grow(&s->kv_tmp, tmp_need, d)) != QRR_OK) return rc;
-        s->kv_tmp_cap = tmp_need;
+    size_t tmp_tokens = (size_t)P + (size_t)max_len;
+    if (tmp_tokens > s->kv_tmp_tokens) {
+        if ((rc = grow(&s->kv_tmp, 2 * tmp_tokens * KD, d)) != QRR_OK) return rc;
+        s->kv_tmp_tokens = tmp_tokens;
     }
     for (int i = 0, t = 0; i < S; t += lens[i], i++) s->starts[i] = t;
 

@@ -25,12 +25,14 @@ typedef struct qrr_scratch {
     float *att;  /* [T, Q*D] attention output */
     float *gu;   /* [T, 2*I] gate | up */
     float *act;  /* [T, I] */
-    float *kv_tmp; /* [2, cap_tokens + prefix, K*D] last-layer key/value concat */
-    size_t kv_tmp_cap;
+    float *kv_tmp; /* [2, kv_tmp_tokens, K*D] last-layer key/value concat */
+    size_t kv_tmp_tokens; /* prefix + longest sequence it was sized for */
     int *starts; /* [S] first token of each sequence in the chunk */
 } qrr_scratch;
 
 void qrr__scratch_free(qrr_scratch *s);
+/* Free s when it was grown past what chunks of keep_tokens tokens need; 1 if it was. */
+int qrr__scratch_trim(qrr_scratch *s, size_t keep_tokens);
 void qrr__prefix_free(qrr_prefix_kv *p);
 
 /* Run the prefix (n ids, positions 0..n-1) and keep its keys/values in out. */

@@ -1,6 +1,7 @@
 /* score.c — contexts and scoring requests: build each prompt, find the token prefix all
  * prompts of a request share, run it once, then pack the rest into chunks of bounded size
  * for the forward pass. Results come back in input order. */
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +41,8 @@ qrr_ctx_params qrr_ctx_default_params(void)
 
 qrr_score_params qrr_score_default_params(void)
 {
-    qrr_score_params p = {.instruction = NULL, .max_length = 0};
+    qrr_score_params p = {.instruction = NULL, .max_length = 0, .instruction_len = 0,
+                          .truncate = 1};
     return p;
 }
 
@@ -144,6 +146,7 @@ static int score_sequences(qrr_ctx *c, const int32_t *const *ids, const size_t *
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         if (lens[i] == 0) return qrr_fail(d, QRR_ERR_INVALID_ARG, "sequence %zu is empty", i);
+        if (!ids[i]) return qrr_fail(d, QRR_ERR_INVALID_ARG, "sequence %zu is NULL", i);
         if (lens[i] > max_pos)
             return qrr_fail(d, QRR_ERR_INVALID_ARG, "sequence %zu has %zu tokens; the model "
                             "supports %zu positions", i, lens[i], max_pos);
@@ -200,55 +203,106 @@ static int score_sequences(qrr_ctx *c, const int32_t *const *ids, const size_t *
     return rc;
 }
 
+/* Give back scratch that one request with long prompts grew beyond what a chunk of the
+ * usual size needs, so a context's memory does not stay at its largest request's size. */
+static void release_large(qrr_ctx *c)
+{
+    size_t keep = (size_t)c->params.max_batch_tokens;
+    int released = qrr__scratch_trim(&c->scratch, keep);
+    if (c->prefix.cap > 0 && (size_t)c->prefix.cap > keep) {
+        qrr__prefix_free(&c->prefix);
+        released = 1;
+    }
+    for (size_t i = 0; i < c->cap_prompts; i++)
+        if (c->prompts[i].cap > keep) {
+            qrr__ids_free(&c->prompts[i]);
+            released = 1;
+        }
+#ifdef __GLIBC__
+    if (released) malloc_trim(0); /* hand freed heap pages back to the system */
+#else
+    (void)released;
+#endif
+}
+
 int qrr_ctx_score_ids(qrr_ctx *c, const int32_t *const *ids, const size_t *lens, size_t n,
                       float *scores, float *logits)
 {
     if (!c || (n && (!ids || !lens)) || (!scores && !logits && n))
         return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_ctx_score_ids: NULL argument");
+    c->stats = (qrr_stats){0, 0};
     if (n == 0) return QRR_OK;
     qrr_diag d;
     qrr_diag_clear(&d);
-    c->stats = (qrr_stats){0, 0};
     double *delta = malloc(n * sizeof *delta);
     if (!delta) return qrr__errorf(QRR_ERR_NOMEM, "out of memory");
     int rc = score_sequences(c, ids, lens, n, delta, &d);
     if (rc == QRR_OK) write_results(delta, n, scores, logits);
     free(delta);
+    release_large(c);
     return rc == QRR_OK ? QRR_OK : qrr__set_error(&d);
 }
 
 /* Documents are scored in groups so memory stays bounded for any number of documents. */
 #define DOCS_PER_GROUP 256
 
-int qrr_ctx_score(qrr_ctx *c, const char *query, const char *const *docs, size_t n_docs,
-                  qrr_score_params params, float *scores, float *logits)
+static size_t doc_len(const char *const *docs, const size_t *lens, size_t i)
 {
-    if (!c || !query || (n_docs && !docs) || (!scores && !logits && n_docs))
-        return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_ctx_score: NULL argument");
-    if (params.max_length < 0)
-        return qrr__errorf(QRR_ERR_INVALID_ARG, "max_length %d is negative", params.max_length);
+    return lens ? lens[i] : docs[i] ? strlen(docs[i]) : 0;
+}
+
+/* Prefix a failure's message with the document it concerns. */
+static int blame_document(qrr_diag *d, size_t i)
+{
+    char msg[sizeof d->msg];
+    snprintf(msg, sizeof msg, "%s", d->msg);
+    return qrr_fail(d, d->status, "document %zu: %s", i, msg);
+}
+
+/* Every check that can fail on the arguments, before any compute: each document is present
+ * and valid UTF-8, and, with truncation off, fits max_length (which takes tokenizing it; the
+ * tokenizer is some thousand times faster than the forward pass). */
+static int check_documents(qrr_ctx *c, const qrr_prompt_spec *spec, const char *const *docs,
+                           const size_t *lens, size_t n, qrr_diag *d)
+{
+    int rc = QRR_OK;
+    char what[48];
+    for (size_t i = 0; rc == QRR_OK && i < n; i++) {
+        size_t len = doc_len(docs, lens, i);
+        if (!docs[i] && (!lens || len))
+            return qrr_fail(d, QRR_ERR_INVALID_ARG, "document %zu is NULL", i);
+        snprintf(what, sizeof what, "document %zu", i);
+        rc = qrr__check_text(what, docs[i], len, d);
+        if (rc == QRR_OK && !spec->truncate) {
+            rc = qrr__prompt_build(c->m, spec, docs[i], len, &c->prompts[0], d);
+            if (rc != QRR_OK) rc = blame_document(d, i);
+        }
+    }
+    return rc;
+}
+
+/* qrr_ctx_score and qrr_ctx_score_len; lens NULL = NUL-terminated documents. */
+static int score_texts(qrr_ctx *c, const char *query, size_t query_len, const char *const *docs,
+                       const size_t *doc_lens, size_t n_docs, const qrr_score_params *params,
+                       float *scores, float *logits)
+{
     qrr_diag d;
     qrr_diag_clear(&d);
     c->stats = (qrr_stats){0, 0};
-    int rc = reserve_prompts(c, n_docs < DOCS_PER_GROUP ? n_docs : DOCS_PER_GROUP, &d);
+    qrr_prompt_spec spec;
+    int rc = qrr__prompt_spec(c->m, query, query_len, params, &spec, &d);
+    if (rc == QRR_OK)
+        rc = reserve_prompts(c, n_docs < DOCS_PER_GROUP ? n_docs : DOCS_PER_GROUP, &d);
+    if (rc == QRR_OK) rc = check_documents(c, &spec, docs, doc_lens, n_docs, &d);
     const int32_t *ptrs[DOCS_PER_GROUP];
     size_t lens[DOCS_PER_GROUP];
     double delta[DOCS_PER_GROUP];
     for (size_t g = 0; rc == QRR_OK && g < n_docs; g += DOCS_PER_GROUP) {
         size_t n = n_docs - g < DOCS_PER_GROUP ? n_docs - g : DOCS_PER_GROUP;
         for (size_t i = 0; rc == QRR_OK && i < n; i++) {
-            if (!docs[g + i]) {
-                rc = qrr_fail(&d, QRR_ERR_INVALID_ARG, "document %zu is NULL", g + i);
-                break;
-            }
-            rc = qrr__prompt_build(c->m, query, docs[g + i], params.instruction,
-                                   params.max_length, &c->prompts[i], &d);
-            if (rc != QRR_OK) {
-                char msg[sizeof d.msg];
-                snprintf(msg, sizeof msg, "%s", d.msg);
-                qrr_fail(&d, rc, "document %zu: %s", g + i, msg);
-                break;
-            }
+            rc = qrr__prompt_build(c->m, &spec, docs[g + i], doc_len(docs, doc_lens, g + i),
+                                   &c->prompts[i], &d);
+            if (rc != QRR_OK) rc = blame_document(&d, g + i);
             ptrs[i] = c->prompts[i].ids;
             lens[i] = c->prompts[i].n;
         }
@@ -256,7 +310,26 @@ int qrr_ctx_score(qrr_ctx *c, const char *query, const char *const *docs, size_t
         if (rc == QRR_OK)
             write_results(delta, n, scores ? scores + g : NULL, logits ? logits + g : NULL);
     }
+    release_large(c);
     return rc == QRR_OK ? QRR_OK : qrr__set_error(&d);
+}
+
+int qrr_ctx_score(qrr_ctx *c, const char *query, const char *const *docs, size_t n_docs,
+                  qrr_score_params params, float *scores, float *logits)
+{
+    if (!c || !query || (n_docs && !docs) || (!scores && !logits && n_docs))
+        return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_ctx_score: NULL argument");
+    return score_texts(c, query, strlen(query), docs, NULL, n_docs, &params, scores, logits);
+}
+
+int qrr_ctx_score_len(qrr_ctx *c, const char *query, size_t query_len, const char *const *docs,
+                      const size_t *doc_lens, size_t n_docs, qrr_score_params params,
+                      float *scores, float *logits)
+{
+    if (!c || (!query && query_len) || (n_docs && (!docs || !doc_lens)) ||
+        (!scores && !logits && n_docs))
+        return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_ctx_score_len: NULL argument");
+    return score_texts(c, query, query_len, docs, doc_lens, n_docs, &params, scores, logits);
 }
 
 qrr_stats qrr_ctx_last_stats(const qrr_ctx *c)
@@ -265,15 +338,17 @@ qrr_stats qrr_ctx_last_stats(const qrr_ctx *c)
     return c ? c->stats : none;
 }
 
-int qrr_model_prompt_ids(const qrr_model *m, const char *query, const char *doc,
-                         qrr_score_params params, int32_t *ids, size_t cap, size_t *n_ids)
+static int prompt_ids(const qrr_model *m, const char *query, size_t query_len,
+                      const char *doc, size_t doc_len, const qrr_score_params *params,
+                      int32_t *ids, size_t cap, size_t *n_ids)
 {
-    if (!m || !n_ids || (cap && !ids))
-        return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_model_prompt_ids: NULL argument");
     qrr_diag d;
     qrr_diag_clear(&d);
     qrr_ids v = {0};
-    int rc = qrr__prompt_build(m, query, doc, params.instruction, params.max_length, &v, &d);
+    qrr_prompt_spec spec;
+    int rc = qrr__prompt_spec(m, query, query_len, params, &spec, &d);
+    if (rc == QRR_OK) rc = qrr__check_text("document", doc, doc_len, &d);
+    if (rc == QRR_OK) rc = qrr__prompt_build(m, &spec, doc, doc_len, &v, &d);
     if (rc == QRR_OK) {
         *n_ids = v.n;
         if (cap) memcpy(ids, v.ids, (v.n < cap ? v.n : cap) * sizeof *ids); /* ids may be NULL */
@@ -282,6 +357,23 @@ int qrr_model_prompt_ids(const qrr_model *m, const char *query, const char *doc,
     }
     qrr__ids_free(&v);
     return rc == QRR_OK ? QRR_OK : qrr__set_error(&d);
+}
+
+int qrr_model_prompt_ids(const qrr_model *m, const char *query, const char *doc,
+                         qrr_score_params params, int32_t *ids, size_t cap, size_t *n_ids)
+{
+    if (!m || !query || !doc || !n_ids || (cap && !ids))
+        return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_model_prompt_ids: NULL argument");
+    return prompt_ids(m, query, strlen(query), doc, strlen(doc), &params, ids, cap, n_ids);
+}
+
+int qrr_model_prompt_ids_len(const qrr_model *m, const char *query, size_t query_len,
+                             const char *doc, size_t doc_len, qrr_score_params params,
+                             int32_t *ids, size_t cap, size_t *n_ids)
+{
+    if (!m || (!query && query_len) || (!doc && doc_len) || !n_ids || (cap && !ids))
+        return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_model_prompt_ids_len: NULL argument");
+    return prompt_ids(m, query, query_len, doc, doc_len, &params, ids, cap, n_ids);
 }
 
 int qrr_model_tokenize(const qrr_model *m, const char *text, size_t len, int32_t *ids,

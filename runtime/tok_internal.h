@@ -92,10 +92,7 @@ typedef struct {
 
 void qrr__tok_scratch_free(qrr__tok_scratch *s);
 
-/* tok_text.c */
-/* Offset of the first byte of s[0, n) that is not part of valid UTF-8 (RFC 3629: no
- * overlongs, no surrogates, nothing past U+10FFFF), or n when all of it is valid. */
-size_t qrr__utf8_check(const uint8_t *s, size_t n);
+/* tok_text.c (qrr__utf8_check is declared in tokenizer.h) */
 /* Decode the code point at s (valid UTF-8, at least one byte); *len receives its length. */
 uint32_t qrr__utf8_next(const uint8_t *s, size_t *len);
 /* Rust's char::is_whitespace (the White_Space property) and an approximation of

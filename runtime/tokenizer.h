@@ -28,6 +28,10 @@ int qrr_tokenizer_encode(const qrr_tokenizer *t, const char *text, size_t len,
 int qrr_tokenizer_decode(const qrr_tokenizer *t, const int32_t *ids, size_t n,
                          char *out, size_t cap, size_t *n_bytes, qrr_diag *d);
 
+/* Offset of the first byte of s[0, n) that is not part of valid UTF-8 (RFC 3629: no
+ * overlongs, no surrogates, nothing past U+10FFFF), or n when all of it is valid. */
+size_t qrr__utf8_check(const uint8_t *s, size_t n);
+
 /* Id of the token whose text is exactly s (vocabulary or added token), -1 if none. */
 int32_t qrr_tokenizer_find(const qrr_tokenizer *t, const char *s, size_t len);
 /* Number of ids (largest id + 1). */

@@ -14,6 +14,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Sanitizer builds keep freed memory in quarantine, so memory bounds say nothing there. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TU_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TU_SANITIZED 1
+#endif
+#endif
+
 static inline const char *tu_reference(void)
 {
     const char *r = getenv("QRR_REFERENCE");

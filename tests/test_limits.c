@@ -185,14 +185,6 @@ static long peak_rss_kib(void)
     return ru.ru_maxrss;
 }
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-
 Test(limits, ten_thousand_documents_bounded_memory)
 {
     enum { N = 10000, WARM = 512 };
@@ -229,13 +221,13 @@ Test(limits, ten_thousand_documents_bounded_memory)
     fprintf(stderr, "limits: %d documents (%zu prompt tokens, %zu computed) in %.2f s; peak RSS "
                     "%.1f MiB, %.1f MiB above the %d-document request%s\n", N, st.tokens,
             st.tokens_computed, t, after / 1024.0, (after - before) / 1024.0, WARM,
-#ifdef SANITIZED
+#ifdef TU_SANITIZED
             " (sanitizer build: bound not checked)"
 #else
             ""
 #endif
     );
-#ifndef SANITIZED
+#ifndef TU_SANITIZED
     /* Work is grouped (256 documents) and chunked (max_batch_tokens): 10,000 documents may not
      * need more memory than 512 beyond a few MiB of slack. A sanitizer's allocator keeps
      * freed memory in quarantine, so there the figure says nothing about qrr. */
@@ -352,4 +344,47 @@ Test(limits, overflowing_weights_give_numeric_error)
 Test(limits, nan_head_gives_numeric_error)
 {
     assert_numeric_error(nan_head, "nan-head");
+}
+
+/* Resident memory now, from /proc (peak RSS cannot show memory being given back). */
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, resident = 0;
+    cr_assert_not_null(f);
+    cr_assert_eq(fscanf(f, "%ld %ld", &pages, &resident), 2);
+    fclose(f);
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+Test(limits, long_documents_keep_only_what_truncation_keeps)
+{
+    /* 48 documents of 1 MiB (~200,000 tokens each): the context may hold at most max_length
+     * ids per prompt while scoring, and gives request-sized scratch back afterwards. */
+    enum { N = 48 };
+    char *doc = big_text(1 << 20);
+    const char *docs[N];
+    for (int i = 0; i < N; i++) docs[i] = doc;
+    float s[N];
+    const char *q = "What is the capital of China?";
+    const char *short_docs[] = {"Beijing.", "Seoul."};
+    cr_assert_eq(qrr_ctx_score(ctx, q, short_docs, 2, qrr_score_default_params(), s, NULL),
+                 QRR_OK);
+    long before = rss_kib();
+    cr_assert_eq(qrr_ctx_score(ctx, q, docs, N, qrr_score_default_params(), s, NULL), QRR_OK,
+                 "%s", qrr_last_error());
+    long after_long = rss_kib();
+    cr_assert_eq(qrr_ctx_score(ctx, q, short_docs, 2, qrr_score_default_params(), s, NULL),
+                 QRR_OK);
+    long after_short = rss_kib();
+    fprintf(stderr, "limits: %d x 1 MiB documents: RSS %.1f MiB before, %.1f after, %.1f after "
+            "a short request\n", N, before / 1024.0, after_long / 1024.0, after_short / 1024.0);
+#ifndef TU_SANITIZED
+    /* Full token lists would be N x ~0.8 MiB = ~38 MiB; truncated prompts are 32 KiB each. */
+    cr_expect_lt(after_long - before, 12 * 1024, "RSS grew by %ld KiB and stayed",
+                 after_long - before);
+    cr_expect_lt(after_short - before, 12 * 1024, "RSS is %ld KiB above its start after a "
+                 "short request", after_short - before);
+#endif
+    free(doc);
 }

@@ -104,6 +104,7 @@ Test(runtime, ids_equal_text)
     }
     cr_assert_eq(qrr_ctx_score_ids(c, (const int32_t *const *)ids, lens, N_DOCS, by_ids, NULL), QRR_OK);
     for (int i = 0; i < N_DOCS; i++) cr_expect_leq(fabsf(by_ids[i] - by_text[i]), 1e-6f);
+    for (int i = 0; i < N_DOCS; i++) free(ids[i]);
     qrr_ctx_free(c);
 }
 
