@@ -52,7 +52,8 @@ EXAMPLES    := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
 .PHONY: all test bench bench-tokenizer fuzz examples clean
 .SECONDARY:
-all: $(BUILD)/libqrr.a $(BUILD)/libqrr.so $(BUILD)/qconvert $(BUILD)/qrr $(BUILD)/qgen
+all: $(BUILD)/libqrr.a $(BUILD)/libqrr.so $(BUILD)/qconvert $(BUILD)/qrr $(BUILD)/qgen \
+     $(BUILD)/qrr-uninstalled.pc
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -68,6 +69,15 @@ $(BUILD)/libqrr.a: $(LIB_OBJ)
 
 $(BUILD)/libqrr.so: $(LIB_OBJ)
 	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS_RT)
+
+# pkg-config's description of the build tree, with the link line of this build (CUDA's
+# libraries when it has them): PKG_CONFIG_PATH=build pkg-config --cflags --libs qrr
+$(BUILD)/qrr-uninstalled.pc: Makefile $(wildcard mk/*.mk)
+	@mkdir -p $(dir $@)
+	printf '%s\n' 'Name: qrr' 'Description: Qwen3-Reranker scoring (build tree, static)' \
+	  'Version: $(shell sed -n 's/.*QRR_VERSION_STRING "\(.*\)"/\1/p' runtime/qrr.h)' \
+	  'Cflags: -I$(abspath runtime) -I$(abspath format)' \
+	  'Libs: $(abspath $(BUILD))/libqrr.a $(filter -Wl% -fsanitize%,$(LDFLAGS)) $(LDLIBS_RT)' > $@
 
 $(BUILD)/qconvert: $(call obj,convert/main.c) $(CONVERT_OBJ) $(BUILD)/libqrr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CV) $(LDLIBS_RT)

@@ -20,7 +20,7 @@ FUZZ_NAMES   := $(patsubst fuzz/fuzz_%.c,%,$(FUZZ_SRC))
 FUZZ_BINS    := $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_NAMES))
 # Everything a target may call: the library (no CUDA: these objects never see
 # QRR_WITH_CUDA), the converter's readers, and the qrr tool's commands except main.c, which
-# fuzz_score_jsonl compiles in itself under another name.
+# holds nothing but the dispatch.
 FUZZ_LIB_SRC := $(LIB_SRC) $(CONVERT_SRC) $(filter-out tools/qrr/main.c,$(QRR_SRC))
 FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_LIB_SRC))
 

@@ -2,6 +2,8 @@
  * JSON), tokenize, score with a bad line among good ones, exit codes, the reranking example. */
 #include <jansson.h>
 #include <math.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 
 #include "qrr_test_util.h"
 
@@ -124,4 +126,209 @@ Test(cli, example_prints_sorted)
     }
     fclose(f);
     cr_expect_eq(n, 3);
+}
+
+/* ---- qrr score / tokenize as a coprocess: one line in, its answer out, input still open -- */
+
+#include <poll.h>
+#include <signal.h>
+
+typedef struct coproc {
+    pid_t pid;
+    int in, out; /* its standard input (we write) and output (we read) */
+} coproc;
+
+static coproc start(const char *cmd)
+{
+    int to[2], from[2];
+    cr_assert_eq(pipe(to), 0);
+    cr_assert_eq(pipe(from), 0);
+    coproc c = {.pid = fork()};
+    cr_assert_geq(c.pid, 0);
+    if (c.pid == 0) {
+        dup2(to[0], 0);
+        dup2(from[1], 1);
+        close(to[0]), close(to[1]), close(from[0]), close(from[1]);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    close(to[0]);
+    close(from[1]);
+    c.in = to[1];
+    c.out = from[0];
+    return c;
+}
+
+/* One line of output within timeout_ms, or fail. */
+static void read_answer(coproc *c, char *buf, size_t cap, int timeout_ms, const char *what)
+{
+    size_t n = 0;
+    while (n + 1 < cap) {
+        struct pollfd p = {.fd = c->out, .events = POLLIN};
+        cr_assert_gt(poll(&p, 1, timeout_ms), 0, "%s: no answer within %d ms while its input "
+                     "is still open", what, timeout_ms);
+        ssize_t k = read(c->out, buf + n, 1);
+        cr_assert_eq(k, 1, "%s: output ended", what);
+        if (buf[n++] == '\n') break;
+    }
+    buf[n] = '\0';
+}
+
+static int finish(coproc *c)
+{
+    close(c->in);
+    close(c->out);
+    int st;
+    waitpid(c->pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void answers_each_line_at_once(const char *cmd_fmt, const char *line1, const char *line2,
+                                      const char *key)
+{
+    char cmd[2048], buf[4096];
+    snprintf(cmd, sizeof cmd, cmd_fmt, tu_build(), model);
+    coproc c = start(cmd);
+    cr_assert_eq(write(c.in, line1, strlen(line1)), (ssize_t)strlen(line1));
+    read_answer(&c, buf, sizeof buf, 10000, cmd);
+    cr_expect(strstr(buf, key) != NULL, "first answer: %s", buf);
+    cr_assert_eq(write(c.in, line2, strlen(line2)), (ssize_t)strlen(line2));
+    read_answer(&c, buf, sizeof buf, 10000, cmd);
+    cr_expect(strstr(buf, key) != NULL, "second answer: %s", buf);
+    cr_expect_eq(finish(&c), 0);
+}
+
+Test(cli, score_and_tokenize_answer_without_waiting_for_more_input)
+{
+    const char *a = "{\"query\":\"A\",\"document\":\"d1\"}\n";
+    const char *b = "{\"query\":\"A\",\"document\":\"d2\"}\n";
+    answers_each_line_at_once("'%s/qrr' score '%s' --threads 1", a, b, "\"score\"");
+    answers_each_line_at_once("'%s/qrr' score '%s' --threads 1 --batch 1", a, b, "\"score\"");
+    answers_each_line_at_once("'%s/qrr' tokenize '%s'", "{\"text\":\"hello\"}\n",
+                              "{\"text\":\"world\"}\n", "\"ids\"");
+}
+
+/* Run qrr score on the given input lines; the output lines in out[] (caller frees). */
+static int score_lines(const char *input, char **out, int max_out, int *n_out)
+{
+    char in[1100], res[1100];
+    snprintf(in, sizeof in, "%s/lines.jsonl", tmp);
+    snprintf(res, sizeof res, "%s/lines.out", tmp);
+    FILE *f = fopen(in, "w");
+    fputs(input, f);
+    fclose(f);
+    int rc = tu_system("'%s/qrr' score '%s' --threads 1 < '%s' > '%s' 2>/dev/null", tu_build(),
+                       model, in, res);
+    f = fopen(res, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    *n_out = 0;
+    while (*n_out < max_out && getline(&line, &cap, f) > 0) out[(*n_out)++] = strdup(line);
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+static double field(const char *line, const char *key)
+{
+    json_t *o = json_loads(line, 0, NULL);
+    cr_assert_not_null(o, "not JSON: %s", line);
+    json_t *v = json_object_get(o, key);
+    cr_assert_not_null(v, "no \"%s\" in %s", key, line);
+    double x = json_number_value(v);
+    json_decref(o);
+    return x;
+}
+
+Test(cli, score_accepts_nul_and_blank_lines_and_refuses_mixed_lines)
+{
+    char *out[8];
+    int n;
+    /* \u0000 is valid JSON: the document holds a NUL byte, and its score differs from the
+     * text cut at the NUL */
+    cr_expect_eq(score_lines("{\"query\":\"q\",\"document\":\"Beijing\\u0000 is the capital\"}\n"
+                             "\n   \n"
+                             "{\"query\":\"q\",\"document\":\"Beijing\"}\n"
+                             "{\"query\":\"q\\u0000x\",\"document\":\"d\",\"instruction\":\"i\\u0000j\"}\n",
+                             out, 8, &n), 0, "NUL inside strings or blank lines failed");
+    cr_assert_eq(n, 3, "blank lines are skipped: 3 answers expected, got %d", n);
+    cr_expect_neq(field(out[0], "logit"), field(out[1], "logit"),
+                  "the bytes after the NUL were dropped");
+    field(out[2], "score");
+    for (int i = 0; i < n; i++) free(out[i]);
+
+    /* a line with both ids and text is refused, naming the line */
+    cr_expect_eq(score_lines("{\"ids\":[151644, 8948],\"query\":\"q\",\"document\":\"d\"}\n", out, 8,
+                             &n), 1);
+    cr_assert_eq(n, 1);
+    cr_expect(strstr(out[0], "line 1") && strstr(out[0], "not both"), "%s", out[0]);
+    free(out[0]);
+
+    /* max_length 0 means the model's default, as in the API */
+    cr_expect_eq(score_lines("{\"query\":\"q\",\"document\":\"d\",\"max_length\":0}\n"
+                             "{\"query\":\"q\",\"document\":\"d\"}\n", out, 8, &n), 0);
+    cr_assert_eq(n, 2);
+    cr_expect_eq(field(out[0], "logit"), field(out[1], "logit"));
+    for (int i = 0; i < n; i++) free(out[i]);
+}
+
+/* Peak RSS in KiB of `qrr score MODEL` reading in_path (its exit status in *rc). */
+static long score_peak_rss(const char *in_path, int *rc)
+{
+    char prog[1100];
+    snprintf(prog, sizeof prog, "%s/qrr", tu_build());
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int in = open(in_path, O_RDONLY), out = open("/dev/null", O_WRONLY);
+        dup2(in, 0);
+        dup2(out, 1);
+        execl(prog, "qrr", "score", model, "--threads", "2", (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    struct rusage ru;
+    cr_assert_eq(wait4(pid, &st, 0, &ru), pid);
+    *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return ru.ru_maxrss;
+}
+
+Test(cli, score_memory_does_not_grow_with_document_size)
+{
+    /* 16 lines of 4 MiB documents, one request: qrr score may hold one line's text and the
+     * truncated prompts, never every document's text or full token list (over 100 MiB). */
+    char in[1100];
+    snprintf(in, sizeof in, "%s/big.jsonl", tmp);
+    FILE *f = fopen(in, "w");
+    cr_assert_not_null(f);
+    for (int l = 0; l < 16; l++) {
+        fputs("{\"query\":\"q\",\"document\":\"", f);
+        for (int i = 0; i < (4 << 20) / 32; i++) fputs("words and more words, some text ", f);
+        fputs("\"}\n", f);
+    }
+    fclose(f);
+    int rc;
+    long base = score_peak_rss("/dev/null", &rc), peak = score_peak_rss(in, &rc);
+    cr_assert_eq(rc, 0);
+    fprintf(stderr, "cli: qrr score over 16 x 4 MiB lines: peak RSS %.1f MiB, %.1f MiB above "
+            "an empty input\n", peak / 1024.0, (peak - base) / 1024.0);
+#ifndef TU_SANITIZED
+    cr_expect_lt(peak - base, 64 * 1024, "peak RSS grew by %ld KiB", peak - base);
+#endif
+}
+
+Test(cli, readme_link_line_builds_the_example)
+{
+    /* The README's line, for whatever this build holds (CUDA's libraries included). */
+    char exe[1100], out[1100];
+    snprintf(exe, sizeof exe, "%s/rerank-linked", tmp);
+    snprintf(out, sizeof out, "%s/linked.txt", tmp);
+    cr_assert_eq(tu_system("cc examples/rerank.c -o '%s' $(PKG_CONFIG_PATH='%s' pkg-config "
+                           "--cflags --libs qrr)", exe, tu_build()), 0,
+                 "the README's link line failed");
+    cr_assert_eq(tu_system("'%s' '%s' 'What is the capital of China?' 'Beijing.' 'Seoul.' > '%s'",
+                           exe, model, out), 0);
+    char *text = tu_slurp(out, NULL);
+    cr_expect(strstr(text, "Beijing.") && strstr(text, "Seoul."), "%s", text);
+    free(text);
 }

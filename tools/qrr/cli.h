@@ -27,16 +27,25 @@ int cli_parse_int(const char *s, long lo, long hi, long *out);
 /* Open a model, printing the library's message and a hint on failure; NULL then. */
 struct qrr_model *cli_open_model(const char *cmd, const char *path, int verify_weights);
 
-/* Reads standard input (or any FILE) one line at a time; the line number counts from 1. */
+/* Reads JSON lines from a file descriptor (0 for standard input) one line at a time; the
+ * line number counts from 1. Initialise as {.fd = fd}; free with cli_lines_free. */
 typedef struct cli_lines {
-    FILE *in;
+    int fd;
     char *buf;
-    size_t cap;
+    size_t cap, start, end; /* unread bytes are buf[start, end) */
+    int eof, error;         /* error: an errno, 0 if none */
     long lineno;
 } cli_lines;
-/* Next line without its newline; NULL at end of input. */
+/* Next line without its newline (NUL-terminated in place); NULL at end of input. */
 const char *cli_next_line(cli_lines *r, size_t *len);
-/* Parse one line as a JSON object; NULL with a message in err otherwise. */
+/* 1 when the next cli_next_line will not wait: a whole line is buffered, more input is
+ * ready, or the input has ended; 0 when it would block. */
+int cli_input_waiting(cli_lines *r);
+void cli_lines_free(cli_lines *r);
+/* 1 when s[0, n) holds only spaces and tabs: such lines are skipped, as JSON-lines tools do. */
+int cli_is_blank(const char *s, size_t n);
+/* Parse one line as a JSON object (strings may hold \u0000: read them with
+ * json_string_length); NULL with a message in err otherwise. */
 json_t *cli_parse_object(const char *line, size_t len, char *err, size_t errlen);
 /* Write a JSON value compactly on one line of stdout. */
 void cli_print_json(json_t *v);

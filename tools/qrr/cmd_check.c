@@ -19,7 +19,7 @@ typedef enum { LINE_PENDING, LINE_SCORED, LINE_ERROR } line_state;
 typedef struct ref_line {
     long lineno;
     jsonl_request req;
-    char *document;
+    jsonl_text document;
     int32_t *ids;          /* expected prompt token ids; NULL when the line has none */
     size_t n_ids;
     const char *truth;     /* "fp64" or "fp32": the values compared against */
@@ -55,7 +55,7 @@ typedef struct tolerance {
 static void line_free(ref_line *l)
 {
     jsonl_request_free(&l->req);
-    free(l->document);
+    free(l->document.s);
     free(l->ids);
 }
 
@@ -201,14 +201,14 @@ static void check_ids(const qrr_model *m, ref_line *l)
     if (!l->ids) return;
     size_t cap = l->n_ids + 64, n = 0;
     int32_t *got = malloc(cap * sizeof *got);
-    qrr_score_params p = qrr_score_default_params();
-    p.instruction = l->req.instruction;
-    p.max_length = l->req.max_length;
-    int rc = got ? qrr_model_prompt_ids(m, l->req.query, l->document, p, got, cap, &n) : QRR_ERR_NOMEM;
+    qrr_score_params p = jsonl_request_params(&l->req);
+    const jsonl_text *q = &l->req.query, *doc = &l->document;
+    int rc = got ? qrr_model_prompt_ids_len(m, q->s, q->len, doc->s, doc->len, p, got, cap, &n)
+                 : QRR_ERR_NOMEM;
     if (rc == QRR_ERR_BUFFER_TOO_SMALL) {
         int32_t *bigger = realloc(got, n * sizeof *got);
         if (bigger) got = bigger, cap = n;
-        rc = bigger ? qrr_model_prompt_ids(m, l->req.query, l->document, p, got, cap, &n)
+        rc = bigger ? qrr_model_prompt_ids_len(m, q->s, q->len, doc->s, doc->len, p, got, cap, &n)
                     : QRR_ERR_NOMEM;
     }
     if (rc != QRR_OK) {
@@ -233,14 +233,14 @@ static void check_ids(const qrr_model *m, ref_line *l)
 static int score_group(qrr_ctx *ctx, ref_line **lines, size_t n)
 {
     const char **docs = malloc(n * sizeof *docs);
+    size_t *lens = malloc(n * sizeof *lens);
     float *scores = malloc(n * sizeof *scores), *logits = malloc(n * sizeof *logits);
     int rc = QRR_ERR_NOMEM;
-    if (docs && scores && logits) {
-        for (size_t i = 0; i < n; i++) docs[i] = lines[i]->document;
-        qrr_score_params p = qrr_score_default_params();
-        p.instruction = lines[0]->req.instruction;
-        p.max_length = lines[0]->req.max_length;
-        rc = qrr_ctx_score(ctx, lines[0]->req.query, docs, n, p, scores, logits);
+    if (docs && lens && scores && logits) {
+        for (size_t i = 0; i < n; i++) docs[i] = lines[i]->document.s, lens[i] = lines[i]->document.len;
+        const jsonl_request *r = &lines[0]->req;
+        rc = qrr_ctx_score_len(ctx, r->query.s, r->query.len, docs, lens, n,
+                               jsonl_request_params(r), scores, logits);
     }
     if (rc == QRR_OK) {
         for (size_t i = 0; i < n; i++) {
@@ -251,6 +251,7 @@ static int score_group(qrr_ctx *ctx, ref_line **lines, size_t n)
         }
     }
     free(docs);
+    free(lens);
     free(scores);
     free(logits);
     return rc;

@@ -24,6 +24,7 @@ typedef struct eval_query {
     long lineno;
     jsonl_request req;
     char **docs;     /* [n] */
+    size_t *lens;    /* [n] bytes of each document (they may hold NUL) */
     int *labels;     /* [n] graded relevance */
     size_t n;
     float *scores;   /* [n] filled by scoring */
@@ -42,6 +43,7 @@ static void query_free(eval_query *q)
     jsonl_request_free(&q->req);
     for (size_t i = 0; q->docs && i < q->n; i++) free(q->docs[i]);
     free(q->docs);
+    free(q->lens);
     free(q->labels);
     free(q->scores);
 }
@@ -60,9 +62,10 @@ static int parse_documents(json_t *o, eval_query *q, char *err, size_t errlen)
         return -1;
     }
     q->docs = calloc(n, sizeof *q->docs);
+    q->lens = calloc(n, sizeof *q->lens);
     q->labels = calloc(n, sizeof *q->labels);
     q->scores = calloc(n, sizeof *q->scores);
-    if (!q->docs || !q->labels || !q->scores) {
+    if (!q->docs || !q->lens || !q->labels || !q->scores) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -74,7 +77,11 @@ static int parse_documents(json_t *o, eval_query *q, char *err, size_t errlen)
             snprintf(err, errlen, "\"documents\"[%zu] must be an object {\"text\", \"label\"}", i);
             return -1;
         }
-        if (jsonl_get_string(d, "text", &q->docs[i], sub, sizeof sub)) {
+        jsonl_text text;
+        int bad = jsonl_get_string(d, "text", &text, sub, sizeof sub);
+        q->docs[i] = text.s;
+        q->lens[i] = text.len;
+        if (bad) {
             snprintf(err, errlen, "\"documents\"[%zu]: %s", i, sub);
             return -1;
         }
@@ -133,11 +140,9 @@ static double now_seconds(void)
 
 static void score_query(qrr_ctx *ctx, eval_query *q)
 {
-    qrr_score_params p = qrr_score_default_params();
-    p.instruction = q->req.instruction;
-    p.max_length = q->req.max_length;
     double t0 = now_seconds();
-    int rc = qrr_ctx_score(ctx, q->req.query, (const char *const *)q->docs, q->n, p, q->scores, NULL);
+    int rc = qrr_ctx_score_len(ctx, q->req.query.s, q->req.query.len, (const char *const *)q->docs,
+                               q->lens, q->n, jsonl_request_params(&q->req), q->scores, NULL);
     q->seconds = now_seconds() - t0;
     if (rc != QRR_OK) {
         q->failed = 1;

@@ -1,11 +1,15 @@
 /* cmd_score.c — `qrr score`: JSON lines in, one {"score","logit"} line out per input line,
- * in order. Consecutive lines with the same query, instruction and max_length form one
- * request (their shared prompt prefix is computed once); so do consecutive {"ids"} lines.
- * A bad line gets {"error"} naming it, and the lines around it are still scored. */
+ * in order. Each line is turned into its prompt's token ids as it arrives (so a long
+ * document costs at most max_length ids, never its whole text); consecutive lines with the
+ * same query, instruction and max_length form one request whose shared prompt prefix is
+ * computed once, and so do consecutive {"ids"} lines. A request is answered as soon as it is
+ * full or no further input is waiting. A bad line gets {"error"} naming it, and the lines
+ * around it are still scored. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "jsonl_cases.h"
 #include "qrr.h"
 
 typedef enum { ITEM_TEXT, ITEM_IDS, ITEM_ERROR } item_kind;
@@ -13,9 +17,7 @@ typedef enum { ITEM_TEXT, ITEM_IDS, ITEM_ERROR } item_kind;
 typedef struct item {
     item_kind kind;
     long lineno;
-    char *query, *document, *instruction; /* instruction NULL = the model's default */
-    int max_length;                       /* 0 = the model's default */
-    int32_t *ids;
+    int32_t *ids; /* the prompt (ITEM_TEXT) or the ids given (ITEM_IDS) */
     size_t n_ids;
     char error[600];
     float score, logit;
@@ -23,115 +25,101 @@ typedef struct item {
 
 static void item_clear(item *it)
 {
-    free(it->query);
-    free(it->document);
-    free(it->instruction);
     free(it->ids);
     memset(it, 0, sizeof *it);
 }
 
-static int set_error(item *it, const char *fmt, const char *detail)
+static void set_error(item *it, const char *detail)
 {
     it->kind = ITEM_ERROR;
-    snprintf(it->error, sizeof it->error, fmt, it->lineno, detail);
-    return -1;
+    snprintf(it->error, sizeof it->error, "line %ld: %s", it->lineno, detail);
 }
 
-static int parse_ids(item *it, json_t *ids)
+static void parse_ids(item *it, json_t *o)
 {
-    if (!json_is_array(ids)) return set_error(it, "line %ld: %s", "\"ids\" must be an array");
-    size_t n = json_array_size(ids);
-    if (n == 0) return set_error(it, "line %ld: %s", "\"ids\" is empty");
-    it->ids = malloc(n * sizeof *it->ids);
-    if (!it->ids) return set_error(it, "line %ld: %s", "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        json_t *v = json_array_get(ids, i);
-        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX)
-            return set_error(it, "line %ld: %s", "\"ids\" must hold non-negative integers");
-        it->ids[i] = (int32_t)json_integer_value(v);
+    char err[JSONL_ERR_LEN];
+    if (jsonl_get_ids(o, "ids", &it->ids, &it->n_ids, err, sizeof err)) set_error(it, err);
+    else it->kind = ITEM_IDS;
+}
+
+/* A buffer for one prompt's ids, grown to the longest prompt seen (at most max_length). */
+typedef struct prompt_buf {
+    int32_t *ids;
+    size_t cap;
+} prompt_buf;
+
+/* The prompt ids of (req, document) into it. */
+static void build_prompt(const qrr_model *m, prompt_buf *b, item *it, const jsonl_request *req,
+                         const jsonl_text *doc)
+{
+    qrr_score_params p = jsonl_request_params(req);
+    size_t n = 0;
+    int rc = qrr_model_prompt_ids_len(m, req->query.s, req->query.len, doc->s, doc->len, p,
+                                      b->ids, b->cap, &n);
+    if (rc == QRR_ERR_BUFFER_TOO_SMALL) { /* n is the size needed */
+        int32_t *ids = realloc(b->ids, n * sizeof *ids);
+        if (ids) {
+            b->ids = ids;
+            b->cap = n;
+        }
+        rc = ids ? qrr_model_prompt_ids_len(m, req->query.s, req->query.len, doc->s, doc->len,
+                                            p, b->ids, b->cap, &n)
+                 : QRR_ERR_NOMEM;
     }
-    it->n_ids = n;
-    it->kind = ITEM_IDS;
-    return 0;
-}
-
-static char *dup_string(json_t *v) { return strdup(json_string_value(v)); }
-
-/* Fill it from one input line. */
-static void parse_item(item *it, const char *line, size_t len)
-{
-    char err[300];
-    json_t *o = cli_parse_object(line, len, err, sizeof err);
-    if (!o) {
-        set_error(it, "line %ld: %s", err);
+    if (rc == QRR_OK && !(it->ids = malloc(n * sizeof *it->ids))) rc = QRR_ERR_NOMEM;
+    if (rc != QRR_OK) {
+        set_error(it, rc == QRR_ERR_NOMEM ? "out of memory" : qrr_last_error());
         return;
     }
-    json_t *q = json_object_get(o, "query"), *doc = json_object_get(o, "document");
-    json_t *ins = json_object_get(o, "instruction"), *ml = json_object_get(o, "max_length");
-    json_t *ids = json_object_get(o, "ids");
-    if (!q && !doc && ids) {
-        parse_ids(it, ids);
-    } else if (!json_is_string(q) || !json_is_string(doc)) {
-        set_error(it, "line %ld: %s", "needs string fields \"query\" and \"document\" (or \"ids\")");
-    } else if (ins && !json_is_null(ins) && !json_is_string(ins)) {
-        set_error(it, "line %ld: %s", "\"instruction\" must be a string or null");
-    } else if (ml && !json_is_null(ml) &&
-               (!json_is_integer(ml) || json_integer_value(ml) < 1 ||
-                json_integer_value(ml) > 1000000)) {
-        set_error(it, "line %ld: %s", "\"max_length\" must be an integer in [1, 1000000]");
-    } else {
-        it->kind = ITEM_TEXT;
-        it->query = dup_string(q);
-        it->document = dup_string(doc);
-        it->instruction = json_is_string(ins) ? dup_string(ins) : NULL;
-        it->max_length = json_is_integer(ml) ? (int)json_integer_value(ml) : 0;
-        if (!it->query || !it->document || (json_is_string(ins) && !it->instruction))
-            set_error(it, "line %ld: %s", "out of memory");
-    }
-    json_decref(o);
+    memcpy(it->ids, b->ids, n * sizeof *it->ids);
+    it->n_ids = n;
+    it->kind = ITEM_TEXT;
 }
 
-static int same_request(const item *a, const item *b)
+/* Fill it from one input line; *req receives the line's request (to group lines by). */
+static void parse_item(const qrr_model *m, prompt_buf *b, item *it, jsonl_request *req,
+                       const char *line, size_t len)
 {
-    if (a->kind != b->kind) return 0;
-    if (a->kind == ITEM_IDS) return 1;
-    if (a->kind != ITEM_TEXT) return 0;
-    if (strcmp(a->query, b->query) || a->max_length != b->max_length) return 0;
-    if (!a->instruction || !b->instruction) return a->instruction == b->instruction;
-    return !strcmp(a->instruction, b->instruction);
+    char err[JSONL_ERR_LEN + 64];
+    json_t *o = cli_parse_object(line, len, err, sizeof err);
+    if (!o) {
+        set_error(it, err);
+        return;
+    }
+    json_t *ids = json_object_get(o, "ids");
+    int has_text = json_object_get(o, "query") || json_object_get(o, "document");
+    jsonl_text doc = {0};
+    if (ids && has_text) {
+        set_error(it, "a line holds either \"ids\" or \"query\" and \"document\", not both");
+    } else if (ids) {
+        parse_ids(it, o);
+    } else if (jsonl_get_request(o, req, err, sizeof err) ||
+               jsonl_get_string(o, "document", &doc, err, sizeof err)) {
+        set_error(it, err);
+    } else {
+        build_prompt(m, b, it, req, &doc);
+    }
+    free(doc.s);
+    json_decref(o);
 }
 
 /* Score items[0..n) (one request); 0 on success. */
 static int score_group(qrr_ctx *ctx, item *items, size_t n)
 {
     float *scores = malloc(n * sizeof *scores), *logits = malloc(n * sizeof *logits);
+    const int32_t **ids = calloc(n, sizeof *ids);
+    size_t *lens = calloc(n, sizeof *lens);
     int rc = QRR_ERR_NOMEM;
-    if (scores && logits) {
-        if (items[0].kind == ITEM_IDS) {
-            const int32_t **ids = malloc(n * sizeof *ids);
-            size_t *lens = malloc(n * sizeof *lens);
-            if (ids && lens) {
-                for (size_t i = 0; i < n; i++) ids[i] = items[i].ids, lens[i] = items[i].n_ids;
-                rc = qrr_ctx_score_ids(ctx, ids, lens, n, scores, logits);
-            }
-            free(ids);
-            free(lens);
-        } else {
-            const char **docs = malloc(n * sizeof *docs);
-            if (docs) {
-                for (size_t i = 0; i < n; i++) docs[i] = items[i].document;
-                qrr_score_params p = qrr_score_default_params();
-                p.instruction = items[0].instruction;
-                p.max_length = items[0].max_length;
-                rc = qrr_ctx_score(ctx, items[0].query, docs, n, p, scores, logits);
-            }
-            free(docs);
-        }
+    if (scores && logits && ids && lens) {
+        for (size_t i = 0; i < n; i++) ids[i] = items[i].ids, lens[i] = items[i].n_ids;
+        rc = qrr_ctx_score_ids(ctx, ids, lens, n, scores, logits);
     }
     if (rc == QRR_OK)
         for (size_t i = 0; i < n; i++) items[i].score = scores[i], items[i].logit = logits[i];
     free(scores);
     free(logits);
+    free(ids);
+    free(lens);
     return rc;
 }
 
@@ -141,7 +129,7 @@ static void flush(qrr_ctx *ctx, item *items, size_t n, int *failures)
     if (n && items[0].kind != ITEM_ERROR && score_group(ctx, items, n) != QRR_OK) {
         for (size_t i = 0; i < n; i++)
             if (n == 1 || score_group(ctx, &items[i], 1) != QRR_OK)
-                set_error(&items[i], "line %ld: %s", qrr_last_error());
+                set_error(&items[i], qrr_last_error());
     }
     for (size_t i = 0; i < n; i++) {
         json_t *o;
@@ -160,18 +148,30 @@ static void flush(qrr_ctx *ctx, item *items, size_t n, int *failures)
     fflush(stdout);
 }
 
+/* Whether a line of kind k with request r joins the group whose first line had kind
+ * group_kind and request group_req. */
+static int same_request(item_kind group_kind, const jsonl_request *group_req, item_kind k,
+                        const jsonl_request *r)
+{
+    if (group_kind != k || k == ITEM_ERROR) return 0;
+    return k == ITEM_IDS || jsonl_same_request(group_req, r);
+}
+
 static void help(void)
 {
     printf("usage: qrr score MODEL.qrr [--threads N] [--device cpu|cuda] [--batch N]\n"
            "                 [--max-batch-tokens N] [--no-verify] [--no-share-prefix]\n\n"
            "Reads JSON lines on stdin, each {\"query\": ..., \"document\": ...,\n"
            "\"instruction\": ... (optional, null = the model's default), \"max_length\": N\n"
-           "(optional)} or {\"ids\": [...]} (a complete prompt as token ids), and writes one\n"
-           "line per input line, in order: {\"score\": P(yes), \"logit\": logit_yes - logit_no}\n"
-           "(the single logit for a sequence-classification model), or {\"error\": ...}.\n"
+           "(optional, 0 or null = the model's default)} or {\"ids\": [...]} (a complete\n"
+           "prompt as token ids), and writes one line per input line, in order:\n"
+           "{\"score\": P(yes), \"logit\": logit_yes - logit_no} (the single logit for a\n"
+           "sequence-classification model), or {\"error\": ...}. Blank lines are skipped.\n"
            "Consecutive lines with the same query, instruction and max_length are scored as\n"
            "one request of up to --batch lines (default 64); their common prompt prefix is\n"
-           "computed once. Exit: 0 all lines scored, 1 some line failed, 2 usage.\n");
+           "computed once. A request is answered as soon as it is full or no more input is\n"
+           "waiting, so a program may write one line and wait for its answer.\n"
+           "Exit: 0 all lines scored, 1 some line failed, 2 usage.\n");
 }
 
 int qrr_cmd_score(int argc, char **argv)
@@ -220,23 +220,41 @@ int qrr_cmd_score(int argc, char **argv)
         return QRR_EXIT_FAIL;
     }
     item *items = calloc((size_t)batch, sizeof *items);
+    jsonl_request group_req = {0}; /* the request of items[0] */
+    prompt_buf prompt = {0};
     int failures = 0;
     size_t n = 0, len;
-    cli_lines in = {.in = stdin};
+    cli_lines in = {.fd = 0};
     const char *line;
-    while (items && (line = cli_next_line(&in, &len)) != NULL) {
-        item it = {.lineno = in.lineno};
-        parse_item(&it, line, len);
-        if (n && (n == (size_t)batch || !same_request(&items[0], &it))) {
+    for (;;) {
+        if (n && !cli_input_waiting(&in)) { /* answer now rather than wait for more */
             flush(ctx, items, n, &failures);
             n = 0;
+        }
+        if (!items || !(line = cli_next_line(&in, &len))) break;
+        if (cli_is_blank(line, len)) continue;
+        item it = {.lineno = in.lineno};
+        jsonl_request req = {0};
+        parse_item(m, &prompt, &it, &req, line, len);
+        if (n && (n == (size_t)batch || !same_request(items[0].kind, &group_req, it.kind, &req))) {
+            flush(ctx, items, n, &failures);
+            n = 0;
+        }
+        if (n == 0) {
+            jsonl_request_free(&group_req);
+            group_req = req;
+        } else {
+            jsonl_request_free(&req);
         }
         items[n++] = it;
     }
     if (items) flush(ctx, items, n, &failures);
     else fprintf(stderr, "qrr score: out of memory\n"), failures++;
+    if (in.error) fprintf(stderr, "qrr score: error reading standard input: %s\n", strerror(in.error)), failures++;
+    jsonl_request_free(&group_req);
+    free(prompt.ids);
     free(items);
-    free(in.buf);
+    cli_lines_free(&in);
     qrr_ctx_free(ctx);
     qrr_model_close(m);
     return failures ? QRR_EXIT_FAIL : QRR_EXIT_OK;

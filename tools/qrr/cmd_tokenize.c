@@ -12,7 +12,8 @@ static void help(void)
            "Reads JSON lines {\"text\": ...} on stdin and writes {\"ids\": [...]} per line, in\n"
            "order, exactly as Hugging Face tokenizers encodes the text without special tokens\n"
            "added (special tokens written in the text are matched). A bad line gets\n"
-           "{\"error\": ...}. Exit: 0 all lines tokenized, 1 some line failed, 2 usage.\n");
+           "{\"error\": ...}; blank lines are skipped; each answer is written at once.\n"
+           "Exit: 0 all lines tokenized, 1 some line failed, 2 usage.\n");
 }
 
 /* Tokenize one line's text into a JSON object ({"ids"} or {"error"}). */
@@ -75,19 +76,25 @@ int qrr_cmd_tokenize(int argc, char **argv)
     if (!path) return cli_usage_error("tokenize", "missing MODEL.qrr");
     qrr_model *m = cli_open_model("tokenize", path, verify);
     if (!m) return QRR_EXIT_FAIL;
-    cli_lines in = {.in = stdin};
+    cli_lines in = {.fd = 0};
     const char *line;
     size_t len, cap = 0;
     int32_t *ids = NULL;
     int failures = 0;
     while ((line = cli_next_line(&in, &len)) != NULL) {
+        if (cli_is_blank(line, len)) continue;
         json_t *o = tokenize_line(m, line, len, in.lineno, &ids, &cap);
         if (json_object_get(o, "error")) failures++;
         cli_print_json(o);
         json_decref(o);
+        fflush(stdout); /* one answer per line, at once: a caller may be waiting for it */
+    }
+    if (in.error) {
+        fprintf(stderr, "qrr tokenize: error reading standard input: %s\n", strerror(in.error));
+        failures++;
     }
     free(ids);
-    free(in.buf);
+    cli_lines_free(&in);
     qrr_model_close(m);
     return failures ? QRR_EXIT_FAIL : QRR_EXIT_OK;
 }

@@ -1,0 +1,154 @@
+/* cli.c — what the qrr subcommands share (declared in cli.h): usage errors, integer
+ * options, opening a model with a hint, reading JSON lines from a file descriptor so that a
+ * command can tell whether more input is already waiting, and printing JSON. */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "qrr.h"
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "qrr %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n(qrr %s --help shows the options)\n", cmd);
+    va_end(ap);
+    return QRR_EXIT_USAGE;
+}
+
+int cli_parse_int(const char *s, long lo, long hi, long *out)
+{
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+qrr_model *cli_open_model(const char *cmd, const char *path, int verify_weights)
+{
+    qrr_model_params p = qrr_model_default_params();
+    p.verify_weights = verify_weights;
+    qrr_model *m = NULL;
+    int rc = qrr_model_open(path, p, &m);
+    if (rc != QRR_OK) {
+        fprintf(stderr, "qrr %s: cannot open model: %s (%s)\n", cmd, qrr_last_error(),
+                qrr_status_str(rc));
+        fprintf(stderr, "---> HINT: %s\n",
+                rc == QRR_ERR_IO ? "check the path; a .qrr file is made by qconvert"
+                : rc == QRR_ERR_VERSION ? "this file needs a newer qrr; or re-run qconvert"
+                : "the file is damaged or not a .qrr file; re-run qconvert to rebuild it");
+    }
+    return m;
+}
+
+/* Read more bytes after the unread ones; 0 at end of input or on error. */
+static int fill(cli_lines *r)
+{
+    if (r->start > 0) { /* move the unread bytes to the front */
+        memmove(r->buf, r->buf + r->start, r->end - r->start);
+        r->end -= r->start;
+        r->start = 0;
+    }
+    if (r->end + 1 >= r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 64 * 1024;
+        char *p = realloc(r->buf, cap);
+        if (!p) {
+            r->error = ENOMEM;
+            r->eof = 1;
+            return 0;
+        }
+        r->buf = p;
+        r->cap = cap;
+    }
+    for (;;) {
+        ssize_t n = read(r->fd, r->buf + r->end, r->cap - 1 - r->end);
+        if (n > 0) {
+            r->end += (size_t)n;
+            return 1;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) r->error = errno;
+        r->eof = 1;
+        return 0;
+    }
+}
+
+const char *cli_next_line(cli_lines *r, size_t *len)
+{
+    char *nl;
+    size_t scanned = r->start;
+    while (!(nl = r->buf ? memchr(r->buf + scanned, '\n', r->end - scanned) : NULL)) {
+        size_t seen = r->end - r->start;
+        if (r->eof || !fill(r)) {
+            if (r->end == r->start) return NULL;
+            nl = r->buf + r->end; /* a last line without its newline */
+            break;
+        }
+        scanned = r->start + seen;
+    }
+    char *line = r->buf + r->start;
+    size_t n = (size_t)(nl - line);
+    r->start = nl < r->buf + r->end ? (size_t)(nl - r->buf) + 1 : r->end;
+    line[n] = '\0'; /* fill() keeps one byte spare, so this is in bounds at the end too */
+    while (n > 0 && line[n - 1] == '\r') line[--n] = '\0';
+    r->lineno++;
+    *len = n;
+    return line;
+}
+
+int cli_input_waiting(cli_lines *r)
+{
+    if (r->eof || (r->buf && memchr(r->buf + r->start, '\n', r->end - r->start))) return 1;
+    struct pollfd p = {.fd = r->fd, .events = POLLIN};
+    return poll(&p, 1, 0) > 0;
+}
+
+void cli_lines_free(cli_lines *r)
+{
+    free(r->buf);
+    r->buf = NULL;
+    r->cap = r->start = r->end = 0;
+}
+
+int cli_is_blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t') return 0;
+    return 1;
+}
+
+json_t *cli_parse_object(const char *line, size_t len, char *err, size_t errlen)
+{
+    json_error_t je;
+    /* NUL is valid inside a JSON string (\u0000); the commands read strings by length. */
+    json_t *v = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+    if (!v) {
+        snprintf(err, errlen, "not valid JSON: %s (column %d)", je.text, je.column);
+        return NULL;
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        snprintf(err, errlen, "expected a JSON object");
+        return NULL;
+    }
+    return v;
+}
+
+void cli_print_json(json_t *v)
+{
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(9));
+    if (s) {
+        fputs(s, stdout);
+        fputc('\n', stdout);
+        free(s);
+    }
+}
