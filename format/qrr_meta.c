@@ -77,7 +77,7 @@ int qrr_meta_validate(const qrr_meta *m, qrr_diag *d)
     if ((rc = check_range(f->intermediate, 1, QRR_MAX_INTERMEDIATE, "intermediate", d))) return rc;
     if ((rc = check_range(f->vocab_size, 1, QRR_MAX_VOCAB, "vocab_size", d))) return rc;
     if ((rc = check_range(f->max_position, 1, QRR_MAX_POSITION, "max_position", d))) return rc;
-    if ((rc = check_range(f->max_length, 1, QRR_MAX_POSITION, "max_length", d))) return rc;
+    if ((rc = check_range(f->max_length, 1, f->max_position, "max_length", d))) return rc;
     if ((rc = check_range(f->tied, 0, 1, "tied", d))) return rc;
     if (f->n_heads % f->n_kv_heads)
         return qrr_fail(d, QRR_ERR_BAD_META, "metadata: n_kv_heads %u does not divide n_heads %u",

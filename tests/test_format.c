@@ -514,6 +514,8 @@ Test(format, meta_validate_rules)
     CHECK(QRR_ERR_BAD_META, m.fixed.vocab_size = QRR_MAX_VOCAB + 1);
     CHECK(QRR_ERR_BAD_META, m.fixed.intermediate = 0);
     CHECK(QRR_ERR_BAD_META, m.fixed.max_length = 0);
+    CHECK(QRR_ERR_BAD_META, m.fixed.max_length = m.fixed.max_position + 1);
+    CHECK(QRR_OK, m.fixed.max_length = m.fixed.max_position);
     CHECK(QRR_ERR_BAD_META, m.fixed.tied = 2);
     CHECK(QRR_ERR_BAD_META, m.fixed.rms_eps = NAN);
     CHECK(QRR_ERR_BAD_META, m.fixed.rms_eps = 0);
