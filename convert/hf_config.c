@@ -173,6 +173,26 @@ static int parse_labels(json_t *root, const char *label, qrr_hf_config *c, qrr_d
     return QRR_OK;
 }
 
+/* architectures[0], with a message for each way the key can be wrong. */
+static int get_architecture(json_t *root, const char *label, const char **out, qrr_diag *d)
+{
+    json_t *ar = json_object_get(root, "architectures");
+    json_t *first = json_array_get(ar, 0);
+    *out = json_string_value(first);
+    if (*out) return QRR_OK;
+    if (!ar)
+        return qrr_fail(d, QRR_ERR_CONFIG, "%s: key \"architectures\" is missing; expected one "
+                        "architecture such as [\"Qwen3ForCausalLM\"]", label);
+    if (!json_is_array(ar))
+        return qrr_fail(d, QRR_ERR_CONFIG, "%s: \"architectures\" is %s, expected an array such as "
+                        "[\"Qwen3ForCausalLM\"]", label, json_type_name(ar));
+    if (!first)
+        return qrr_fail(d, QRR_ERR_CONFIG, "%s: \"architectures\" is empty; expected one "
+                        "architecture such as Qwen3ForCausalLM", label);
+    return qrr_fail(d, QRR_ERR_CONFIG, "%s: architectures[0] is %s, expected a string such as "
+                    "\"Qwen3ForCausalLM\"", label, json_type_name(first));
+}
+
 int qrr_hf_config_parse(const char *text, size_t len, const char *label, qrr_hf_config *c,
                         qrr_diag *d)
 {
@@ -195,13 +215,8 @@ int qrr_hf_config_parse(const char *text, size_t len, const char *label, qrr_hf_
                       json_is_string(mt) ? json_string_value(mt) : "", json_is_string(mt) ? "\"" : "");
         goto out;
     }
-    json_t *ar = json_object_get(root, "architectures");
-    const char *arch = json_is_array(ar) ? json_string_value(json_array_get(ar, 0)) : NULL;
-    if (!arch) {
-        st = qrr_fail(d, QRR_ERR_CONFIG, "%s: \"architectures\" is %s, expected an array of strings",
-                      label, json_type_name(ar));
-        goto out;
-    }
+    const char *arch;
+    if ((st = get_architecture(root, label, &arch, d))) goto out;
     if (strcmp(arch, "Qwen3ForCausalLM") == 0) {
         c->seqcls = 0;
     } else if (strcmp(arch, "Qwen3ForSequenceClassification") == 0) {

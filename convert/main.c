@@ -69,17 +69,39 @@ static void progress(void *ctx, const qrr_convert_progress *p)
             p->src_dtype, p->dst_dtype, kib >= 1024.0 ? kib / 1024.0 : kib, kib >= 1024.0 ? "MiB" : "KiB");
 }
 
+/* Does a shell need a as a quoted word? */
+static int needs_quotes(const char *a)
+{
+    if (!*a) return 1;
+    for (; *a; a++)
+        if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-./:=,+@%", *a))
+            return 1;
+    return 0;
+}
+
+/* The command line for the provenance: argv in the order typed (call it before getopt,
+ * which reorders argv), each word that needs it in single quotes, ' written as '\''. */
 static char *join_args(int argc, char **argv)
 {
     size_t n = 1;
-    for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 1;
-    char *s = malloc(n);
+    for (int i = 0; i < argc; i++) n += 4 * strlen(argv[i]) + 3;
+    char *s = malloc(n), *p = s;
     if (!s) return NULL;
-    s[0] = '\0';
     for (int i = 0; i < argc; i++) {
-        if (i) strcat(s, " ");
-        strcat(s, argv[i]);
+        const char *a = argv[i];
+        if (i) *p++ = ' ';
+        if (!needs_quotes(a)) {
+            p = stpcpy(p, a);
+            continue;
+        }
+        *p++ = '\'';
+        for (; *a; a++) {
+            if (*a == '\'') p = stpcpy(p, "'\\''");
+            else *p++ = *a;
+        }
+        *p++ = '\'';
     }
+    *p = '\0';
     return s;
 }
 
@@ -97,6 +119,13 @@ int main(int argc, char **argv)
     char no[QRR_HF_LABEL_MAX], yes[QRR_HF_LABEL_MAX];
     int quiet = 0, c;
     qrr_diag d;
+    /* Kept in a static so that the early exits below leave it reachable, not leaked. */
+    static char *cmd;
+    if (!(cmd = join_args(argc, argv))) {
+        fprintf(stderr, "qconvert: out of memory\n");
+        return EXIT_OUTPUT;
+    }
+    o.command_line = cmd;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -135,9 +164,6 @@ int main(int argc, char **argv)
     if (o.quant_block && o.dtype != QRR_DTYPE_I8)
         return usage_error("%s", "--quant-block needs --dtype int8");
     o.model_dir = argv[optind];
-    /* For the provenance; getopt has put the options first, an equivalent command line. */
-    char *cmd = join_args(argc, argv);
-    o.command_line = cmd;
     if (!quiet) o.progress = progress;
 
     qrr_convert_report r;

@@ -766,6 +766,64 @@ Test(program, exit_codes)
     cleanup(dir);
 }
 
+/* Shell-quote one argument the way a reader would retype it: bare when it holds only
+ * characters no shell treats specially, else in single quotes. */
+static void sh_word(char *out, size_t cap, const char *a)
+{
+    size_t k = 0;
+    int bare = *a != '\0';
+    for (const char *c = a; *c; c++)
+        if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-./:=,+@%", *c))
+            bare = 0;
+    if (bare) {
+        snprintf(out, cap, "%s", a);
+        return;
+    }
+    out[k++] = '\'';
+    for (const char *c = a; *c && k + 5 < cap; c++) {
+        if (*c == '\'') {
+            memcpy(out + k, "'\\''", 4);
+            k += 4;
+        } else {
+            out[k++] = *c;
+        }
+    }
+    out[k++] = '\'';
+    out[k] = '\0';
+}
+
+/* The provenance records the command line in the order it was typed (getopt reorders argv
+ * while parsing), with words that need it quoted. */
+Test(program, provenance_command_line_as_typed)
+{
+    char *dir = model_dir("tiny-tied", NULL);
+    char *out = fmt("%s/my out's.qrr", dir, NULL);
+    const char *b = getenv("QRR_BUILD");
+    char *prog = fmt("%s/qconvert", b && *b ? b : "build", NULL);
+    const char *argv[] = {prog, dir, "--dtype", "f32", "-o", out, "--quiet"};
+    char want[4096] = "", cmd[4096] = "", w[1024];
+    for (size_t i = 0; i < sizeof argv / sizeof *argv; i++) {
+        sh_word(w, sizeof w, argv[i]);
+        strcat(want, i ? " " : "");
+        strcat(want, w);
+    }
+    snprintf(cmd, sizeof cmd, "%s >/dev/null 2>&1", want);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    loaded l = load_qrr(out);
+    const qrr_str *pv = &qrr_file_meta(l.f)->strings[QRR_STR_PROVENANCE];
+    json_error_t je;
+    json_t *root = json_loadb(pv->ptr, pv->len, 0, &je);
+    cr_assert_not_null(root, "provenance is not JSON: %s", je.text);
+    const char *got = json_string_value(json_object_get(root, "command_line"));
+    cr_assert_not_null(got);
+    cr_assert_str_eq(got, want);
+    json_decref(root);
+    unload(&l);
+    free(prog);
+    free(out);
+    cleanup(dir);
+}
+
 /* ---- scalar conversions ----------------------------------------------------------------- */
 
 Test(quantize, f16_roundtrip_all_values)

@@ -128,6 +128,20 @@ Test(config, refusals)
     refused("{" BASE ", \"rms_norm_eps\": -1}", QRR_ERR_JSON, "duplicate", NULL);
 }
 
+/* Each way "architectures" can be wrong gets its own message, not "an array, expected an
+ * array of strings" for an array. */
+Test(config, architectures_messages)
+{
+    refused("{\"model_type\": \"qwen3\", \"architectures\": []}", QRR_ERR_CONFIG,
+            "\"architectures\" is empty", "Qwen3ForCausalLM");
+    refused("{\"model_type\": \"qwen3\"}", QRR_ERR_CONFIG, "\"architectures\" is missing",
+            "Qwen3ForCausalLM");
+    refused("{\"model_type\": \"qwen3\", \"architectures\": [3]}", QRR_ERR_CONFIG,
+            "architectures[0] is an integer", "expected a string");
+    refused("{\"model_type\": \"qwen3\", \"architectures\": null}", QRR_ERR_CONFIG,
+            "\"architectures\" is null", "expected an array");
+}
+
 Test(config, rope_scaling_default_accepted)
 {
     qrr_hf_config c;
