@@ -64,6 +64,9 @@ typedef struct job {
     const qrr_convert_opts *o;
     qrr_convert_report *r;
     char *dir;
+    int out_exists;           /* o->out_path exists (a regular file): its identity follows */
+    dev_t out_dev;
+    ino_t out_ino;
     qrr_hf_config cfg;
     qrr_hf_prompts prompts;
     qrr_st_set *set;
@@ -95,6 +98,82 @@ static const char *base_name(const char *path)
 {
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;
+}
+
+/* ---- the output path ---------------------------------------------------------------- */
+
+/* The files of the model directory the conversion may read, shards aside: the small ones
+ * in the provenance's order (the index last), then the single-file checkpoint. */
+#define N_SMALL_FILES 5
+static const char *const model_files[N_SMALL_FILES + 1] = {
+    "config.json", "config_sentence_transformers.json", "tokenizer.json",
+    "tokenizer_config.json", "model.safetensors.index.json", "model.safetensors"};
+
+static const char *file_kind(mode_t m)
+{
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISSOCK(m)) return "a socket";
+    return "not a regular file";
+}
+
+/* Mark a failure as the caller's (an option or the output path): exit code 2. */
+static int usage_fail(job *j, int st)
+{
+    j->r->usage_error = 1;
+    return st;
+}
+
+#define OTHER_NAME "HINT: write the .qrr to another name"
+
+/* Refuse when the output is the file at path (the same inode: the file itself, a hard link
+ * to it or a symbolic link to it), since renaming the result over it would destroy it. */
+static int check_not_input(job *j, const char *path, qrr_diag *d)
+{
+    struct stat sb;
+    if (!j->out_exists || stat(path, &sb) != 0) return QRR_OK;
+    if (sb.st_dev != j->out_dev || sb.st_ino != j->out_ino) return QRR_OK;
+    const char *out = j->o->out_path;
+    if (strcmp(out, path) == 0)
+        return usage_fail(j, qrr_fail(d, QRR_ERR_INVALID_ARG, "%s is an input file of this "
+                                      "conversion; refusing to replace it\n" OTHER_NAME, out));
+    return usage_fail(j, qrr_fail(d, QRR_ERR_INVALID_ARG, "%s is the same file as %s, an input "
+                                  "file of this conversion; refusing to replace it\n" OTHER_NAME,
+                                  out, path));
+}
+
+/* Before anything is read: the output may exist only as a regular file, and not as one of
+ * the model directory's fixed-name files (the shards are checked once the index names them,
+ * in check_not_shard). Whatever the path leads to through symbolic links counts. */
+static int check_output(job *j, qrr_diag *d)
+{
+    struct stat sb;
+    if (stat(j->o->out_path, &sb) != 0) return QRR_OK; /* absent: the writer reports the rest */
+    if (!S_ISREG(sb.st_mode))
+        return usage_fail(j, qrr_fail(d, QRR_ERR_INVALID_ARG, "%s exists and is %s; qconvert "
+                                      "replaces only regular files", j->o->out_path,
+                                      file_kind(sb.st_mode)));
+    j->out_exists = 1;
+    j->out_dev = sb.st_dev;
+    j->out_ino = sb.st_ino;
+    int st = QRR_OK;
+    for (size_t i = 0; st == QRR_OK && i < sizeof model_files / sizeof *model_files; i++) {
+        char *p = qrr__path_join(j->o->model_dir, model_files[i]);
+        if (!p) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+        st = check_not_input(j, p, d);
+        free(p);
+    }
+    return st;
+}
+
+static int check_not_shard(job *j, qrr_diag *d)
+{
+    int st = QRR_OK;
+    for (size_t i = 0; st == QRR_OK && i < qrr_st_set_file_count(j->set); i++)
+        st = check_not_input(j, qrr_st_set_file(j->set, i)->path, d);
+    return st;
 }
 
 /* ---- provenance -------------------------------------------------------------------- */
@@ -360,6 +439,7 @@ static int load_inputs(job *j, qrr_diag *d)
     if (st != QRR_OK) return st;
 
     if ((st = qrr_st_set_open(j->dir, &j->set, d))) return st;
+    if ((st = check_not_shard(j, d))) return st;
 
     if (!exists(j->dir, "tokenizer.json"))
         return qrr_fail(d, QRR_ERR_BAD_TOKENIZER,
@@ -549,6 +629,7 @@ int qrr_convert(const qrr_convert_opts *o, qrr_convert_report *r, qrr_diag *d)
     if (!r) r = &local;
     memset(r, 0, sizeof *r);
     qrr_diag_clear(d);
+    r->usage_error = 1; /* until the options pass */
     if (!o || !o->model_dir || !o->out_path)
         return qrr_fail(d, QRR_ERR_INVALID_ARG, "qrr_convert: model directory and output path are required");
     if (o->dtype >= QRR_DTYPE_COUNT)
@@ -557,23 +638,22 @@ int qrr_convert(const qrr_convert_opts *o, qrr_convert_report *r, qrr_diag *d)
         return qrr_fail(d, QRR_ERR_INVALID_ARG, "--quant-block needs --dtype int8");
     if ((o->label_no == NULL) != (o->label_yes == NULL))
         return qrr_fail(d, QRR_ERR_INVALID_ARG, "qrr_convert: give both labels or neither");
+    r->usage_error = 0;
     double t0 = now_seconds();
     job j;
     memset(&j, 0, sizeof j);
     j.o = o;
     j.r = r;
-    int st = load_inputs(&j, d);
+    int st = check_output(&j, d);
+    if (st == QRR_OK) st = load_inputs(&j, d);
     if (st == QRR_OK) {
         j.buf = malloc((size_t)CHUNK_ELEMS * 4);
         if (!j.buf) st = qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
     }
     /* Sources in a fixed order: config, prompts config, tokenizer files, index, shards. */
-    static const char *const small[] = {"config.json", "config_sentence_transformers.json",
-                                        "tokenizer.json", "tokenizer_config.json",
-                                        "model.safetensors.index.json"};
-    for (size_t i = 0; st == QRR_OK && i < sizeof small / sizeof *small; i++) {
-        if (i == 4 && !qrr_st_set_index_path(j.set)) continue;
-        if (exists(j.dir, small[i])) st = hash_small_file(&j, small[i], d);
+    for (size_t i = 0; st == QRR_OK && i < N_SMALL_FILES; i++) {
+        if (i == N_SMALL_FILES - 1 && !qrr_st_set_index_path(j.set)) continue;
+        if (exists(j.dir, model_files[i])) st = hash_small_file(&j, model_files[i], d);
     }
     for (size_t i = 0; st == QRR_OK && i < qrr_st_set_file_count(j.set); i++)
         st = prepass_file(&j, qrr_st_set_file(j.set, i), d);

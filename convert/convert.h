@@ -43,6 +43,7 @@ typedef struct qrr_convert_report {
     uint64_t inexact;          /* values rounded by the f16/bf16 narrowing (f16: subnormals) */
     double seconds;
     int output_error;          /* the failure happened writing the output (exit code 3) */
+    int usage_error;           /* an option or the output path does not fit (exit code 2) */
     qrr_label_decision labels;
     char prompts_source[256];
 } qrr_convert_report;
@@ -50,7 +51,9 @@ typedef struct qrr_convert_report {
 qrr_convert_opts qrr_convert_default_opts(void);
 
 /* Convert o->model_dir into o->out_path. r (may be NULL) receives figures and, on
- * failure, whether the output side failed. Input problems return the status of the rule
+ * failure, whether the output side failed or an option was refused (r->usage_error, with
+ * QRR_ERR_INVALID_ARG: an output path that exists and is not a regular file, or that is
+ * one of the model's files). Input problems return the status of the rule
  * they break (QRR_ERR_SAFETENSORS, QRR_ERR_CONFIG, QRR_ERR_JSON, QRR_ERR_NOT_RERANKER,
  * QRR_ERR_MISSING_TENSOR, QRR_ERR_SHAPE, QRR_ERR_OVERFLOW, QRR_ERR_NUMERIC,
  * QRR_ERR_BAD_TOKENIZER, ...) with one message in d naming file, tensor or key. */

@@ -22,7 +22,8 @@ static void usage(FILE *f)
             "tokenizer.json) into one memory-mappable .qrr file.\n"
             "\n"
             "options:\n"
-            "  -o, --output FILE     the .qrr to write (required; replaced atomically)\n"
+            "  -o, --output FILE     the .qrr to write (required; replaced atomically;\n"
+            "                        never a model input file or a non-regular file)\n"
             "  --dtype TYPE          f32 | f16 | bf16 | int8 for linear layers and embedding\n"
             "                        (default f16; norms and head rows are always f32)\n"
             "  --labels NO,YES       token strings of the no and yes labels, \"no\" first;\n"
@@ -37,7 +38,7 @@ static void usage(FILE *f)
             "exit codes:\n"
             "  0  converted\n"
             "  1  bad input: model directory, safetensors, config, tokenizer, not a reranker\n"
-            "  2  usage error\n"
+            "  2  usage error, or an -o that is an input file or not a regular file\n"
             "  3  I/O error writing the output (no output file is left behind)\n",
             QRR_DEFAULT_MAX_LENGTH);
 }
@@ -171,6 +172,7 @@ int main(int argc, char **argv)
     free(cmd);
     if (st != QRR_OK) {
         fprintf(stderr, "qconvert: %s\n  (%s)\n", d.msg, qrr_status_str(st));
+        if (r.usage_error) return EXIT_USAGE;
         if (r.output_error) return EXIT_OUTPUT;
         return st == QRR_ERR_NOMEM ? EXIT_OUTPUT : EXIT_INPUT;
     }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -763,6 +764,105 @@ Test(program, exit_codes)
     char *output = fmt("%s -o %s/no/such/dir/x.qrr --quiet", dir, dir);
     cr_assert_eq(run_qconvert(output), 3);
     free(args); free(out); free(bad); free(nolab); free(input); free(output);
+    cleanup(dir);
+}
+
+/* Run qconvert with args; its stderr goes to err_path. Returns the exit code. */
+static int run_qconvert_err(const char *args, const char *err_path)
+{
+    const char *b = getenv("QRR_BUILD");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s/qconvert %s >/dev/null 2>'%s'", b && *b ? b : "build", args, err_path);
+    int rc = system(cmd);
+    cr_assert(WIFEXITED(rc), "%s did not exit", cmd);
+    return WEXITSTATUS(rc);
+}
+
+/* qconvert DIR -o TARGET exits 2 with a message holding needle, and TARGET is the same
+ * file as before (inode, size, modification time) with no temporary file beside it. */
+static void expect_output_refused(const char *dir, const char *target, const char *needle)
+{
+    struct stat before, after;
+    cr_assert_eq(stat(target, &before), 0, "%s", target);
+    char *args = fmt("%s -o '%s' --quiet", dir, target);
+    char *err = fmt("%s.err", dir, NULL);
+    int rc = run_qconvert_err(args, err);
+    char *msg = tu_slurp(err, NULL);
+    cr_assert_eq(rc, 2, "-o %s: exit %d, expected 2 (%s)", target, rc, msg);
+    cr_assert(strstr(msg, needle), "-o %s: message '%s' lacks '%s'", target, msg, needle);
+    cr_assert_eq(stat(target, &after), 0, "%s is gone", target);
+    cr_assert(before.st_ino == after.st_ino && before.st_size == after.st_size &&
+              before.st_mtim.tv_sec == after.st_mtim.tv_sec &&
+              before.st_mtim.tv_nsec == after.st_mtim.tv_nsec, "%s was replaced or changed", target);
+    char *ls = fmt("ls -a '%s' | grep -q '\\.tmp\\.'", dir, NULL);
+    cr_assert_neq(system(ls), 0, "a temporary file was left in %s", dir);
+    unlink(err);
+    free(ls);
+    free(msg);
+    free(err);
+    free(args);
+}
+
+/* The output may not be one of the files the conversion reads: by name, through a symbolic
+ * link or a hard link (same inode), in a single-file or a sharded checkpoint. */
+Test(program, refuses_to_overwrite_an_input)
+{
+    char *dir = model_dir("tiny-untied", NULL);
+    write_text(dir, "config_sentence_transformers.json", "{\"prompts\": {}}");
+    const char *inputs[] = {"config.json", "config_sentence_transformers.json", "tokenizer.json",
+                            "tokenizer_config.json", "model.safetensors.index.json",
+                            "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"};
+    for (size_t i = 0; i < sizeof inputs / sizeof *inputs; i++) {
+        char *p = fmt("%s/%s", dir, inputs[i]);
+        expect_output_refused(dir, p, "input");
+        free(p);
+    }
+    char *hard = fmt("%s/hard.qrr", dir, NULL), *soft = fmt("%s/soft.qrr", dir, NULL);
+    char *cst = fmt("%s/config_sentence_transformers.json", dir, NULL);
+    cr_assert_eq(link(cst, hard), 0);
+    cr_assert_eq(symlink("model-00002-of-00002.safetensors", soft), 0);
+    expect_output_refused(dir, hard, "input");
+    expect_output_refused(dir, soft, "input");
+    free(hard);
+    free(soft);
+    free(cst);
+    cleanup(dir);
+
+    /* a single-file checkpoint, and the library call: status and message */
+    dir = model_dir("tiny-tied", NULL);
+    char *st = fmt("%s/model.safetensors", dir, NULL);
+    expect_output_refused(dir, st, "input");
+    qrr_diag d;
+    qrr_convert_report r;
+    cr_assert_eq(convert(dir, st, QRR_DTYPE_F16, 0, &d, &r), QRR_ERR_INVALID_ARG, "%s", d.msg);
+    cr_assert(r.usage_error);
+    cr_assert(strstr(d.msg, "model.safetensors"), "%s", d.msg);
+    free(st);
+    cleanup(dir);
+}
+
+/* An output that exists and is not a regular file (a directory, a FIFO, a device, or a link
+ * to one) is refused before any work; nothing replaces it. */
+Test(program, refuses_a_non_regular_output)
+{
+    char *dir = model_dir("tiny-tied", NULL);
+    char *sub = fmt("%s/sub.qrr", dir, NULL), *fifo = fmt("%s/fifo.qrr", dir, NULL);
+    char *null = fmt("%s/null.qrr", dir, NULL), *dev = fmt("%s/nulldev", dir, NULL);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    cr_assert_eq(mkfifo(fifo, 0644), 0);
+    cr_assert_eq(symlink("/dev/null", null), 0);
+    expect_output_refused(dir, sub, "directory");
+    expect_output_refused(dir, fifo, "FIFO");
+    expect_output_refused(dir, null, "character device");
+    if (mknod(dev, S_IFCHR | 0644, makedev(1, 3)) == 0) /* needs root */
+        expect_output_refused(dir, dev, "character device");
+    struct stat sb;
+    cr_assert(stat(sub, &sb) == 0 && S_ISDIR(sb.st_mode));
+    cr_assert(lstat(null, &sb) == 0 && S_ISLNK(sb.st_mode));
+    free(sub);
+    free(fifo);
+    free(null);
+    free(dev);
     cleanup(dir);
 }
 
