@@ -22,6 +22,7 @@
 #include "qrr_writer.h"
 #include "quantize.h"
 #include "safetensors.h"
+#include "tokenizer.h"
 #include "tokenizer_import.h"
 
 #define CHUNK_ELEMS (1u << 20)          /* elements converted per step: 4 MiB of f32 */
@@ -48,7 +49,6 @@ qrr_convert_opts qrr_convert_default_opts(void)
     qrr_convert_opts o;
     memset(&o, 0, sizeof o);
     o.dtype = QRR_DTYPE_F16;
-    o.max_length = QRR_DEFAULT_MAX_LENGTH;
     return o;
 }
 
@@ -68,6 +68,7 @@ typedef struct job {
     dev_t out_dev;
     ino_t out_ino;
     qrr_hf_config cfg;
+    uint32_t max_length;      /* the file's default prompt length, resolved from the options */
     qrr_hf_prompts prompts;
     qrr_st_set *set;
     qrr_hf_vocab *vocab;
@@ -311,7 +312,7 @@ static int build_meta(job *j, qrr_diag *d)
     f->intermediate = c->intermediate;
     f->vocab_size = c->vocab;
     f->max_position = c->max_position;
-    f->max_length = j->o->max_length ? j->o->max_length : QRR_DEFAULT_MAX_LENGTH;
+    f->max_length = j->max_length;
     f->yes_id = j->lab.yes_id;
     f->no_id = j->lab.no_id;
     f->tied = (uint32_t)c->tied;
@@ -333,6 +334,71 @@ static int build_meta(job *j, qrr_diag *d)
         return qrr_fail(d, QRR_ERR_CONFIG, "%s/config.json (with the options given): %s", j->dir, msg);
     }
     return QRR_OK;
+}
+
+/* The file's max length: --max-length, else the default brought down to
+ * max_position_embeddings (noted in the report). A longer prompt would have no positions. */
+static int resolve_max_length(job *j, qrr_diag *d)
+{
+    uint32_t want = j->o->max_length, max_pos = j->cfg.max_position;
+    if (want > max_pos)
+        return usage_fail(j, qrr_fail(d, QRR_ERR_INVALID_ARG, "--max-length %u is above "
+                                      "max_position_embeddings %u in %s/config.json: the model has "
+                                      "no positions beyond it", want, max_pos, j->dir));
+    j->max_length = want ? want : QRR_DEFAULT_MAX_LENGTH;
+    if (j->max_length > max_pos) {
+        j->max_length = max_pos;
+        j->r->max_length_clamped = 1;
+    }
+    j->r->max_length = j->max_length;
+    return QRR_OK;
+}
+
+/* qrr attends to every position in every layer. Where Transformers would limit some layers
+ * to a sliding window shorter than the max length, prompts longer than the window would
+ * score differently: refuse rather than compute something else. */
+static int check_sliding_window(job *j, qrr_diag *d)
+{
+    const qrr_hf_config *c = &j->cfg;
+    if (!c->sliding_window || c->sliding_window >= j->max_length) return QRR_OK;
+    return qrr_fail(d, QRR_ERR_CONFIG,
+                    "%s/config.json: use_sliding_window is true, so Transformers limits layers %u..%u "
+                    "to a sliding window of the last %u positions (sliding_window), shorter than the "
+                    "max length %u; qrr computes full attention only\nHINT: --max-length %u or less "
+                    "keeps every prompt inside the window",
+                    j->dir, c->first_sliding_layer, c->n_layers - 1, c->sliding_window, j->max_length,
+                    c->sliding_window);
+}
+
+/* Tokens of text (NUL-terminated) under t. */
+static int count_tokens(const qrr_tokenizer *t, const char *text, size_t *n, qrr_diag *d)
+{
+    int st = qrr_tokenizer_encode(t, text, strlen(text), NULL, 0, n, d);
+    return st == QRR_ERR_BUFFER_TOO_SMALL ? QRR_OK : st;
+}
+
+/* The prefix and suffix are never truncated: the max length must hold them and at least one
+ * token of the body, or every prompt at the file's default length would be refused. They are
+ * counted with the tokenizer being embedded, as the runtime will count them. */
+static int check_prompt_frame(job *j, qrr_diag *d)
+{
+    qrr_tokenizer *t;
+    size_t np = 0, ns = 0;
+    int st = qrr_tokenizer_load(j->tok_blob, j->tok_len, &t, d);
+    if (st != QRR_OK) return st;
+    st = count_tokens(t, j->prompts.prefix, &np, d);
+    if (st == QRR_OK) st = count_tokens(t, j->prompts.suffix, &ns, d);
+    qrr_tokenizer_free(t);
+    if (st != QRR_OK || j->max_length > np + ns) return st;
+    if (j->o->max_length)
+        return usage_fail(j, qrr_fail(d, QRR_ERR_INVALID_ARG,
+                                      "--max-length %u leaves no room for the query and document: "
+                                      "the prompt's prefix and suffix alone take %zu tokens (%zu + "
+                                      "%zu); use at least %zu", j->max_length, np + ns, np, ns,
+                                      np + ns + 1));
+    return qrr_fail(d, QRR_ERR_CONFIG,
+                    "%s/config.json: max_position_embeddings %u cannot hold a prompt: its prefix and "
+                    "suffix alone take %zu tokens", j->dir, j->cfg.max_position, np + ns);
 }
 
 static void fmt_shape(char *buf, size_t cap, uint32_t ndim, const uint64_t *dims)
@@ -424,6 +490,7 @@ static int load_inputs(job *j, qrr_diag *d)
     st = qrr_hf_config_load(p, &j->cfg, d);
     free(p);
     if (st != QRR_OK) return st;
+    if ((st = resolve_max_length(j, d)) || (st = check_sliding_window(j, d))) return st;
 
     char *text = NULL;
     size_t len = 0;
@@ -470,7 +537,7 @@ static int load_inputs(job *j, qrr_diag *d)
     st = tj ? qrr_tokenizer_import(tj, tc, &j->tok_blob, &j->tok_len, d) : QRR_ERR_NOMEM;
     free(tj);
     free(tc);
-    return st;
+    return st == QRR_OK ? check_prompt_frame(j, d) : st;
 }
 
 /* ---- streaming --------------------------------------------------------------------- */

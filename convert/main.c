@@ -29,7 +29,10 @@ static void usage(FILE *f)
             "  --labels NO,YES       token strings of the no and yes labels, \"no\" first;\n"
             "                        overrides config.json and inference\n"
             "  --force               convert a directory that looks like an embedding model\n"
-            "  --max-length N        default prompt truncation length in tokens (default %u)\n"
+            "  --max-length N        default prompt truncation length in tokens (default %u,\n"
+            "                        or max_position_embeddings when smaller); at most\n"
+            "                        max_position_embeddings, and room for the prompt's\n"
+            "                        prefix and suffix plus one token (else exit 2)\n"
             "  --quant-block K       int8 only: one scale per K inputs instead of per row\n"
             "  --quiet               no progress on stderr\n"
             "  -h, --help            this text\n"
@@ -176,6 +179,9 @@ int main(int argc, char **argv)
         if (r.output_error) return EXIT_OUTPUT;
         return st == QRR_ERR_NOMEM ? EXIT_OUTPUT : EXIT_INPUT;
     }
+    if (r.max_length_clamped)
+        fprintf(stderr, "qconvert: note: max length %u, from max_position_embeddings in config.json "
+                "(the default %u is above it)\n", r.max_length, QRR_DEFAULT_MAX_LENGTH);
     if (!quiet) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
