@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -623,11 +625,32 @@ static int write_head(job *j, qrr_writer *w, size_t idx, const source *s, uint64
     return QRR_OK;
 }
 
-static int write_all(job *j, qrr_diag *d)
+/* Tell the caller where the temporary output is, or (NULL) that it is gone. */
+static void tell_tmp(const job *j, const char *path)
 {
-    qrr_writer *w = NULL;
-    int st = qrr_writer_open(j->o->out_path, &w, d);
-    if (st == QRR_OK) st = qrr_writer_set_meta(w, &j->meta, d);
+    if (j->o->tmp_file) j->o->tmp_file(j->o->tmp_file_ctx, path);
+}
+
+/* Create the temporary output and tell the caller its path with the termination signals
+ * blocked: a signal in between would leave a file the caller's handler does not know. */
+static int open_output(job *j, qrr_writer **w, qrr_diag *d)
+{
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    int st = qrr_writer_open(j->o->out_path, w, d);
+    if (st == QRR_OK) tell_tmp(j, qrr_writer_tmp_path(*w));
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (st != QRR_OK) j->r->output_error = 1;
+    return st;
+}
+
+static int declare_tensors(job *j, qrr_writer *w, qrr_diag *d)
+{
+    int st = qrr_writer_set_meta(w, &j->meta, d);
     if (st == QRR_OK) st = qrr_writer_set_tokenizer(w, j->tok_blob, j->tok_len, d);
     for (size_t i = 0; i < j->nschema && st == QRR_OK; i++) {
         size_t idx;
@@ -635,15 +658,17 @@ static int write_all(job *j, qrr_diag *d)
                                    j->schema[i].dims, &idx, d);
         if (st == QRR_OK && idx != i) st = qrr_fail(d, QRR_ERR_INVALID_ARG, "writer index %zu != %zu", idx, i);
     }
-    if (st != QRR_OK) {
-        j->r->output_error = 1;
-        qrr_writer_abort(w);
-        return st;
-    }
+    if (st != QRR_OK) j->r->output_error = 1;
+    return st;
+}
+
+static int write_tensors(job *j, qrr_writer *w, qrr_diag *d)
+{
     for (size_t i = 0; i < j->nschema; i++) {
         const qrr_schema_entry *e = &j->schema[i];
         const source *s = &j->src[i];
         uint64_t bytes = 0;
+        int st;
         if (e->role == QRR_ROLE_SCALE) {
             uint64_t want = 1;
             for (uint32_t k = 0; k < e->ndim; k++) want *= e->dims[k];
@@ -661,10 +686,7 @@ static int write_all(job *j, qrr_diag *d)
         } else {
             st = write_plain(j, w, i, e, s, &bytes, d);
         }
-        if (st != QRR_OK) {
-            qrr_writer_abort(w);
-            return st;
-        }
+        if (st != QRR_OK) return st;
         j->r->tensors++;
         j->r->tensor_bytes += bytes;
         if (j->o->progress) {
@@ -673,11 +695,24 @@ static int write_all(job *j, qrr_diag *d)
             j->o->progress(j->o->progress_ctx, &pr);
         }
     }
-    st = qrr_writer_finish(w, d);
-    if (st != QRR_OK) {
-        j->r->output_error = 1;
-        return st;
+    return QRR_OK;
+}
+
+static int write_all(job *j, qrr_diag *d)
+{
+    qrr_writer *w = NULL;
+    int st = open_output(j, &w, d);
+    if (st != QRR_OK) return st;
+    st = declare_tensors(j, w, d);
+    if (st == QRR_OK) st = write_tensors(j, w, d);
+    if (st == QRR_OK) {
+        st = qrr_writer_finish(w, d); /* renames the file into place, or removes it */
+        if (st != QRR_OK) j->r->output_error = 1;
+    } else {
+        qrr_writer_abort(w);
     }
+    tell_tmp(j, NULL);
+    if (st != QRR_OK) return st;
     struct stat sb;
     if (stat(j->o->out_path, &sb) == 0) j->r->file_bytes = (uint64_t)sb.st_size;
     return QRR_OK;

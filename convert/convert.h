@@ -35,6 +35,12 @@ typedef struct qrr_convert_opts {
     const char *command_line;  /* recorded in the provenance; may be NULL */
     void (*progress)(void *ctx, const qrr_convert_progress *p); /* may be NULL */
     void *progress_ctx;
+    /* May be NULL. Called with the temporary output's path right after it is created (with
+     * SIGINT, SIGTERM and SIGHUP blocked, so that a handler never sees half a path), and
+     * with NULL once it is renamed into place or removed: lets a program remove the file
+     * from a signal handler. */
+    void (*tmp_file)(void *ctx, const char *path);
+    void *tmp_file_ctx;
 } qrr_convert_opts;
 
 typedef struct qrr_convert_report {

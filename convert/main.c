@@ -1,12 +1,15 @@
 /* main.c — the qconvert command: parse the command line, run qrr_convert, print progress
- * and one clear message on failure. Exit codes: 0 ok, 1 bad input, 2 usage, 3 output I/O.
- * The work itself is in convert.c. */
+ * and one clear message on failure, remove the temporary output when a signal ends the run.
+ * Exit codes: 0 ok, 1 bad input, 2 usage, 3 output I/O. The work itself is in convert.c. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "convert.h"
 #include "qrr_format.h"
@@ -41,8 +44,11 @@ static void usage(FILE *f)
             "exit codes:\n"
             "  0  converted\n"
             "  1  bad input: model directory, safetensors, config, tokenizer, not a reranker\n"
-            "  2  usage error, or an -o that is an input file or not a regular file\n"
-            "  3  I/O error writing the output (no output file is left behind)\n",
+            "  2  usage error, including an -o that is an input file or not a regular\n"
+            "     file, and a --max-length this model cannot take\n"
+            "  3  I/O error writing the output (no output file is left behind)\n"
+            "SIGINT, SIGTERM or SIGHUP remove the temporary output and end qconvert by that\n"
+            "signal; an existing OUT.qrr is left as it was.\n",
             QRR_DEFAULT_MAX_LENGTH);
 }
 
@@ -109,6 +115,49 @@ static char *join_args(int argc, char **argv)
     return s;
 }
 
+/* ---- a signal during the conversion removes the temporary output ------------------- */
+
+static char tmp_path[PATH_MAX + 16];    /* the temporary output while tmp_active */
+static volatile sig_atomic_t tmp_active;
+
+/* qrr_convert calls this with the path just after creating the file, with the signals
+ * below blocked (so the handler never sees a half-copied path), and with NULL once the
+ * file is renamed into place or removed. */
+static void on_tmp_file(void *ctx, const char *path)
+{
+    (void)ctx;
+    tmp_active = 0;
+    if (path && strlen(path) < sizeof tmp_path) {
+        strcpy(tmp_path, path);
+        tmp_active = 1;
+    }
+}
+
+/* Remove the temporary output, then die of the same signal, so that the exit status says
+ * what ended the run. Only async-signal-safe calls. */
+static void on_signal(int sig)
+{
+    if (tmp_active) unlink(tmp_path);
+    signal(sig, SIG_DFL);
+    raise(sig); /* delivered when the handler returns: sig is blocked until then */
+}
+
+static void catch_signals(void)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) sigaddset(&sa.sa_mask, sigs[i]);
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+        struct sigaction old;
+        /* a signal ignored when we start (nohup) stays ignored */
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
 int main(int argc, char **argv)
 {
     enum { OPT_DTYPE = 256, OPT_LABELS, OPT_FORCE, OPT_MAXLEN, OPT_QBLOCK, OPT_QUIET, OPT_VERSION };
@@ -169,6 +218,8 @@ int main(int argc, char **argv)
         return usage_error("%s", "--quant-block needs --dtype int8");
     o.model_dir = argv[optind];
     if (!quiet) o.progress = progress;
+    o.tmp_file = on_tmp_file;
+    catch_signals();
 
     qrr_convert_report r;
     int st = qrr_convert(&o, &r, &d);
