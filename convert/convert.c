@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,7 @@
 #include "qrr_writer.h"
 #include "quantize.h"
 #include "safetensors.h"
+#include "tokenizer.h"
 #include "tokenizer_import.h"
 
 #define CHUNK_ELEMS (1u << 20)          /* elements converted per step: 4 MiB of f32 */
@@ -48,7 +51,6 @@ qrr_convert_opts qrr_convert_default_opts(void)
     qrr_convert_opts o;
     memset(&o, 0, sizeof o);
     o.dtype = QRR_DTYPE_F16;
-    o.max_length = QRR_DEFAULT_MAX_LENGTH;
     return o;
 }
 
@@ -64,7 +66,11 @@ typedef struct job {
     const qrr_convert_opts *o;
     qrr_convert_report *r;
     char *dir;
+    int out_exists;           /* o->out_path exists (a regular file): its identity follows */
+    dev_t out_dev;
+    ino_t out_ino;
     qrr_hf_config cfg;
+    uint32_t max_length;      /* the file's default prompt length, resolved from the options */
     qrr_hf_prompts prompts;
     qrr_st_set *set;
     qrr_hf_vocab *vocab;
@@ -95,6 +101,82 @@ static const char *base_name(const char *path)
 {
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;
+}
+
+/* ---- the output path ---------------------------------------------------------------- */
+
+/* The files of the model directory the conversion may read, shards aside: the small ones
+ * in the provenance's order (the index last), then the single-file checkpoint. */
+#define N_SMALL_FILES 5
+static const char *const model_files[N_SMALL_FILES + 1] = {
+    "config.json", "config_sentence_transformers.json", "tokenizer.json",
+    "tokenizer_config.json", "model.safetensors.index.json", "model.safetensors"};
+
+static const char *file_kind(mode_t m)
+{
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISSOCK(m)) return "a socket";
+    return "not a regular file";
+}
+
+/* Mark a failure as the caller's (an option or the output path): exit code 2. */
+static int usage_fail(job *j, int st)
+{
+    j->r->usage_error = 1;
+    return st;
+}
+
+#define OTHER_NAME "HINT: write the .qrr to another name"
+
+/* Refuse when the output is the file at path (the same inode: the file itself, a hard link
+ * to it or a symbolic link to it), since renaming the result over it would destroy it. */
+static int check_not_input(job *j, const char *path, qrr_diag *d)
+{
+    struct stat sb;
+    if (!j->out_exists || stat(path, &sb) != 0) return QRR_OK;
+    if (sb.st_dev != j->out_dev || sb.st_ino != j->out_ino) return QRR_OK;
+    const char *out = j->o->out_path;
+    if (strcmp(out, path) == 0)
+        return usage_fail(j, qrr_fail(d, QRR_ERR_INVALID_ARG, "%s is an input file of this "
+                                      "conversion; refusing to replace it\n" OTHER_NAME, out));
+    return usage_fail(j, qrr_fail(d, QRR_ERR_INVALID_ARG, "%s is the same file as %s, an input "
+                                  "file of this conversion; refusing to replace it\n" OTHER_NAME,
+                                  out, path));
+}
+
+/* Before anything is read: the output may exist only as a regular file, and not as one of
+ * the model directory's fixed-name files (the shards are checked once the index names them,
+ * in check_not_shard). Whatever the path leads to through symbolic links counts. */
+static int check_output(job *j, qrr_diag *d)
+{
+    struct stat sb;
+    if (stat(j->o->out_path, &sb) != 0) return QRR_OK; /* absent: the writer reports the rest */
+    if (!S_ISREG(sb.st_mode))
+        return usage_fail(j, qrr_fail(d, QRR_ERR_INVALID_ARG, "%s exists and is %s; qconvert "
+                                      "replaces only regular files", j->o->out_path,
+                                      file_kind(sb.st_mode)));
+    j->out_exists = 1;
+    j->out_dev = sb.st_dev;
+    j->out_ino = sb.st_ino;
+    int st = QRR_OK;
+    for (size_t i = 0; st == QRR_OK && i < sizeof model_files / sizeof *model_files; i++) {
+        char *p = qrr__path_join(j->o->model_dir, model_files[i]);
+        if (!p) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+        st = check_not_input(j, p, d);
+        free(p);
+    }
+    return st;
+}
+
+static int check_not_shard(job *j, qrr_diag *d)
+{
+    int st = QRR_OK;
+    for (size_t i = 0; st == QRR_OK && i < qrr_st_set_file_count(j->set); i++)
+        st = check_not_input(j, qrr_st_set_file(j->set, i)->path, d);
+    return st;
 }
 
 /* ---- provenance -------------------------------------------------------------------- */
@@ -232,7 +314,7 @@ static int build_meta(job *j, qrr_diag *d)
     f->intermediate = c->intermediate;
     f->vocab_size = c->vocab;
     f->max_position = c->max_position;
-    f->max_length = j->o->max_length ? j->o->max_length : QRR_DEFAULT_MAX_LENGTH;
+    f->max_length = j->max_length;
     f->yes_id = j->lab.yes_id;
     f->no_id = j->lab.no_id;
     f->tied = (uint32_t)c->tied;
@@ -254,6 +336,71 @@ static int build_meta(job *j, qrr_diag *d)
         return qrr_fail(d, QRR_ERR_CONFIG, "%s/config.json (with the options given): %s", j->dir, msg);
     }
     return QRR_OK;
+}
+
+/* The file's max length: --max-length, else the default brought down to
+ * max_position_embeddings (noted in the report). A longer prompt would have no positions. */
+static int resolve_max_length(job *j, qrr_diag *d)
+{
+    uint32_t want = j->o->max_length, max_pos = j->cfg.max_position;
+    if (want > max_pos)
+        return usage_fail(j, qrr_fail(d, QRR_ERR_INVALID_ARG, "--max-length %u is above "
+                                      "max_position_embeddings %u in %s/config.json: the model has "
+                                      "no positions beyond it", want, max_pos, j->dir));
+    j->max_length = want ? want : QRR_DEFAULT_MAX_LENGTH;
+    if (j->max_length > max_pos) {
+        j->max_length = max_pos;
+        j->r->max_length_clamped = 1;
+    }
+    j->r->max_length = j->max_length;
+    return QRR_OK;
+}
+
+/* qrr attends to every position in every layer. Where Transformers would limit some layers
+ * to a sliding window shorter than the max length, prompts longer than the window would
+ * score differently: refuse rather than compute something else. */
+static int check_sliding_window(job *j, qrr_diag *d)
+{
+    const qrr_hf_config *c = &j->cfg;
+    if (!c->sliding_window || c->sliding_window >= j->max_length) return QRR_OK;
+    return qrr_fail(d, QRR_ERR_CONFIG,
+                    "%s/config.json: use_sliding_window is true, so Transformers limits layers %u..%u "
+                    "to a sliding window of the last %u positions (sliding_window), shorter than the "
+                    "max length %u; qrr computes full attention only\nHINT: --max-length %u or less "
+                    "keeps every prompt inside the window",
+                    j->dir, c->first_sliding_layer, c->n_layers - 1, c->sliding_window, j->max_length,
+                    c->sliding_window);
+}
+
+/* Tokens of text (NUL-terminated) under t. */
+static int count_tokens(const qrr_tokenizer *t, const char *text, size_t *n, qrr_diag *d)
+{
+    int st = qrr_tokenizer_encode(t, text, strlen(text), NULL, 0, n, d);
+    return st == QRR_ERR_BUFFER_TOO_SMALL ? QRR_OK : st;
+}
+
+/* The prefix and suffix are never truncated: the max length must hold them and at least one
+ * token of the body, or every prompt at the file's default length would be refused. They are
+ * counted with the tokenizer being embedded, as the runtime will count them. */
+static int check_prompt_frame(job *j, qrr_diag *d)
+{
+    qrr_tokenizer *t;
+    size_t np = 0, ns = 0;
+    int st = qrr_tokenizer_load(j->tok_blob, j->tok_len, &t, d);
+    if (st != QRR_OK) return st;
+    st = count_tokens(t, j->prompts.prefix, &np, d);
+    if (st == QRR_OK) st = count_tokens(t, j->prompts.suffix, &ns, d);
+    qrr_tokenizer_free(t);
+    if (st != QRR_OK || j->max_length > np + ns) return st;
+    if (j->o->max_length)
+        return usage_fail(j, qrr_fail(d, QRR_ERR_INVALID_ARG,
+                                      "--max-length %u leaves no room for the query and document: "
+                                      "the prompt's prefix and suffix alone take %zu tokens (%zu + "
+                                      "%zu); use at least %zu", j->max_length, np + ns, np, ns,
+                                      np + ns + 1));
+    return qrr_fail(d, QRR_ERR_CONFIG,
+                    "%s/config.json: max_position_embeddings %u cannot hold a prompt: its prefix and "
+                    "suffix alone take %zu tokens", j->dir, j->cfg.max_position, np + ns);
 }
 
 static void fmt_shape(char *buf, size_t cap, uint32_t ndim, const uint64_t *dims)
@@ -345,6 +492,7 @@ static int load_inputs(job *j, qrr_diag *d)
     st = qrr_hf_config_load(p, &j->cfg, d);
     free(p);
     if (st != QRR_OK) return st;
+    if ((st = resolve_max_length(j, d)) || (st = check_sliding_window(j, d))) return st;
 
     char *text = NULL;
     size_t len = 0;
@@ -360,6 +508,7 @@ static int load_inputs(job *j, qrr_diag *d)
     if (st != QRR_OK) return st;
 
     if ((st = qrr_st_set_open(j->dir, &j->set, d))) return st;
+    if ((st = check_not_shard(j, d))) return st;
 
     if (!exists(j->dir, "tokenizer.json"))
         return qrr_fail(d, QRR_ERR_BAD_TOKENIZER,
@@ -390,7 +539,7 @@ static int load_inputs(job *j, qrr_diag *d)
     st = tj ? qrr_tokenizer_import(tj, tc, &j->tok_blob, &j->tok_len, d) : QRR_ERR_NOMEM;
     free(tj);
     free(tc);
-    return st;
+    return st == QRR_OK ? check_prompt_frame(j, d) : st;
 }
 
 /* ---- streaming --------------------------------------------------------------------- */
@@ -476,11 +625,32 @@ static int write_head(job *j, qrr_writer *w, size_t idx, const source *s, uint64
     return QRR_OK;
 }
 
-static int write_all(job *j, qrr_diag *d)
+/* Tell the caller where the temporary output is, or (NULL) that it is gone. */
+static void tell_tmp(const job *j, const char *path)
 {
-    qrr_writer *w = NULL;
-    int st = qrr_writer_open(j->o->out_path, &w, d);
-    if (st == QRR_OK) st = qrr_writer_set_meta(w, &j->meta, d);
+    if (j->o->tmp_file) j->o->tmp_file(j->o->tmp_file_ctx, path);
+}
+
+/* Create the temporary output and tell the caller its path with the termination signals
+ * blocked: a signal in between would leave a file the caller's handler does not know. */
+static int open_output(job *j, qrr_writer **w, qrr_diag *d)
+{
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    int st = qrr_writer_open(j->o->out_path, w, d);
+    if (st == QRR_OK) tell_tmp(j, qrr_writer_tmp_path(*w));
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (st != QRR_OK) j->r->output_error = 1;
+    return st;
+}
+
+static int declare_tensors(job *j, qrr_writer *w, qrr_diag *d)
+{
+    int st = qrr_writer_set_meta(w, &j->meta, d);
     if (st == QRR_OK) st = qrr_writer_set_tokenizer(w, j->tok_blob, j->tok_len, d);
     for (size_t i = 0; i < j->nschema && st == QRR_OK; i++) {
         size_t idx;
@@ -488,15 +658,17 @@ static int write_all(job *j, qrr_diag *d)
                                    j->schema[i].dims, &idx, d);
         if (st == QRR_OK && idx != i) st = qrr_fail(d, QRR_ERR_INVALID_ARG, "writer index %zu != %zu", idx, i);
     }
-    if (st != QRR_OK) {
-        j->r->output_error = 1;
-        qrr_writer_abort(w);
-        return st;
-    }
+    if (st != QRR_OK) j->r->output_error = 1;
+    return st;
+}
+
+static int write_tensors(job *j, qrr_writer *w, qrr_diag *d)
+{
     for (size_t i = 0; i < j->nschema; i++) {
         const qrr_schema_entry *e = &j->schema[i];
         const source *s = &j->src[i];
         uint64_t bytes = 0;
+        int st;
         if (e->role == QRR_ROLE_SCALE) {
             uint64_t want = 1;
             for (uint32_t k = 0; k < e->ndim; k++) want *= e->dims[k];
@@ -514,10 +686,7 @@ static int write_all(job *j, qrr_diag *d)
         } else {
             st = write_plain(j, w, i, e, s, &bytes, d);
         }
-        if (st != QRR_OK) {
-            qrr_writer_abort(w);
-            return st;
-        }
+        if (st != QRR_OK) return st;
         j->r->tensors++;
         j->r->tensor_bytes += bytes;
         if (j->o->progress) {
@@ -526,11 +695,24 @@ static int write_all(job *j, qrr_diag *d)
             j->o->progress(j->o->progress_ctx, &pr);
         }
     }
-    st = qrr_writer_finish(w, d);
-    if (st != QRR_OK) {
-        j->r->output_error = 1;
-        return st;
+    return QRR_OK;
+}
+
+static int write_all(job *j, qrr_diag *d)
+{
+    qrr_writer *w = NULL;
+    int st = open_output(j, &w, d);
+    if (st != QRR_OK) return st;
+    st = declare_tensors(j, w, d);
+    if (st == QRR_OK) st = write_tensors(j, w, d);
+    if (st == QRR_OK) {
+        st = qrr_writer_finish(w, d); /* renames the file into place, or removes it */
+        if (st != QRR_OK) j->r->output_error = 1;
+    } else {
+        qrr_writer_abort(w);
     }
+    tell_tmp(j, NULL);
+    if (st != QRR_OK) return st;
     struct stat sb;
     if (stat(j->o->out_path, &sb) == 0) j->r->file_bytes = (uint64_t)sb.st_size;
     return QRR_OK;
@@ -549,6 +731,7 @@ int qrr_convert(const qrr_convert_opts *o, qrr_convert_report *r, qrr_diag *d)
     if (!r) r = &local;
     memset(r, 0, sizeof *r);
     qrr_diag_clear(d);
+    r->usage_error = 1; /* until the options pass */
     if (!o || !o->model_dir || !o->out_path)
         return qrr_fail(d, QRR_ERR_INVALID_ARG, "qrr_convert: model directory and output path are required");
     if (o->dtype >= QRR_DTYPE_COUNT)
@@ -557,23 +740,22 @@ int qrr_convert(const qrr_convert_opts *o, qrr_convert_report *r, qrr_diag *d)
         return qrr_fail(d, QRR_ERR_INVALID_ARG, "--quant-block needs --dtype int8");
     if ((o->label_no == NULL) != (o->label_yes == NULL))
         return qrr_fail(d, QRR_ERR_INVALID_ARG, "qrr_convert: give both labels or neither");
+    r->usage_error = 0;
     double t0 = now_seconds();
     job j;
     memset(&j, 0, sizeof j);
     j.o = o;
     j.r = r;
-    int st = load_inputs(&j, d);
+    int st = check_output(&j, d);
+    if (st == QRR_OK) st = load_inputs(&j, d);
     if (st == QRR_OK) {
         j.buf = malloc((size_t)CHUNK_ELEMS * 4);
         if (!j.buf) st = qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
     }
     /* Sources in a fixed order: config, prompts config, tokenizer files, index, shards. */
-    static const char *const small[] = {"config.json", "config_sentence_transformers.json",
-                                        "tokenizer.json", "tokenizer_config.json",
-                                        "model.safetensors.index.json"};
-    for (size_t i = 0; st == QRR_OK && i < sizeof small / sizeof *small; i++) {
-        if (i == 4 && !qrr_st_set_index_path(j.set)) continue;
-        if (exists(j.dir, small[i])) st = hash_small_file(&j, small[i], d);
+    for (size_t i = 0; st == QRR_OK && i < N_SMALL_FILES; i++) {
+        if (i == N_SMALL_FILES - 1 && !qrr_st_set_index_path(j.set)) continue;
+        if (exists(j.dir, model_files[i])) st = hash_small_file(&j, model_files[i], d);
     }
     for (size_t i = 0; st == QRR_OK && i < qrr_st_set_file_count(j.set); i++)
         st = prepass_file(&j, qrr_st_set_file(j.set, i), d);

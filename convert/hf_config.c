@@ -173,6 +173,80 @@ static int parse_labels(json_t *root, const char *label, qrr_hf_config *c, qrr_d
     return QRR_OK;
 }
 
+/* architectures[0], with a message for each way the key can be wrong. */
+static int get_architecture(json_t *root, const char *label, const char **out, qrr_diag *d)
+{
+    json_t *ar = json_object_get(root, "architectures");
+    json_t *first = json_array_get(ar, 0);
+    *out = json_string_value(first);
+    if (*out) return QRR_OK;
+    if (!ar)
+        return qrr_fail(d, QRR_ERR_CONFIG, "%s: key \"architectures\" is missing; expected one "
+                        "architecture such as [\"Qwen3ForCausalLM\"]", label);
+    if (!json_is_array(ar))
+        return qrr_fail(d, QRR_ERR_CONFIG, "%s: \"architectures\" is %s, expected an array such as "
+                        "[\"Qwen3ForCausalLM\"]", label, json_type_name(ar));
+    if (!first)
+        return qrr_fail(d, QRR_ERR_CONFIG, "%s: \"architectures\" is empty; expected one "
+                        "architecture such as Qwen3ForCausalLM", label);
+    return qrr_fail(d, QRR_ERR_CONFIG, "%s: architectures[0] is %s, expected a string such as "
+                    "\"Qwen3ForCausalLM\"", label, json_type_name(first));
+}
+
+/* Transformers' Qwen3 defaults for keys a config may leave out. */
+#define HF_DEFAULT_SLIDING_WINDOW 4096u
+#define HF_DEFAULT_MAX_WINDOW_LAYERS 28u
+
+/* An optional non-negative integer key: absent leaves *out (the default); null sets *is_null. */
+static int get_opt_uint(const json_t *root, const char *label, const char *key, uint32_t lo,
+                        uint32_t *out, int *is_null, qrr_diag *d)
+{
+    json_t *v = json_object_get(root, key);
+    *is_null = json_is_null(v);
+    if (!v || *is_null) return QRR_OK;
+    return get_uint(root, label, key, lo, 0x7fffffff, out, d);
+}
+
+/* Which layers Transformers gives a sliding window: with use_sliding_window true, the
+ * window is sliding_window (4096 when the key is absent, none when null) on the layers
+ * that layer_types names "sliding_attention", or without layer_types on the layers from
+ * max_window_layers (default 28) on. */
+static int parse_sliding_window(const json_t *root, const char *label, qrr_hf_config *c,
+                                qrr_diag *d)
+{
+    json_t *use = json_object_get(root, "use_sliding_window");
+    if (use && !json_is_boolean(use) && !json_is_null(use))
+        return qrr_fail(d, QRR_ERR_CONFIG, "%s: \"use_sliding_window\" is %s, expected true or false",
+                        label, json_type_name(use));
+    uint32_t window = HF_DEFAULT_SLIDING_WINDOW, from = HF_DEFAULT_MAX_WINDOW_LAYERS;
+    int window_null, from_null, st;
+    if ((st = get_opt_uint(root, label, "sliding_window", 1, &window, &window_null, d)) ||
+        (st = get_opt_uint(root, label, "max_window_layers", 0, &from, &from_null, d)))
+        return st;
+    json_t *types = json_object_get(root, "layer_types");
+    uint32_t first = c->n_layers;
+    if (types && !json_is_null(types)) {
+        if (!json_is_array(types) || json_array_size(types) != c->n_layers)
+            return qrr_fail(d, QRR_ERR_CONFIG, "%s: \"layer_types\" is %s, expected an array of %u "
+                            "strings (one per layer)", label, json_type_name(types), c->n_layers);
+        for (uint32_t i = c->n_layers; i-- > 0;) {
+            const char *t = json_string_value(json_array_get(types, i));
+            if (t && strcmp(t, "sliding_attention") == 0) first = i;
+            else if (!t || strcmp(t, "full_attention") != 0)
+                return qrr_fail(d, QRR_ERR_CONFIG, "%s: layer_types[%u] is not \"full_attention\" or "
+                                "\"sliding_attention\"", label, i);
+        }
+    } else if (!from_null && from < c->n_layers) {
+        first = from;
+    }
+    c->sliding_window = 0;
+    if (json_is_true(use) && !window_null && first < c->n_layers) {
+        c->sliding_window = window;
+        c->first_sliding_layer = first;
+    }
+    return QRR_OK;
+}
+
 int qrr_hf_config_parse(const char *text, size_t len, const char *label, qrr_hf_config *c,
                         qrr_diag *d)
 {
@@ -195,13 +269,8 @@ int qrr_hf_config_parse(const char *text, size_t len, const char *label, qrr_hf_
                       json_is_string(mt) ? json_string_value(mt) : "", json_is_string(mt) ? "\"" : "");
         goto out;
     }
-    json_t *ar = json_object_get(root, "architectures");
-    const char *arch = json_is_array(ar) ? json_string_value(json_array_get(ar, 0)) : NULL;
-    if (!arch) {
-        st = qrr_fail(d, QRR_ERR_CONFIG, "%s: \"architectures\" is %s, expected an array of strings",
-                      label, json_type_name(ar));
-        goto out;
-    }
+    const char *arch;
+    if ((st = get_architecture(root, label, &arch, d))) goto out;
     if (strcmp(arch, "Qwen3ForCausalLM") == 0) {
         c->seqcls = 0;
     } else if (strcmp(arch, "Qwen3ForSequenceClassification") == 0) {
@@ -280,6 +349,7 @@ int qrr_hf_config_parse(const char *text, size_t len, const char *label, qrr_hf_
             goto out;
         }
     }
+    if ((st = parse_sliding_window(root, label, c, d))) goto out;
     st = parse_labels(root, label, c, d);
 out:
     json_decref(root);

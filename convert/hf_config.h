@@ -31,6 +31,9 @@ typedef struct qrr_hf_config {
     uint32_t max_position;
     double rms_eps, rope_theta;
     int tied;                            /* tie_word_embeddings */
+    uint32_t sliding_window;             /* attention window of the layers that have one, in
+                                            tokens; 0: every layer attends to all positions */
+    uint32_t first_sliding_layer;        /* the first layer with the window (when there is one) */
     uint32_t n_labels;                   /* 0: no label map (or HF's default LABEL_0/1) */
     char labels[2][QRR_HF_LABEL_MAX];    /* label names by id, when n_labels is 1 or 2 */
     int default_label_map;               /* the map was {LABEL_0, LABEL_1}: treated as absent */
@@ -38,7 +41,10 @@ typedef struct qrr_hf_config {
 
 /* Parse config.json text; label names the file in messages. Refuses a model_type other
  * than qwen3, another architecture, a missing or mistyped key, hidden_act other than silu,
- * attention_bias true, rope_scaling other than null, label maps that disagree. */
+ * attention_bias true, rope_scaling other than null, label maps that disagree. Records
+ * where Transformers would use a sliding attention window (use_sliding_window,
+ * sliding_window, max_window_layers, layer_types); whether that is acceptable depends on
+ * the max length, so the caller decides. */
 int qrr_hf_config_parse(const char *text, size_t len, const char *label, qrr_hf_config *out,
                         qrr_diag *d);
 int qrr_hf_config_load(const char *path, qrr_hf_config *out, qrr_diag *d);

@@ -1,12 +1,15 @@
 /* main.c — the qconvert command: parse the command line, run qrr_convert, print progress
- * and one clear message on failure. Exit codes: 0 ok, 1 bad input, 2 usage, 3 output I/O.
- * The work itself is in convert.c. */
+ * and one clear message on failure, remove the temporary output when a signal ends the run.
+ * Exit codes: 0 ok, 1 bad input, 2 usage, 3 output I/O. The work itself is in convert.c. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "convert.h"
 #include "qrr_format.h"
@@ -22,13 +25,17 @@ static void usage(FILE *f)
             "tokenizer.json) into one memory-mappable .qrr file.\n"
             "\n"
             "options:\n"
-            "  -o, --output FILE     the .qrr to write (required; replaced atomically)\n"
+            "  -o, --output FILE     the .qrr to write (required; replaced atomically;\n"
+            "                        never a model input file or a non-regular file)\n"
             "  --dtype TYPE          f32 | f16 | bf16 | int8 for linear layers and embedding\n"
             "                        (default f16; norms and head rows are always f32)\n"
             "  --labels NO,YES       token strings of the no and yes labels, \"no\" first;\n"
             "                        overrides config.json and inference\n"
             "  --force               convert a directory that looks like an embedding model\n"
-            "  --max-length N        default prompt truncation length in tokens (default %u)\n"
+            "  --max-length N        default prompt truncation length in tokens (default %u,\n"
+            "                        or max_position_embeddings when smaller); at most\n"
+            "                        max_position_embeddings, and room for the prompt's\n"
+            "                        prefix and suffix plus one token (else exit 2)\n"
             "  --quant-block K       int8 only: one scale per K inputs instead of per row\n"
             "  --quiet               no progress on stderr\n"
             "  -h, --help            this text\n"
@@ -37,8 +44,11 @@ static void usage(FILE *f)
             "exit codes:\n"
             "  0  converted\n"
             "  1  bad input: model directory, safetensors, config, tokenizer, not a reranker\n"
-            "  2  usage error\n"
-            "  3  I/O error writing the output (no output file is left behind)\n",
+            "  2  usage error, including an -o that is an input file or not a regular\n"
+            "     file, and a --max-length this model cannot take\n"
+            "  3  I/O error writing the output (no output file is left behind)\n"
+            "SIGINT, SIGTERM or SIGHUP remove the temporary output and end qconvert by that\n"
+            "signal; an existing OUT.qrr is left as it was.\n",
             QRR_DEFAULT_MAX_LENGTH);
 }
 
@@ -69,18 +79,83 @@ static void progress(void *ctx, const qrr_convert_progress *p)
             p->src_dtype, p->dst_dtype, kib >= 1024.0 ? kib / 1024.0 : kib, kib >= 1024.0 ? "MiB" : "KiB");
 }
 
+/* Does a shell need a as a quoted word? */
+static int needs_quotes(const char *a)
+{
+    if (!*a) return 1;
+    for (; *a; a++)
+        if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-./:=,+@%", *a))
+            return 1;
+    return 0;
+}
+
+/* The command line for the provenance: argv in the order typed (call it before getopt,
+ * which reorders argv), each word that needs it in single quotes, ' written as '\''. */
 static char *join_args(int argc, char **argv)
 {
     size_t n = 1;
-    for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 1;
-    char *s = malloc(n);
+    for (int i = 0; i < argc; i++) n += 4 * strlen(argv[i]) + 3;
+    char *s = malloc(n), *p = s;
     if (!s) return NULL;
-    s[0] = '\0';
     for (int i = 0; i < argc; i++) {
-        if (i) strcat(s, " ");
-        strcat(s, argv[i]);
+        const char *a = argv[i];
+        if (i) *p++ = ' ';
+        if (!needs_quotes(a)) {
+            p = stpcpy(p, a);
+            continue;
+        }
+        *p++ = '\'';
+        for (; *a; a++) {
+            if (*a == '\'') p = stpcpy(p, "'\\''");
+            else *p++ = *a;
+        }
+        *p++ = '\'';
     }
+    *p = '\0';
     return s;
+}
+
+/* ---- a signal during the conversion removes the temporary output ------------------- */
+
+static char tmp_path[PATH_MAX + 16];    /* the temporary output while tmp_active */
+static volatile sig_atomic_t tmp_active;
+
+/* qrr_convert calls this with the path just after creating the file, with the signals
+ * below blocked (so the handler never sees a half-copied path), and with NULL once the
+ * file is renamed into place or removed. */
+static void on_tmp_file(void *ctx, const char *path)
+{
+    (void)ctx;
+    tmp_active = 0;
+    if (path && strlen(path) < sizeof tmp_path) {
+        strcpy(tmp_path, path);
+        tmp_active = 1;
+    }
+}
+
+/* Remove the temporary output, then die of the same signal, so that the exit status says
+ * what ended the run. Only async-signal-safe calls. */
+static void on_signal(int sig)
+{
+    if (tmp_active) unlink(tmp_path);
+    signal(sig, SIG_DFL);
+    raise(sig); /* delivered when the handler returns: sig is blocked until then */
+}
+
+static void catch_signals(void)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) sigaddset(&sa.sa_mask, sigs[i]);
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+        struct sigaction old;
+        /* a signal ignored when we start (nohup) stays ignored */
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+        sigaction(sigs[i], &sa, NULL);
+    }
 }
 
 int main(int argc, char **argv)
@@ -97,6 +172,13 @@ int main(int argc, char **argv)
     char no[QRR_HF_LABEL_MAX], yes[QRR_HF_LABEL_MAX];
     int quiet = 0, c;
     qrr_diag d;
+    /* Kept in a static so that the early exits below leave it reachable, not leaked. */
+    static char *cmd;
+    if (!(cmd = join_args(argc, argv))) {
+        fprintf(stderr, "qconvert: out of memory\n");
+        return EXIT_OUTPUT;
+    }
+    o.command_line = cmd;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -135,19 +217,22 @@ int main(int argc, char **argv)
     if (o.quant_block && o.dtype != QRR_DTYPE_I8)
         return usage_error("%s", "--quant-block needs --dtype int8");
     o.model_dir = argv[optind];
-    /* For the provenance; getopt has put the options first, an equivalent command line. */
-    char *cmd = join_args(argc, argv);
-    o.command_line = cmd;
     if (!quiet) o.progress = progress;
+    o.tmp_file = on_tmp_file;
+    catch_signals();
 
     qrr_convert_report r;
     int st = qrr_convert(&o, &r, &d);
     free(cmd);
     if (st != QRR_OK) {
         fprintf(stderr, "qconvert: %s\n  (%s)\n", d.msg, qrr_status_str(st));
+        if (r.usage_error) return EXIT_USAGE;
         if (r.output_error) return EXIT_OUTPUT;
         return st == QRR_ERR_NOMEM ? EXIT_OUTPUT : EXIT_INPUT;
     }
+    if (r.max_length_clamped)
+        fprintf(stderr, "qconvert: note: max length %u, from max_position_embeddings in config.json "
+                "(the default %u is above it)\n", r.max_length, QRR_DEFAULT_MAX_LENGTH);
     if (!quiet) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);

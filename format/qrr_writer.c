@@ -418,3 +418,8 @@ void qrr_writer_abort(qrr_writer *w)
 {
     writer_free(w);
 }
+
+const char *qrr_writer_tmp_path(const qrr_writer *w)
+{
+    return w ? w->tmp_path : NULL;
+}

@@ -39,6 +39,9 @@ int qrr_writer_write(qrr_writer *w, size_t index, const void *data, size_t len, 
 int qrr_writer_finish(qrr_writer *w, qrr_diag *d);
 /* Remove the temporary file and free w; safe on NULL and after a failed call. */
 void qrr_writer_abort(qrr_writer *w);
+/* The temporary file's path while it exists (NULL after a failed call), for a program that
+ * must remove it when a signal ends the process before qrr_writer_finish. */
+const char *qrr_writer_tmp_path(const qrr_writer *w);
 
 #ifdef __cplusplus
 }

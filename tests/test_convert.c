@@ -13,10 +13,12 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "convert.h"
+#include "qrr.h"
 #include "qrr_file.h"
 #include "quantize.h"
 #include "safetensors.h"
@@ -763,6 +765,329 @@ Test(program, exit_codes)
     char *output = fmt("%s -o %s/no/such/dir/x.qrr --quiet", dir, dir);
     cr_assert_eq(run_qconvert(output), 3);
     free(args); free(out); free(bad); free(nolab); free(input); free(output);
+    cleanup(dir);
+}
+
+/* Run qconvert with args; its stderr goes to err_path. Returns the exit code. */
+static int run_qconvert_err(const char *args, const char *err_path)
+{
+    const char *b = getenv("QRR_BUILD");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s/qconvert %s >/dev/null 2>'%s'", b && *b ? b : "build", args, err_path);
+    int rc = system(cmd);
+    cr_assert(WIFEXITED(rc), "%s did not exit", cmd);
+    return WEXITSTATUS(rc);
+}
+
+/* qconvert DIR -o TARGET exits 2 with a message holding needle, and TARGET is the same
+ * file as before (inode, size, modification time) with no temporary file beside it. */
+static void expect_output_refused(const char *dir, const char *target, const char *needle)
+{
+    struct stat before, after;
+    cr_assert_eq(stat(target, &before), 0, "%s", target);
+    char *args = fmt("%s -o '%s' --quiet", dir, target);
+    char *err = fmt("%s.err", dir, NULL);
+    int rc = run_qconvert_err(args, err);
+    char *msg = tu_slurp(err, NULL);
+    cr_assert_eq(rc, 2, "-o %s: exit %d, expected 2 (%s)", target, rc, msg);
+    cr_assert(strstr(msg, needle), "-o %s: message '%s' lacks '%s'", target, msg, needle);
+    cr_assert_eq(stat(target, &after), 0, "%s is gone", target);
+    cr_assert(before.st_ino == after.st_ino && before.st_size == after.st_size &&
+              before.st_mtim.tv_sec == after.st_mtim.tv_sec &&
+              before.st_mtim.tv_nsec == after.st_mtim.tv_nsec, "%s was replaced or changed", target);
+    char *ls = fmt("ls -a '%s' | grep -q '\\.tmp\\.'", dir, NULL);
+    cr_assert_neq(system(ls), 0, "a temporary file was left in %s", dir);
+    unlink(err);
+    free(ls);
+    free(msg);
+    free(err);
+    free(args);
+}
+
+/* The output may not be one of the files the conversion reads: by name, through a symbolic
+ * link or a hard link (same inode), in a single-file or a sharded checkpoint. */
+Test(program, refuses_to_overwrite_an_input)
+{
+    char *dir = model_dir("tiny-untied", NULL);
+    write_text(dir, "config_sentence_transformers.json", "{\"prompts\": {}}");
+    const char *inputs[] = {"config.json", "config_sentence_transformers.json", "tokenizer.json",
+                            "tokenizer_config.json", "model.safetensors.index.json",
+                            "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"};
+    for (size_t i = 0; i < sizeof inputs / sizeof *inputs; i++) {
+        char *p = fmt("%s/%s", dir, inputs[i]);
+        expect_output_refused(dir, p, "input");
+        free(p);
+    }
+    char *hard = fmt("%s/hard.qrr", dir, NULL), *soft = fmt("%s/soft.qrr", dir, NULL);
+    char *cst = fmt("%s/config_sentence_transformers.json", dir, NULL);
+    cr_assert_eq(link(cst, hard), 0);
+    cr_assert_eq(symlink("model-00002-of-00002.safetensors", soft), 0);
+    expect_output_refused(dir, hard, "input");
+    expect_output_refused(dir, soft, "input");
+    free(hard);
+    free(soft);
+    free(cst);
+    cleanup(dir);
+
+    /* a single-file checkpoint, and the library call: status and message */
+    dir = model_dir("tiny-tied", NULL);
+    char *st = fmt("%s/model.safetensors", dir, NULL);
+    expect_output_refused(dir, st, "input");
+    qrr_diag d;
+    qrr_convert_report r;
+    cr_assert_eq(convert(dir, st, QRR_DTYPE_F16, 0, &d, &r), QRR_ERR_INVALID_ARG, "%s", d.msg);
+    cr_assert(r.usage_error);
+    cr_assert(strstr(d.msg, "model.safetensors"), "%s", d.msg);
+    free(st);
+    cleanup(dir);
+}
+
+/* An output that exists and is not a regular file (a directory, a FIFO, a device, or a link
+ * to one) is refused before any work; nothing replaces it. */
+Test(program, refuses_a_non_regular_output)
+{
+    char *dir = model_dir("tiny-tied", NULL);
+    char *sub = fmt("%s/sub.qrr", dir, NULL), *fifo = fmt("%s/fifo.qrr", dir, NULL);
+    char *null = fmt("%s/null.qrr", dir, NULL), *dev = fmt("%s/nulldev", dir, NULL);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    cr_assert_eq(mkfifo(fifo, 0644), 0);
+    cr_assert_eq(symlink("/dev/null", null), 0);
+    expect_output_refused(dir, sub, "directory");
+    expect_output_refused(dir, fifo, "FIFO");
+    expect_output_refused(dir, null, "character device");
+    if (mknod(dev, S_IFCHR | 0644, makedev(1, 3)) == 0) /* needs root */
+        expect_output_refused(dir, dev, "character device");
+    struct stat sb;
+    cr_assert(stat(sub, &sb) == 0 && S_ISDIR(sb.st_mode));
+    cr_assert(lstat(null, &sb) == 0 && S_ISLNK(sb.st_mode));
+    free(sub);
+    free(fifo);
+    free(null);
+    free(dev);
+    cleanup(dir);
+}
+
+/* Shell-quote one argument the way a reader would retype it: bare when it holds only
+ * characters no shell treats specially, else in single quotes. */
+static void sh_word(char *out, size_t cap, const char *a)
+{
+    size_t k = 0;
+    int bare = *a != '\0';
+    for (const char *c = a; *c; c++)
+        if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-./:=,+@%", *c))
+            bare = 0;
+    if (bare) {
+        snprintf(out, cap, "%s", a);
+        return;
+    }
+    out[k++] = '\'';
+    for (const char *c = a; *c && k + 5 < cap; c++) {
+        if (*c == '\'') {
+            memcpy(out + k, "'\\''", 4);
+            k += 4;
+        } else {
+            out[k++] = *c;
+        }
+    }
+    out[k++] = '\'';
+    out[k] = '\0';
+}
+
+/* The provenance records the command line in the order it was typed (getopt reorders argv
+ * while parsing), with words that need it quoted. */
+Test(program, provenance_command_line_as_typed)
+{
+    char *dir = model_dir("tiny-tied", NULL);
+    char *out = fmt("%s/my out's.qrr", dir, NULL);
+    const char *b = getenv("QRR_BUILD");
+    char *prog = fmt("%s/qconvert", b && *b ? b : "build", NULL);
+    const char *argv[] = {prog, dir, "--dtype", "f32", "-o", out, "--quiet"};
+    char want[4096] = "", cmd[4096] = "", w[1024];
+    for (size_t i = 0; i < sizeof argv / sizeof *argv; i++) {
+        sh_word(w, sizeof w, argv[i]);
+        strcat(want, i ? " " : "");
+        strcat(want, w);
+    }
+    snprintf(cmd, sizeof cmd, "%s >/dev/null 2>&1", want);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    loaded l = load_qrr(out);
+    const qrr_str *pv = &qrr_file_meta(l.f)->strings[QRR_STR_PROVENANCE];
+    json_error_t je;
+    json_t *root = json_loadb(pv->ptr, pv->len, 0, &je);
+    cr_assert_not_null(root, "provenance is not JSON: %s", je.text);
+    const char *got = json_string_value(json_object_get(root, "command_line"));
+    cr_assert_not_null(got);
+    cr_assert_str_eq(got, want);
+    json_decref(root);
+    unload(&l);
+    free(prog);
+    free(out);
+    cleanup(dir);
+}
+
+/* ---- max length and the attention window ---------------------------------------------- */
+
+/* A tiny-tied directory whose config.json is the reference one with the keys of patch
+ * (a JSON object) set. */
+static char *patched_model_dir(const char *patch)
+{
+    char *dir = model_dir("tiny-tied", "config.json");
+    char *cp = fmt("%s/models/tiny-tied/config.json", reference(), NULL);
+    json_error_t e;
+    json_t *cfg = json_load_file(cp, 0, &e), *p = json_loads(patch, 0, &e);
+    cr_assert(cfg && p, "%s", e.text);
+    cr_assert_eq(json_object_update(cfg, p), 0);
+    char *text = json_dumps(cfg, 0);
+    write_text(dir, "config.json", text);
+    free(text);
+    json_decref(p);
+    json_decref(cfg);
+    free(cp);
+    return dir;
+}
+
+/* Convert dir with max_length (0: the default); on success return the file's max_length. */
+static int convert_max_length(const char *dir, uint32_t max_length, uint32_t *file_max, qrr_diag *d,
+                              qrr_convert_report *r)
+{
+    char *out = fmt("%s/out.qrr", dir, NULL);
+    unlink(out);
+    qrr_convert_opts o = qrr_convert_default_opts();
+    o.model_dir = dir;
+    o.out_path = out;
+    o.max_length = max_length;
+    int st = qrr_convert(&o, r, d);
+    if (st == QRR_OK) {
+        loaded l = load_qrr(out);
+        *file_max = qrr_file_meta(l.f)->fixed.max_length;
+        unload(&l);
+    } else {
+        assert_no_output(dir, out);
+    }
+    free(out);
+    return st;
+}
+
+/* Tokens of the default prefix plus suffix, counted by the runtime on a converted file. */
+static size_t frame_tokens(const char *qrr_path)
+{
+    qrr_model *m;
+    cr_assert_eq(qrr_model_open(qrr_path, qrr_model_default_params(), &m), QRR_OK, "%s", qrr_last_error());
+    int32_t ids[256];
+    size_t np, ns;
+    cr_assert_eq(qrr_model_tokenize(m, QRR_DEFAULT_PREFIX, strlen(QRR_DEFAULT_PREFIX), ids, 256, &np), QRR_OK);
+    cr_assert_eq(qrr_model_tokenize(m, QRR_DEFAULT_SUFFIX, strlen(QRR_DEFAULT_SUFFIX), ids, 256, &ns), QRR_OK);
+    qrr_model_close(m);
+    return np + ns;
+}
+
+/* --max-length must leave room for one body token after the prefix and suffix: the smallest
+ * accepted value scores a pair with the default parameters, one less is refused. */
+Test(convert, max_length_must_hold_the_prompt_frame)
+{
+    char *dir = model_dir("tiny-tied", NULL);
+    char *out = fmt("%s/out.qrr", dir, NULL);
+    qrr_diag d;
+    qrr_convert_report r;
+    uint32_t got = 0;
+    cr_assert_eq(convert_max_length(dir, 0, &got, &d, &r), QRR_OK, "%s", d.msg);
+    size_t frame = frame_tokens(out);
+    cr_assert_gt(frame, 10);
+    uint32_t too_small[] = {1, 10, (uint32_t)frame};
+    for (size_t i = 0; i < 3; i++) {
+        int st = convert_max_length(dir, too_small[i], &got, &d, &r);
+        cr_assert_eq(st, QRR_ERR_INVALID_ARG, "max_length %u: %s (%s)", too_small[i], qrr_status_str(st), d.msg);
+        cr_assert(r.usage_error);
+        cr_assert(strstr(d.msg, "--max-length") && strstr(d.msg, "prefix"), "%s", d.msg);
+    }
+    cr_assert_eq(convert_max_length(dir, (uint32_t)frame + 1, &got, &d, &r), QRR_OK, "%s", d.msg);
+    cr_assert_eq(got, frame + 1);
+    qrr_model *m;
+    qrr_ctx *c;
+    cr_assert_eq(qrr_model_open(out, qrr_model_default_params(), &m), QRR_OK, "%s", qrr_last_error());
+    cr_assert_eq(qrr_ctx_create(m, qrr_ctx_default_params(), &c), QRR_OK, "%s", qrr_last_error());
+    const char *docs[] = {"a document"};
+    float score = -1, logit;
+    cr_assert_eq(qrr_ctx_score(c, "a query", docs, 1, qrr_score_default_params(), &score, &logit), QRR_OK,
+                 "%s", qrr_last_error());
+    cr_assert(score >= 0 && score <= 1);
+    qrr_ctx_free(c);
+    qrr_model_close(m);
+    /* the program: exit 2 */
+    char *args = fmt("%s -o %s/x.qrr --quiet --max-length 10", dir, dir);
+    cr_assert_eq(run_qconvert(args), 2);
+    free(args);
+    free(out);
+    cleanup(dir);
+}
+
+/* The default 8192 comes down to a smaller max_position_embeddings, with a note; an explicit
+ * --max-length above it is refused; one the frame cannot fit in is a config refusal. */
+Test(convert, max_length_within_max_position_embeddings)
+{
+    char *dir = patched_model_dir("{\"max_position_embeddings\": 1000}");
+    qrr_diag d;
+    qrr_convert_report r;
+    uint32_t got = 0;
+    cr_assert_eq(convert_max_length(dir, 0, &got, &d, &r), QRR_OK, "%s", d.msg);
+    cr_assert_eq(got, 1000);
+    cr_assert_eq(convert_max_length(dir, 1000, &got, &d, &r), QRR_OK, "%s", d.msg);
+    cr_assert_eq(got, 1000);
+    cr_assert_eq(convert_max_length(dir, 1001, &got, &d, &r), QRR_ERR_INVALID_ARG, "%s", d.msg);
+    cr_assert(r.usage_error);
+    cr_assert(strstr(d.msg, "max_position_embeddings") && strstr(d.msg, "1000"), "%s", d.msg);
+    /* the program: a note on stderr for the default, exit 2 for the explicit value */
+    char *args = fmt("%s -o %s/x.qrr --quiet", dir, dir), *err = fmt("%s.err", dir, NULL);
+    cr_assert_eq(run_qconvert_err(args, err), 0);
+    char *msg = tu_slurp(err, NULL);
+    cr_assert(strstr(msg, "max_position_embeddings") && strstr(msg, "1000"), "stderr: %s", msg);
+    free(msg);
+    free(args);
+    args = fmt("%s -o %s/x.qrr --quiet --max-length 8192", dir, dir);
+    cr_assert_eq(run_qconvert_err(args, err), 2);
+    unlink(err);
+    free(err);
+    free(args);
+    cleanup(dir);
+
+    dir = patched_model_dir("{\"max_position_embeddings\": 40}");
+    cr_assert_eq(convert_max_length(dir, 0, &got, &d, &r), QRR_ERR_CONFIG, "%s", d.msg);
+    cr_assert(strstr(d.msg, "max_position_embeddings"), "%s", d.msg);
+    cleanup(dir);
+}
+
+/* Transformers applies a sliding window to layers max_window_layers.. when use_sliding_window
+ * is true; qrr computes full attention, so a window shorter than the max length is refused. */
+Test(convert, sliding_window_refused_where_it_would_apply)
+{
+    qrr_diag d;
+    qrr_convert_report r;
+    uint32_t got = 0;
+    char *dir = patched_model_dir("{\"use_sliding_window\": true, \"sliding_window\": 4096, "
+                                  "\"max_window_layers\": 1}");
+    int st = convert_max_length(dir, 0, &got, &d, &r);
+    cr_assert_eq(st, QRR_ERR_CONFIG, "%s (%s)", qrr_status_str(st), d.msg);
+    cr_assert(strstr(d.msg, "sliding_window") && strstr(d.msg, "4096") && strstr(d.msg, "config.json"),
+              "%s", d.msg);
+    /* a max length the window covers: the window never takes effect */
+    cr_assert_eq(convert_max_length(dir, 4096, &got, &d, &r), QRR_OK, "%s", d.msg);
+    cr_assert_eq(convert_max_length(dir, 4097, &got, &d, &r), QRR_ERR_CONFIG, "%s", d.msg);
+    cleanup(dir);
+    /* the window on no layer, or switched off: accepted */
+    const char *fine[] = {
+        "{\"use_sliding_window\": true, \"sliding_window\": 4096, \"max_window_layers\": 3}",
+        "{\"use_sliding_window\": false, \"sliding_window\": 4096, \"max_window_layers\": 0}",
+        "{\"use_sliding_window\": true, \"sliding_window\": null, \"max_window_layers\": 0}"};
+    for (size_t i = 0; i < 3; i++) {
+        dir = patched_model_dir(fine[i]);
+        cr_assert_eq(convert_max_length(dir, 0, &got, &d, &r), QRR_OK, "%s: %s", fine[i], d.msg);
+        cr_assert_eq(got, 8192);
+        cleanup(dir);
+    }
+    /* an explicit layer_types wins over max_window_layers, as in Transformers */
+    dir = patched_model_dir("{\"use_sliding_window\": true, \"sliding_window\": 512, \"max_window_layers\": 3, "
+                            "\"layer_types\": [\"full_attention\", \"sliding_attention\", \"full_attention\"]}");
+    cr_assert_eq(convert_max_length(dir, 0, &got, &d, &r), QRR_ERR_CONFIG, "%s", d.msg);
     cleanup(dir);
 }
 

@@ -128,6 +128,56 @@ Test(config, refusals)
     refused("{" BASE ", \"rms_norm_eps\": -1}", QRR_ERR_JSON, "duplicate", NULL);
 }
 
+/* Each way "architectures" can be wrong gets its own message, not "an array, expected an
+ * array of strings" for an array. */
+Test(config, architectures_messages)
+{
+    refused("{\"model_type\": \"qwen3\", \"architectures\": []}", QRR_ERR_CONFIG,
+            "\"architectures\" is empty", "Qwen3ForCausalLM");
+    refused("{\"model_type\": \"qwen3\"}", QRR_ERR_CONFIG, "\"architectures\" is missing",
+            "Qwen3ForCausalLM");
+    refused("{\"model_type\": \"qwen3\", \"architectures\": [3]}", QRR_ERR_CONFIG,
+            "architectures[0] is an integer", "expected a string");
+    refused("{\"model_type\": \"qwen3\", \"architectures\": null}", QRR_ERR_CONFIG,
+            "\"architectures\" is null", "expected an array");
+}
+
+/* Where Transformers would put a sliding window (BASE has 2 layers): recorded, not refused
+ * here (whether it matters depends on the max length). */
+Test(config, sliding_window_layers)
+{
+    static const struct { const char *keys; uint32_t window, first; } cases[] = {
+        {"", 0, 0},
+        {", \"use_sliding_window\": false, \"sliding_window\": 64, \"max_window_layers\": 0", 0, 0},
+        {", \"use_sliding_window\": true, \"sliding_window\": 64, \"max_window_layers\": 1", 64, 1},
+        {", \"use_sliding_window\": true, \"sliding_window\": 64, \"max_window_layers\": 2", 0, 0},
+        {", \"use_sliding_window\": true, \"sliding_window\": null, \"max_window_layers\": 0", 0, 0},
+        /* Transformers' defaults: sliding_window 4096, max_window_layers 28 (> 2 layers) */
+        {", \"use_sliding_window\": true, \"max_window_layers\": 0", 4096, 0},
+        {", \"use_sliding_window\": true, \"sliding_window\": 64", 0, 0},
+        /* layer_types, when given, names the layers */
+        {", \"use_sliding_window\": true, \"sliding_window\": 64, \"max_window_layers\": 2, "
+         "\"layer_types\": [\"sliding_attention\", \"full_attention\"]", 64, 0},
+        {", \"use_sliding_window\": false, \"sliding_window\": 64, "
+         "\"layer_types\": [\"sliding_attention\", \"sliding_attention\"]", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char text[1024];
+        snprintf(text, sizeof text, "{" BASE "%s}", cases[i].keys);
+        qrr_hf_config c;
+        qrr_diag d;
+        cr_assert_eq(parse(text, &c, &d), QRR_OK, "%s: %s", text, d.msg);
+        cr_assert_eq(c.sliding_window, cases[i].window, "%s", text);
+        if (cases[i].window) cr_assert_eq(c.first_sliding_layer, cases[i].first, "%s", text);
+    }
+    refused("{" BASE ", \"use_sliding_window\": \"yes\"}", QRR_ERR_CONFIG, "use_sliding_window", "a string");
+    refused("{" BASE ", \"sliding_window\": 0}", QRR_ERR_CONFIG, "sliding_window", "is 0");
+    refused("{" BASE ", \"max_window_layers\": -1}", QRR_ERR_CONFIG, "max_window_layers", NULL);
+    refused("{" BASE ", \"layer_types\": [\"full_attention\"]}", QRR_ERR_CONFIG, "layer_types", "2 strings");
+    refused("{" BASE ", \"layer_types\": [\"full_attention\", \"local\"]}", QRR_ERR_CONFIG,
+            "layer_types[1]", NULL);
+}
+
 Test(config, rope_scaling_default_accepted)
 {
     qrr_hf_config c;
