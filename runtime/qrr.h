@@ -102,8 +102,26 @@ int qrr_ctx_score_len(qrr_ctx *ctx, const char *query, size_t query_len,
 int qrr_ctx_score_ids(qrr_ctx *ctx, const int32_t *const *ids, const size_t *lens, size_t n,
                       float *scores, float *logits);
 
-/* Token counts of the last qrr_ctx_score / qrr_ctx_score_ids call on ctx: prompt tokens in
- * all, and tokens the forward pass computed (fewer when a shared prefix was computed once). */
+/* One request of a batch: n complete prompts (token ids) that belong together, such as one
+ * query's documents; their common prefix is computed once. Results go to the group's own
+ * arrays (either may be NULL, not both). */
+typedef struct qrr_group {
+    const int32_t *const *ids;
+    const size_t *lens;
+    size_t n;
+    float *scores; /* [n] P("yes"), or NULL */
+    float *logits; /* [n] logit_yes - logit_no (or the single logit), or NULL */
+} qrr_group;
+
+/* Score several groups in one call, as a server batches the requests of many clients: each
+ * group's common prefix is computed once, and the rest of every group's prompts is packed,
+ * in order, into shared forward chunks of at most max_batch_tokens tokens. A group's scores
+ * do not depend on the other groups of the call (they equal qrr_ctx_score_ids on the group
+ * alone within float rounding). Every group is checked before any compute. */
+int qrr_ctx_score_groups(qrr_ctx *ctx, const qrr_group *groups, size_t n_groups);
+
+/* Token counts of the last scoring call on ctx: prompt tokens in all, and tokens the
+ * forward pass computed (fewer when a shared prefix was computed once). */
 typedef struct qrr_stats {
     size_t tokens;
     size_t tokens_computed;

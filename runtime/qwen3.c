@@ -146,35 +146,34 @@ static void concat_context(const float *prefix, int P, const float *own, int t, 
 
 int qrr__forward_score(const qrr_model *m, qrr_scratch *s, qrr_pool *pool,
                        const int32_t *const *ids, const int *lens, int S,
-                       const qrr_prefix_kv *prefix, double *delta, qrr_diag *d)
+                       const qrr_prefix_kv *const *prefix, double *delta, qrr_diag *d)
 {
     const size_t H = m->H, QD = (size_t)m->Q * m->D, KD = (size_t)m->K * m->D;
-    const int P = prefix ? prefix->n : 0;
-    size_t T = 0;
-    int max_len = 0;
+    size_t T = 0, ctx_max = 0; /* ctx_max: the longest prefix + sequence */
     for (int i = 0; i < S; i++) {
         if (lens[i] < 1) return qrr_fail(d, QRR_ERR_INVALID_ARG, "sequence %d is empty", i);
         T += (size_t)lens[i];
-        if (lens[i] > max_len) max_len = lens[i];
+        size_t c = (size_t)(prefix[i] ? prefix[i]->n : 0) + (size_t)lens[i];
+        if (c > ctx_max) ctx_max = c;
     }
     int rc = scratch_reserve(m, s, T, (size_t)S, d);
     if (rc != QRR_OK) return rc;
-    size_t tmp_tokens = (size_t)P + (size_t)max_len;
-    if (tmp_tokens > s->kv_tmp_tokens) {
-        if ((rc = grow(&s->kv_tmp, 2 * tmp_tokens * KD, d)) != QRR_OK) return rc;
-        s->kv_tmp_tokens = tmp_tokens;
+    if (ctx_max > s->kv_tmp_tokens) {
+        if ((rc = grow(&s->kv_tmp, 2 * ctx_max * KD, d)) != QRR_OK) return rc;
+        s->kv_tmp_tokens = ctx_max;
     }
     for (int i = 0, t = 0; i < S; t += lens[i], i++) s->starts[i] = t;
 
     embed(m, ids, lens, S, s->x);
     for (int l = 0; l < m->n_layers - 1; l++) {
         const qrr_layer *L = &m->layers[l];
-        const float *pk = P ? prefix->k + (size_t)l * prefix->cap * KD : NULL;
-        const float *pv = P ? prefix->v + (size_t)l * prefix->cap * KD : NULL;
         qrr_cpu_rmsnorm_pool(s->x, L->attn_norm, s->xn, (int)T, m->H, m->rms_eps, pool);
         project_qkv(m, L, s->xn, (int)T, s->q, s->k, s->v, pool);
         for (int i = 0; i < S; i++) {
             size_t t0 = (size_t)s->starts[i];
+            const int P = prefix[i] ? prefix[i]->n : 0;
+            const float *pk = P ? prefix[i]->k + (size_t)l * prefix[i]->cap * KD : NULL;
+            const float *pv = P ? prefix[i]->v + (size_t)l * prefix[i]->cap * KD : NULL;
             qrr_cpu_rope(s->q + t0 * QD, lens[i], m->Q, m->D, P, m->inv_freq);
             qrr_cpu_rope(s->k + t0 * KD, lens[i], m->K, m->D, P, m->inv_freq);
             qrr_cpu_attention(s->q + t0 * QD, s->k + t0 * KD, s->v + t0 * KD, pk, pv, P,
@@ -188,8 +187,6 @@ int qrr__forward_score(const qrr_model *m, qrr_scratch *s, qrr_pool *pool,
      * each sequence's last position. Rows 0..S-1 of q/att/x are reused for those. */
     const int l = m->n_layers - 1;
     const qrr_layer *L = &m->layers[l];
-    const float *pk = P ? prefix->k + (size_t)l * prefix->cap * KD : NULL;
-    const float *pv = P ? prefix->v + (size_t)l * prefix->cap * KD : NULL;
     qrr_cpu_rmsnorm_pool(s->x, L->attn_norm, s->xn, (int)T, m->H, m->rms_eps, pool);
     project_qkv(m, L, s->xn, (int)T, NULL, s->k, s->v, pool);
     for (int i = 0; i < S; i++) {
@@ -201,10 +198,13 @@ int qrr__forward_score(const qrr_model *m, qrr_scratch *s, qrr_pool *pool,
     }
     qrr_cpu_gemm(s->xn, m->H, S, &L->q, s->q, (int)QD, 0, pool);
     qrr_cpu_rmsnorm(s->q, L->q_norm, s->q, S * m->Q, m->D, m->rms_eps);
-    float *ck = s->kv_tmp, *cv = s->kv_tmp + ((size_t)P + (size_t)max_len) * KD;
+    float *ck = s->kv_tmp, *cv = s->kv_tmp + ctx_max * KD;
     for (int i = 0; i < S; i++) {
         size_t t0 = (size_t)s->starts[i];
         int t = lens[i];
+        const int P = prefix[i] ? prefix[i]->n : 0;
+        const float *pk = P ? prefix[i]->k + (size_t)l * prefix[i]->cap * KD : NULL;
+        const float *pv = P ? prefix[i]->v + (size_t)l * prefix[i]->cap * KD : NULL;
         qrr_cpu_rope(s->k + t0 * KD, t, m->K, m->D, P, m->inv_freq);
         qrr_cpu_rope(s->q + (size_t)i * QD, 1, m->Q, m->D, P + t - 1, m->inv_freq);
         concat_context(pk, P, s->k + t0 * KD, t, KD, ck);

@@ -39,11 +39,12 @@ void qrr__prefix_free(qrr_prefix_kv *p);
 int qrr__forward_prefix(const qrr_model *m, qrr_scratch *s, qrr_pool *pool,
                         const int32_t *ids, int n, qrr_prefix_kv *out, qrr_diag *d);
 
-/* Run S sequences packed back to back (seq i: lens[i] >= 1 ids, positions prefix->n + j) and
- * write each sequence's last-position logit into delta[i] (logit_yes - logit_no, or the
- * single logit), computed in double. prefix may be NULL or empty. */
+/* Run S sequences packed back to back (seq i: lens[i] >= 1 ids, positions prefix[i]->n + j,
+ * attending to prefix[i]'s keys/values first) and write each sequence's last-position logit
+ * into delta[i] (logit_yes - logit_no, or the single logit), computed in double. prefix[i]
+ * may be NULL (no prefix); sequences of one chunk may have different prefixes. */
 int qrr__forward_score(const qrr_model *m, qrr_scratch *s, qrr_pool *pool,
                        const int32_t *const *ids, const int *lens, int S,
-                       const qrr_prefix_kv *prefix, double *delta, qrr_diag *d);
+                       const qrr_prefix_kv *const *prefix, double *delta, qrr_diag *d);
 
 #endif

@@ -1,108 +1,18 @@
-/* score.c — contexts and scoring requests: build each prompt, find the token prefix all
- * prompts of a request share, run it once, then pack the rest into chunks of bounded size
- * for the forward pass. Results come back in input order. */
-#include <malloc.h>
-#include <math.h>
+/* score.c — scoring requests given as text or as token ids: check every argument, build
+ * each document's prompt (256 documents at a time, so memory stays bounded), and hand the
+ * prompts to the batch scheduler (batch.c) as one group. Also the prompt, tokenize and
+ * decode entry points. Results come back in input order. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "model.h"
-#include "prompt.h"
-#include "qwen3.h"
-#ifdef QRR_WITH_CUDA
-#include "cuda_model.h"
-#endif
-
-#define DEFAULT_BATCH_TOKENS 2048
-#define MIN_SHARED_PREFIX 8 /* below this, sharing saves less than its bookkeeping */
-
-struct qrr_ctx {
-    const qrr_model *m;
-    qrr_pool *pool;
-    qrr_ctx_params params;
-    qrr_scratch scratch;
-    qrr_prefix_kv prefix;
-    qrr_ids *prompts;     /* [cap_prompts] built prompts of the current request */
-    size_t cap_prompts;
-    qrr_stats stats;      /* of the last request */
-#ifdef QRR_WITH_CUDA
-    qrr_cuda_state *cuda; /* device state when params.device is QRR_DEVICE_CUDA */
-#endif
-};
-
-qrr_ctx_params qrr_ctx_default_params(void)
-{
-    qrr_ctx_params p = {.n_threads = 0, .device = QRR_DEVICE_CPU, .max_batch_tokens = 0,
-                          .share_prefix = 1};
-    return p;
-}
+#include "context.h"
 
 qrr_score_params qrr_score_default_params(void)
 {
     qrr_score_params p = {.instruction = NULL, .max_length = 0, .instruction_len = 0,
                           .truncate = 1};
     return p;
-}
-
-int qrr_ctx_create(const qrr_model *m, qrr_ctx_params params, qrr_ctx **out)
-{
-    if (!m || !out) return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_ctx_create: NULL argument");
-    *out = NULL;
-#ifndef QRR_WITH_CUDA
-    if (params.device == QRR_DEVICE_CUDA)
-        return qrr__errorf(QRR_ERR_UNSUPPORTED,
-                           "device cuda: this build of libqrr has no CUDA support");
-#endif
-    if (params.device != QRR_DEVICE_CPU && params.device != QRR_DEVICE_CUDA)
-        return qrr__errorf(QRR_ERR_INVALID_ARG, "unknown device %d", (int)params.device);
-    if (params.n_threads < 0 || params.n_threads > 1024)
-        return qrr__errorf(QRR_ERR_INVALID_ARG, "n_threads %d out of range [0, 1024]",
-                           params.n_threads);
-    if (params.max_batch_tokens < 0)
-        return qrr__errorf(QRR_ERR_INVALID_ARG, "max_batch_tokens %d is negative",
-                           params.max_batch_tokens);
-    if (params.n_threads == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        params.n_threads = n > 0 && n <= 1024 ? (int)n : 1;
-    }
-    if (params.max_batch_tokens == 0) params.max_batch_tokens = DEFAULT_BATCH_TOKENS;
-    qrr_ctx *c = calloc(1, sizeof *c);
-    if (!c) return qrr__errorf(QRR_ERR_NOMEM, "out of memory");
-    c->m = m;
-    c->params = params;
-    c->pool = qrr_pool_create(params.n_threads);
-    if (!c->pool) {
-        free(c);
-        return qrr__errorf(QRR_ERR_NOMEM, "could not start %d threads", params.n_threads);
-    }
-#ifdef QRR_WITH_CUDA
-    if (params.device == QRR_DEVICE_CUDA) {
-        qrr_diag d;
-        qrr_diag_clear(&d);
-        if (qrr__cuda_ctx_create(m, &c->cuda, &d) != QRR_OK) {
-            qrr_ctx_free(c);
-            return qrr__set_error(&d);
-        }
-    }
-#endif
-    *out = c;
-    return QRR_OK;
-}
-
-void qrr_ctx_free(qrr_ctx *c)
-{
-    if (!c) return;
-#ifdef QRR_WITH_CUDA
-    qrr__cuda_ctx_free(c->cuda);
-#endif
-    qrr_pool_free(c->pool);
-    qrr__scratch_free(&c->scratch);
-    qrr__prefix_free(&c->prefix);
-    for (size_t i = 0; i < c->cap_prompts; i++) qrr__ids_free(&c->prompts[i]);
-    free(c->prompts);
-    free(c);
 }
 
 static int reserve_prompts(qrr_ctx *c, size_t n, qrr_diag *d)
@@ -116,130 +26,24 @@ static int reserve_prompts(qrr_ctx *c, size_t n, qrr_diag *d)
     return QRR_OK;
 }
 
-/* Longest common prefix of all sequences, leaving every sequence at least one token. */
-static size_t common_prefix(const int32_t *const *ids, const size_t *lens, size_t n)
-{
-    size_t p = lens[0] - 1;
-    for (size_t i = 1; i < n && p > 0; i++) {
-        size_t lim = lens[i] - 1 < p ? lens[i] - 1 : p;
-        size_t j = 0;
-        while (j < lim && ids[i][j] == ids[0][j]) j++;
-        p = j;
-    }
-    return p;
-}
-
-static void write_results(const double *delta, size_t n, float *scores, float *logits)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (scores) scores[i] = (float)(1.0 / (1.0 + exp(-delta[i])));
-        if (logits) logits[i] = (float)delta[i];
-    }
-}
-
-/* Score n id sequences (each non-empty, within the model's positions). */
-static int score_sequences(qrr_ctx *c, const int32_t *const *ids, const size_t *lens, size_t n,
-                           double *delta, qrr_diag *d)
-{
-    const qrr_model *m = c->m;
-    size_t max_pos = m->meta->fixed.max_position;
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (lens[i] == 0) return qrr_fail(d, QRR_ERR_INVALID_ARG, "sequence %zu is empty", i);
-        if (!ids[i]) return qrr_fail(d, QRR_ERR_INVALID_ARG, "sequence %zu is NULL", i);
-        if (lens[i] > max_pos)
-            return qrr_fail(d, QRR_ERR_INVALID_ARG, "sequence %zu has %zu tokens; the model "
-                            "supports %zu positions", i, lens[i], max_pos);
-        for (size_t j = 0; j < lens[i]; j++)
-            if (ids[i][j] < 0 || ids[i][j] >= m->V)
-                return qrr_fail(d, QRR_ERR_INVALID_ARG, "sequence %zu, token %zu: id %d "
-                                "outside the vocabulary [0, %d)", i, j, (int)ids[i][j], m->V);
-        total += lens[i];
-    }
-    size_t P = c->params.share_prefix && n > 1 ? common_prefix(ids, lens, n) : 0;
-    if (P < MIN_SHARED_PREFIX) P = 0;
-    int rc = QRR_OK;
-    c->prefix.n = 0;
-#ifdef QRR_WITH_CUDA
-    if (P && c->cuda) rc = qrr__cuda_forward_prefix(m, c->cuda, ids[0], (int)P, d);
-    else
-#endif
-    if (P) rc = qrr__forward_prefix(m, &c->scratch, c->pool, ids[0], (int)P, &c->prefix, d);
-    c->stats.tokens += total;
-    c->stats.tokens_computed += total - (P ? (n - 1) * P : 0);
-
-    /* Pack whole sequences into chunks of at most max_batch_tokens (a longer sequence
-     * forms a chunk of its own) and at most 4096 sequences. */
-    const int32_t **chunk_ids = malloc(n * sizeof *chunk_ids);
-    int *chunk_lens = malloc(n * sizeof *chunk_lens);
-    if (!chunk_ids || !chunk_lens) rc = qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
-    size_t i = 0;
-    while (rc == QRR_OK && i < n) {
-        size_t tokens = 0, s = 0;
-        while (i + s < n && s < 4096) {
-            size_t len = lens[i + s] - P;
-            if (s > 0 && tokens + len > (size_t)c->params.max_batch_tokens) break;
-            chunk_ids[s] = ids[i + s] + P;
-            chunk_lens[s] = (int)len;
-            tokens += len;
-            s++;
-        }
-#ifdef QRR_WITH_CUDA
-        if (c->cuda)
-            rc = qrr__cuda_forward_score(m, c->cuda, chunk_ids, chunk_lens, (int)s, (int)P,
-                                         delta + i, d);
-        else
-#endif
-        rc = qrr__forward_score(m, &c->scratch, c->pool, chunk_ids, chunk_lens, (int)s,
-                                &c->prefix, delta + i, d);
-        i += s;
-    }
-    free(chunk_ids);
-    free(chunk_lens);
-    for (size_t k = 0; rc == QRR_OK && k < n; k++)
-        if (!isfinite(delta[k]))
-            rc = qrr_fail(d, QRR_ERR_NUMERIC, "sequence %zu: the logit is not finite (%g); "
-                          "the model's weights or activations overflowed", k, delta[k]);
-    return rc;
-}
-
-/* Give back scratch that one request with long prompts grew beyond what a chunk of the
- * usual size needs, so a context's memory does not stay at its largest request's size. */
-static void release_large(qrr_ctx *c)
-{
-    size_t keep = (size_t)c->params.max_batch_tokens;
-    int released = qrr__scratch_trim(&c->scratch, keep);
-    if (c->prefix.cap > 0 && (size_t)c->prefix.cap > keep) {
-        qrr__prefix_free(&c->prefix);
-        released = 1;
-    }
-    for (size_t i = 0; i < c->cap_prompts; i++)
-        if (c->prompts[i].cap > keep) {
-            qrr__ids_free(&c->prompts[i]);
-            released = 1;
-        }
-#ifdef __GLIBC__
-    if (released) malloc_trim(0); /* hand freed heap pages back to the system */
-#else
-    (void)released;
-#endif
-}
-
 int qrr_ctx_score_ids(qrr_ctx *c, const int32_t *const *ids, const size_t *lens, size_t n,
                       float *scores, float *logits)
 {
     if (!c || (n && (!ids || !lens)) || (!scores && !logits && n))
         return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_ctx_score_ids: NULL argument");
-    c->stats = (qrr_stats){0, 0};
-    if (n == 0) return QRR_OK;
+    qrr_group g = {ids, lens, n, scores, logits};
+    return qrr_ctx_score_groups(c, &g, 1);
+}
+
+int qrr_ctx_score_groups(qrr_ctx *c, const qrr_group *groups, size_t n_groups)
+{
+    if (!c || (n_groups && !groups))
+        return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_ctx_score_groups: NULL argument");
     qrr_diag d;
     qrr_diag_clear(&d);
-    double *delta = malloc(n * sizeof *delta);
-    if (!delta) return qrr__errorf(QRR_ERR_NOMEM, "out of memory");
-    int rc = score_sequences(c, ids, lens, n, delta, &d);
-    if (rc == QRR_OK) write_results(delta, n, scores, logits);
-    free(delta);
-    release_large(c);
+    c->stats = (qrr_stats){0, 0};
+    int rc = qrr__score_groups(c, groups, n_groups, &d);
+    qrr__ctx_release_large(c);
     return rc == QRR_OK ? QRR_OK : qrr__set_error(&d);
 }
 
@@ -296,7 +100,6 @@ static int score_texts(qrr_ctx *c, const char *query, size_t query_len, const ch
     if (rc == QRR_OK) rc = check_documents(c, &spec, docs, doc_lens, n_docs, &d);
     const int32_t *ptrs[DOCS_PER_GROUP];
     size_t lens[DOCS_PER_GROUP];
-    double delta[DOCS_PER_GROUP];
     for (size_t g = 0; rc == QRR_OK && g < n_docs; g += DOCS_PER_GROUP) {
         size_t n = n_docs - g < DOCS_PER_GROUP ? n_docs - g : DOCS_PER_GROUP;
         for (size_t i = 0; rc == QRR_OK && i < n; i++) {
@@ -306,11 +109,10 @@ static int score_texts(qrr_ctx *c, const char *query, size_t query_len, const ch
             ptrs[i] = c->prompts[i].ids;
             lens[i] = c->prompts[i].n;
         }
-        if (rc == QRR_OK) rc = score_sequences(c, ptrs, lens, n, delta, &d);
-        if (rc == QRR_OK)
-            write_results(delta, n, scores ? scores + g : NULL, logits ? logits + g : NULL);
+        qrr_group group = {ptrs, lens, n, scores ? scores + g : NULL, logits ? logits + g : NULL};
+        if (rc == QRR_OK) rc = qrr__score_groups(c, &group, 1, &d);
     }
-    release_large(c);
+    qrr__ctx_release_large(c);
     return rc == QRR_OK ? QRR_OK : qrr__set_error(&d);
 }
 
@@ -330,12 +132,6 @@ int qrr_ctx_score_len(qrr_ctx *c, const char *query, size_t query_len, const cha
         (!scores && !logits && n_docs))
         return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_ctx_score_len: NULL argument");
     return score_texts(c, query, query_len, docs, doc_lens, n_docs, &params, scores, logits);
-}
-
-qrr_stats qrr_ctx_last_stats(const qrr_ctx *c)
-{
-    qrr_stats none = {0, 0};
-    return c ? c->stats : none;
 }
 
 static int prompt_ids(const qrr_model *m, const char *query, size_t query_len,

@@ -194,3 +194,63 @@ Test(runtime, open_from_memory_scores_the_same)
     qrr_model_close(m2);
     free(buf);
 }
+
+/* The prompt ids of (q, doc) (malloc'ed). */
+static int32_t *prompt_of(const char *q, const char *doc, size_t *n)
+{
+    cr_assert_eq(qrr_model_prompt_ids(model, q, doc, qrr_score_default_params(), NULL, 0, n),
+                 QRR_ERR_BUFFER_TOO_SMALL);
+    int32_t *ids = malloc(*n * sizeof *ids);
+    cr_assert_eq(qrr_model_prompt_ids(model, q, doc, qrr_score_default_params(), ids, *n, n),
+                 QRR_OK);
+    return ids;
+}
+
+Test(runtime, groups_score_as_each_group_alone)
+{
+    /* 12 requests of 1 to 7 documents with different queries: more groups than prefix slots
+     * fit in one chunk, so slots are reused; chunk sizes from tiny to default. */
+    make_docs();
+    enum { G = 12 };
+    const char *queries[] = {"What is the capital of China?", "gravity", "Numbers?", "北京"};
+    int32_t *ids[G][N_DOCS];
+    size_t lens[G][N_DOCS], n_docs[G];
+    float alone[G][N_DOCS], got[G][N_DOCS], logits[G][N_DOCS];
+    qrr_group groups[G];
+    qrr_ctx *single = make_ctx(1, 0);
+    for (int g = 0; g < G; g++) {
+        n_docs[g] = 1 + (size_t)(g * 5 % N_DOCS);
+        for (size_t i = 0; i < n_docs[g]; i++)
+            ids[g][i] = prompt_of(queries[g % 4], docs[(g + i) % N_DOCS], &lens[g][i]);
+        cr_assert_eq(qrr_ctx_score_ids(single, (const int32_t *const *)ids[g], lens[g], n_docs[g],
+                                       alone[g], NULL), QRR_OK, "%s", qrr_last_error());
+        groups[g] = (qrr_group){(const int32_t *const *)ids[g], lens[g], n_docs[g], got[g],
+                                logits[g]};
+    }
+    const int chunks[] = {0, 64, 512, 100000};
+    for (int v = 0; v < 4; v++) {
+        qrr_ctx *c = make_ctx(1, chunks[v]);
+        cr_assert_eq(qrr_ctx_score_groups(c, groups, G), QRR_OK, "%s", qrr_last_error());
+        qrr_stats st = qrr_ctx_last_stats(c);
+        cr_expect_lt(st.tokens_computed, st.tokens, "no prefix was shared");
+        for (int g = 0; g < G; g++)
+            for (size_t i = 0; i < n_docs[g]; i++) {
+                cr_expect_leq(fabsf(got[g][i] - alone[g][i]), 1e-5f, "chunk %d, group %d doc %zu: "
+                              "%g in the batch, %g alone", chunks[v], g, i, got[g][i], alone[g][i]);
+                cr_expect_leq(fabsf(got[g][i] - 1.0f / (1.0f + expf(-logits[g][i]))), 1e-6f);
+            }
+        qrr_ctx_free(c);
+    }
+    /* a bad sequence in the last group: refused, named, and nothing computed */
+    const int32_t *bad_ids[] = {ids[0][0], NULL};
+    size_t bad_lens[] = {lens[0][0], 3};
+    qrr_group bad[] = {groups[0], groups[1], {bad_ids, bad_lens, 2, got[2], NULL}};
+    cr_expect_eq(qrr_ctx_score_groups(single, bad, 3), QRR_ERR_INVALID_ARG);
+    cr_expect(strstr(qrr_last_error(), "group 2, sequence 1") != NULL, "%s", qrr_last_error());
+    cr_expect_eq(qrr_ctx_last_stats(single).tokens_computed, 0);
+    cr_expect_eq(qrr_ctx_score_groups(single, NULL, 2), QRR_ERR_INVALID_ARG);
+    cr_expect_eq(qrr_ctx_score_groups(single, groups, 0), QRR_OK);
+    qrr_ctx_free(single);
+    for (int g = 0; g < G; g++)
+        for (size_t i = 0; i < n_docs[g]; i++) free(ids[g][i]);
+}

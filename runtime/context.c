@@ -1,0 +1,106 @@
+/* context.c — scoring contexts: parameters, creation (thread pool, device state), freeing,
+ * giving back memory a large call grew, and the token counts of the last call. */
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "context.h"
+
+#define DEFAULT_BATCH_TOKENS 2048
+
+qrr_ctx_params qrr_ctx_default_params(void)
+{
+    qrr_ctx_params p = {.n_threads = 0, .device = QRR_DEVICE_CPU, .max_batch_tokens = 0,
+                          .share_prefix = 1};
+    return p;
+}
+
+int qrr_ctx_create(const qrr_model *m, qrr_ctx_params params, qrr_ctx **out)
+{
+    if (!m || !out) return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_ctx_create: NULL argument");
+    *out = NULL;
+#ifndef QRR_WITH_CUDA
+    if (params.device == QRR_DEVICE_CUDA)
+        return qrr__errorf(QRR_ERR_UNSUPPORTED,
+                           "device cuda: this build of libqrr has no CUDA support");
+#endif
+    if (params.device != QRR_DEVICE_CPU && params.device != QRR_DEVICE_CUDA)
+        return qrr__errorf(QRR_ERR_INVALID_ARG, "unknown device %d", (int)params.device);
+    if (params.n_threads < 0 || params.n_threads > 1024)
+        return qrr__errorf(QRR_ERR_INVALID_ARG, "n_threads %d out of range [0, 1024]",
+                           params.n_threads);
+    if (params.max_batch_tokens < 0)
+        return qrr__errorf(QRR_ERR_INVALID_ARG, "max_batch_tokens %d is negative",
+                           params.max_batch_tokens);
+    if (params.n_threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        params.n_threads = n > 0 && n <= 1024 ? (int)n : 1;
+    }
+    if (params.max_batch_tokens == 0) params.max_batch_tokens = DEFAULT_BATCH_TOKENS;
+    qrr_ctx *c = calloc(1, sizeof *c);
+    if (!c) return qrr__errorf(QRR_ERR_NOMEM, "out of memory");
+    c->m = m;
+    c->params = params;
+    c->pool = qrr_pool_create(params.n_threads);
+    if (!c->pool) {
+        free(c);
+        return qrr__errorf(QRR_ERR_NOMEM, "could not start %d threads", params.n_threads);
+    }
+#ifdef QRR_WITH_CUDA
+    if (params.device == QRR_DEVICE_CUDA) {
+        qrr_diag d;
+        qrr_diag_clear(&d);
+        if (qrr__cuda_ctx_create(m, &c->cuda, &d) != QRR_OK) {
+            qrr_ctx_free(c);
+            return qrr__set_error(&d);
+        }
+    }
+#endif
+    *out = c;
+    return QRR_OK;
+}
+
+void qrr_ctx_free(qrr_ctx *c)
+{
+    if (!c) return;
+#ifdef QRR_WITH_CUDA
+    qrr__cuda_ctx_free(c->cuda);
+#endif
+    qrr_pool_free(c->pool);
+    qrr__scratch_free(&c->scratch);
+    for (int i = 0; i < QRR_PREFIX_SLOTS; i++) qrr__prefix_free(&c->prefix[i]);
+    for (size_t i = 0; i < c->cap_prompts; i++) qrr__ids_free(&c->prompts[i]);
+    free(c->prompts);
+    free(c);
+}
+
+/* Give back scratch that one request with long prompts grew beyond what a chunk of the
+ * usual size needs, so a context's memory does not stay at its largest request's size. */
+void qrr__ctx_release_large(qrr_ctx *c)
+{
+    size_t keep = (size_t)c->params.max_batch_tokens;
+    int released = qrr__scratch_trim(&c->scratch, keep);
+    for (int i = 0; i < QRR_PREFIX_SLOTS; i++)
+        if ((size_t)c->prefix[i].cap > keep) {
+            qrr__prefix_free(&c->prefix[i]);
+            released = 1;
+        }
+    for (size_t i = 0; i < c->cap_prompts; i++)
+        if (c->prompts[i].cap > keep) {
+            qrr__ids_free(&c->prompts[i]);
+            released = 1;
+        }
+#ifdef __GLIBC__
+    if (released) malloc_trim(0); /* hand freed heap pages back to the system */
+#else
+    (void)released;
+#endif
+}
+
+qrr_stats qrr_ctx_last_stats(const qrr_ctx *c)
+{
+    qrr_stats none = {0, 0};
+    return c ? c->stats : none;
+}
+
