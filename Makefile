@@ -10,10 +10,11 @@ NVCC     ?= nvcc
 BUILD    ?= build
 
 WARN     := -Wall -Wextra -Wstrict-prototypes -Werror=implicit-function-declaration
-INCLUDES := -Iformat -Ikernels/cpu -Ikernels/cuda -Iruntime -Iconvert
+INCLUDES := -Iformat -Ikernels/cpu -Ikernels/cuda -Iruntime -Iconvert -Iserver
 CFLAGS   += -std=c11 -g $(OPT) -fPIC -D_GNU_SOURCE $(WARN) $(INCLUDES)
 LDLIBS_RT := -lxxhash -lz -lutf8proc -lpcre2-8 -lpthread -lm
 LDLIBS_CV := -ljansson
+LDLIBS_SRV := -lmicrohttpd
 
 ifneq ($(SANITIZE),)
 CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
@@ -36,7 +37,7 @@ endif
 
 LIB_SRC     := $(wildcard format/*.c) $(wildcard runtime/*.c) $(wildcard kernels/cpu/*.c)
 CONVERT_SRC := $(filter-out convert/main.c,$(wildcard convert/*.c))
-QRR_SRC     := $(wildcard tools/qrr/*.c)
+QRR_SRC     := $(wildcard tools/qrr/*.c) $(wildcard server/*.c)
 TEST_SRC    := $(wildcard tests/test_*.c)
 EXAMPLE_SRC := $(wildcard examples/*.c)
 
@@ -83,7 +84,7 @@ $(BUILD)/qconvert: $(call obj,convert/main.c) $(CONVERT_OBJ) $(BUILD)/libqrr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CV) $(LDLIBS_RT)
 
 $(BUILD)/qrr: $(QRR_OBJ) $(BUILD)/libqrr.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CV) $(LDLIBS_RT)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_SRV) $(LDLIBS_CV) $(LDLIBS_RT)
 
 $(BUILD)/qgen: $(call obj,tools/qgen.c)
 	$(CC) $(LDFLAGS) -o $@ $^ -lm
@@ -91,7 +92,9 @@ $(BUILD)/qgen: $(call obj,tools/qgen.c)
 # Each tests/test_<unit>.c is one Criterion binary; they may use converter code.
 $(BUILD)/tests/%: $(call obj,tests/%.c) $(CONVERT_OBJ) $(BUILD)/libqrr.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcriterion $(LDLIBS_CV) $(LDLIBS_RT)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcriterion $(LDLIBS_TEST) $(LDLIBS_CV) $(LDLIBS_RT)
+# The server's tests are an HTTP client.
+$(BUILD)/tests/test_server: LDLIBS_TEST := -lcurl
 
 $(BUILD)/examples/%: $(call obj,examples/%.c) $(BUILD)/libqrr.a
 	@mkdir -p $(dir $@)

@@ -3,7 +3,7 @@
 # sudo). Installs only what is missing, so it is quick on a prepared machine.
 set -euo pipefail
 pkgs=(build-essential pkg-config zlib1g-dev libxxhash-dev libutf8proc-dev libpcre2-dev
-      libjansson-dev libcriterion-dev)
+      libjansson-dev libcriterion-dev libmicrohttpd-dev libcurl4-openssl-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

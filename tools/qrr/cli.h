@@ -19,6 +19,7 @@ int qrr_cmd_score(int argc, char **argv);
 int qrr_cmd_bench(int argc, char **argv);
 int qrr_cmd_check(int argc, char **argv);
 int qrr_cmd_eval(int argc, char **argv);
+int qrr_cmd_serve(int argc, char **argv);
 
 /* Print "qrr <cmd>: message" (+ newline) to stderr; returns QRR_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,0 +1,350 @@
+/* http.c — the server's life and its HTTP side, on libmicrohttpd: the listening socket, one
+ * thread per connection (a client that stalls holds only its own thread, and the read
+ * timeout closes it), routing, the checks made before a body is read (API key, the
+ * concurrency and payload limits), one log line per request, and the drain on SIGTERM or
+ * SIGINT: stop accepting, let the requests in flight finish, stop. */
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "clock.h"
+#include "state.h"
+
+qrr_server_config qrr_server_default_config(void)
+{
+    qrr_server_config c = {.host = "127.0.0.1", .port = 3000, .threads = 0,
+                           .device = QRR_DEVICE_CPU, .verify = 1, .max_batch_tokens = 2048,
+                           .max_client_batch_size = 32, .payload_limit = 2000000,
+                           .max_concurrent_requests = 512, .api_key = NULL, .read_timeout = 10,
+                           .drain_timeout = 60, .log_requests = 1};
+    return c;
+}
+
+/* One request's state across libmicrohttpd's calls of the handler. */
+typedef struct request {
+    route_id route;
+    int counted;      /* a POST to a rerank route, counted in in_flight */
+    char *body;
+    size_t len, cap;
+    int answered;     /* a reply was queued before the whole body was read */
+    double started;
+} request;
+
+/* The route of (method, url); ROUTE_OTHER with *known_url = 1 when only the method is wrong. */
+static route_id find_route(const char *method, const char *url, int *known_url)
+{
+    static const struct {
+        const char *url;
+        route_id id;
+        int post;
+    } table[] = {{"/rerank", ROUTE_RERANK, 1}, {"/v1/rerank", ROUTE_V1, 1},
+                 {"/v2/rerank", ROUTE_V2, 1},  {"/health", ROUTE_HEALTH, 0},
+                 {"/info", ROUTE_INFO, 0},     {"/metrics", ROUTE_METRICS, 0}};
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (!strcmp(url, table[i].url)) {
+            *known_url = 1;
+            return strcmp(method, table[i].post ? "POST" : "GET") ? ROUTE_OTHER : table[i].id;
+        }
+    *known_url = 0;
+    return ROUTE_OTHER;
+}
+
+static void log_request(const server *srv, const char *method, const char *url,
+                        const reply *r, double seconds)
+{
+    if (!srv->cfg->log_requests) return;
+    fprintf(stderr, "qrr serve: %s %s %d pairs=%zu tokens=%zu tokenize_ms=%.1f queue_ms=%.1f "
+            "inference_ms=%.1f total_ms=%.1f\n", method, url, r->status, r->pairs, r->tokens,
+            r->tokenization_s * 1e3, r->queue_s * 1e3, r->inference_s * 1e3, seconds * 1e3);
+}
+
+/* Send r, record it, and free its body. */
+static enum MHD_Result send_reply(server *srv, struct MHD_Connection *conn, request *q,
+                                  const char *method, const char *url, reply *r)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(r->body);
+        return MHD_NO;
+    }
+    r->body = NULL;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+    for (int i = 0; i < r->n_headers; i++)
+        MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
+    if (r->status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+    enum MHD_Result ok = MHD_queue_response(conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    double seconds = now_seconds() - q->started;
+    metrics_request(srv->mx, r->route, r->status < 300, r->why, seconds);
+    log_request(srv, method, url, r, seconds);
+    q->answered = 1;
+    return ok;
+}
+
+static int authorized(const server *srv, struct MHD_Connection *conn, route_id route)
+{
+    const char *key = srv->cfg->api_key;
+    if (!key || route == ROUTE_HEALTH || route == ROUTE_METRICS) return 1;
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_AUTHORIZATION);
+    return h && !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, key);
+}
+
+/* The checks made when a request's headers have arrived; 1 with r filled if it is refused. */
+static int refuse_early(server *srv, struct MHD_Connection *conn, request *q, int known_url,
+                        reply *r)
+{
+    if (q->route == ROUTE_OTHER) {
+        reply_error(r, known_url ? 405 : 404, FAIL_NOT_FOUND, known_url ?
+                    "this route takes another method (GET for /health, /info and /metrics, "
+                    "POST for the rerank routes)" : "no such route; see docs/server.md");
+        return 1;
+    }
+    if (!authorized(srv, conn, q->route)) {
+        reply_error(r, 401, FAIL_UNAUTHORIZED, "missing or wrong API key: send "
+                    "\"Authorization: Bearer <key>\"");
+        return 1;
+    }
+    if (q->route != ROUTE_RERANK && q->route != ROUTE_V1 && q->route != ROUTE_V2) return 0;
+    /* Count first, then look at draining: the drain waits for in_flight after setting
+     * draining, so one of the two sees the other. */
+    int now_in_flight = atomic_fetch_add(&srv->in_flight, 1) + 1;
+    q->counted = 1;
+    if (atomic_load(&srv->draining) || !atomic_load(&srv->ready)) {
+        reply_error(r, 503, FAIL_UNAVAILABLE, atomic_load(&srv->draining) ?
+                    "the server is shutting down" : "the model is still loading");
+        return 1;
+    }
+    if (now_in_flight > srv->cfg->max_concurrent_requests) {
+        reply_error(r, 429, FAIL_OVERLOADED, "model is overloaded: more than %d concurrent "
+                    "requests (--max-concurrent-requests)", srv->cfg->max_concurrent_requests);
+        return 1;
+    }
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > srv->cfg->payload_limit) {
+        reply_error(r, 413, FAIL_TOO_LARGE, "the body has %s bytes, over the limit of %zu "
+                    "(--payload-limit)", cl, srv->cfg->payload_limit);
+        return 1;
+    }
+    return 0;
+}
+
+/* Append a piece of the body; 0, or -1 past the payload limit. */
+static int add_body(request *q, const char *data, size_t n, size_t limit)
+{
+    if (n > limit - q->len) return -1; /* q->len <= limit always */
+    if (q->len + n > q->cap) {
+        size_t cap = q->cap ? q->cap : 4096;
+        while (cap < q->len + n) cap *= 2;
+        if (cap > limit) cap = limit;
+        char *p = realloc(q->body, cap);
+        if (!p) return -1;
+        q->body = p;
+        q->cap = cap;
+    }
+    memcpy(q->body + q->len, data, n);
+    q->len += n;
+    return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload, size_t *upload_size, void **req_cls)
+{
+    (void)version;
+    server *srv = cls;
+    request *q = *req_cls;
+    reply r = {.content_type = "application/json"};
+    if (!q) { /* headers are in: route and early checks */
+        int known_url;
+        if (!(q = calloc(1, sizeof *q))) return MHD_NO;
+        *req_cls = q;
+        q->started = now_seconds();
+        q->route = find_route(method, url, &known_url);
+        r.route = q->route;
+        if (refuse_early(srv, conn, q, known_url, &r))
+            return send_reply(srv, conn, q, method, url, &r);
+        return MHD_YES;
+    }
+    r.route = q->route;
+    if (*upload_size) { /* a piece of the body */
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (q->answered) return MHD_YES; /* refused already: drop the rest */
+        if (add_body(q, upload, n, srv->cfg->payload_limit)) {
+            reply_error(&r, 413, FAIL_TOO_LARGE, "the body is over the limit of %zu bytes "
+                        "(--payload-limit)", srv->cfg->payload_limit);
+            return send_reply(srv, conn, q, method, url, &r);
+        }
+        return MHD_YES;
+    }
+    if (q->answered) return MHD_YES;
+    switch (q->route) {
+    case ROUTE_HEALTH: route_health(srv, &r); break;
+    case ROUTE_INFO: route_info(srv, &r); break;
+    case ROUTE_METRICS: route_metrics(srv, &r); break;
+    default: route_rerank(srv, q->body ? q->body : "", q->len, &r); break;
+    }
+    return send_reply(srv, conn, q, method, url, &r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode code)
+{
+    (void)conn, (void)code;
+    server *srv = cls;
+    request *q = *req_cls;
+    if (!q) return;
+    if (q->counted) atomic_fetch_sub(&srv->in_flight, 1);
+    free(q->body);
+    free(q);
+    *req_cls = NULL;
+}
+
+/* A listening socket on host:port (port 0 = any); its port in *bound. -1 with a message. */
+static int listen_on(const char *host, int port, int *bound)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *res;
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    int e = getaddrinfo(host, service, &hints, &res);
+    if (e) {
+        fprintf(stderr, "qrr serve: cannot resolve --host %s: %s\n", host, gai_strerror(e));
+        return -1;
+    }
+    int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol), one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+        bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 128)) {
+        fprintf(stderr, "qrr serve: cannot listen on %s:%d: %s\n", host, port, strerror(errno));
+        if (fd >= 0) close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof sa;
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    char h[NI_MAXHOST], p[NI_MAXSERV];
+    getnameinfo((struct sockaddr *)&sa, sl, h, sizeof h, p, sizeof p,
+                NI_NUMERICHOST | NI_NUMERICSERV);
+    *bound = atoi(p);
+    return fd;
+}
+
+/* Open the model, its context and the scheduler; 0 or -1 with a message. */
+static int load(server *srv)
+{
+    const qrr_server_config *c = srv->cfg;
+    qrr_model_params mp = qrr_model_default_params();
+    mp.verify_weights = c->verify;
+    qrr_ctx_params cp = qrr_ctx_default_params();
+    cp.n_threads = c->threads;
+    cp.device = c->device;
+    cp.max_batch_tokens = c->max_batch_tokens;
+    qrr_ctx *ctx = NULL;
+    if (qrr_model_open(c->model_path, mp, &srv->model) != QRR_OK ||
+        qrr_ctx_create(srv->model, cp, &ctx) != QRR_OK) {
+        fprintf(stderr, "qrr serve: %s\n", qrr_last_error());
+        return -1;
+    }
+    /* A turn takes about one chunk's worth of requests: enough to fill the chunk with
+     * small requests, and no long wait for the request at the head. */
+    if (sched_start(ctx, (size_t)c->max_batch_tokens, srv->mx, &srv->sched)) {
+        fprintf(stderr, "qrr serve: cannot start the scheduler thread\n");
+        qrr_ctx_free(ctx);
+        return -1;
+    }
+    srv->ctx = ctx;
+    return 0;
+}
+
+static void model_name_of(const char *path, char *out, size_t cap)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t n = strlen(base);
+    if (n > 4 && !strcmp(base + n - 4, ".qrr")) n -= 4;
+    snprintf(out, cap, "%.*s", (int)n, base);
+}
+
+/* Wait for SIGINT or SIGTERM (blocked in every thread, so only this wait sees them). */
+static int wait_for_signal(const sigset_t *set)
+{
+    int sig = 0;
+    while (sigwait(set, &sig) != 0) {}
+    return sig;
+}
+
+int qrr_server_run(const qrr_server_config *cfg)
+{
+    server srv = {.cfg = cfg};
+    model_name_of(cfg->model_path, srv.model_name, sizeof srv.model_name);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread started below inherits it */
+    signal(SIGPIPE, SIG_IGN);
+    if (!(srv.mx = metrics_create())) return 1;
+
+    int port = 0, fd = listen_on(cfg->host, cfg->port, &port);
+    if (fd < 0) {
+        metrics_free(srv.mx);
+        return 1;
+    }
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
+            MHD_USE_ERROR_LOG,
+        0, NULL, NULL, on_request, &srv, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->read_timeout,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(cfg->max_concurrent_requests + 64),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv, MHD_OPTION_END);
+    if (!d) {
+        fprintf(stderr, "qrr serve: the HTTP server did not start\n");
+        close(fd);
+        metrics_free(srv.mx);
+        return 1;
+    }
+    fprintf(stderr, "qrr serve: listening on http://%s:%d (loading %s)\n", cfg->host, port,
+            cfg->model_path);
+    if (load(&srv) != 0) {
+        MHD_stop_daemon(d);
+        close(fd);
+        qrr_model_close(srv.model);
+        metrics_free(srv.mx);
+        return 1;
+    }
+    atomic_store(&srv.ready, 1);
+    fprintf(stderr, "qrr serve: ready\n");
+
+    int sig = wait_for_signal(&set);
+    atomic_store(&srv.draining, 1);
+    fprintf(stderr, "qrr serve: %s: draining %d request(s) in flight\n", strsignal(sig),
+            atomic_load(&srv.in_flight));
+    int lfd = MHD_quiesce_daemon(d); /* no new connections from here on */
+    if (lfd >= 0) close(lfd);
+    double until = now_seconds() + cfg->drain_timeout;
+    while (atomic_load(&srv.in_flight) > 0 && now_seconds() < until) usleep(5000);
+    int left = atomic_load(&srv.in_flight);
+    MHD_stop_daemon(d);
+    sched_stop(srv.sched);
+    qrr_ctx_free(srv.ctx);
+    qrr_model_close(srv.model);
+    metrics_free(srv.mx);
+    if (left) fprintf(stderr, "qrr serve: %d request(s) still running after %d s\n", left,
+                      cfg->drain_timeout);
+    fprintf(stderr, "qrr serve: stopped\n");
+    return left ? 1 : 0;
+}

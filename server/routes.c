@@ -1,0 +1,338 @@
+/* routes.c — what each route answers. POST /rerank takes TEI's request and answers TEI's
+ * bare array; POST /v1/rerank and /v2/rerank take the Cohere/Jina request and answer
+ * {id, model, results, usage}. Both: check every field (messages name it), build each
+ * document's prompt ids here on the client's thread, queue the request for the scheduler,
+ * sort the results best first. GET /health, /info and /metrics report the server. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "clock.h"
+#include "state.h"
+
+/* A rerank request in either API's shape, its strings pointing into the parsed JSON. */
+typedef struct rerank_request {
+    const char *docs_field;   /* "texts" (TEI) or "documents" (Cohere, Jina): for messages */
+    const char *query;
+    size_t query_len;
+    const char **docs;
+    size_t *doc_lens;
+    size_t n;
+    const char *instruction;  /* NULL = the model's default */
+    size_t instruction_len;
+    int raw_scores, return_text, truncate;
+    size_t top_n;             /* results kept, best first */
+    const char *model;        /* the name a Cohere/Jina client sent, echoed back */
+} rerank_request;
+
+/* An optional boolean field: absent or null keeps *out. */
+static int get_bool(json_t *o, const char *key, int *out, reply *r)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_boolean(v)) {
+        reply_error(r, 422, FAIL_VALIDATION, "\"%s\" must be true or false", key);
+        return -1;
+    }
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* A string field; required unless out may stay NULL (then absent or null is fine). */
+static int get_string(json_t *o, const char *key, int required, const char **out, size_t *len,
+                      reply *r)
+{
+    json_t *v = json_object_get(o, key);
+    if ((!v || json_is_null(v)) && !required) return 0;
+    if (!json_is_string(v)) {
+        reply_error(r, 422, FAIL_VALIDATION, v ? "\"%s\" must be a string" :
+                    "missing field \"%s\"", key);
+        return -1;
+    }
+    *out = json_string_value(v);
+    *len = json_string_length(v);
+    return 0;
+}
+
+/* The documents: strings (both APIs) or, for Cohere/Jina, objects with a string "text". */
+static int get_documents(json_t *o, int objects_ok, const qrr_server_config *cfg,
+                         rerank_request *q, reply *r)
+{
+    json_t *arr = json_object_get(o, q->docs_field);
+    if (!json_is_array(arr)) {
+        reply_error(r, 422, FAIL_VALIDATION, arr ? "\"%s\" must be an array of strings" :
+                    "missing field \"%s\"", q->docs_field);
+        return -1;
+    }
+    q->n = json_array_size(arr);
+    if (q->n == 0) {
+        reply_error(r, 400, FAIL_EMPTY, "\"%s\" cannot be empty", q->docs_field);
+        return -1;
+    }
+    if (q->n > (size_t)cfg->max_client_batch_size) {
+        reply_error(r, 422, FAIL_VALIDATION, "\"%s\" holds %zu items; this server takes at "
+                    "most %d per request (--max-client-batch-size)", q->docs_field, q->n,
+                    cfg->max_client_batch_size);
+        return -1;
+    }
+    q->docs = calloc(q->n, sizeof *q->docs);
+    q->doc_lens = calloc(q->n, sizeof *q->doc_lens);
+    if (!q->docs || !q->doc_lens) {
+        reply_error(r, 500, FAIL_BACKEND, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < q->n; i++) {
+        json_t *d = json_array_get(arr, i);
+        if (objects_ok && json_is_object(d)) d = json_object_get(d, "text");
+        if (!json_is_string(d)) {
+            reply_error(r, 422, FAIL_VALIDATION, objects_ok ?
+                        "\"%s\"[%zu] must be a string or an object with a string \"text\"" :
+                        "\"%s\"[%zu] must be a string", q->docs_field, i);
+            return -1;
+        }
+        q->docs[i] = json_string_value(d);
+        q->doc_lens[i] = json_string_length(d);
+    }
+    return 0;
+}
+
+static int parse_request(json_t *o, route_id route, const qrr_server_config *cfg,
+                         rerank_request *q, reply *r)
+{
+    int cohere = route != ROUTE_RERANK;
+    size_t unused;
+    q->docs_field = cohere ? "documents" : "texts";
+    q->truncate = 1;
+    if (get_string(o, "query", 1, &q->query, &q->query_len, r) ||
+        get_string(o, "instruction", 0, &q->instruction, &q->instruction_len, r) ||
+        get_documents(o, cohere, cfg, q, r))
+        return -1;
+    q->top_n = q->n;
+    if (cohere) {
+        int ret_docs = 0;
+        json_t *top = json_object_get(o, "top_n");
+        if (top && !json_is_null(top)) {
+            if (!json_is_integer(top) || json_integer_value(top) < 1) {
+                reply_error(r, 422, FAIL_VALIDATION, "\"top_n\" must be a positive integer");
+                return -1;
+            }
+            if ((size_t)json_integer_value(top) < q->n) q->top_n = (size_t)json_integer_value(top);
+        }
+        if (get_string(o, "model", 0, &q->model, &unused, r) ||
+            get_bool(o, "return_documents", &ret_docs, r))
+            return -1;
+        q->return_text = ret_docs;
+        return 0;
+    }
+    const char *dir = NULL;
+    size_t dir_len = 0;
+    if (get_bool(o, "raw_scores", &q->raw_scores, r) ||
+        get_bool(o, "return_text", &q->return_text, r) ||
+        get_bool(o, "truncate", &q->truncate, r) ||
+        get_string(o, "truncation_direction", 0, &dir, &dir_len, r))
+        return -1;
+    if (dir && strcasecmp(dir, "right") != 0) {
+        reply_error(r, 422, FAIL_VALIDATION, strcasecmp(dir, "left") == 0 ?
+                    "\"truncation_direction\": \"left\" is not supported: the recipe keeps the "
+                    "instruction and query and cuts the end of the document" :
+                    "\"truncation_direction\" must be \"right\" or \"left\"");
+        return -1;
+    }
+    return 0;
+}
+
+/* Every document's prompt ids into job (one malloc'ed array each). */
+static int build_prompts(server *srv, const rerank_request *q, sched_job *job, reply *r)
+{
+    qrr_score_params p = qrr_score_default_params();
+    p.instruction = q->instruction;
+    p.instruction_len = q->instruction_len;
+    p.truncate = q->truncate;
+    int32_t **ids = (int32_t **)job->group.ids;
+    size_t *lens = (size_t *)job->group.lens;
+    int32_t *buf = NULL;
+    size_t cap = 0;
+    for (size_t i = 0; i < q->n; i++) {
+        size_t n = 0;
+        int rc = qrr_model_prompt_ids_len(srv->model, q->query, q->query_len, q->docs[i],
+                                          q->doc_lens[i], p, buf, cap, &n);
+        if (rc == QRR_ERR_BUFFER_TOO_SMALL) {
+            int32_t *bigger = realloc(buf, n * sizeof *bigger);
+            rc = bigger ? QRR_OK : QRR_ERR_NOMEM;
+            if (bigger) buf = bigger, cap = n;
+            if (rc == QRR_OK)
+                rc = qrr_model_prompt_ids_len(srv->model, q->query, q->query_len, q->docs[i],
+                                              q->doc_lens[i], p, buf, cap, &n);
+        }
+        if (rc == QRR_OK && !(ids[i] = malloc(n * sizeof **ids))) rc = QRR_ERR_NOMEM;
+        if (rc != QRR_OK) {
+            free(buf);
+            if (rc == QRR_ERR_TOO_LONG || rc == QRR_ERR_UTF8 || rc == QRR_ERR_INVALID_ARG)
+                reply_error(r, 422, FAIL_VALIDATION, "\"%s\"[%zu]: %s", q->docs_field, i,
+                            qrr_last_error());
+            else
+                reply_error(r, 500, FAIL_BACKEND, "%s", qrr_last_error());
+            return -1;
+        }
+        memcpy(ids[i], buf, n * sizeof **ids);
+        lens[i] = n;
+        job->tokens += n;
+    }
+    free(buf);
+    return 0;
+}
+
+/* qsort_r order of indices by score (arg), best first; equal scores keep input order. */
+static int by_score(const void *a, const void *b, void *arg)
+{
+    const float *score = arg;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    if (score[i] != score[j]) return score[i] > score[j] ? -1 : 1;
+    return (i > j) - (i < j);
+}
+
+static json_t *document_text(const rerank_request *q, size_t i)
+{
+    return json_stringn(q->docs[i], q->doc_lens[i]);
+}
+
+/* 32 random hex digits for a Cohere/Jina response id. */
+static void random_id(char out[33])
+{
+    unsigned char b[16] = {0};
+    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
+        for (size_t i = 0; i < sizeof b; i++) b[i] = (unsigned char)(rand() & 0xFF);
+    for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+static json_t *build_response(server *srv, const rerank_request *q, const size_t *order,
+                              const float *scores, const float *logits, size_t tokens,
+                              route_id route)
+{
+    json_t *results = json_array();
+    for (size_t k = 0; results && k < q->top_n; k++) {
+        size_t i = order[k];
+        json_t *item;
+        if (route == ROUTE_RERANK) {
+            item = json_pack("{s:I,s:f}", "index", (json_int_t)i, "score",
+                             (double)(q->raw_scores ? logits[i] : scores[i]));
+            if (item && q->return_text) json_object_set_new(item, "text", document_text(q, i));
+        } else {
+            item = json_pack("{s:I,s:f}", "index", (json_int_t)i, "relevance_score",
+                             (double)scores[i]);
+            if (item && q->return_text)
+                json_object_set_new(item, "document", json_pack("{s:o}", "text",
+                                                                  document_text(q, i)));
+        }
+        if (!item || json_array_append_new(results, item)) {
+            json_decref(results);
+            return NULL;
+        }
+    }
+    if (route == ROUTE_RERANK) return results;
+    char id[33];
+    random_id(id);
+    return json_pack("{s:s,s:s,s:o,s:{s:I,s:I}}", "id", id, "model",
+                     q->model ? q->model : srv->model_name, "results", results, "usage",
+                     "prompt_tokens", (json_int_t)tokens, "total_tokens", (json_int_t)tokens);
+}
+
+void route_rerank(server *srv, const char *body, size_t len, reply *r)
+{
+    json_error_t je;
+    json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, &je);
+    rerank_request q = {0};
+    sched_job job = {0};
+    float *scores = NULL, *logits = NULL;
+    size_t *order = NULL;
+    if (!root) {
+        reply_error(r, 400, FAIL_VALIDATION, "the body is not valid JSON in UTF-8: %s (line %d, "
+                    "column %d)", je.text, je.line, je.column);
+        return;
+    }
+    if (!json_is_object(root)) {
+        reply_error(r, 422, FAIL_VALIDATION, "the body must be a JSON object");
+        goto done;
+    }
+    if (parse_request(root, r->route, srv->cfg, &q, r)) goto done;
+
+    scores = malloc(q.n * sizeof *scores);
+    logits = malloc(q.n * sizeof *logits);
+    order = malloc(q.n * sizeof *order);
+    job.group = (qrr_group){calloc(q.n, sizeof(int32_t *)), calloc(q.n, sizeof(size_t)), q.n,
+                            scores, logits};
+    if (!scores || !logits || !order || !job.group.ids || !job.group.lens) {
+        reply_error(r, 500, FAIL_BACKEND, "out of memory");
+        goto done;
+    }
+    double t0 = now_seconds();
+    int bad = build_prompts(srv, &q, &job, r);
+    r->tokenization_s = now_seconds() - t0;
+    metrics_tokenization(srv->mx, r->tokenization_s);
+    if (bad) goto done;
+    r->pairs = q.n;
+    r->tokens = job.tokens;
+    if (sched_run(srv->sched, &job) != QRR_OK) {
+        reply_error(r, 500, FAIL_BACKEND, "scoring failed: %s", job.error);
+        goto done;
+    }
+    r->queue_s = job.queue_seconds;
+    r->inference_s = job.inference_seconds;
+    for (size_t i = 0; i < q.n; i++) order[i] = i;
+    qsort_r(order, q.n, sizeof *order, by_score, q.raw_scores ? logits : scores);
+    reply_json(r, 200, build_response(srv, &q, order, scores, logits, job.tokens, r->route));
+    double total = r->tokenization_s + r->queue_s + r->inference_s;
+    reply_header(r, "x-compute-time", "%.0f", total * 1e3);
+    reply_header(r, "x-compute-tokens", "%zu", job.tokens);
+    reply_header(r, "x-tokenization-time", "%.0f", r->tokenization_s * 1e3);
+    reply_header(r, "x-queue-time", "%.0f", r->queue_s * 1e3);
+    reply_header(r, "x-inference-time", "%.0f", r->inference_s * 1e3);
+done:
+    for (size_t i = 0; job.group.ids && i < q.n; i++) free((void *)job.group.ids[i]);
+    free((void *)job.group.ids);
+    free((void *)job.group.lens);
+    free(q.docs);
+    free(q.doc_lens);
+    free(scores);
+    free(logits);
+    free(order);
+    json_decref(root);
+}
+
+void route_health(server *srv, reply *r)
+{
+    if (atomic_load(&srv->draining))
+        reply_error(r, 503, FAIL_UNAVAILABLE, "draining: finishing the requests in flight");
+    else if (!atomic_load(&srv->ready))
+        reply_error(r, 503, FAIL_UNAVAILABLE, "loading the model");
+    else
+        reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void route_metrics(server *srv, reply *r)
+{
+    size_t len = 0;
+    char *text = metrics_render(srv->mx, &len);
+    if (!text) {
+        reply_error(r, 500, FAIL_BACKEND, "out of memory");
+        return;
+    }
+    free(r->body);
+    r->body = text;
+    r->len = len;
+    r->status = 200;
+    r->content_type = "text/plain; version=0.0.4";
+}
+
+void route_info(server *srv, reply *r)
+{
+    const qrr_server_config *c = srv->cfg;
+    reply_json(r, 200, json_pack("{s:s,s:s,s:b,s:{s:i,s:I,s:i,s:i}}", "model_id",
+                                 srv->model_name, "version", qrr_version(), "ready",
+                                 atomic_load(&srv->ready), "limits", "max_client_batch_size",
+                                 c->max_client_batch_size, "payload_limit",
+                                 (json_int_t)c->payload_limit, "max_concurrent_requests",
+                                 c->max_concurrent_requests, "max_batch_tokens",
+                                 c->max_batch_tokens));
+}

@@ -1,0 +1,137 @@
+/* scheduler.c — the queue and the scoring thread. Clients' threads queue a job and sleep on
+ * one condition variable; the thread takes a turn's worth of jobs from the head, scores
+ * them in one call and wakes everyone. A failed call is retried job by job, so one bad job
+ * spoils no other. */
+#include "scheduler.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "clock.h"
+
+#define MAX_TURN_JOBS 256
+
+struct scheduler {
+    qrr_ctx *ctx;
+    size_t turn_tokens;
+    metrics *mx;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t work, done; /* work: the queue has jobs or stop; done: a job finished */
+    sched_job *head, *tail;
+    size_t queued;
+    int stopping;
+};
+
+static void finish(sched_job *j, int status, double started, double ended)
+{
+    j->status = status;
+    if (status != QRR_OK) snprintf(j->error, sizeof j->error, "%s", qrr_last_error());
+    j->queue_seconds = started - j->enqueued;
+    j->inference_seconds = ended - started;
+}
+
+/* Score jobs[0..n) in one call (or one by one if that call fails). */
+static void run_turn(scheduler *s, sched_job **jobs, size_t n)
+{
+    qrr_group groups[MAX_TURN_JOBS];
+    size_t pairs = 0, tokens = 0;
+    for (size_t i = 0; i < n; i++) {
+        groups[i] = jobs[i]->group;
+        pairs += jobs[i]->group.n;
+        tokens += jobs[i]->tokens;
+    }
+    double t0 = now_seconds();
+    int rc = qrr_ctx_score_groups(s->ctx, groups, n);
+    double t1 = now_seconds();
+    metrics_batch(s->mx, t1 - t0, pairs, tokens);
+    if (rc == QRR_OK || n == 1) {
+        for (size_t i = 0; i < n; i++) finish(jobs[i], rc, t0, t1);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double a = now_seconds();
+        int one = qrr_ctx_score_groups(s->ctx, &jobs[i]->group, 1);
+        finish(jobs[i], one, a, now_seconds());
+    }
+}
+
+static void *loop(void *arg)
+{
+    scheduler *s = arg;
+    sched_job *turn[MAX_TURN_JOBS];
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (!s->head && !s->stopping) pthread_cond_wait(&s->work, &s->lock);
+        if (!s->head) break; /* stopping, and nothing left */
+        size_t n = 0, tokens = 0;
+        while (s->head && n < MAX_TURN_JOBS &&
+               (n == 0 || tokens + s->head->tokens <= s->turn_tokens)) {
+            sched_job *j = s->head;
+            s->head = j->next;
+            tokens += j->tokens;
+            turn[n++] = j;
+        }
+        if (!s->head) s->tail = NULL;
+        s->queued -= n;
+        metrics_queue_size(s->mx, s->queued);
+        pthread_mutex_unlock(&s->lock);
+        run_turn(s, turn, n);
+        pthread_mutex_lock(&s->lock);
+        for (size_t i = 0; i < n; i++) turn[i]->done = 1;
+        pthread_cond_broadcast(&s->done);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+int sched_start(qrr_ctx *ctx, size_t turn_tokens, metrics *mx, scheduler **out)
+{
+    scheduler *s = calloc(1, sizeof *s);
+    if (!s) return -1;
+    s->ctx = ctx;
+    s->turn_tokens = turn_tokens;
+    s->mx = mx;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->work, NULL);
+    pthread_cond_init(&s->done, NULL);
+    if (pthread_create(&s->thread, NULL, loop, s) != 0) {
+        free(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+int sched_run(scheduler *s, sched_job *job)
+{
+    job->next = NULL;
+    job->done = 0;
+    job->enqueued = now_seconds();
+    pthread_mutex_lock(&s->lock);
+    if (s->tail) s->tail->next = job;
+    else s->head = job;
+    s->tail = job;
+    s->queued++;
+    metrics_queue_size(s->mx, s->queued);
+    pthread_cond_signal(&s->work);
+    while (!job->done) pthread_cond_wait(&s->done, &s->lock);
+    pthread_mutex_unlock(&s->lock);
+    metrics_queue(s->mx, job->queue_seconds);
+    return job->status;
+}
+
+void sched_stop(scheduler *s)
+{
+    if (!s) return;
+    pthread_mutex_lock(&s->lock);
+    s->stopping = 1;
+    pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->thread, NULL);
+    pthread_cond_destroy(&s->work);
+    pthread_cond_destroy(&s->done);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}

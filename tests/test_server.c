@@ -1,0 +1,582 @@
+/* test_server.c — `qrr serve` over real HTTP on a free loopback port: every route and field
+ * of the TEI, Cohere and Jina formats, the instruction extension, every error code, the API
+ * key, 64 concurrent clients whose scores equal `qrr score`'s, a stalled client while others
+ * are served, and SIGTERM with requests in flight (none lost, exit 0). */
+#include <math.h>
+#include <pthread.h>
+
+#include "server_client.h"
+
+static char tmp[256], model[1024];
+
+static void setup(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    tu_tmpdir(tmp, sizeof tmp);
+    tu_convert("tiny-tied", "f32", tmp, model, sizeof model);
+}
+
+static void teardown(void)
+{
+    tu_system("rm -rf '%s'", tmp);
+    curl_global_cleanup();
+}
+
+TestSuite(server, .init = setup, .fini = teardown, .timeout = 120);
+
+static json_t *parse(const http_result *r)
+{
+    json_t *j = json_loads(r->body, 0, NULL);
+    cr_assert_not_null(j, "not JSON (status %ld): %s", r->status, r->body);
+    return j;
+}
+
+/* Logits that `qrr score` gives each (query, document[i]) with instruction (NULL = none). */
+static void cli_logits(const char *query, const char *const *docs, size_t n,
+                       const char *instruction, double *out)
+{
+    char in[1100], res[1100];
+    snprintf(in, sizeof in, "%s/cli-in.jsonl", tmp);
+    snprintf(res, sizeof res, "%s/cli-out.jsonl", tmp);
+    FILE *f = fopen(in, "w");
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_pack("{s:s,s:s}", "query", query, "document", docs[i]);
+        if (instruction) json_object_set_new(o, "instruction", json_string(instruction));
+        char *s = json_dumps(o, JSON_COMPACT);
+        fprintf(f, "%s\n", s);
+        free(s);
+        json_decref(o);
+    }
+    fclose(f);
+    cr_assert_eq(tu_system("'%s/qrr' score '%s' --threads 2 < '%s' > '%s'", tu_build(), model,
+                           in, res), 0);
+    f = fopen(res, "r");
+    char line[512];
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_not_null(fgets(line, sizeof line, f));
+        json_t *o = json_loads(line, 0, NULL);
+        out[i] = json_number_value(json_object_get(o, "logit"));
+        json_decref(o);
+    }
+    fclose(f);
+}
+
+static const char *Q = "What is the capital of China?";
+static const char *DOCS[] = {"Gravity is a force.", "The capital of China is Beijing.",
+                             "Seoul is the capital of Korea.", "北京是中国的首都。"};
+#define N_DOCS 4
+
+static char *tei_body(const char *extra)
+{
+    static char b[2048];
+    snprintf(b, sizeof b, "{\"query\": \"%s\", \"texts\": [\"%s\", \"%s\", \"%s\", \"%s\"]%s}", Q,
+             DOCS[0], DOCS[1], DOCS[2], DOCS[3], extra);
+    return b;
+}
+
+static int has_header(const http_result *r, const char *name)
+{
+    return strcasestr(r->headers, name) != NULL;
+}
+
+Test(server, tei_rerank)
+{
+    served s = serve_start(tmp, model, NULL);
+    double want[N_DOCS];
+    cli_logits(Q, DOCS, N_DOCS, NULL, want);
+
+    http_result r = http(s.port, "/rerank", tei_body(""));
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    for (const char *const *h = (const char *const[]){"x-compute-time", "x-compute-tokens",
+                                                       "x-queue-time", "x-inference-time", NULL};
+         *h; h++)
+        cr_expect(has_header(&r, *h), "missing header %s:\n%s", *h, r.headers);
+    json_t *a = parse(&r);
+    cr_assert(json_is_array(a) && json_array_size(a) == N_DOCS, "%s", r.body);
+    double prev = 2;
+    int seen[N_DOCS] = {0};
+    for (size_t k = 0; k < N_DOCS; k++) {
+        json_t *e = json_array_get(a, k);
+        int i = (int)json_integer_value(json_object_get(e, "index"));
+        double score = json_number_value(json_object_get(e, "score"));
+        cr_assert(i >= 0 && i < N_DOCS && !seen[i]++, "bad index %d", i);
+        cr_expect_leq(score, prev, "not sorted best first: %s", r.body);
+        cr_expect_leq(fabs(score - 1 / (1 + exp(-want[i]))), 1e-5, "doc %d: %g", i, score);
+        cr_expect_null(json_object_get(e, "text"), "text without return_text");
+        prev = score;
+    }
+    json_decref(a);
+    free(r.body);
+
+    r = http(s.port, "/rerank", tei_body(", \"raw_scores\": true, \"return_text\": true, "
+                                         "\"truncate\": null, \"truncation_direction\": \"Right\""));
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    a = parse(&r);
+    for (size_t k = 0; k < N_DOCS; k++) {
+        json_t *e = json_array_get(a, k);
+        int i = (int)json_integer_value(json_object_get(e, "index"));
+        cr_expect_leq(fabs(json_number_value(json_object_get(e, "score")) - want[i]), 1e-4,
+                      "raw_scores must be the logit");
+        cr_expect_str_eq(json_string_value(json_object_get(e, "text")), DOCS[i]);
+    }
+    json_decref(a);
+    free(r.body);
+    cr_expect_eq(serve_stop(&s), 0);
+}
+
+Test(server, cohere_and_jina_rerank)
+{
+    served s = serve_start(tmp, model, NULL);
+    double want[N_DOCS];
+    cli_logits(Q, DOCS, N_DOCS, NULL, want);
+    char body[2048];
+    /* documents as strings and as {"text"}, unknown fields ignored, top_n cuts */
+    snprintf(body, sizeof body, "{\"model\": \"rerank-v3.5\", \"query\": \"%s\", \"documents\": "
+             "[\"%s\", {\"text\": \"%s\"}, \"%s\", {\"text\": \"%s\", \"id\": 7}], \"top_n\": 2, "
+             "\"return_documents\": true, \"max_tokens_per_doc\": 4096, \"rank_fields\": null}",
+             Q, DOCS[0], DOCS[1], DOCS[2], DOCS[3]);
+    const char *routes[] = {"/v1/rerank", "/v2/rerank"};
+    for (int v = 0; v < 2; v++) {
+        http_result r = http(s.port, routes[v], body);
+        cr_assert_eq(r.status, 200, "%s: %s", routes[v], r.body);
+        json_t *o = parse(&r);
+        cr_expect_eq(strlen(json_string_value(json_object_get(o, "id"))), 32);
+        cr_expect_str_eq(json_string_value(json_object_get(o, "model")), "rerank-v3.5");
+        json_t *res = json_object_get(o, "results"), *usage = json_object_get(o, "usage");
+        cr_assert_eq(json_array_size(res), 2, "top_n 2: %s", r.body);
+        cr_expect_gt(json_integer_value(json_object_get(usage, "prompt_tokens")), 40);
+        cr_expect_eq(json_integer_value(json_object_get(usage, "total_tokens")),
+                     json_integer_value(json_object_get(usage, "prompt_tokens")));
+        /* the two best of the four, best first */
+        int best = 0;
+        for (int i = 1; i < N_DOCS; i++) if (want[i] > want[best]) best = i;
+        json_t *first = json_array_get(res, 0);
+        cr_expect_eq(json_integer_value(json_object_get(first, "index")), best);
+        cr_expect_leq(fabs(json_number_value(json_object_get(first, "relevance_score")) -
+                           1 / (1 + exp(-want[best]))), 1e-5);
+        cr_expect_str_eq(json_string_value(json_object_get(json_object_get(first, "document"),
+                                                           "text")), DOCS[best]);
+        json_decref(o);
+        free(r.body);
+    }
+    /* without top_n and return_documents: every document, no text */
+    snprintf(body, sizeof body, "{\"query\": \"%s\", \"documents\": [\"%s\", \"%s\"]}", Q,
+             DOCS[0], DOCS[1]);
+    http_result r = http(s.port, "/v1/rerank", body);
+    json_t *o = parse(&r);
+    json_t *res = json_object_get(o, "results");
+    cr_expect_eq(json_array_size(res), 2);
+    cr_expect_null(json_object_get(json_array_get(res, 0), "document"));
+    cr_expect_str_eq(json_string_value(json_object_get(o, "model")), "tiny-tied-f32");
+    json_decref(o);
+    free(r.body);
+    cr_expect_eq(serve_stop(&s), 0);
+}
+
+Test(server, instruction_replaces_the_default)
+{
+    served s = serve_start(tmp, model, NULL);
+    const char *ins = "Judge whether the passage names a city";
+    double want[N_DOCS], plain[N_DOCS];
+    cli_logits(Q, DOCS, N_DOCS, ins, want);
+    cli_logits(Q, DOCS, N_DOCS, NULL, plain);
+    char extra[256];
+    snprintf(extra, sizeof extra, ", \"raw_scores\": true, \"instruction\": \"%s\"", ins);
+    http_result r = http(s.port, "/rerank", tei_body(extra));
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *a = parse(&r);
+    for (size_t k = 0; k < N_DOCS; k++) {
+        json_t *e = json_array_get(a, k);
+        int i = (int)json_integer_value(json_object_get(e, "index"));
+        double got = json_number_value(json_object_get(e, "score"));
+        cr_expect_leq(fabs(got - want[i]), 1e-4, "doc %d: %g, qrr score %g", i, got, want[i]);
+        cr_expect_gt(fabs(got - plain[i]), 1e-4, "doc %d: the instruction changed nothing", i);
+    }
+    json_decref(a);
+    free(r.body);
+    /* the same on /v2 */
+    char body[1024];
+    snprintf(body, sizeof body, "{\"query\": \"%s\", \"documents\": [\"%s\"], \"instruction\": "
+             "\"%s\"}", Q, DOCS[1], ins);
+    r = http(s.port, "/v2/rerank", body);
+    json_t *o = parse(&r);
+    double score = json_number_value(json_object_get(json_array_get(json_object_get(o, "results"),
+                                                                    0), "relevance_score"));
+    cr_expect_leq(fabs(score - 1 / (1 + exp(-want[1]))), 1e-5);
+    json_decref(o);
+    free(r.body);
+    cr_expect_eq(serve_stop(&s), 0);
+}
+
+/* status and, for TEI routes, error_type; for /v1 /v2 the nested error object. */
+static void expect_error(int port, const char *path, const char *body, size_t len, long status,
+                         const char *type, const char *needle)
+{
+    http_result r = http_on(NULL, port, path, body, len, NULL);
+    cr_expect_eq(r.status, status, "%s %.80s: got %ld %s", path, body, r.status, r.body);
+    json_t *o = json_loads(r.body, 0, NULL);
+    cr_assert_not_null(o, "error body is not JSON: %s", r.body);
+    const char *msg, *got_type;
+    if (strstr(path, "/v")) {
+        json_t *e = json_object_get(o, "error");
+        msg = json_string_value(json_object_get(e, "message"));
+        got_type = json_string_value(json_object_get(e, "type"));
+        cr_expect_not_null(json_object_get(e, "code"), "%s", r.body);
+    } else {
+        msg = json_string_value(json_object_get(o, "error"));
+        got_type = json_string_value(json_object_get(o, "error_type"));
+    }
+    cr_expect(msg && got_type, "%s", r.body);
+    if (type && got_type) cr_expect_str_eq(got_type, type, "%s", r.body);
+    if (needle && msg) cr_expect(strstr(msg, needle) != NULL, "'%s' lacks '%s'", msg, needle);
+    json_decref(o);
+    free(r.body);
+}
+
+#define EXPECT_ERROR(path, body, status, type, needle) \
+    expect_error(s.port, path, body, strlen(body), status, type, needle)
+
+Test(server, errors)
+{
+    const char *extra[] = {"--payload-limit", "4096", "--max-client-batch-size", "3", NULL};
+    served s = serve_start(tmp, model, extra);
+    EXPECT_ERROR("/rerank", "{\"query\": \"q\", \"texts\": []}", 400, "empty", "texts");
+    EXPECT_ERROR("/rerank", "{\"query\": \"q\", \"texts\": [\"a\", \"b\", \"c\", \"d\"]}", 422,
+                 "validation", "--max-client-batch-size");
+    EXPECT_ERROR("/rerank", "{\"query\": \"q\", \"texts\": [\"a\"", 400, "validation", "JSON");
+    EXPECT_ERROR("/rerank", "[1, 2]", 422, "validation", "object");
+    EXPECT_ERROR("/rerank", "{\"texts\": [\"a\"]}", 422, "validation", "query");
+    EXPECT_ERROR("/rerank", "{\"query\": 5, \"texts\": [\"a\"]}", 422, "validation", "query");
+    EXPECT_ERROR("/rerank", "{\"query\": \"q\", \"texts\": \"a\"}", 422, "validation", "texts");
+    EXPECT_ERROR("/rerank", "{\"query\": \"q\", \"texts\": [\"a\", 3]}", 422, "validation",
+                 "\"texts\"[1]");
+    EXPECT_ERROR("/rerank", "{\"query\": \"q\", \"texts\": [\"a\"], \"raw_scores\": \"yes\"}", 422,
+                 "validation", "raw_scores");
+    EXPECT_ERROR("/rerank", "{\"query\": \"q\", \"texts\": [\"a\"], \"instruction\": 1}", 422,
+                 "validation", "instruction");
+    EXPECT_ERROR("/rerank", "{\"query\": \"q\", \"texts\": [\"a\"], \"truncation_direction\": "
+                 "\"left\"}", 422, "validation", "truncation_direction");
+    /* invalid UTF-8 inside a JSON string */
+    const char bad_utf8[] = "{\"query\": \"q\xff\", \"texts\": [\"a\"]}";
+    expect_error(s.port, "/rerank", bad_utf8, sizeof bad_utf8 - 1, 400, "validation", "UTF-8");
+    /* the payload limit (4096 bytes here): by Content-Length and by the bytes sent */
+    char *big = malloc(6000);
+    snprintf(big, 6000, "{\"query\": \"q\", \"texts\": [\"%0*d\"]}", 5000, 1);
+    EXPECT_ERROR("/rerank", big, 413, "validation", "--payload-limit");
+    free(big);
+    EXPECT_ERROR("/v1/rerank", "{\"query\": \"q\", \"documents\": []}", 400, NULL, "documents");
+    EXPECT_ERROR("/v2/rerank", "{\"query\": \"q\", \"documents\": [{\"txt\": \"a\"}]}", 422,
+                 "invalid_request_error", "\"documents\"[0]");
+    EXPECT_ERROR("/v2/rerank", "{\"query\": \"q\", \"documents\": [\"a\"], \"top_n\": 0}", 422,
+                 "invalid_request_error", "top_n");
+    EXPECT_ERROR("/v1/rerank", "{\"query\": \"q\", \"documents\": [\"a\"], \"return_documents\": 1}",
+                 422, NULL, "return_documents");
+    http_result r = http(s.port, "/nowhere", NULL);
+    cr_expect_eq(r.status, 404);
+    free(r.body);
+    r = http(s.port, "/rerank", NULL); /* GET on a POST route */
+    cr_expect_eq(r.status, 405);
+    free(r.body);
+    r = http(s.port, "/metrics", NULL);
+    cr_expect(strstr(r.body, "qrr_request_failure{route=\"/rerank\",reason=\"too_large\"} 1"),
+              "%s", r.body);
+    cr_expect(strstr(r.body, "qrr_request_failure{route=\"/rerank\",reason=\"empty\"} 1"));
+    free(r.body);
+    cr_expect_eq(serve_stop(&s), 0);
+}
+
+Test(server, truncate_false_refuses_what_does_not_fit)
+{
+    /* a copy of the model whose default max_length is 120 tokens */
+    char sub[1100], dir[1100], small[1100];
+    snprintf(sub, sizeof sub, "%s/small", tmp);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    tu_model_dir("tiny-tied", sub, dir, sizeof dir);
+    snprintf(small, sizeof small, "%s/small.qrr", tmp);
+    cr_assert_eq(tu_system("'%s/qconvert' '%s' -o '%s' --dtype f32 --max-length 120 --quiet",
+                           tu_build(), dir, small), 0);
+    served s = serve_start(tmp, small, NULL);
+    char body[4096] = "{\"query\": \"q\", \"texts\": [\"short\", \"";
+    for (int i = 0; i < 100; i++) strcat(body, "word ");
+    strcat(body, "\"]");
+    char refused[4200];
+    snprintf(refused, sizeof refused, "%s, \"truncate\": false}", body);
+    EXPECT_ERROR("/rerank", refused, 422, "validation", "\"texts\"[1]");
+    strcat(body, "}");
+    http_result r = http(s.port, "/rerank", body);
+    cr_expect_eq(r.status, 200, "truncate defaults to cutting the document: %s", r.body);
+    free(r.body);
+    cr_expect_eq(serve_stop(&s), 0);
+}
+
+Test(server, api_key)
+{
+    const char *extra[] = {"--api-key", "s3cret", NULL};
+    served s = serve_start(tmp, model, extra);
+    const char *body = "{\"query\": \"q\", \"texts\": [\"a\"]}";
+    http_result r = http(s.port, "/rerank", body);
+    cr_expect_eq(r.status, 401, "%s", r.body);
+    free(r.body);
+    r = http_on(NULL, s.port, "/rerank", body, strlen(body), "Bearer wrong");
+    cr_expect_eq(r.status, 401);
+    free(r.body);
+    r = http_on(NULL, s.port, "/rerank", body, strlen(body), "Bearer s3cret");
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    free(r.body);
+    r = http_on(NULL, s.port, "/info", NULL, 0, NULL);
+    cr_expect_eq(r.status, 401);
+    free(r.body);
+    r = http(s.port, "/health", NULL);
+    cr_expect_eq(r.status, 200, "/health needs no key");
+    free(r.body);
+    r = http(s.port, "/metrics", NULL);
+    cr_expect_eq(r.status, 200, "/metrics needs no key");
+    free(r.body);
+    cr_expect_eq(serve_stop(&s), 0);
+}
+
+Test(server, health_info_metrics)
+{
+    served s = serve_start(tmp, model, NULL);
+    http_result r = http(s.port, "/health", NULL);
+    cr_expect_eq(r.status, 200);
+    free(r.body);
+    r = http(s.port, "/info", NULL);
+    cr_expect_eq(r.status, 200);
+    json_t *o = parse(&r);
+    cr_expect_str_eq(json_string_value(json_object_get(o, "model_id")), "tiny-tied-f32");
+    cr_expect_not_null(json_object_get(o, "version"));
+    json_decref(o);
+    free(r.body);
+    r = http(s.port, "/rerank", tei_body(""));
+    free(r.body);
+    r = http(s.port, "/metrics", NULL);
+    cr_expect_eq(r.status, 200);
+    const char *must[] = {"qrr_request_count{route=\"/rerank\"} 1",
+                          "qrr_request_success{route=\"/rerank\"} 1",
+                          "qrr_request_duration_seconds_count",
+                          "qrr_queue_duration_seconds_bucket",
+                          "qrr_tokenization_duration_seconds_sum",
+                          "qrr_inference_duration_seconds_count 1",
+                          "qrr_batch_size_sum 4", "qrr_batch_tokens_count 1", "qrr_queue_size 0"};
+    for (size_t i = 0; i < sizeof must / sizeof *must; i++)
+        cr_expect(strstr(r.body, must[i]) != NULL, "/metrics lacks '%s'", must[i]);
+    free(r.body);
+    cr_expect_eq(serve_stop(&s), 0);
+}
+
+/* ---- many clients at once ------------------------------------------------------------ */
+
+#define CLIENTS 64
+typedef struct client {
+    int port, id;
+    double want[3];  /* qrr score's logits for its three documents */
+    double got[3];
+    long status;
+} client;
+
+static void client_docs(int id, const char *docs[3], char storage[3][96])
+{
+    for (int d = 0; d < 3; d++) {
+        snprintf(storage[d], 96, "Document %d of client %d: %s", d, id, DOCS[(id + d) % N_DOCS]);
+        docs[d] = storage[d];
+    }
+}
+
+static void client_query(int id, char *q, size_t n)
+{
+    snprintf(q, n, "Question %d: which city is a capital?", id % 5);
+}
+
+static void *client_run(void *arg)
+{
+    client *c = arg;
+    char storage[3][96], q[96], body[1024];
+    const char *docs[3];
+    client_docs(c->id, docs, storage);
+    client_query(c->id, q, sizeof q);
+    snprintf(body, sizeof body, "{\"query\": \"%s\", \"texts\": [\"%s\", \"%s\", \"%s\"], "
+             "\"raw_scores\": true}", q, docs[0], docs[1], docs[2]);
+    http_result r = http(c->port, "/rerank", body);
+    c->status = r.status;
+    json_t *a = json_loads(r.body, 0, NULL);
+    for (size_t k = 0; a && k < json_array_size(a); k++) {
+        json_t *e = json_array_get(a, k);
+        int i = (int)json_integer_value(json_object_get(e, "index"));
+        if (i >= 0 && i < 3) c->got[i] = json_number_value(json_object_get(e, "score"));
+    }
+    json_decref(a);
+    free(r.body);
+    return NULL;
+}
+
+Test(server, sixty_four_clients_get_qrr_score_results)
+{
+    served s = serve_start(tmp, model, NULL);
+    static client cl[CLIENTS];
+    pthread_t th[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        char storage[3][96], q[96];
+        const char *docs[3];
+        client_docs(i, docs, storage);
+        client_query(i, q, sizeof q);
+        cl[i] = (client){.port = s.port, .id = i};
+        cli_logits(q, docs, 3, NULL, cl[i].want);
+    }
+    for (int i = 0; i < CLIENTS; i++) pthread_create(&th[i], NULL, client_run, &cl[i]);
+    for (int i = 0; i < CLIENTS; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < CLIENTS; i++) {
+        cr_expect_eq(cl[i].status, 200, "client %d: %ld", i, cl[i].status);
+        for (int d = 0; d < 3; d++)
+            cr_expect_leq(fabs(cl[i].got[d] - cl[i].want[d]), 1e-5, "client %d doc %d: %g, qrr "
+                          "score %g", i, d, cl[i].got[d], cl[i].want[d]);
+    }
+    http_result r = http(s.port, "/metrics", NULL);
+    const char *c = strstr(r.body, "qrr_inference_duration_seconds_count ");
+    cr_assert_not_null(c);
+    fprintf(stderr, "server: %d requests in %ld scheduler turns\n", CLIENTS,
+            atol(c + strlen("qrr_inference_duration_seconds_count ")));
+    free(r.body);
+    cr_expect_eq(serve_stop(&s), 0);
+}
+
+/* ---- clients that misbehave, and the drain ---------------------------------------------- */
+
+static const char *HALF_REQUEST = "POST /rerank HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                  "application/json\r\nContent-Length: 60\r\n\r\n{\"query\": ";
+
+Test(server, stalled_client_does_not_stop_others)
+{
+    const char *extra[] = {"--read-timeout", "2", NULL};
+    served s = serve_start(tmp, model, extra);
+    int stalled = raw_connect(s.port);
+    raw_send(stalled, HALF_REQUEST);
+    /* others are served at once meanwhile */
+    for (int i = 0; i < 5; i++) {
+        http_result r = http(s.port, "/rerank", tei_body(""));
+        cr_expect_eq(r.status, 200);
+        cr_expect_lt(r.seconds, 1.0, "a request took %.2f s beside a stalled client", r.seconds);
+        free(r.body);
+    }
+    /* and the stalled connection is closed by the read timeout */
+    int closed;
+    char *got = raw_read_all(stalled, 6.0, &closed);
+    cr_expect(closed, "the stalled connection was not closed within 6 s");
+    free(got);
+    close(stalled);
+    cr_expect_eq(serve_stop(&s), 0);
+}
+
+Test(server, too_many_concurrent_requests_get_429)
+{
+    const char *extra[] = {"--max-concurrent-requests", "1", "--read-timeout", "5", NULL};
+    served s = serve_start(tmp, model, extra);
+    int held = raw_connect(s.port); /* holds the one slot: headers in, body not yet */
+    raw_send(held, HALF_REQUEST);
+    usleep(200000);
+    http_result r = http(s.port, "/rerank", tei_body(""));
+    cr_expect_eq(r.status, 429, "%s", r.body);
+    cr_expect(strstr(r.body, "overloaded") != NULL, "%s", r.body);
+    free(r.body);
+    close(held);
+    usleep(300000);
+    r = http(s.port, "/rerank", tei_body(""));
+    cr_expect_eq(r.status, 200, "the slot was not given back: %s", r.body);
+    free(r.body);
+    cr_expect_eq(serve_stop(&s), 0);
+}
+
+typedef struct inflight {
+    int port;
+    long status;
+    int results;
+} inflight;
+
+static void *inflight_run(void *arg)
+{
+    inflight *f = arg;
+    /* 32 long documents: long enough to be in flight when SIGTERM comes */
+    size_t cap = 32 * 4000 + 256;
+    char *body = malloc(cap), *p = body;
+    p += sprintf(p, "{\"query\": \"q\", \"texts\": [");
+    for (int d = 0; d < 32; d++) {
+        p += sprintf(p, "%s\"", d ? ", " : "");
+        for (int w = 0; w < 600; w++) p += sprintf(p, "w%d ", (w * 7 + d) % 100);
+        p += sprintf(p, "\"");
+    }
+    sprintf(p, "]}");
+    http_result r = http(f->port, "/rerank", body);
+    f->status = r.status;
+    json_t *a = json_loads(r.body, 0, NULL);
+    f->results = a ? (int)json_array_size(a) : -1;
+    json_decref(a);
+    free(r.body);
+    free(body);
+    return NULL;
+}
+
+Test(server, sigterm_drains_requests_in_flight)
+{
+    const char *extra[] = {"--max-client-batch-size", "64", NULL};
+    served s = serve_start(tmp, model, extra);
+    /* a kept-alive connection made before the drain, to see /health turn 503 */
+    CURL *keep = curl_easy_init();
+    http_result r = http_on(keep, s.port, "/health", NULL, 0, NULL);
+    cr_assert_eq(r.status, 200);
+    free(r.body);
+    /* one request certainly in flight: its headers are in, its body not yet */
+    int held = raw_connect(s.port);
+    const char *body = "{\"query\": \"q\", \"texts\": [\"a\", \"b\"]}";
+    char head[256];
+    snprintf(head, sizeof head, "POST /rerank HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
+             strlen(body));
+    raw_send(held, head);
+    enum { N = 6 };
+    inflight f[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        f[i] = (inflight){.port = s.port};
+        pthread_create(&th[i], NULL, inflight_run, &f[i]);
+    }
+    usleep(300000);
+    kill(s.pid, SIGTERM);
+    usleep(200000);
+    r = http_on(keep, s.port, "/health", NULL, 0, NULL);
+    cr_expect_eq(r.status, 503, "/health during the drain: %ld", r.status);
+    free(r.body);
+    curl_easy_cleanup(keep);
+    r = http(s.port, "/health", NULL);
+    cr_expect_lt(r.status, 0, "a new connection was accepted during the drain (%ld)", r.status);
+    free(r.body);
+    raw_send(held, body); /* the held request completes after SIGTERM */
+    int closed;
+    char *answer = raw_read_all(held, 10.0, &closed);
+    cr_expect(strncmp(answer, "HTTP/1.1 200", 12) == 0, "the held request: %.200s", answer);
+    free(answer);
+    close(held);
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        cr_expect_eq(f[i].status, 200, "request %d in flight was lost: %ld", i, f[i].status);
+        cr_expect_eq(f[i].results, 32);
+    }
+    int st;
+    cr_assert_eq(waitpid(s.pid, &st, 0), s.pid);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+    char *log = tu_slurp(s.log, NULL);
+    cr_expect(strstr(log, "draining") && strstr(log, "stopped"), "%s", log);
+    free(log);
+}
+
+Test(server, missing_model_exits_1)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "'%s/qrr' serve /nonexistent/model.qrr --port 0 2>'%s/err.txt'",
+             tu_build(), tmp);
+    cr_expect_eq(tu_system("%s", cmd), 1);
+    char p[1100];
+    snprintf(p, sizeof p, "%s/err.txt", tmp);
+    char *err = tu_slurp(p, NULL);
+    cr_expect(strstr(err, "/nonexistent/model.qrr") != NULL, "%s", err);
+    free(err);
+    cr_expect_eq(tu_system("'%s/qrr' serve 2>/dev/null", tu_build()), 2);
+}
