@@ -1,6 +1,7 @@
 /* test_runtime.c — the scoring API beyond single-pair parity: a request of N documents gives
  * the same scores as N requests of one, with and without the shared prefix and across chunk
- * boundaries; id input equals text input; bad arguments give their status and a message. */
+ * boundaries; id input equals text input; bad arguments give their status and a message;
+ * a context describes where it computes. */
 #include <jansson.h>
 #include <math.h>
 
@@ -192,4 +193,17 @@ Test(runtime, open_from_memory_scores_the_same)
     qrr_ctx_free(b);
     qrr_model_close(m2);
     free(buf);
+}
+
+Test(runtime, describe_names_the_device)
+{
+    qrr_ctx *c = make_ctx(1, 0);
+    char buf[256], small[8];
+    cr_assert_eq(qrr_ctx_describe(c, buf, sizeof buf), QRR_OK, "%s", qrr_last_error());
+    cr_expect(strncmp(buf, "cpu, 2 threads, ", 16) == 0, "%s", buf);
+    cr_expect(strstr(buf, "GEMM kernels") != NULL, "%s", buf);
+    cr_expect_eq(qrr_ctx_describe(c, small, sizeof small), QRR_ERR_BUFFER_TOO_SMALL);
+    cr_expect_eq(strlen(small), sizeof small - 1, "cut short, still terminated");
+    cr_expect_eq(qrr_ctx_describe(NULL, buf, sizeof buf), QRR_ERR_INVALID_ARG);
+    qrr_ctx_free(c);
 }
