@@ -150,18 +150,15 @@ step_preflight() {
         echo "FREE_GB=$free_gb"
     } > "$WORK/env.sh"
     command -v "$PY" >/dev/null || die "$PY not found: the comparisons need Python 3"
-    if [ "$DEVICE" = cuda ] && [ -z "$san" ]; then
-        key "$card; ${free_gb} GB free; libraries ok; compute-sanitizer NOT FOUND; ${torch%% (*}"
-    else
-        key "$card; ${free_gb} GB free; libraries ok; sanitizer ${san:+found}${san:-none}; ${torch}"
-    fi
+    key "$card; ${free_gb} GB free; libraries ok; compute-sanitizer: ${san:-NOT FOUND}; $torch"
 }
 
 # unpack the reference data, convert the tiny models, one CPU check: what every later step needs
 step_sanity() {
-    local ref=$WORK/ref t0
+    local ref=$WORK/ref t0 stamp
     t0=$(date +%s)
-    if [ ! -f "$ref/.unpacked" ]; then
+    stamp=$(cksum < "$KIT/data/reference.tar.xz")
+    if [ "$(cat "$ref/.unpacked" 2>/dev/null)" != "$stamp" ]; then
         rm -rf "$ref" && mkdir -p "$ref" || die "cannot create $ref"
         if command -v xz >/dev/null; then
             tar -xJf "$KIT/data/reference.tar.xz" -C "$ref" || die "cannot unpack the reference data"
@@ -169,7 +166,7 @@ step_sanity() {
             "$PY" -m tarfile -e "$KIT/data/reference.tar.xz" "$ref" ||
                 die "cannot unpack the reference data (no xz; $PY -m tarfile failed)"
         fi
-        touch "$ref/.unpacked"
+        echo "$stamp" > "$ref/.unpacked"
     fi
     local f
     for f in tokenizer/tokenizer.json tokenizer/tokenizer_config.json scores_public.jsonl \
@@ -185,7 +182,7 @@ step_sanity() {
         rm -rf "$d" && mkdir -p "$d" && ln -s "$ref/models/$m"/* "$ref/tokenizer"/* "$d"/ ||
             die "cannot lay out $d"
     done
-    # name dtype [qconvert args]: in parallel, two at a time per CPU pair
+    # "model dtype [qconvert args]", all converted at once
     local pids=() specs=("tiny-tied f16" "tiny-tied int8" "tiny-tied bf16" "tiny-untied f16"
         "tiny-untied int8" "tiny-seqcls f16" "tiny-seqcls int8" "tiny-seqcls f32"
         "tiny-tied int8b16 --dtype int8 --quant-block 16")

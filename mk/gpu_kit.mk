@@ -81,6 +81,7 @@ gpu-kit: $(KIT_BIN) $(KIT_FILES)
 	        "libstdc++: $$(objdump -T $(KIT_BIN) | grep -o 'GLIBCXX_[0-9.]*' | sort -uV | tail -n 1)"; \
 	   echo "files:"; cd $(KIT) && find . -type f ! -name MANIFEST | sort | xargs sha256sum; \
 	 } > $(KIT)/MANIFEST
+	@python3 -c 'import ast, sys; [ast.parse(open(f).read(), f) for f in sys.argv[1:]]' $(KIT_PY)
 	@echo "== libraries of the kit's programs (only glibc, libstdc++, libgcc and CUDA from outside)"
 	@bash $(KIT)/run.sh --libs-only
 	@size=$$(du -sm $(KIT) | cut -f1); echo "== $(KIT): $$(du -sh $(KIT) | cut -f1) (cap $(KIT_MAX_MIB) MiB)"; \
