@@ -30,7 +30,7 @@ ifeq ($(CUDA),1)
 ifneq ($(CU_SRC),)
 CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(shell command -v $(NVCC))))
 CFLAGS    += -DQRR_WITH_CUDA -I$(CUDA_HOME)/include
-NVFLAGS   ?= -O3 -std=c++17 -Xcompiler -fPIC -gencode arch=compute_90,code=sm_90 $(INCLUDES)
+NVFLAGS   ?= -O3 -std=c++17 -lineinfo -Xcompiler -fPIC -gencode arch=compute_90,code=sm_90 $(INCLUDES)
 LDLIBS_RT += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
 endif
 endif

@@ -51,12 +51,12 @@ static int timed(qrr_ctx *ctx, const char *query, const char **docs, int n, int 
 
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
+    if (argc < 3 || !strcmp(argv[1], "--help")) {
         fprintf(stderr, "usage: gpu_bench MODEL.qrr WORKLOAD.jsonl [--pairs N] [--repeat N] "
                         "[--max-length N] [--device cpu|cuda] [--no-share-prefix]\n"
                         "Prints one JSON line: tokens/s, pairs/s, one-pair latency, upload "
                         "time, device memory of the context.\n");
-        return 2;
+        return argc > 1 && !strcmp(argv[1], "--help") ? 0 : 2;
     }
     int pairs = 0, repeat = 5, max_length = 0, share = 1;
     qrr_device dev = QRR_DEVICE_CUDA;
@@ -117,11 +117,13 @@ int main(int argc, char **argv)
     if (timed(ctx, query, docs, 1, repeat, sp, scores, &t_one, &tok_one, &comp_one) != QRR_OK)
         return die("score one");
     if (dev == QRR_DEVICE_CUDA) cudaMemGetInfo(&free1, &total);
-    printf("{\"model\":\"%s\",\"device\":\"%s\",\"pairs\":%d,\"tokens\":%zu,\"tokens_computed\":%zu,\"seconds\":%.6f,"
+    char desc[512];
+    qrr_ctx_describe(ctx, desc, sizeof desc); /* cut short at worst; no quotes in it */
+    printf("{\"model\":\"%s\",\"device\":\"%s\",\"context\":\"%s\",\"pairs\":%d,\"tokens\":%zu,\"tokens_computed\":%zu,\"seconds\":%.6f,"
            "\"tokens_per_s\":%.1f,\"pairs_per_s\":%.2f,\"latency_one_pair_s\":%.6f,"
            "\"latency_pair_tokens\":%zu,\"ctx_create_s\":%.3f,\"ctx_device_mib\":%.1f,"
            "\"first_score\":%.6f}\n",
-           argv[1], dev == QRR_DEVICE_CUDA ? "cuda" : "cpu", n, tok_all, comp_all, t_all,
+           argv[1], dev == QRR_DEVICE_CUDA ? "cuda" : "cpu", desc, n, tok_all, comp_all, t_all,
            (double)tok_all / t_all, n / t_all, t_one, tok_one, create_s,
            (double)(free0 > free1 ? free0 - free1 : 0) / 1048576.0, first);
     qrr_ctx_free(ctx);

@@ -1,239 +1,657 @@
 #!/usr/bin/env bash
-# gpu_check.sh — the one script for a GPU machine with PyTorch and Transformers: builds qrr
-# with CUDA, checks parity (reference cases on the GPU, the 0.6B shape against Transformers
-# fp32), runs compute-sanitizer on a small run, and benchmarks us against Transformers bf16
-# (sdpa, official recipe, logits_to_keep=1) on the same card. Prints a table last.
-# Every step's failure is reported and the script goes on where it can.
+# gpu_check.sh — the GPU check, copied by `make gpu-kit` to build/gpu-kit/run.sh: run from the
+# kit alone on a bare GPU machine (no build, no ../shared, no network), it checks the CUDA path
+# and benchmarks it against Transformers within one deadline, and after every step rewrites
+# $OUT/summary.txt (a table: step, status, seconds, key figure) and $OUT/logs.tgz.
+# `make gpu-dryrun` runs it with --device cpu, the CPU standing in for every GPU step.
 #
-#   bench/gpu_check.sh                  full run (about 6-8 minutes on an H100)
-#   QRR_GPU_SKIP_8B=1 bench/gpu_check.sh  without the 8B shape
-#   QRR_GPU_BUILD=DIR                   build directory (default build/)
-# Logs and JSON results go to $OUT (or /tmp/qrr-gpu-out); models to $QRR_GPU_WORK
-# (or /tmp/qrr-gpu).
+#   bash build/gpu-kit/run.sh [--device cuda|cpu] [--deadline S] [--no-8b] [--disk-8b GB]
+#        [--min-left-8b S] [--shape06 "QGEN ARGS"] [--shape8b "QGEN ARGS"] [--pairs N]
+#        [--bench-pairs N] [--bench-repeat N] [--libs-only]
+#   OUT (default /tmp/qrr-gpu-out): summary.txt and logs.tgz, nothing else (6 files at most)
+#   QRR_KIT_WORK (default /tmp/qrr-kit): logs, unpacked reference data, generated models
+#   PYTHON (default python3): the Python with torch and transformers
+# Exit: 0 no step failed, 1 a step failed, 2 stopped early (preflight or sanity failed),
+# 3 usage. docs/cuda.md says how to run it on a GPU machine and how to read the summary.
 set -u
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-OUT=${OUT:-/tmp/qrr-gpu-out}
-WORK=${QRR_GPU_WORK:-/tmp/qrr-gpu}
-BUILD=${QRR_GPU_BUILD:-build}
-case $BUILD in /*) B=$BUILD ;; *) B=$ROOT/$BUILD ;; esac
-mkdir -p "$OUT" "$WORK"
-STEPS=$OUT/steps.txt
-: > "$STEPS"
-T_START=$(date +%s)
+SELF=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 
-say() { echo "[$(( $(date +%s) - T_START ))s] $*"; }
-# step NAME TIMEOUT CMD...: run CMD with a time limit, output to $OUT/NAME.log, record the result.
-step() {
-    local name=$1 limit=$2; shift 2
-    local t0=$(date +%s)
-    timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
-    local rc=$? secs=$(( $(date +%s) - t0 ))
-    if [ $rc -eq 0 ]; then
-        say "ok    $name (${secs}s)"; echo "$name ok ${secs}s" >> "$STEPS"
-    else
-        local why="exit $rc"; [ $rc -eq 124 ] && why="timed out after ${limit}s"
-        say "FAIL  $name ($why); last lines of $OUT/$name.log:"
-        tail -n 15 "$OUT/$name.log" | sed 's/^/      /'
-        echo "$name FAIL $why" >> "$STEPS"
+# ---- helpers shared by the driver and the steps ---------------------------------------
+elapsed() { echo $(( $(date +%s) - T0 )); }
+left() { echo $(( DEADLINE - $(elapsed) )); }
+# key TEXT: the step's key figure for the summary (one line)
+key() { printf '%s\n' "$*" | tr '\t\n' '  ' > "$WORK/key/$STEP"; }
+# skip REASON: end the step as skipped
+skip() { key "$*"; exit 3; }
+die() { key "$*"; echo "FAIL: $*"; exit 1; }
+# j FILE FIELD: a top-level field of the last JSON line of FILE
+j() { "$PY" -c 'import json,sys
+l=[x for x in open(sys.argv[1]) if x.startswith("{")]
+v=json.loads(l[-1]).get(sys.argv[2]) if l else None
+print("" if v is None else (f"{v:.0f}" if isinstance(v, float) and abs(v) >= 100 else f"{v:.3g}" if isinstance(v, float) else v))' "$1" "$2" 2>/dev/null; }
+# check_line FILE: "15/15 lines, |dlogit| max 1e-6 median ..." from a `qrr check` report
+check_line() {
+    local lines worst med
+    lines=$(sed -n 's/^  lines  *\([0-9]*\) checked, \([0-9]*\) within.*/\2\/\1/p' "$1")
+    worst=$(sed -n 's/^  delta error  *worst \([^ ]*\).*/\1/p' "$1")
+    med=$(sed -n 's/^  delta error.*median \([^ ]*\)$/\1/p' "$1")
+    echo "${lines:-?} lines, |dlogit| max ${worst:-?} median ${med:-?}"
+}
+
+SYSTEM_LIBS=" linux-vdso.so.1 ld-linux-x86-64.so.2 libc.so.6 libm.so.6 libdl.so.2 librt.so.1 \
+libpthread.so.0 libstdc++.so.6 libgcc_s.so.1 "
+# where the CUDA toolkit's libraries may be on a GPU machine
+lib_dirs() {
+    local d
+    for d in ${CUDA_HOME:+$CUDA_HOME/lib64} /usr/local/cuda/lib64 \
+             /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-*/lib64 \
+             /usr/lib/x86_64-linux-gnu; do
+        [ -d "$d" ] && echo "$d"
+    done
+    "$PY" -c 'import nvidia, os
+for p in nvidia.__path__:
+    for s in ("cu13/lib", "cublas/lib", "cuda_runtime/lib"): print(os.path.join(p, s))' \
+        2>/dev/null | while read -r d; do [ -d "$d" ] && echo "$d"; done
+}
+
+# check_libs: make every library the kit's programs need resolve (adding the CUDA toolkit's
+# directory to LD_LIBRARY_PATH), then hold each program's libraries to what may come from
+# outside the kit: glibc, libstdc++, libgcc and the CUDA toolkit. Prints a line per program.
+check_libs() {
+    local bad=0 p lib d found line name path
+    for lib in $(for p in "$KIT"/bin/*; do ldd "$p" 2>/dev/null; done |
+                 sed -n 's/^[[:space:]]*\([^ ]*\) => not found.*/\1/p' | sort -u); do
+        found=""
+        for d in $(lib_dirs); do
+            if [ -e "$d/$lib" ]; then found=$d; break; fi
+        done
+        if [ -n "$found" ]; then
+            export LD_LIBRARY_PATH=$found${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+            echo "  $lib: found in $found (added to LD_LIBRARY_PATH)"
+        else
+            echo "  $lib: NOT FOUND; looked in: $(lib_dirs | tr '\n' ' ')and the loader's paths"
+            bad=1
+        fi
+    done
+    for p in "$KIT"/bin/*; do
+        local sys=0 kit=0 cuda="" other=""
+        while read -r line; do
+            name=${line%% *}; name=${name##*/}
+            path=$(echo "$line" | sed -n 's/.*=> \([^ ]*\).*/\1/p')
+            case $line in
+                *"not found"*) other="$other $name(not found)" ;;
+                *"statically linked"*|*"not a dynamic"*) ;;
+                *) if [ -n "$path" ] && [ "${path#"$KIT"/}" != "$path" ]; then kit=$((kit + 1))
+                   elif [ "${SYSTEM_LIBS#* "$name" }" != "$SYSTEM_LIBS" ]; then sys=$((sys + 1))
+                   else case $name in
+                            libcublasLt.so.*|libcublas.so.*|libcudart.so.*|libcuda.so.*)
+                                cuda="$cuda $name=$path" ;;
+                            *) other="$other $name=${path:-?}" ;;
+                        esac
+                   fi ;;
+            esac
+        done < <(ldd "$p" 2>&1)
+        if [ -n "$other" ]; then
+            echo "  bin/${p##*/}: BAD, needs what the kit does not hold:$other"
+            bad=1
+        else
+            echo "  bin/${p##*/}: ok ($sys from glibc/libstdc++/libgcc, $kit from the kit;" \
+                 "CUDA toolkit:${cuda:- none})"
+        fi
+    done
+    return $bad
+}
+
+# ---- the steps (each runs as `run.sh --step NAME` under a time limit) -------------------
+# Each writes its log to stdout and its key figure with `key`; exit 0 ok, 3 skipped, else
+# failed. The driver's settings come in the environment.
+
+step_preflight() {
+    echo "== kit"; cat "$KIT/MANIFEST"
+    echo "== machine"; uname -a; ldd --version 2>&1 | head -n 1; nproc
+    local card="cpu mode: no GPU asked for"
+    if [ "$DEVICE" = cuda ]; then
+        echo "== nvidia-smi"
+        command -v nvidia-smi >/dev/null || die "nvidia-smi not found on PATH ($PATH)"
+        nvidia-smi || die "nvidia-smi failed (exit $?)"
+        card=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader |
+               head -n 1) || die "nvidia-smi could not name the card"
     fi
+    echo "== disk"; df -h "$WORK" /tmp
+    local free_gb
+    free_gb=$(df -Pk "$WORK" | awk 'NR == 2 { printf "%d", $4 / 1048576 }')
+    echo "== libraries"
+    check_libs || die "a program's libraries do not resolve: $(grep -h 'BAD\|NOT FOUND' "$LOG/preflight.log" 2>/dev/null | head -n 2 | tr -s ' ')"
+    echo "== programs start"
+    local p
+    for p in "qrr --version" "qconvert --version" "qgen --help" "gpu_bench --help" \
+             "gemm_peak --help"; do
+        # shellcheck disable=SC2086
+        "$KIT"/bin/$p > "$WORK/tmp.out" 2>&1 || { cat "$WORK/tmp.out"; die "bin/$p failed to run"; }
+        head -n 1 "$WORK/tmp.out"
+    done
+    echo "== compute-sanitizer"
+    local san=""
+    for p in "$(command -v compute-sanitizer)" ${CUDA_HOME:+$CUDA_HOME/bin/compute-sanitizer} \
+             /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer \
+             /usr/local/cuda-*/bin/compute-sanitizer /opt/nvidia/*/compute-sanitizer*/compute-sanitizer; do
+        if [ -n "$p" ] && [ -x "$p" ]; then san=$p; break; fi
+    done
+    echo "${san:-not found (looked on PATH, in \$CUDA_HOME/bin, /usr/local/cuda*/, /opt/nvidia/)}"
+    echo "== python"
+    local torch
+    torch=$("$PY" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, "cuda" if torch.cuda.is_available() else "no cuda")' 2>&1 | tail -n 1)
+    echo "$PY: $torch"
+    {
+        echo "export LD_LIBRARY_PATH='${LD_LIBRARY_PATH:-}'"
+        echo "SANITIZER='$san'"
+        case $torch in torch*) echo "HAVE_TORCH=1" ;; *) echo "HAVE_TORCH=" ;; esac
+        echo "CARD='${card//\'/}'"
+        echo "FREE_GB=$free_gb"
+    } > "$WORK/env.sh"
+    command -v "$PY" >/dev/null || die "$PY not found: the comparisons need Python 3"
+    key "$card; ${free_gb} GB free; libraries ok; compute-sanitizer: ${san:-NOT FOUND}; $torch"
+}
+
+# unpack the reference data, convert the tiny models, one CPU check: what every later step needs
+step_sanity() {
+    local ref=$WORK/ref t0 stamp
+    t0=$(date +%s)
+    stamp=$(cksum < "$KIT/data/reference.tar.xz")
+    if [ "$(cat "$ref/.unpacked" 2>/dev/null)" != "$stamp" ]; then
+        rm -rf "$ref" && mkdir -p "$ref" || die "cannot create $ref"
+        if command -v xz >/dev/null; then
+            tar -xJf "$KIT/data/reference.tar.xz" -C "$ref" || die "cannot unpack the reference data"
+        else
+            "$PY" -m tarfile -e "$KIT/data/reference.tar.xz" "$ref" ||
+                die "cannot unpack the reference data (no xz; $PY -m tarfile failed)"
+        fi
+        echo "$stamp" > "$ref/.unpacked"
+    fi
+    local f
+    for f in tokenizer/tokenizer.json tokenizer/tokenizer_config.json scores_public.jsonl \
+             models/tiny-tied/config.json models/tiny-untied/config.json \
+             models/tiny-seqcls/config.json; do
+        [ -f "$ref/$f" ] || die "the reference data lacks $f"
+    done
+    echo "unpacked in $(( $(date +%s) - t0 ))s"
+    local m d conv=0
+    mkdir -p "$WORK/tiny"
+    for m in tiny-tied tiny-untied tiny-seqcls; do
+        d=$WORK/tiny/$m
+        rm -rf "$d" && mkdir -p "$d" && ln -s "$ref/models/$m"/* "$ref/tokenizer"/* "$d"/ ||
+            die "cannot lay out $d"
+    done
+    # "model dtype [qconvert args]", all converted at once
+    local pids=() specs=("tiny-tied f16" "tiny-tied int8" "tiny-tied bf16" "tiny-untied f16"
+        "tiny-untied int8" "tiny-seqcls f16" "tiny-seqcls int8" "tiny-seqcls f32"
+        "tiny-tied int8b16 --dtype int8 --quant-block 16")
+    local s name dt extra
+    for s in "${specs[@]}"; do
+        read -r name dt extra <<< "$s"
+        # shellcheck disable=SC2086
+        "$KIT/bin/qconvert" "$WORK/tiny/$name" -o "$WORK/tiny/$name-$dt.qrr" \
+            ${extra:---dtype $dt} --quiet &
+        pids+=($!)
+    done
+    for s in "${pids[@]}"; do wait "$s" && conv=$((conv + 1)); done
+    [ "$conv" = "${#specs[@]}" ] || die "qconvert failed on $(( ${#specs[@]} - conv )) of ${#specs[@]} tiny models"
+    ls -l "$WORK/tiny"/*.qrr
+    "$KIT/bin/qrr" info "$WORK/tiny/tiny-tied-f16.qrr" | head -n 20
+    "$KIT/bin/qrr" check "$WORK/tiny/tiny-tied-f16.qrr" "$ref/scores_public.jsonl" \
+        --model tiny-tied --device cpu --show 2 > "$WORK/tmp.out" 2>&1
+    local rc=$?
+    cat "$WORK/tmp.out"
+    [ $rc = 0 ] || die "tiny-tied f16 on the CPU does not match the reference: $(check_line "$WORK/tmp.out")"
+    key "data unpacked, ${#specs[@]} tiny files converted in $(( $(date +%s) - t0 ))s;" \
+        "tiny-tied f16 on the CPU: $(check_line "$WORK/tmp.out")"
+}
+
+step_gemm_probe() {
+    [ "$DEVICE" = cuda ] || skip "needs a GPU (ran only 'gemm_peak --help' in the preflight)"
+    "$KIT/bin/gemm_peak" | tee "$LOG/gemm_peak.jsonl"
+    local rc=${PIPESTATUS[0]} summary
+    summary=$(grep '"f16_tflops"' "$LOG/gemm_peak.jsonl" | tail -n 1)
+    [ -n "$summary" ] || die "gemm_peak printed no summary (exit $rc)"
+    echo "$summary" > "$LOG/peak.json"
+    key "f16 $(j "$LOG/peak.json" f16_tflops) TFLOP/s, int8 $(j "$LOG/peak.json" i8_tops) TOP/s," \
+        "copy $(j "$LOG/peak.json" copy_tbps) TB/s; m=1,3,16,17,32 x 3 widths:" \
+        "$(j "$LOG/peak.json" probes_wrong) wrong, $(j "$LOG/peak.json" int8_refused) int8 refused"
+    return "$rc"
+}
+
+# parity VARIANT: qrr check of the tiny models' files for one kernel variant
+step_parity() {
+    local variant=$1 files=() want_i8="" want_att="" f m out rc=0 worst="" nl=0 np=0 desc
+    case $variant in
+        f16_tc)     export QRR_CUDA_ATTENTION=tc; want_att=tc
+                    files=(tiny-tied-f16 tiny-untied-f16 tiny-seqcls-f16) ;;
+        f16_simple) export QRR_CUDA_ATTENTION=simple; want_att=simple
+                    files=(tiny-tied-f16 tiny-untied-f16 tiny-seqcls-f16) ;;
+        int8_w8a8)  export QRR_CUDA_INT8=w8a8; want_i8=w8a8
+                    files=(tiny-tied-int8 tiny-untied-int8 tiny-seqcls-int8) ;;
+        int8_w8a16) export QRR_CUDA_INT8=w8a16; want_i8=w8a16
+                    files=(tiny-tied-int8 tiny-untied-int8 tiny-seqcls-int8 tiny-tied-int8b16) ;;
+        upload)     files=(tiny-tied-bf16 tiny-seqcls-f32) ;;
+    esac
+    export QRR_CUDA_SYNC=1
+    for f in "${files[@]}"; do
+        m=${f%-*}
+        out=$LOG/parity_${variant}_$f.txt
+        "$KIT/bin/qrr" check "$WORK/tiny/$f.qrr" "$WORK/ref/scores_public.jsonl" --model "$m" \
+            --device "$DEVICE" --show 3 > "$out" 2>&1 || rc=1
+        echo "== $f"; cat "$out"
+        nl=$(( nl + $(sed -n 's/^  lines  *\([0-9]*\) checked.*/\1/p' "$out" | head -n 1) + 0 ))
+        np=$(( np + $(sed -n 's/^  lines  *[0-9]* checked, \([0-9]*\) within.*/\1/p' "$out" | head -n 1) + 0 ))
+        worst="$worst ${f#tiny-} $(sed -n 's/^  delta error  *worst \([^ ]*\).*/\1/p' "$out")"
+        desc=$(sed -n 's/^  device  *//p' "$out")
+        if [ "$DEVICE" = cuda ]; then
+            # the variant asked for must be the one that ran (w8a8 may have moved some
+            # weights to W8A16 where cuBLASLt refused them: the description counts them)
+            if [ -n "$want_i8" ] && [ "${desc#*int8 $want_i8}" = "$desc" ]; then
+                echo "FAIL: $f ran '$desc', not int8 $want_i8"; rc=1
+            fi
+            if [ -n "$want_att" ] && [ "${desc#*attention $want_att;}" = "$desc" ]; then
+                echo "FAIL: $f ran '$desc', not attention $want_att"; rc=1
+            fi
+        fi
+    done
+    [ "$DEVICE" = cuda ] && desc=$(echo "$desc" | cut -d';' -f2,3)
+    key "$np/$nl lines within tolerance; |dlogit| max:$worst; ${desc# }"
     return $rc
 }
 
-# ---- 0. the card and the reference data ------------------------------------------------
-CARD=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -n 1)
-say "card: $CARD"
-echo "$CARD" > "$OUT/card.txt"
-REF=${QRR_REFERENCE:-}
-for r in "$REF" "$ROOT/shared/reference" "$ROOT/../shared/reference"; do
-    if [ -n "$r" ] && [ -f "$r/scores_public.jsonl" ]; then REF=$(cd "$r" && pwd); break; fi
-done
-if [ -z "$REF" ] || [ ! -f "$REF/scores_public.jsonl" ]; then
-    say "FAIL  no reference data (set QRR_REFERENCE, or put shared/reference in the repo)"
-    echo "reference FAIL missing" >> "$STEPS"
-    REF=""
-fi
-export QRR_REFERENCE=$REF QRR_BUILD=$B
-PY=${PYTHON:-python3}
-
-# ---- 1. build -------------------------------------------------------------------------
-TEST_BINS=$(ls tests/test_*.c 2>/dev/null | sed -e "s|^tests/\(.*\)\.c\$|$B/tests/\1|")
-step build 300 make -j16 CUDA=1 BUILD="$B" all examples cuda-tools $TEST_BINS
-make CUDA=1 BUILD="$B" cuda-report > "$OUT/cuda-report.txt" 2>&1
-
-# ---- 2. the 8B shape in the background (generate + convert), CPU tests beside it --------
-gen_model() { # DIR SHAPE: qgen + qconvert f16 and int8
-    local dir=$1 shape=$2
-    rm -rf "$dir" && "$B/qgen" -o "$dir" --shape "$shape" --dtype bf16 --tokenizer "$REF/tokenizer" --quiet &&
-    "$B/qconvert" "$dir" -o "$dir-f16.qrr" --dtype f16 --quiet &&
-    "$B/qconvert" "$dir" -o "$dir-int8.qrr" --dtype int8 --quiet
+# prefix DTYPE: tiny-tied, 8 documents sharing one query: the device with and without
+# prefix sharing and in small chunks (and with the simple attention), against the CPU
+step_prefix() {
+    local dt=$1 m=$WORK/tiny/tiny-tied-$1.qrr q=$KIT/data/shared_query.jsonl rc=0 tl ts
+    local d=$LOG/prefix_$dt
+    mkdir -p "$d"
+    [ "$dt" = int8 ] && { tl=0.25; ts=0.06; } || { tl=0.05; ts=5e-3; }
+    [ "$DEVICE" = cpu ] && [ "$dt" = f16 ] && { tl=1e-4; ts=1e-5; }
+    export QRR_CUDA_SYNC=1
+    "$KIT/bin/qrr" score "$m" --device cpu < "$q" > "$d/cpu.jsonl" || die "the CPU run failed"
+    "$KIT/bin/qrr" score "$m" --device "$DEVICE" < "$q" > "$d/shared.jsonl" || rc=1
+    "$KIT/bin/qrr" score "$m" --device "$DEVICE" --no-share-prefix < "$q" > "$d/unshared.jsonl" || rc=1
+    "$KIT/bin/qrr" score "$m" --device "$DEVICE" --max-batch-tokens 96 < "$q" > "$d/chunked.jsonl" || rc=1
+    QRR_CUDA_ATTENTION=simple "$KIT/bin/qrr" score "$m" --device "$DEVICE" < "$q" > "$d/simple.jsonl" || rc=1
+    local v line keyline=""
+    for v in shared unshared chunked simple; do
+        line=$("$PY" "$KIT/py/score_diff.py" "$d/$v.jsonl" "$d/cpu.jsonl" --tol-logit "$tl" \
+               --tol-score "$ts" --name "$DEVICE $v vs cpu") || rc=1
+        echo "$line"
+        keyline="$keyline $v $(echo "$line" | sed -n 's/.*|dlogit| max \([^ ]*\).*/\1/p')"
+    done
+    line=$("$PY" "$KIT/py/score_diff.py" "$d/unshared.jsonl" "$d/shared.jsonl" --tol-logit 0.05 \
+           --tol-score 5e-3 --name "$DEVICE unshared vs shared") || rc=1
+    echo "$line"
+    key "8 docs, one query; |dlogit| vs the CPU:$keyline; unshared vs shared" \
+        "$(echo "$line" | sed -n 's/.*|dlogit| max \([^ ]*\).*: \([A-Z]*\).*/\1 \2/p')" \
+        "(tol $tl)"
+    return $rc
 }
-export -f gen_model
-export B REF
-GEN8=""
-if [ -z "${QRR_GPU_SKIP_8B:-}" ] && [ -n "$REF" ]; then
-    ( step gen_8b 420 bash -c 'gen_model "$0" 8b' "$WORK/m8b" ) > "$OUT/gen_8b.status" 2>&1 &
-    GEN8=$!
-fi
-( step cpu_tests 300 make CUDA=1 BUILD="$B" test ) > "$OUT/cpu_tests.status" 2>&1 &
-TESTS_PID=$!
 
-# ---- 3. the card's ceilings -------------------------------------------------------------
-step gemm_peak 120 "$B/gemm_peak" && tail -n 1 "$OUT/gemm_peak.log" > "$OUT/peak.json"
-
-# ---- 4. reference cases on the GPU: the parity tests with QRR_TEST_DEVICE=cuda ----------
-if [ -n "$REF" ]; then
-    QRR_TEST_DEVICE=cuda step parity_cuda 180 "$B/tests/test_parity" --verbose --jobs 4
-    QRR_TEST_DEVICE=cuda QRR_CUDA_ATTENTION=simple step parity_cuda_simple_attn 180 \
-        "$B/tests/test_parity" --verbose --jobs 4
-    QRR_TEST_DEVICE=cuda QRR_CUDA_INT8=w8a16 step parity_cuda_w8a16 180 \
-        "$B/tests/test_parity" --verbose --jobs 4 --filter '*int8*'
-fi
-
-# ---- 5. the 0.6B shape, a workload, and the tiny model for the sanitizer ----------------
-step gen_06b 300 bash -c 'gen_model "$0" 0.6b' "$WORK/m06"
-TINY=$WORK/tiny-tied
-if [ -n "$REF" ]; then
-    rm -rf "$TINY" && mkdir -p "$TINY" && ln -s "$REF"/models/tiny-tied/* "$TINY"/ &&
-        ln -s "$REF"/tokenizer/* "$TINY"/
-    step tiny_convert 120 bash -c "'$B/qconvert' '$TINY' -o '$TINY-f16.qrr' --dtype f16 --quiet &&
-        '$B/qconvert' '$TINY' -o '$TINY-int8.qrr' --dtype int8 --quiet"
-fi
-# 32 documents of 300 words: every prompt is cut to exactly --max-length 256 tokens.
-step workload 120 "$B/qrr" bench "$TINY-f16.qrr" --docs 32 --min-words 300 --max-words 300 \
-    --repeat 1 --threads 4 --write-workload "$WORK/work.jsonl"
-$PY - "$WORK/work.jsonl" "$WORK/score_in.jsonl" <<'EOF'
-import json, sys
-with open(sys.argv[1]) as f, open(sys.argv[2], "w") as g:
-    for i, line in enumerate(f):
-        if i >= 16: break
-        o = json.loads(line); o["max_length"] = 256
-        g.write(json.dumps(o) + "\n")
-EOF
-
-# ---- 6. 0.6B parity against Transformers fp32 -------------------------------------------
-step ref_06b 300 bash -c "'$PY' bench/transformers_gpu.py '$WORK/m06' '$WORK/work.jsonl' \
-    --reference --pairs 16 --max-length 256 > '$OUT/ref_06b.jsonl'"
-score_variant() { # NAME MODEL [ENV=VAL ...] -- extra qrr score args
-    local name=$1 model=$2; shift 2
-    step "score_$name" 180 env "$@" "$B/qrr" score "$model" --device cuda --no-verify \
-        < "$WORK/score_in.jsonl" && cp "$OUT/score_$name.log" "$OUT/score_$name.jsonl"
+# memcheck DTYPE: compute-sanitizer on tiny-tied, the 8 documents, two kernel variants each
+step_memcheck() {
+    local dt=$1 rc=0 v errs="" n
+    [ "$DEVICE" = cuda ] || skip "needs a GPU (compute-sanitizer)"
+    [ -n "$SANITIZER" ] || skip "compute-sanitizer not found (see the preflight log)"
+    local variants=("QRR_CUDA_ATTENTION=tc" "QRR_CUDA_ATTENTION=simple")
+    [ "$dt" = int8 ] && variants=("QRR_CUDA_INT8=w8a8" "QRR_CUDA_INT8=w8a16")
+    for v in "${variants[@]}"; do
+        echo "== $v"
+        env "$v" "$SANITIZER" --tool memcheck --leak-check no --error-exitcode 9 --print-limit 20 \
+            "$KIT/bin/qrr" score "$WORK/tiny/tiny-tied-$dt.qrr" --device cuda \
+            < "$KIT/data/shared_query.jsonl" > "$LOG/memcheck_${dt}_${v#*=}.txt" 2>&1 || rc=1
+        cat "$LOG/memcheck_${dt}_${v#*=}.txt"
+        n=$(sed -n 's/.*ERROR SUMMARY: \([0-9]*\) error.*/\1/p' "$LOG/memcheck_${dt}_${v#*=}.txt" | tail -n 1)
+        errs="$errs ${v#*=} ${n:-?} errors,"
+    done
+    key "memcheck:${errs%,}"
+    return $rc
 }
-score_variant f16 "$WORK/m06-f16.qrr" QRR_CUDA_ATTENTION=tc
-score_variant f16_simple_attn "$WORK/m06-f16.qrr" QRR_CUDA_ATTENTION=simple
-score_variant int8_w8a8 "$WORK/m06-int8.qrr" QRR_CUDA_INT8=w8a8
-score_variant int8_w8a16 "$WORK/m06-int8.qrr" QRR_CUDA_INT8=w8a16
-step score_f16_chunked 180 "$B/qrr" score "$WORK/m06-f16.qrr" --device cuda --no-verify \
-    --max-batch-tokens 300 --batch 5 < "$WORK/score_in.jsonl" &&
-    cp "$OUT/score_f16_chunked.log" "$OUT/score_f16_chunked.jsonl"
-step parity_06b 60 $PY - "$OUT" <<'EOF'
-import json, os, statistics, sys
-out = sys.argv[1]
-ref = [json.loads(l) for l in open(os.path.join(out, "ref_06b.jsonl"))]
-tol = {"f16": (0.05, 5e-3), "f16_simple_attn": (0.05, 5e-3), "f16_chunked": (0.05, 5e-3),
-       "int8_w8a8": (0.25, 0.06), "int8_w8a16": (0.25, 0.06)}
-bad = 0
-rows = []
-for name, (td, ts) in tol.items():
-    p = os.path.join(out, f"score_{name}.jsonl")
-    if not os.path.exists(p):
-        print(f"{name}: no output"); bad += 1; rows.append((name, None)); continue
-    got = [json.loads(l) for l in open(p) if l.startswith("{")]
-    if len(got) != len(ref) or any("logit" not in g for g in got):
-        print(f"{name}: {len(got)} results for {len(ref)} references, or errors"); bad += 1
-        rows.append((name, None)); continue
-    ed = [abs(g["logit"] - r["logit"]) for g, r in zip(got, ref)]
-    es = [abs(g["score"] - r["score"]) for g, r in zip(got, ref)]
-    ok = max(ed) <= td and max(es) <= ts
-    bad += not ok
-    rows.append((name, (max(ed), statistics.median(ed), max(es), ok)))
-    print(f"{name:16s} dlogit max {max(ed):.3g} median {statistics.median(ed):.3g} "
-          f"dscore max {max(es):.3g}  tol {td}/{ts}  {'PASS' if ok else 'FAIL'}")
-print("reference logits (first 4):", [round(r["logit"], 4) for r in ref[:4]])
-json.dump({k: v for k, v in rows}, open(os.path.join(out, "parity_06b.json"), "w"))
-sys.exit(1 if bad else 0)
-EOF
 
-# ---- 7. compute-sanitizer on a small run (prefix sharing, f16 and int8) -----------------
-head -n 3 "$WORK/score_in.jsonl" > "$WORK/small.jsonl"
-for v in f16 int8; do
-    step "memcheck_$v" 240 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
-        "$B/qrr" score "$TINY-$v.qrr" --device cuda < "$WORK/small.jsonl"
-done
-
-# ---- 8. throughput and latency, 0.6B ------------------------------------------------------
-wait $TESTS_PID 2>/dev/null; cat "$OUT/cpu_tests.status"
-bench_ours() { # NAME MODEL [ENV=VAL ...]
-    local name=$1 model=$2; shift 2
-    step "bench_$name" 240 env "$@" "$B/gpu_bench" "$model" "$WORK/work.jsonl" --pairs 32 \
-        --max-length 256 --repeat 10 && tail -n 1 "$OUT/bench_$name.log" > "$OUT/bench_$name.json"
+step_gen_06b() {
+    local t0 rc=0
+    t0=$(date +%s)
+    rm -rf "$WORK/m06" "$WORK"/m06-*.qrr
+    # shellcheck disable=SC2086
+    "$KIT/bin/qgen" -o "$WORK/m06" $SHAPE06 --tokenizer "$WORK/ref/tokenizer" --quiet ||
+        die "qgen $SHAPE06 failed"
+    "$KIT/bin/qconvert" "$WORK/m06" -o "$WORK/m06-f16.qrr" --dtype f16 --quiet & local a=$!
+    "$KIT/bin/qconvert" "$WORK/m06" -o "$WORK/m06-int8.qrr" --dtype int8 --quiet & local b=$!
+    wait $a || rc=1; wait $b || rc=1
+    [ $rc = 0 ] || die "qconvert of the 0.6B shape failed"
+    # 32 documents of 300 words (the tiny model writes them); every prompt cut to 256 tokens
+    "$KIT/bin/qrr" bench "$WORK/tiny/tiny-tied-f16.qrr" --docs 32 --min-words 300 \
+        --max-words 300 --repeat 1 --write-workload "$WORK/work.jsonl" > /dev/null ||
+        die "qrr bench --write-workload failed"
+    head -n "$PAIRS06" "$WORK/work.jsonl" | sed 's/}$/,"max_length":256}/' > "$WORK/pairs06.jsonl"
+    cat "$WORK/m06/config.json"; ls -l "$WORK/m06" "$WORK"/m06-*.qrr
+    key "qgen $SHAPE06: $(sed -n 's/.*"num_hidden_layers": *\([0-9]*\).*/\1/p' "$WORK/m06/config.json") layers," \
+        "$(du -m "$WORK/m06-f16.qrr" | cut -f1) MB f16, $(du -m "$WORK/m06-int8.qrr" | cut -f1) MB int8," \
+        "in $(( $(date +%s) - t0 ))s; $PAIRS06 pairs of 256 tokens"
 }
-bench_ours 06b_f16 "$WORK/m06-f16.qrr" QRR_CUDA_ATTENTION=tc
-bench_ours 06b_int8 "$WORK/m06-int8.qrr" QRR_CUDA_INT8=w8a8
-bench_ours 06b_int8_w8a16 "$WORK/m06-int8.qrr" QRR_CUDA_INT8=w8a16
-bench_ours 06b_f16_simple_attn "$WORK/m06-f16.qrr" QRR_CUDA_ATTENTION=simple
-step bench_06b_hf 300 $PY bench/transformers_gpu.py "$WORK/m06" "$WORK/work.jsonl" --bench \
-    --pairs 32 --max-length 256 --repeat 10 && tail -n 1 "$OUT/bench_06b_hf.log" > "$OUT/bench_06b_hf.json"
 
-# ---- 9. 8B ----------------------------------------------------------------------------------
-if [ -n "$GEN8" ]; then
-    wait $GEN8 2>/dev/null; cat "$OUT/gen_8b.status"
-    if grep -q "gen_8b ok" "$STEPS"; then
-        bench_ours 8b_f16 "$WORK/m8b-f16.qrr"
-        bench_ours 8b_int8 "$WORK/m8b-int8.qrr"
-        step bench_8b_hf 300 $PY bench/transformers_gpu.py "$WORK/m8b" "$WORK/work.jsonl" --bench \
-            --pairs 32 --max-length 256 --repeat 5 && tail -n 1 "$OUT/bench_8b_hf.log" > "$OUT/bench_8b_hf.json"
+need_06b() { [ -f "$WORK/m06-f16.qrr" ] && [ -f "$WORK/m06-int8.qrr" ] || skip "no 0.6B-shape files (gen_06b did not finish)"; }
+
+# the Transformers fp32 reference on the CPU, in the schema `qrr check` reads
+step_ref_06b() {
+    need_06b
+    [ -n "$HAVE_TORCH" ] || skip "needs torch and transformers ($PY cannot import them)"
+    "$PY" "$KIT/py/reference_scores.py" "$WORK/m06" "$WORK/pairs06.jsonl" --model-name m06 \
+        -o "$LOG/ref_06b.jsonl" || die "reference_scores.py failed"
+    key "Transformers fp32 on the CPU, $(wc -l < "$LOG/ref_06b.jsonl") pairs"
+}
+
+step_parity_06b() {
+    need_06b
+    [ -s "$LOG/ref_06b.jsonl" ] || skip "no Transformers reference (ref_06b did not run)"
+    local rc=0 v f k=""
+    export QRR_CUDA_SYNC=1
+    for v in "f16 tc" "f16 simple" "int8 w8a8" "int8 w8a16"; do
+        set -- $v
+        local tol=()
+        [ "$DEVICE" = cpu ] && [ "$1" = f16 ] && tol=(--tol-logit 1e-3 --tol-score 1e-4)
+        f=$LOG/parity_06b_$1_$2.txt
+        QRR_CUDA_ATTENTION=$([ "$2" = simple ] && echo simple || echo tc) \
+        QRR_CUDA_INT8=$([ "$2" = w8a16 ] && echo w8a16 || echo w8a8) \
+            "$KIT/bin/qrr" check "$WORK/m06-$1.qrr" "$LOG/ref_06b.jsonl" --device "$DEVICE" \
+            --no-verify --show 3 "${tol[@]}" > "$f" 2>&1 || rc=1
+        echo "== $v"; cat "$f"
+        k="$k $1/$2 $(check_line "$f" | sed 's/ lines, |dlogit| max/:/; s/ median.*//'),"
+    done
+    key "vs Transformers fp32 (lines ok: |dlogit| max):${k%,}"
+    return $rc
+}
+
+# the same pairs on the CPU and on the device, f16 and int8, and unshared on the device
+step_cpu_vs_cuda_06b() {
+    need_06b
+    local rc=0 dt line k="" tl ts d=$LOG/cpu_vs_cuda_06b
+    mkdir -p "$d"
+    export QRR_CUDA_SYNC=1
+    for dt in f16 int8; do
+        [ "$dt" = int8 ] && { tl=0.25; ts=0.06; } || { tl=0.05; ts=5e-3; }
+        "$KIT/bin/qrr" score "$WORK/m06-$dt.qrr" --device cpu --no-verify \
+            < "$WORK/pairs06.jsonl" > "$d/cpu_$dt.jsonl" || rc=1
+        "$KIT/bin/qrr" score "$WORK/m06-$dt.qrr" --device "$DEVICE" --no-verify \
+            < "$WORK/pairs06.jsonl" > "$d/dev_$dt.jsonl" || rc=1
+        "$KIT/bin/qrr" score "$WORK/m06-$dt.qrr" --device "$DEVICE" --no-verify --no-share-prefix \
+            < "$WORK/pairs06.jsonl" > "$d/dev_unshared_$dt.jsonl" || rc=1
+        line=$("$PY" "$KIT/py/score_diff.py" "$d/dev_$dt.jsonl" "$d/cpu_$dt.jsonl" --tol-logit "$tl" \
+               --tol-score "$ts" --name "$dt $DEVICE vs cpu") || rc=1
+        echo "$line"; k="$k $dt $(echo "$line" | sed -n 's/.*|dlogit| max \([^ ]*\).*/\1/p')"
+        line=$("$PY" "$KIT/py/score_diff.py" "$d/dev_unshared_$dt.jsonl" "$d/dev_$dt.jsonl" \
+               --tol-logit 0.05 --tol-score 5e-3 --name "$dt $DEVICE unshared vs shared") || rc=1
+        echo "$line"; k="$k (unshared $(echo "$line" | sed -n 's/.*|dlogit| max \([^ ]*\).*/\1/p')),"
+    done
+    key "$PAIRS06 pairs, |dlogit| $DEVICE vs cpu:${k%,}"
+    return $rc
+}
+
+# bench SHAPE DTYPE ENV: our throughput and batch-1 latency (bench/gpu_bench.c)
+step_bench() {
+    local shape=$1 dt=$2 envv=$3 model=$WORK/m$1-$2.qrr out
+    [ -f "$model" ] || skip "no $model (its generation did not finish)"
+    out=$LOG/${STEP}.json
+    env $envv "$KIT/bin/gpu_bench" "$model" "$WORK/work.jsonl" --pairs "$BENCH_PAIRS" \
+        --max-length 256 --repeat "$BENCH_REPEAT" --device "$DEVICE" | tee "$LOG/$STEP.out"
+    local rc=${PIPESTATUS[0]}
+    grep '^{' "$LOG/$STEP.out" | tail -n 1 > "$out"
+    [ $rc = 0 ] && [ -s "$out" ] || die "gpu_bench failed (exit $rc)"
+    key "$(j "$out" tokens_per_s) tok/s, $(j "$out" pairs_per_s) pairs/s, batch-1" \
+        "$(awk -v s="$(j "$out" latency_one_pair_s)" 'BEGIN { printf "%.2f", 1e3 * s }') ms," \
+        "context $(j "$out" ctx_device_mib) MiB; $(j "$out" context | cut -d';' -f2,3 | sed 's/^ //')"
+}
+
+# hf SHAPE [--official]: Transformers bf16 + sdpa on the card
+step_hf() {
+    local shape=$1 out=$LOG/${STEP}.json
+    shift
+    [ "$DEVICE" = cuda ] || skip "needs a GPU (Transformers bf16 on the card)"
+    [ -n "$HAVE_TORCH" ] || skip "needs torch and transformers"
+    [ -f "$WORK/m$shape/config.json" ] || skip "no $shape checkpoint"
+    "$PY" "$KIT/py/transformers_gpu.py" "$WORK/m$shape" "$WORK/work.jsonl" --bench \
+        --pairs "$BENCH_PAIRS" --max-length 256 --repeat "$BENCH_REPEAT" "$@" | tee "$LOG/$STEP.out"
+    local rc=${PIPESTATUS[0]}
+    grep '^{' "$LOG/$STEP.out" | tail -n 1 > "$out"
+    [ $rc = 0 ] && [ -s "$out" ] || die "transformers_gpu.py failed (exit $rc)"
+    key "$(j "$out" tokens_per_s) tok/s, $(j "$out" pairs_per_s) pairs/s, batch-1" \
+        "$(awk -v s="$(j "$out" latency_one_pair_s)" 'BEGIN { printf "%.2f", 1e3 * s }') ms," \
+        "max $(j "$out" max_memory_mib) MiB, load $(j "$out" load_s)s"
+}
+
+# the 8B shape, in the background from the start: generate, convert f16 and int8
+step_gen_8b() {
+    local t0 rc=0
+    t0=$(date +%s)
+    rm -rf "$WORK/m8b" "$WORK"/m8b-*.qrr
+    # shellcheck disable=SC2086
+    "$KIT/bin/qgen" -o "$WORK/m8b" $SHAPE8B --tokenizer "$WORK/ref/tokenizer" --quiet ||
+        die "qgen $SHAPE8B failed"
+    echo "generated in $(( $(date +%s) - t0 ))s"
+    "$KIT/bin/qconvert" "$WORK/m8b" -o "$WORK/m8b-f16.qrr" --dtype f16 --quiet & local a=$!
+    "$KIT/bin/qconvert" "$WORK/m8b" -o "$WORK/m8b-int8.qrr" --dtype int8 --quiet & local b=$!
+    wait $a || rc=1; wait $b || rc=1
+    [ $rc = 0 ] || die "qconvert of the 8B shape failed"
+    ls -l "$WORK/m8b" "$WORK"/m8b-*.qrr
+    key "qgen $SHAPE8B + qconvert f16/int8 in the background, $(( $(date +%s) - t0 ))s"
+}
+
+# ---- the driver -------------------------------------------------------------------------
+
+# record NAME STATUS SECONDS KEY
+record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$WORK/steps.tsv"; }
+
+write_summary() { # [RUNNING_STEP LIMIT]
+    local f=$OUT/summary.txt.part n s t k
+    {
+        echo "qrr GPU check: $(head -n 1 "$KIT/MANIFEST")"
+        echo "device $DEVICE: ${CARD:-?}"
+        echo "deadline ${DEADLINE}s, elapsed $(elapsed)s, state: $STATE"
+        echo
+        printf '%-22s %-8s %5s  %s\n' step status secs "key figure"
+        while IFS=$'\t' read -r n s t k; do
+            printf '%-22s %-8s %5s  %s\n' "$n" "$s" "$t" "$k"
+        done < "$WORK/steps.tsv"
+        if [ -n "${1:-}" ]; then printf '%-22s %-8s %5s  %s\n' "$1" running "-" "limit ${2}s"; fi
+        if [ -n "$BG_PID" ]; then printf '%-22s %-8s %5s  %s\n' gen_8b running "-" "in the background since ${BG_T0}s"; fi
+        if [ -s "$WORK/table.txt" ]; then echo; cat "$WORK/table.txt"; fi
+        echo
+        awk -F'\t' '{ n[$2]++ } END { printf "steps: %d ok, %d FAIL, %d timeout, %d skipped\n", n["ok"], n["FAIL"], n["timeout"], n["skipped"] }' "$WORK/steps.tsv"
+        echo "logs: logs.tgz (one log per step, JSON results); a step's FAIL line there ends its log"
+    } > "$f" && mv -f "$f" "$OUT/summary.txt"
+    cp -f "$OUT/summary.txt" "$LOG/summary.txt"
+    tar -czf "$OUT/logs.tgz.part" -C "$WORK" logs && mv -f "$OUT/logs.tgz.part" "$OUT/logs.tgz"
+}
+
+say() { printf '[%4ss] %s\n' "$(elapsed)" "$*"; }
+
+# run NAME LIMIT NEED [STEP ARGS...]: the step under min(LIMIT, time left); skipped when
+# fewer than NEED seconds are left. Returns the step's status (0 ok, 3 skipped, else failed).
+run() {
+    local name=$1 limit=$2 need=$3 rem rc t0 secs status k
+    shift 3
+    rem=$(left)
+    if [ "$rem" -lt "$need" ]; then
+        record "$name" skipped 0 "deadline: needs about ${need}s, ${rem}s left"
+        say "skip  $name (deadline: ${rem}s left)"
+        write_summary
+        return 3
     fi
-fi
+    [ "$limit" -gt $((rem - 3)) ] && limit=$((rem - 3))
+    [ "$limit" -ge 1 ] || limit=1
+    write_summary "$name" "$limit"
+    rm -f "$WORK/key/$name"
+    t0=$(date +%s)
+    STEP=$name timeout -k 5 "$limit" bash "$SELF" --step "$name" "$@" > "$LOG/$name.log" 2>&1
+    rc=$?
+    secs=$(( $(date +%s) - t0 ))
+    k=$(cat "$WORK/key/$name" 2>/dev/null)
+    case $rc in
+        0) status=ok ;;
+        3) status=skipped ;;
+        124|137) status=timeout; k="killed at its limit of ${limit}s${k:+; $k}" ;;
+        *) status=FAIL; [ -n "$k" ] || k="exit $rc: $(grep -v '^\s*$' "$LOG/$name.log" | tail -n 1 | cut -c1-150)" ;;
+    esac
+    record "$name" "$status" "$secs" "$k"
+    say "$(printf '%-7s %-22s %4ss  %s' "$status" "$name" "$secs" "$k")"
+    if [ "$status" = FAIL ] || [ "$status" = timeout ]; then
+        tail -n 12 "$LOG/$name.log" | sed 's/^/        | /'
+    fi
+    write_summary
+    return $rc
+}
 
-# ---- 10. the table -------------------------------------------------------------------------
-$PY - "$OUT" <<'EOF'
-import json, os, sys
-out = sys.argv[1]
-def load(name):
-    try:
-        return json.loads(open(os.path.join(out, name)).read().strip().splitlines()[-1])
-    except Exception:
-        return None
-card = open(os.path.join(out, "card.txt")).read().strip()
-peak = load("peak.json")
-print()
-print("=" * 100)
-print(f"card: {card}")
-if peak:
-    print(f"measured ceilings: f16 GEMM {peak['f16_tflops']} TFLOP/s, int8 GEMM {peak['i8_tops']} TOP/s, "
-          f"copy {peak['copy_tbps']} TB/s (8192^3, cuBLASLt)")
-# linear-layer parameters per token (2 FLOP each): layers x (H*E + QD*H + 3*H*I)
-shapes = {"06b": 28 * (1024 * 4096 + 2048 * 1024 + 3 * 1024 * 3072),
-          "8b": 36 * (4096 * 6144 + 4096 * 4096 + 3 * 4096 * 12288)}
-print(f"{'run':24s} {'tokens/s':>10s} {'pairs/s':>9s} {'b1 ms':>8s} {'x HF tok/s':>10s} "
-      f"{'x HF b1':>8s} {'%f16 peak':>9s} {'dev MiB':>9s}")
-for shape in ("06b", "8b"):
-    hf = load(f"bench_{shape}_hf.json")
-    names = [f"{shape}_f16", f"{shape}_int8", f"{shape}_int8_w8a16", f"{shape}_f16_simple_attn"]
-    for n in names + [f"{shape}_hf"]:
-        r = load(f"bench_{n}.json")
-        if not r:
-            if os.path.exists(os.path.join(out, f"bench_{n}.log")):
-                print(f"{n:24s} FAILED (see bench_{n}.log)")
-            continue
-        ratio = f"{r['tokens_per_s'] / hf['tokens_per_s']:.2f}" if hf and n != f"{shape}_hf" else "-"
-        ratio1 = f"{hf['latency_one_pair_s'] / r['latency_one_pair_s']:.2f}" if hf and n != f"{shape}_hf" else "-"
-        comp = r.get("tokens_computed", r["tokens"])
-        frac = "-"
-        if peak:
-            flops = 2.0 * shapes[shape] * comp / r["seconds"]
-            frac = f"{100 * flops / (peak['f16_tflops'] * 1e12):.0f}%"
-        mem = r.get("ctx_device_mib", r.get("max_memory_mib", 0))
-        print(f"{n:24s} {r['tokens_per_s']:10.0f} {r['pairs_per_s']:9.1f} "
-              f"{1e3 * r['latency_one_pair_s']:8.2f} {ratio:>10s} {ratio1:>8s} {frac:>9s} {mem:9.0f}")
-par = load("parity_06b.json")
-if par:
-    print("0.6B parity vs Transformers fp32 (|dlogit| max / median, |dscore| max):")
-    for k, v in par.items():
-        print(f"  {k:18s} " + ("no result" if not v else f"{v[0]:.3g} / {v[1]:.3g}, {v[2]:.3g} {'PASS' if v[3] else 'FAIL'}"))
-print("steps:", " ".join(f"{l.split()[0]}={l.split()[1]}" for l in open(os.path.join(out, "steps.txt"))))
-print("(%f16 peak: linear-layer FLOPs of the tokens computed, prefix shared once, over the measured f16 GEMM rate;"
-      " b1 = one pair of 256 tokens; dev MiB = device memory the context took)")
-EOF
-say "done; logs in $OUT"
+start_bg_8b() {
+    local why=""
+    [ -n "$NO_8B" ] && why="--no-8b"
+    [ -z "$why" ] && [ "${FREE_GB:-0}" -lt "$DISK_8B" ] && why="${FREE_GB} GB free, needs $DISK_8B GB"
+    [ -z "$why" ] && [ "$(left)" -lt "$MIN_LEFT_8B" ] && why="$(left)s left, needs $MIN_LEFT_8B s"
+    if [ -n "$why" ]; then
+        record gen_8b skipped 0 "$why"; say "skip  gen_8b ($why)"; return
+    fi
+    BG_T0=$(elapsed)
+    ( STEP=gen_8b timeout -k 5 $(( $(left) - 90 )) bash "$SELF" --step gen_8b \
+          > "$LOG/gen_8b.log" 2>&1 &
+      echo $! > "$WORK/bg/gen_8b.pid"
+      wait $!
+      echo "$? $(( $(elapsed) - BG_T0 ))" > "$WORK/bg/gen_8b.rc" ) &
+    BG_PID=$!
+    say "start gen_8b in the background ($SHAPE8B)"
+}
+
+# wait for the background 8B generation while at least NEED seconds would remain
+join_bg_8b() {
+    local need=$1 rc secs k status
+    [ -n "$BG_PID" ] || return 1
+    while [ ! -f "$WORK/bg/gen_8b.rc" ] && [ "$(left)" -gt "$need" ]; do sleep 2; done
+    if [ ! -f "$WORK/bg/gen_8b.rc" ]; then
+        stop_bg
+        record gen_8b skipped "$(( $(elapsed) - BG_T0 ))" "not finished with ${need}s left; stopped"
+        BG_PID=""
+        return 1
+    fi
+    read -r rc secs < "$WORK/bg/gen_8b.rc"
+    BG_PID=""
+    k=$(cat "$WORK/key/gen_8b" 2>/dev/null)
+    case $rc in 0) status=ok ;; 124|137) status=timeout ;; *) status=FAIL ;; esac
+    record gen_8b "$status" "$secs" "${k:-exit $rc}"
+    say "$status  gen_8b (${secs}s in the background)"
+    [ "$rc" = 0 ]
+}
+
+stop_bg() { # end the background generation: its `timeout` passes the signal on to the step
+    [ -f "$WORK/bg/gen_8b.pid" ] && kill "$(cat "$WORK/bg/gen_8b.pid")" 2>/dev/null
+    wait "$BG_PID" 2>/dev/null
+}
+
+finish() {
+    if [ -n "$BG_PID" ]; then
+        stop_bg
+        record gen_8b skipped "$(( $(elapsed) - BG_T0 ))" "stopped unfinished at the end of the run"
+        BG_PID=""
+    fi
+    "$PY" "$KIT/py/gpu_report.py" "$WORK" > "$WORK/table.txt" 2> "$LOG/report.log" || true
+    write_summary
+}
+
+usage() { sed -n '2,17p' "$SELF" | sed 's/^# \{0,1\}//'; exit 3; }
+
+main() {
+    DEVICE=cuda DEADLINE=480 NO_8B="" DISK_8B=50 SHAPE06="--shape 0.6b" SHAPE8B="--shape 8b"
+    PAIRS06=16 BENCH_PAIRS=32 BENCH_REPEAT=10 LIBS_ONLY="" MIN_LEFT_8B=240
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --device) DEVICE=$2; shift ;;
+            --deadline) DEADLINE=$2; shift ;;
+            --no-8b) NO_8B=1 ;;
+            --disk-8b) DISK_8B=$2; shift ;;
+            --min-left-8b) MIN_LEFT_8B=$2; shift ;;
+            --shape06) SHAPE06=$2; shift ;;
+            --shape8b) SHAPE8B=$2; shift ;;
+            --pairs) PAIRS06=$2; shift ;;
+            --bench-pairs) BENCH_PAIRS=$2; shift ;;
+            --bench-repeat) BENCH_REPEAT=$2; shift ;;
+            --libs-only) LIBS_ONLY=1 ;;
+            -h|--help) usage ;;
+            *) echo "run.sh: unknown option $1" >&2; usage ;;
+        esac
+        shift
+    done
+    case $DEVICE in cuda|cpu) ;; *) echo "run.sh: --device cuda or cpu" >&2; exit 3 ;; esac
+    KIT=$(dirname "$SELF") PY=${PYTHON:-python3}
+    export KIT PY DEVICE SHAPE06 SHAPE8B PAIRS06 BENCH_PAIRS BENCH_REPEAT
+    if [ -n "$LIBS_ONLY" ]; then check_libs; exit; fi
+
+    T0=$(date +%s) OUT=${OUT:-/tmp/qrr-gpu-out} WORK=${QRR_KIT_WORK:-/tmp/qrr-kit}
+    LOG=$WORK/logs STATE=running CARD="" BG_PID="" BG_T0=0
+    export T0 DEADLINE OUT WORK LOG HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
+    mkdir -p "$OUT" "$WORK" || exit 3
+    rm -rf "$LOG" "$WORK/key" "$WORK/bg" "$WORK/steps.tsv" "$WORK/table.txt"
+    mkdir -p "$LOG" "$WORK/key" "$WORK/bg" && : > "$WORK/steps.tsv"
+    rm -f "$OUT/summary.txt.part" "$OUT/logs.tgz.part"
+    trap 'STATE="interrupted at $(elapsed)s"; finish; exit 2' INT TERM
+    say "qrr GPU check, device $DEVICE, deadline ${DEADLINE}s; kit $KIT; logs $LOG; out $OUT"
+
+    local early=""
+    run preflight 60 5 || early="preflight failed"
+    if [ -z "$early" ]; then
+        # shellcheck disable=SC1091
+        . "$WORK/env.sh"; export SANITIZER HAVE_TORCH
+        run sanity 150 15 || early="the sanity step failed"
+    fi
+    if [ -n "$early" ]; then
+        STATE="stopped: $early"
+        say "STOP: $early; nothing else can run (see $LOG)"
+        finish
+        exit 2
+    fi
+    start_bg_8b
+    run gemm_probe 90 15
+    run parity_f16_tc 120 8 parity f16_tc
+    run parity_f16_simple 120 8 parity f16_simple
+    run parity_int8_w8a8 120 8 parity int8_w8a8
+    run parity_int8_w8a16 120 8 parity int8_w8a16
+    run parity_upload 120 8 parity upload
+    run prefix_f16 120 8 prefix f16
+    run prefix_int8 120 8 prefix int8
+    run memcheck_f16 180 40 memcheck f16
+    run memcheck_int8 180 40 memcheck int8
+    run gen_06b 180 25
+    run ref_06b 240 40
+    run parity_06b 240 25
+    run cpu_vs_cuda_06b 240 30
+    run bench_06b_f16 150 20 bench 06 f16 QRR_CUDA_ATTENTION=tc
+    run bench_06b_int8_w8a8 150 20 bench 06 int8 QRR_CUDA_INT8=w8a8
+    run bench_06b_int8_w8a16 150 20 bench 06 int8 QRR_CUDA_INT8=w8a16
+    run bench_06b_f16_simple 150 20 bench 06 f16 QRR_CUDA_ATTENTION=simple
+    run hf_06b_keep1 240 45 hf 06b
+    run hf_06b_official 240 45 hf 06b --official
+    if join_bg_8b 150; then
+        run bench_8b_f16 180 60 bench 8b f16 QRR_CUDA_ATTENTION=tc
+        run bench_8b_int8 180 45 bench 8b int8 QRR_CUDA_INT8=w8a8
+        run hf_8b_keep1 240 90 hf 8b
+    else
+        for s in bench_8b_f16 bench_8b_int8 hf_8b_keep1; do record "$s" skipped 0 "no 8B files"; done
+    fi
+    local failed s
+    failed=$(awk -F'\t' '$2 == "FAIL" || $2 == "timeout"' "$WORK/steps.tsv" | wc -l)
+    STATE="done in $(elapsed)s, $failed step(s) failed"
+    finish
+    say "$STATE; summary in $OUT/summary.txt"
+    cat "$OUT/summary.txt"
+    [ "$failed" = 0 ]
+}
+
+# ---- dispatch -------------------------------------------------------------------------
+# run.sh --step NAME [FUNCTION ARGS...]: one step (the function is step_NAME by default)
+if [ "${1:-}" = --step ]; then
+    shift 2
+    fn=${1:-$STEP}
+    [ $# -gt 0 ] && shift
+    "step_$fn" "$@"
+    exit $?
+fi
+main "$@"

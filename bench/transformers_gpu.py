@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""transformers_gpu.py — the peer for the GPU benchmark and the fp32 reference for the GPU
-parity check: Transformers on a CUDA device with Qwen's official reranker recipe (prefix,
+"""transformers_gpu.py — the peer for the GPU benchmark and an fp32 reference: Transformers
+on a CUDA device (or the CPU, --device cpu) with Qwen's official reranker recipe (prefix,
 body and suffix tokenized separately, only the body truncated, left padding, the logit
-difference of the "yes" and "no" tokens at the last position, logits_to_keep=1).
+difference of the "yes" and "no" tokens at the last position). By default the model computes
+logits at the last position only (logits_to_keep=1); --official computes them at every
+position, as the published example does.
 
 Modes:
   --reference   fp32 (no TF32), one JSON line per input pair: {"logit": yes - no, "score"}
   --bench       bf16 + sdpa: throughput of one batch of all pairs and batch-1 latency, one
                 JSON line with the figures
 Inputs: a JSON-lines workload ({"query", "document"} per line, as `qrr bench
---write-workload` writes it).
+--write-workload` writes it). Reads only local files: run with HF_HUB_OFFLINE=1.
 """
 import argparse
 import json
@@ -67,23 +69,29 @@ class Recipe:
         return input_ids.to(self.device), mask.to(self.device), sum(len(x) for x in ids)
 
 
-def load_model(path, dtype, attn):
-    import torch
+def load_model(path, dtype, attn, device):
     from transformers import AutoModelForCausalLM
     kw = {"attn_implementation": attn}
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kw)
     except TypeError:  # older Transformers name the argument torch_dtype
         model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=dtype, **kw)
-    return model.to("cuda").eval()
+    return model.to(device).eval()
 
 
-def delta(model, recipe, input_ids, mask):
+def delta(model, recipe, input_ids, mask, official=False):
     import torch
     with torch.inference_mode():
-        out = model(input_ids=input_ids, attention_mask=mask, logits_to_keep=1)
+        kw = {} if official else {"logits_to_keep": 1}
+        out = model(input_ids=input_ids, attention_mask=mask, **kw)
         last = out.logits[:, -1, :].float()
         return (last[:, recipe.yes] - last[:, recipe.no]).double()
+
+
+def synchronize(device):
+    import torch
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def reference(args):
@@ -93,12 +101,12 @@ def reference(args):
     torch.backends.cudnn.allow_tf32 = False
     tok = AutoTokenizer.from_pretrained(args.model)
     tok.padding_side = "left"
-    model = load_model(args.model, torch.float32, "eager")
-    recipe = Recipe(tok, args.max_length, "cuda")
+    model = load_model(args.model, torch.float32, "eager", args.device)
+    recipe = Recipe(tok, args.max_length, args.device)
     pairs = load_pairs(args.workload, args.pairs)
     for i in range(0, len(pairs), 8):
         ids, mask, _ = recipe(pairs[i:i + 8])
-        for dl in delta(model, recipe, ids, mask).tolist():
+        for dl in delta(model, recipe, ids, mask, args.official).tolist():
             score = 1.0 / (1.0 + math.exp(-dl)) if dl >= 0 else math.exp(dl) / (1.0 + math.exp(dl))
             print(json.dumps({"logit": dl, "score": score}))
 
@@ -109,22 +117,22 @@ def bench(args):
     tok = AutoTokenizer.from_pretrained(args.model)
     tok.padding_side = "left"
     t0 = time.perf_counter()
-    model = load_model(args.model, torch.bfloat16, "sdpa")
+    model = load_model(args.model, torch.bfloat16, "sdpa", args.device)
     load_s = time.perf_counter() - t0
-    recipe = Recipe(tok, args.max_length, "cuda")
+    recipe = Recipe(tok, args.max_length, args.device)
     pairs = load_pairs(args.workload, args.pairs)
 
     def timed(batch, repeat):
         ends, fwd = [], []
         tokens = 0
         for r in range(repeat + 2):  # two warm-ups
-            torch.cuda.synchronize()
+            synchronize(args.device)
             a = time.perf_counter()
             ids, mask, tokens = recipe(batch)
-            torch.cuda.synchronize()
+            synchronize(args.device)
             b = time.perf_counter()
-            delta(model, recipe, ids, mask).cpu()
-            torch.cuda.synchronize()
+            delta(model, recipe, ids, mask, args.official).cpu()
+            synchronize(args.device)
             c = time.perf_counter()
             if r >= 2:
                 ends.append(c - a)
@@ -133,13 +141,16 @@ def bench(args):
 
     t_all, f_all, tokens = timed(pairs, args.repeat)
     t_one, f_one, tokens_one = timed(pairs[:1], args.repeat)
+    cuda = args.device == "cuda"
     print(json.dumps({
-        "peer": "transformers", "dtype": "bf16", "attn": "sdpa", "logits_to_keep": 1,
-        "device": torch.cuda.get_device_name(0), "pairs": len(pairs), "tokens": tokens,
+        "peer": "transformers", "dtype": "bf16", "attn": "sdpa",
+        "logits_to_keep": None if args.official else 1,
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu", "pairs": len(pairs),
+        "tokens": tokens,
         "seconds": t_all, "forward_seconds": f_all, "tokens_per_s": tokens / t_all,
         "pairs_per_s": len(pairs) / t_all, "latency_one_pair_s": t_one,
         "latency_forward_s": f_one, "latency_pair_tokens": tokens_one, "load_s": load_s,
-        "max_memory_mib": torch.cuda.max_memory_allocated() / 2**20,
+        "max_memory_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else 0,
     }))
 
 
@@ -153,6 +164,10 @@ def main():
     ap.add_argument("--pairs", type=int, default=0, help="use the first N pairs (0 = all)")
     ap.add_argument("--max-length", type=int, default=8192)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    ap.add_argument("--official", action="store_true",
+                    help="logits at every position, as the published example (default: "
+                    "logits_to_keep=1)")
     args = ap.parse_args()
     if args.reference:
         reference(args)

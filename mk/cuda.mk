@@ -2,7 +2,7 @@
 # libqrr when CUDA=1): the GPU benchmark helpers and a resource report of the kernels.
 #   make CUDA=1 cuda-tools    build/gpu_bench (libqrr on a workload file) and build/gemm_peak
 #   make CUDA=1 cuda-report   registers, shared memory and spills of every kernel (sm_90)
-# bench/gpu_check.sh is the one script a GPU machine runs (docs/cuda.md).
+# A GPU machine runs bench/gpu_check.sh from the kit mk/gpu_kit.mk builds (docs/cuda.md).
 
 ifeq ($(CUDA),1)
 ifneq ($(CU_SRC),)

@@ -1,6 +1,7 @@
 /* context.c — scoring contexts: parameters, creation (thread pool, device state), freeing,
  * giving back memory a large call grew, and the token counts of the last call. */
 #include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -104,3 +105,25 @@ qrr_stats qrr_ctx_last_stats(const qrr_ctx *c)
     return c ? c->stats : none;
 }
 
+int qrr_ctx_describe(const qrr_ctx *c, char *buf, size_t cap)
+{
+    if (!c || !buf || !cap) return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_ctx_describe: NULL argument");
+    int n;
+#ifdef QRR_WITH_CUDA
+    if (c->cuda) {
+        qrr_cuda_info i;
+        qrr__cuda_info(c->cuda, &i);
+        n = snprintf(buf, cap, "cuda: %s; int8 %s (%d of %d int8 weights on cuBLASLt, %d refused "
+                     "by it); attention %s; %.1f MiB of weights uploaded in %.2f s; %.1f MiB of "
+                     "scratch%s", i.device, i.int8_mode, i.w8a8_weights, i.int8_weights,
+                     i.int8_refused, i.attention, (double)i.weight_bytes / 1048576.0,
+                     i.upload_seconds, (double)i.scratch_bytes / 1048576.0,
+                     i.sync ? "; QRR_CUDA_SYNC=1" : "");
+    } else
+#endif
+        n = snprintf(buf, cap, "cpu, %d threads, %s GEMM kernels", c->params.n_threads,
+                     qrr_cpu_gemm_impl(c->m->meta->fixed.weight_dtype));
+    if (n < 0 || (size_t)n >= cap)
+        return qrr__errorf(QRR_ERR_BUFFER_TOO_SMALL, "qrr_ctx_describe: %d bytes needed", n + 1);
+    return QRR_OK;
+}

@@ -9,12 +9,15 @@
  *         Q = q heads, K = kv heads, D = head_dim, I = intermediate, V = vocab,
  *         E = (Q + 2K) * D, the fused q|k|v width.
  * Types: residual stream fp32; GEMM inputs and outputs f16 (int8 + per-row scale for W8A8).
+ * With QRR_CUDA_SYNC=1 every kernel and GEMM is followed by a synchronising error check, so
+ * that a fault is reported with the name of the kernel and layer that caused it.
  */
 #ifdef QRR_WITH_CUDA
 
 #include "cuda_model.h"
 
 #include <cuda_runtime_api.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +31,14 @@ typedef enum int8_mode { INT8_W8A8 = 0, INT8_W8A16 = 1 } int8_mode;
 
 /* One linear layer on the device: W [n, k] row-major, f16 or int8 with scales. */
 typedef struct dev_weight {
+    const char *what; /* "q|k|v_proj", "o_proj", "gate|up_proj" or "down_proj" */
     int i8;        /* 0: f16 data; 1: int8 data and scale */
     void *w;       /* [n, k] */
     float *scale;  /* i8: [n] (block 0) or [n, k / block] */
     int block;
     int n, k;
-    int w8a8;      /* i8 and run through cuBLASLt's int8 GEMM (else the W8A16 kernel) */
+    int w8a8;      /* i8 and run through cuBLASLt's int8 GEMM (else the W8A16 kernel); cleared
+                      for good when cuBLASLt refuses the weight's shape */
 } dev_weight;
 
 typedef struct dev_layer {
@@ -50,7 +55,10 @@ struct qrr_cuda_state {
     qrr_cuda_gemm *gemm;
     int8_mode int8;
     int attn_impl;       /* 1 simple, 2 tensor cores */
+    int sync;            /* QRR_CUDA_SYNC=1: check every launch with a stream synchronise */
+    int at_layer;        /* layer being computed, for messages; -1 outside the layers */
     int any_i8, any_w8a8;
+    int i8_refused;      /* int8 weights moved to the W8A16 kernel because cuBLASLt refused */
     char device_name[160];
     double upload_seconds;
     size_t weight_bytes, scratch_bytes, prefix_bytes;
@@ -102,10 +110,30 @@ static int cuda_fail(qrr_diag *d, cudaError_t e, const char *what)
 
 #define CU(call, what) \
     do { cudaError_t e_ = (call); if (e_ != cudaSuccess) return cuda_fail(d, e_, what); } while (0)
-#define KERNEL(call, what) \
-    do { int e_ = (call); if (e_ != 0) return cuda_fail(d, (cudaError_t)e_, what); } while (0)
 #define TRY(call) \
     do { int rc_ = (call); if (rc_ != QRR_OK) return rc_; } while (0)
+
+/* After a kernel launch (err: its launch status) or a GEMM (rc: its status): fail naming
+ * what ran and in which layer; with QRR_CUDA_SYNC=1 also wait for it and report a fault. */
+static int launched(qrr_cuda_state *cs, int err, int rc, const char *what, qrr_diag *d)
+{
+    char where[32] = "";
+    if (cs->at_layer >= 0) snprintf(where, sizeof where, " (layer %d)", cs->at_layer);
+    if (err)
+        return qrr_fail(d, QRR_ERR_DEVICE, "CUDA %s%s failed: %s (%s)", what, where,
+                        cudaGetErrorString((cudaError_t)err), cudaGetErrorName((cudaError_t)err));
+    if (rc != QRR_OK) return rc;
+    if (!cs->sync) return QRR_OK;
+    cudaError_t e = cudaStreamSynchronize(cs->stream);
+    if (e == cudaSuccess) e = cudaGetLastError();
+    if (e != cudaSuccess)
+        return qrr_fail(d, QRR_ERR_DEVICE, "CUDA %s%s failed (found by QRR_CUDA_SYNC=1 right "
+                        "after it): %s (%s)", what, where, cudaGetErrorString(e),
+                        cudaGetErrorName(e));
+    return QRR_OK;
+}
+#define KERNEL(call, what) TRY(launched(cs, (call), QRR_OK, what, d))
+#define GEMM(call, what) TRY(launched(cs, 0, (call), what, d))
 
 static int mul_size(size_t a, size_t b, size_t *out, qrr_diag *d)
 {
@@ -209,6 +237,7 @@ static int upload_linear(qrr_cuda_state *cs, int layer, const char *what,
     char name[96];
     snprintf(name, sizeof name, "layer %d %s", layer, what);
     memset(dst, 0, sizeof *dst);
+    dst->what = what;
     const int i8 = parts[0]->dtype == QRR_DTYPE_I8;
     int n = 0;
     for (int i = 0; i < n_parts; i++) {
@@ -350,6 +379,9 @@ int qrr__cuda_ctx_create(const qrr_model *m, qrr_cuda_state **out, qrr_diag *d)
     const char *i8 = getenv("QRR_CUDA_INT8"), *att = getenv("QRR_CUDA_ATTENTION");
     cs->int8 = i8 && !strcmp(i8, "w8a16") ? INT8_W8A16 : INT8_W8A8;
     cs->attn_impl = att && !strcmp(att, "simple") ? 1 : 2;
+    const char *sync = getenv("QRR_CUDA_SYNC");
+    cs->sync = sync && strcmp(sync, "") && strcmp(sync, "0");
+    cs->at_layer = -1;
     cs->device = 0;
     int rc = QRR_OK;
     cudaError_t e = cudaSetDevice(cs->device);
@@ -379,8 +411,20 @@ void qrr__cuda_info(const qrr_cuda_state *cs, qrr_cuda_info *out)
     out->upload_seconds = cs->upload_seconds;
     out->weight_bytes = cs->weight_bytes;
     out->scratch_bytes = cs->scratch_bytes + cs->prefix_bytes;
-    out->int8_mode = !cs->any_i8 ? "none" : cs->any_w8a8 ? "w8a8" : "w8a16";
+    for (int l = 0; l < cs->n_layers_alloc; l++) {
+        const dev_weight *ws[4] = {&cs->layers[l].qkv, &cs->layers[l].o, &cs->layers[l].gu,
+                                   &cs->layers[l].down};
+        for (int i = 0; i < 4; i++) {
+            out->int8_weights += ws[i]->i8;
+            out->w8a8_weights += ws[i]->i8 && ws[i]->w8a8;
+        }
+    }
+    out->int8_refused = cs->i8_refused;
+    out->int8_mode = !out->int8_weights ? "none"
+                     : out->w8a8_weights == out->int8_weights ? "w8a8"
+                     : out->w8a8_weights ? "w8a8+w8a16" : "w8a16";
     out->attention = cs->attn_impl == 1 ? "simple" : "tc";
+    out->sync = cs->sync;
 }
 
 /* Make room for T tokens and S sequences (the buffers are replaced, not copied). */
@@ -397,6 +441,7 @@ static int scratch_reserve(const qrr_model *m, qrr_cuda_state *cs, size_t T, siz
     size_t wa = H > QD ? H : QD, wacc = E > H ? E : H, n, tmp;
     if (I > wa) wa = I;
     if (2 * I > wacc) wacc = 2 * I;
+    const int Tp = qrr_cuda_gemm_i8_rows(T > INT_MAX ? -1 : (int)T); /* int8 GEMMs' padded rows */
     size_t *c = &cs->scratch_bytes;
 #define ALLOC(ptr, rows, width, elem, what) \
     TRY(mul_size((rows), (width), &n, d)); \
@@ -408,9 +453,12 @@ static int scratch_reserve(const qrr_model *m, qrr_cuda_state *cs, size_t T, siz
     ALLOC(cs->gu, T, 2 * I, 2, "gate|up");
     ALLOC(cs->act, T, I, 2, "SwiGLU output");
     if (cs->any_w8a8) {
-        ALLOC(cs->a8, T, wa, 1, "int8 activations");
+        if (Tp < 0) return qrr_fail(d, QRR_ERR_INVALID_ARG, "%zu tokens in one chunk", T);
+        ALLOC(cs->a8, (size_t)Tp, wa, 1, "int8 activations");
         ALLOC(cs->as, T, 1, sizeof(float), "activation scales");
-        ALLOC(cs->acc, T, wacc, sizeof(int32_t), "int32 GEMM results");
+        ALLOC(cs->acc, (size_t)Tp, wacc, sizeof(int32_t), "int32 GEMM results");
+        /* The padding rows an int8 GEMM reads are never written: give them defined values. */
+        CU(cudaMemsetAsync(cs->a8, 0, (size_t)Tp * wa, cs->stream), "cudaMemset");
     }
     ALLOC(cs->x_last, S, H, sizeof(float), "last rows");
     ALLOC(cs->h_final, S, H, sizeof(float), "final rows");
@@ -464,28 +512,47 @@ static int upload_ints(qrr_cuda_state *cs, const int32_t *const *ids, const int 
 }
 
 /* y (+)= x · W^T for M rows. x16: f16 input [M, W->k]; x8/xs: the same quantized (W8A8
- * only; NULL = quantize here). Output f16 y16 or fp32 y32 (add: accumulate), stride ldy. */
-static int linear(qrr_cuda_state *cs, const dev_weight *W, const uint16_t *x16,
-                  const int8_t *x8, const float *xs, int M, uint16_t *y16, float *y32, int ldy,
-                  int add, qrr_diag *d)
+ * only; NULL = quantize here). Output f16 y16 or fp32 y32 (add: accumulate), stride ldy.
+ * When cuBLASLt refuses a W8A8 weight's shape, x8 is turned back into f16 in x16 and the
+ * weight goes to the W8A16 kernel, now and for the rest of the context's life. */
+static int linear(qrr_cuda_state *cs, dev_weight *W, uint16_t *x16, const int8_t *x8,
+                  const float *xs, int M, uint16_t *y16, float *y32, int ldy, int add,
+                  qrr_diag *d)
 {
-    if (!W->i8)
-        return qrr_cuda_gemm_f16(cs->gemm, x16, W->k, M, W->w, W->n, W->k,
-                                 y16 ? (void *)y16 : (void *)y32, ldy, y16 == NULL, add,
-                                 cs->stream, d);
-    if (!W->w8a8) {
-        KERNEL(qrr_cuda_w8a16_gemm(x16, W->k, M, W->w, W->scale, W->block, W->n, W->k, y16, y32,
-                                   ldy, add, cs->stream), "W8A16 GEMM");
+    char what[48];
+    if (!W->i8) {
+        snprintf(what, sizeof what, "f16 GEMM %s", W->what);
+        GEMM(qrr_cuda_gemm_f16(cs->gemm, x16, W->k, M, W->w, W->n, W->k,
+                               y16 ? (void *)y16 : (void *)y32, ldy, y16 == NULL, add,
+                               cs->stream, d), what);
         return QRR_OK;
     }
-    if (!x8) {
-        KERNEL(qrr_cuda_quantize_rows(x16, M, W->k, cs->a8, cs->as, cs->stream), "quantize");
-        x8 = cs->a8;
-        xs = cs->as;
+    if (W->w8a8) {
+        const int have16 = x8 == NULL; /* x16 holds the input as f16 */
+        if (!x8) {
+            KERNEL(qrr_cuda_quantize_rows(x16, M, W->k, cs->a8, cs->as, cs->stream), "quantize");
+            x8 = cs->a8;
+            xs = cs->as;
+        }
+        int rc = qrr_cuda_gemm_i8(cs->gemm, x8, W->k, M, W->w, W->n, W->k, cs->acc, W->n,
+                                  cs->stream, d);
+        if (rc == QRR_OK) {
+            snprintf(what, sizeof what, "int8 GEMM %s", W->what);
+            GEMM(rc, what);
+            snprintf(what, sizeof what, "W8A8 dequantize %s", W->what);
+            KERNEL(qrr_cuda_dequant(cs->acc, M, W->n, xs, W->scale, y16, y32, ldy, add,
+                                    cs->stream), what);
+            return QRR_OK;
+        }
+        if (rc != QRR_ERR_UNSUPPORTED) return rc;
+        W->w8a8 = 0;
+        cs->i8_refused++;
+        if (!have16)
+            KERNEL(qrr_cuda_dequantize_rows(x8, xs, M, W->k, x16, cs->stream), "int8 to f16");
     }
-    TRY(qrr_cuda_gemm_i8(cs->gemm, x8, W->k, M, W->w, W->n, W->k, cs->acc, W->n, cs->stream, d));
-    KERNEL(qrr_cuda_dequant(cs->acc, M, W->n, xs, W->scale, y16, y32, ldy, add, cs->stream),
-           "dequantize");
+    snprintf(what, sizeof what, "W8A16 GEMM %s", W->what);
+    KERNEL(qrr_cuda_w8a16_gemm(x16, W->k, M, W->w, W->scale, W->block, W->n, W->k, y16, y32,
+                               ldy, add, cs->stream), what);
     return QRR_OK;
 }
 
@@ -500,7 +567,7 @@ static int norm_for(qrr_cuda_state *cs, const dev_weight *W, const float *x, con
 }
 
 /* x [rows, H] += MLP(RMSNorm(x)). */
-static int mlp_block(const qrr_model *m, qrr_cuda_state *cs, const dev_layer *G, float *x,
+static int mlp_block(const qrr_model *m, qrr_cuda_state *cs, dev_layer *G, float *x,
                      int rows, qrr_diag *d)
 {
     const int I = m->I, q8 = G->down.i8 && G->down.w8a8;
@@ -512,8 +579,15 @@ static int mlp_block(const qrr_model *m, qrr_cuda_state *cs, const dev_layer *G,
     return QRR_OK;
 }
 
+/* Which attention kernel qrr_cuda_attention runs (for messages). */
+static const char *attention_name(const qrr_cuda_state *cs, int last_only)
+{
+    return last_only || cs->attn_impl == 1 ? "attention (simple kernel)"
+                                           : "attention (tensor-core kernel)";
+}
+
 /* RMSNorm, q|k|v for T rows, q/k norm and RoPE at positions pos (device, [T]). */
-static int qkv_block(const qrr_model *m, qrr_cuda_state *cs, const dev_layer *G, int T,
+static int qkv_block(const qrr_model *m, qrr_cuda_state *cs, dev_layer *G, int T,
                      const int *pos, qrr_diag *d)
 {
     const int E = (m->Q + 2 * m->K) * m->D;
@@ -536,10 +610,12 @@ int qrr__cuda_forward_prefix(const qrr_model *m, qrr_cuda_state *cs, const int32
     const int *d_ids = cs->d_ints, *d_pos = cs->d_ints + n, *d_starts = d_pos + n;
     const int *d_lens = d_starts + 1;
     const size_t QD = (size_t)m->Q * m->D, KD = (size_t)m->K * m->D, E = QD + 2 * KD;
+    cs->at_layer = -1;
     KERNEL(qrr_cuda_embed(d_ids, n, cs->embed, cs->embed_dtype, cs->embed_scale,
                           cs->embed_block, m->H, cs->x, cs->stream), "embedding");
     for (int l = 0; l < m->n_layers; l++) {
-        const dev_layer *G = &cs->layers[l];
+        dev_layer *G = &cs->layers[l];
+        cs->at_layer = l;
         TRY(qkv_block(m, cs, G, n, d_pos, d));
         uint16_t *pk = cs->pk + (size_t)l * cs->prefix_cap * KD;
         uint16_t *pv = cs->pv + (size_t)l * cs->prefix_cap * KD;
@@ -550,10 +626,12 @@ int qrr__cuda_forward_prefix(const qrr_model *m, qrr_cuda_state *cs, const int32
         if (l == m->n_layers - 1) break; /* later tokens need only this layer's keys/values */
         KERNEL(qrr_cuda_attention(cs->qkv, (int)E, cs->qkv + QD, cs->qkv + QD + KD, (int)E,
                                   NULL, NULL, 0, d_starts, d_lens, 1, n, 0, m->Q, m->K, m->D,
-                                  cs->att, (int)QD, cs->attn_impl, cs->stream), "attention");
+                                  cs->att, (int)QD, cs->attn_impl, cs->stream),
+               attention_name(cs, 0));
         TRY(linear(cs, &G->o, cs->att, NULL, NULL, n, NULL, cs->x, m->H, 1, d));
         TRY(mlp_block(m, cs, G, cs->x, n, d));
     }
+    cs->at_layer = -1;
     CU(cudaStreamSynchronize(cs->stream), "prefix forward");
     cs->prefix_n = n;
     return QRR_OK;
@@ -584,10 +662,12 @@ int qrr__cuda_forward_score(const qrr_model *m, qrr_cuda_state *cs, const int32_
     const size_t QD = (size_t)m->Q * m->D, KD = (size_t)m->K * m->D, E = QD + 2 * KD;
     const int Ti = (int)T;
 
+    cs->at_layer = -1;
     KERNEL(qrr_cuda_embed(d_ids, Ti, cs->embed, cs->embed_dtype, cs->embed_scale,
                           cs->embed_block, m->H, cs->x, cs->stream), "embedding");
     for (int l = 0; l < m->n_layers; l++) {
-        const dev_layer *G = &cs->layers[l];
+        dev_layer *G = &cs->layers[l];
+        cs->at_layer = l;
         const int last = l == m->n_layers - 1;
         const uint16_t *pk = P ? cs->pk + (size_t)l * cs->prefix_cap * KD : NULL;
         const uint16_t *pv = P ? cs->pv + (size_t)l * cs->prefix_cap * KD : NULL;
@@ -597,7 +677,7 @@ int qrr__cuda_forward_score(const qrr_model *m, qrr_cuda_state *cs, const int32_
         KERNEL(qrr_cuda_attention(cs->qkv, (int)E, cs->qkv + QD, cs->qkv + QD + KD, (int)E,
                                   pk, pv, P, d_starts, d_lens, S, max_len, last, m->Q, m->K,
                                   m->D, cs->att, (int)QD, cs->attn_impl, cs->stream),
-               "attention");
+               attention_name(cs, last));
         if (!last) {
             TRY(linear(cs, &G->o, cs->att, NULL, NULL, Ti, NULL, cs->x, m->H, 1, d));
             TRY(mlp_block(m, cs, G, cs->x, Ti, d));
@@ -608,6 +688,7 @@ int qrr__cuda_forward_score(const qrr_model *m, qrr_cuda_state *cs, const int32_
         TRY(linear(cs, &G->o, cs->att, NULL, NULL, S, NULL, cs->x_last, m->H, 1, d));
         TRY(mlp_block(m, cs, G, cs->x_last, S, d));
     }
+    cs->at_layer = -1;
     KERNEL(qrr_cuda_rmsnorm(cs->x_last, cs->final_norm, S, m->H, m->rms_eps, NULL, NULL, NULL,
                             cs->h_final, cs->stream), "final norm");
     KERNEL(qrr_cuda_head(cs->h_final, S, m->H, cs->head, m->head_rows, cs->d_logits,

@@ -16,7 +16,8 @@ typedef struct qrr_cuda_state qrr_cuda_state;
  * with its scales) and make the GEMM handle. No device or driver: QRR_ERR_DEVICE with
  * "no CUDA device: ..."; a bf16/f32 weight beyond f16's range: QRR_ERR_OVERFLOW naming it.
  * Knobs read from the environment (for measurement): QRR_CUDA_INT8=w8a8 (default) | w8a16,
- * QRR_CUDA_ATTENTION=tc (default) | simple. */
+ * QRR_CUDA_ATTENTION=tc (default) | simple, QRR_CUDA_SYNC=1 (synchronise and check after
+ * every kernel and GEMM, naming it in the error). */
 int qrr__cuda_ctx_create(const qrr_model *m, qrr_cuda_state **out, qrr_diag *d);
 void qrr__cuda_ctx_free(qrr_cuda_state *cs);
 
@@ -32,14 +33,18 @@ int qrr__cuda_forward_prefix(const qrr_model *m, qrr_cuda_state *cs, const int32
 int qrr__cuda_forward_score(const qrr_model *m, qrr_cuda_state *cs, const int32_t *const *ids,
                             const int *lens, int S, int prefix_n, double *delta, qrr_diag *d);
 
-/* What a context holds, for reports (`qrr bench`, the GPU script). */
+/* What a context holds, for reports (qrr_ctx_describe: `qrr check`, the GPU benchmark). */
 typedef struct qrr_cuda_info {
     char device[160];       /* "NVIDIA H100 80GB HBM3, sm_90, 132 SMs, 79.1 GiB" */
     double upload_seconds;  /* qrr__cuda_ctx_create's upload and conversion */
     size_t weight_bytes;    /* device bytes holding weights */
     size_t scratch_bytes;   /* device bytes of scratch and prefix cache now */
-    const char *int8_mode;  /* "w8a8", "w8a16" or "none" (no int8 weights) */
-    const char *attention;  /* "tc" or "simple" */
+    const char *int8_mode;  /* "w8a8", "w8a16", "w8a8+w8a16" (some of each) or "none" */
+    int int8_weights;       /* fused linear weights stored int8 (4 per layer) */
+    int w8a8_weights;       /* of those, run through cuBLASLt's int8 GEMM now */
+    int int8_refused;       /* moved to W8A16 because cuBLASLt refused their shape */
+    const char *attention;  /* "tc" or "simple" (the last layer always runs "simple") */
+    int sync;               /* QRR_CUDA_SYNC=1: every launch checked with a synchronise */
 } qrr_cuda_info;
 void qrr__cuda_info(const qrr_cuda_state *cs, qrr_cuda_info *out);
 

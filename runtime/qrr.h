@@ -128,6 +128,12 @@ typedef struct qrr_stats {
 } qrr_stats;
 qrr_stats qrr_ctx_last_stats(const qrr_ctx *ctx);
 
+/* One line on where ctx computes, for logs and reports: "cpu, 8 threads, avx2 GEMM kernels"
+ * or "cuda: NVIDIA H100 80GB HBM3, sm_90, ...; int8 w8a8 (112 of 112 int8 weights on
+ * cuBLASLt, 0 refused by it); attention tc; ...". Writes at most cap bytes, always
+ * NUL-terminated; QRR_ERR_BUFFER_TOO_SMALL when cut short. */
+int qrr_ctx_describe(const qrr_ctx *ctx, char *buf, size_t cap);
+
 /* Build the token ids of one prompt exactly as qrr_ctx_score does. Writes at most cap ids;
  * *n_ids receives the full count (QRR_ERR_BUFFER_TOO_SMALL when it does not fit). */
 int qrr_model_prompt_ids(const qrr_model *model, const char *query, const char *doc,

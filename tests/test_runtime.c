@@ -1,6 +1,7 @@
 /* test_runtime.c — the scoring API beyond single-pair parity: a request of N documents gives
  * the same scores as N requests of one, with and without the shared prefix and across chunk
- * boundaries; id input equals text input; bad arguments give their status and a message. */
+ * boundaries; id input equals text input; bad arguments give their status and a message;
+ * a context describes where it computes. */
 #include <jansson.h>
 #include <math.h>
 
@@ -253,4 +254,17 @@ Test(runtime, groups_score_as_each_group_alone)
     qrr_ctx_free(single);
     for (int g = 0; g < G; g++)
         for (size_t i = 0; i < n_docs[g]; i++) free(ids[g][i]);
+}
+
+Test(runtime, describe_names_the_device)
+{
+    qrr_ctx *c = make_ctx(1, 0);
+    char buf[256], small[8];
+    cr_assert_eq(qrr_ctx_describe(c, buf, sizeof buf), QRR_OK, "%s", qrr_last_error());
+    cr_expect(strncmp(buf, "cpu, 2 threads, ", 16) == 0, "%s", buf);
+    cr_expect(strstr(buf, "GEMM kernels") != NULL, "%s", buf);
+    cr_expect_eq(qrr_ctx_describe(c, small, sizeof small), QRR_ERR_BUFFER_TOO_SMALL);
+    cr_expect_eq(strlen(small), sizeof small - 1, "cut short, still terminated");
+    cr_expect_eq(qrr_ctx_describe(NULL, buf, sizeof buf), QRR_ERR_INVALID_ARG);
+    qrr_ctx_free(c);
 }

@@ -2,8 +2,11 @@
  * fp32 out, optionally adding into the fp32 residual stream) and int8 × int8 into int32, both
  * in the "TN" layout the tensor cores want (W [N, K] and X [M, K], K contiguous). The
  * handle, the workspace and one plan per shape (descriptors and the heuristic's algorithm)
- * are made once and reused. */
+ * are made once and reused. int8 products run over a row count padded to a multiple of 32
+ * (cuBLASLt commonly has no int8 kernel for 16 rows or fewer); a shape it still refuses
+ * comes back as QRR_ERR_UNSUPPORTED, so that the caller can take another kernel. */
 #include <cublasLt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,9 +132,10 @@ static int plan_make(qrr_cuda_gemm *g, plan *p, qrr_diag *d)
     s = cublasLtMatmulAlgoGetHeuristic(g->lt, p->op, p->la, p->lb, p->lc, p->lc, pref, 1, &res,
                                        &found);
     cublasLtMatmulPreferenceDestroy(pref);
-    if (s != CUBLAS_STATUS_SUCCESS) return lt_fail(d, s, "MatmulAlgoGetHeuristic");
-    if (found < 1 || res.state != CUBLAS_STATUS_SUCCESS)
-        return qrr_fail(d, QRR_ERR_DEVICE, "cuBLASLt has no %s algorithm for M %d N %d K %d "
+    if (s != CUBLAS_STATUS_SUCCESS && s != CUBLAS_STATUS_NOT_SUPPORTED)
+        return lt_fail(d, s, "MatmulAlgoGetHeuristic");
+    if (s != CUBLAS_STATUS_SUCCESS || found < 1 || res.state != CUBLAS_STATUS_SUCCESS)
+        return qrr_fail(d, QRR_ERR_UNSUPPORTED, "cuBLASLt has no %s algorithm for M %d N %d K %d "
                         "(ldx %d, ldy %d)", i8 ? "int8" : "f16", p->M, p->N, p->K, p->ldx, p->ldy);
     p->algo = res.algo;
     return QRR_OK;
@@ -178,6 +182,9 @@ static int run(qrr_cuda_gemm *g, const plan *key, const void *alpha, const void 
     if (rc != QRR_OK) return rc;
     cublasStatus_t s = cublasLtMatmul(g->lt, p->op, alpha, w, p->la, x, p->lb, beta, y, p->lc,
                                       y, p->lc, &p->algo, g->ws, g->ws_bytes, st);
+    if (s == CUBLAS_STATUS_NOT_SUPPORTED)
+        return qrr_fail(d, QRR_ERR_UNSUPPORTED, "cuBLASLt refused the %s product M %d N %d K %d",
+                        p->kind ? "int8" : "f16", p->M, p->N, p->K);
     if (s != CUBLAS_STATUS_SUCCESS) return lt_fail(d, s, "Matmul");
     return QRR_OK;
 }
@@ -204,6 +211,12 @@ extern "C" int qrr_cuda_gemm_i8_ok(int N, int K)
     return N > 0 && K > 0 && N % 4 == 0 && K % 4 == 0;
 }
 
+extern "C" int qrr_cuda_gemm_i8_rows(int M)
+{
+    const int r = QRR_CUDA_I8_ROW_MULTIPLE;
+    return M <= 0 ? 0 : M > INT_MAX - (r - 1) ? -1 : (M + r - 1) / r * r;
+}
+
 extern "C" int qrr_cuda_gemm_i8(qrr_cuda_gemm *g, const int8_t *x, int ldx, int M,
                                 const int8_t *w, int N, int K, int32_t *acc, int ldacc,
                                 qrr_cuda_stream st, qrr_diag *d)
@@ -212,10 +225,12 @@ extern "C" int qrr_cuda_gemm_i8(qrr_cuda_gemm *g, const int8_t *x, int ldx, int 
     if (!qrr_cuda_gemm_i8_ok(N, K) || ldx % 4 || ldacc % 4)
         return qrr_fail(d, QRR_ERR_INVALID_ARG, "int8 GEMM: N %d, K %d, ldx %d, ldacc %d must "
                         "be multiples of 4", N, K, ldx, ldacc);
+    const int Mp = qrr_cuda_gemm_i8_rows(M);
+    if (Mp < 0) return qrr_fail(d, QRR_ERR_INVALID_ARG, "int8 GEMM: %d rows", M);
     plan key;
     memset(&key, 0, sizeof key);
     key.kind = 1;
-    key.M = M, key.N = N, key.K = K, key.ldx = ldx, key.ldy = ldacc;
+    key.M = Mp, key.N = N, key.K = K, key.ldx = ldx, key.ldy = ldacc;
     key.align[0] = alignment(x), key.align[1] = alignment(w), key.align[2] = alignment(acc);
     const int32_t alpha = 1, beta = 0;
     return run(g, &key, &alpha, &beta, x, w, acc, (cudaStream_t)st, d);

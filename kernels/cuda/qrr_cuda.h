@@ -65,6 +65,10 @@ int qrr_cuda_swiglu(const uint16_t *gu, int T, int I, uint16_t *out16, int8_t *o
 /* Per-row symmetric int8 of x (f16 [rows, n]): q = round(x / s), s = max|x| / 127. */
 int qrr_cuda_quantize_rows(const uint16_t *x, int rows, int n, int8_t *q, float *s,
                            qrr_cuda_stream st);
+/* x[r, :] = f16(q[r, :] * s[r]) for rows of width n: back from int8 activations to f16 (the
+ * way to the W8A16 kernel when cuBLASLt refuses an int8 shape). */
+int qrr_cuda_dequantize_rows(const int8_t *q, const float *s, int rows, int n, uint16_t *x,
+                             qrr_cuda_stream st);
 /* From the int32 result of an int8 GEMM acc [M, N]: v = acc * sx[m] * sw[n]; written as f16
  * into y16 (ldy) or added into the fp32 y32 (ldy) when add != 0, else stored there. */
 int qrr_cuda_dequant(const int32_t *acc, int M, int N, const float *sx, const float *sw,
@@ -112,10 +116,16 @@ int qrr_cuda_gemm_f16(qrr_cuda_gemm *g, const uint16_t *x, int ldx, int M, const
                       int N, int K, void *y, int ldy, int y_f32, int accumulate,
                       qrr_cuda_stream st, qrr_diag *d);
 /* ACC[M, N] = X8[M, K] · W8[N, K]^T in int32 (int8 tensor cores). K, ldx and ldacc must be
- * multiples of 4 (qrr_cuda_gemm_i8_ok says whether a shape can run). */
+ * multiples of 4 (qrr_cuda_gemm_i8_ok says whether a shape can run). The product runs over
+ * qrr_cuda_gemm_i8_rows(M) rows: X8 and ACC must have that many; the extra rows of X8 may
+ * hold anything and the extra rows of ACC get their products. QRR_ERR_UNSUPPORTED when
+ * cuBLASLt has no int8 kernel for the shape (the caller may use qrr_cuda_w8a16_gemm). */
 int qrr_cuda_gemm_i8(qrr_cuda_gemm *g, const int8_t *x, int ldx, int M, const int8_t *w,
                      int N, int K, int32_t *acc, int ldacc, qrr_cuda_stream st, qrr_diag *d);
 int qrr_cuda_gemm_i8_ok(int N, int K);
+#define QRR_CUDA_I8_ROW_MULTIPLE 32
+/* M rounded up to a multiple of QRR_CUDA_I8_ROW_MULTIPLE (0 for M <= 0, -1 on overflow). */
+int qrr_cuda_gemm_i8_rows(int M);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,6 @@
 /* quant.cu — the two halves of a W8A8 GEMM around cuBLASLt's int8 product: per-row dynamic
  * quantization of f16 activations, and the dequantizing epilogue (optionally adding into
- * the fp32 residual stream). */
+ * the fp32 residual stream); and the way back from int8 activations to f16. */
 #include "cuda_common.cuh"
 
 static __global__ void quantize_rows_kernel(const uint16_t *x, int n, int8_t *q, float *s)
@@ -22,6 +22,23 @@ extern "C" int qrr_cuda_quantize_rows(const uint16_t *x, int rows, int n, int8_t
 {
     if (rows <= 0) return 0;
     quantize_rows_kernel<<<(unsigned)rows, 256, 0, (cudaStream_t)st>>>(x, n, q, s);
+    return qrr__launched();
+}
+
+static __global__ void dequantize_rows_kernel(const int8_t *q, const float *s, int n,
+                                              uint16_t *x)
+{
+    const size_t r = blockIdx.x;
+    const float sc = s[r];
+    for (int j = threadIdx.x; j < n; j += blockDim.x)
+        x[r * n + j] = qrr__f2h((float)q[r * n + j] * sc);
+}
+
+extern "C" int qrr_cuda_dequantize_rows(const int8_t *q, const float *s, int rows, int n,
+                                        uint16_t *x, qrr_cuda_stream st)
+{
+    if (rows <= 0 || n <= 0) return 0;
+    dequantize_rows_kernel<<<(unsigned)rows, 256, 0, (cudaStream_t)st>>>(q, s, n, x);
     return qrr__launched();
 }
 

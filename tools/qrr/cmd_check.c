@@ -381,11 +381,13 @@ static void describe_line(const ref_line *l, char *buf, size_t n)
 }
 
 static void print_text(const char *qrr_path, const char *ref_path, const ref_set *s,
-                       const tolerance *t, const summary *r, ref_line **worst, size_t show)
+                       const tolerance *t, const char *device, const summary *r,
+                       ref_line **worst, size_t show)
 {
     printf("qrr check: %s against %s", qrr_path, ref_path);
     if (s->model) printf(", model %s (%zu lines of other models skipped)", s->model, s->skipped);
     printf("\n  tolerance      |delta| <= %g, |score| <= %g: %s\n", t->delta, t->score, t->why);
+    printf("  device         %s\n", device);
     printf("  lines          %zu checked, %zu within tolerance, %zu out of tolerance, "
            "%zu token-id mismatches, %zu not scored\n",
            r->lines, r->passed, r->out_of_tolerance, r->id_mismatches, r->errors);
@@ -435,7 +437,8 @@ static json_t *line_json(const ref_line *l)
 }
 
 static void print_json(const char *qrr_path, const char *ref_path, const ref_set *s,
-                       const tolerance *t, const summary *r, ref_line **worst, size_t show)
+                       const tolerance *t, const char *device, const summary *r,
+                       ref_line **worst, size_t show)
 {
     json_t *w = json_array();
     for (size_t i = 0; i < show; i++) json_array_append_new(w, line_json(worst[i]));
@@ -449,6 +452,7 @@ static void print_json(const char *qrr_path, const char *ref_path, const ref_set
                           "id_mismatches", (json_int_t)r->id_mismatches,
                           "not_scored", (json_int_t)r->errors, "pass", r->passed == r->lines,
                           "worst", w);
+    json_object_set_new(o, "device", json_string(device));
     if (r->delta_worst_line >= 0) {
         json_object_set_new(o, "delta_error",
                             json_pack("{s:f,s:I,s:f}", "worst", r->delta_worst, "worst_line",
@@ -596,8 +600,10 @@ int qrr_cmd_check(int argc, char **argv)
     for (size_t i = 0; i < set.n; i++) worst[i] = &set.v[i];
     qsort(worst, set.n, sizeof *worst, cmp_worst_first);
     size_t n_show = (size_t)show < set.n ? (size_t)show : set.n;
-    if (as_json) print_json(paths[0], paths[1], &set, &tol, &r, worst, n_show);
-    else print_text(paths[0], paths[1], &set, &tol, &r, worst, n_show);
+    char device[512];
+    qrr_ctx_describe(ctx, device, sizeof device); /* cut short at worst */
+    if (as_json) print_json(paths[0], paths[1], &set, &tol, device, &r, worst, n_show);
+    else print_text(paths[0], paths[1], &set, &tol, device, &r, worst, n_show);
     exit_code = r.passed == r.lines ? QRR_EXIT_OK : QRR_EXIT_FAIL;
 
 done:
