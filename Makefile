@@ -1,6 +1,7 @@
 # qrr — one Makefile. `make` builds the programs and libraries into build/, `make test`
 # runs the Criterion suite, `make bench` the CPU benchmark, `make fuzz` the fuzz targets.
-# Knobs: CC, CUDA (auto|0|1), SANITIZE (e.g. address,undefined or thread), OPT.
+# Knobs: CC, CUDA (auto|0|1), SANITIZE (e.g. address,undefined or thread), OPT, SERVER (1|0:
+# `qrr serve`, which needs libmicrohttpd).
 
 CC       ?= cc
 OPT      ?= -O2
@@ -8,6 +9,7 @@ CUDA     ?= auto
 SANITIZE ?=
 NVCC     ?= nvcc
 BUILD    ?= build
+SERVER   ?= 1
 
 WARN     := -Wall -Wextra -Wstrict-prototypes -Werror=implicit-function-declaration
 INCLUDES := -Iformat -Ikernels/cpu -Ikernels/cuda -Iruntime -Iconvert -Iserver
@@ -38,6 +40,11 @@ endif
 LIB_SRC     := $(wildcard format/*.c) $(wildcard runtime/*.c) $(wildcard kernels/cpu/*.c)
 CONVERT_SRC := $(filter-out convert/main.c,$(wildcard convert/*.c))
 QRR_SRC     := $(wildcard tools/qrr/*.c) $(wildcard server/*.c)
+ifeq ($(SERVER),0)
+QRR_SRC     := $(filter-out server/% tools/qrr/cmd_serve.c,$(QRR_SRC))
+CFLAGS      += -DQRR_NO_SERVER
+LDLIBS_SRV  :=
+endif
 TEST_SRC    := $(wildcard tests/test_*.c)
 EXAMPLE_SRC := $(wildcard examples/*.c)
 

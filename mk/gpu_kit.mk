@@ -23,7 +23,13 @@ KIT_BIN  := $(addprefix $(KIT)/bin/,qrr qconvert qgen gpu_bench gemm_peak)
 # Host debug sections are dropped (kernels keep -lineinfo for compute-sanitizer).
 KIT_LINK  = $(CC) -o $@ $^ $(KIT_LIBS) && strip --strip-debug $@
 
-$(KIT)/bin/qrr: $(QRR_OBJ) $(BUILD)/libqrr.a
+# The kit's qrr has no `serve` (libmicrohttpd would need a dozen more libraries there).
+KIT_QRR_OBJ := $(filter-out $(call obj,tools/qrr/main.c tools/qrr/cmd_serve.c $(wildcard server/*.c)),$(QRR_OBJ))
+$(KIT)/obj/main.o: tools/qrr/main.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DQRR_NO_SERVER -c $< -o $@
+
+$(KIT)/bin/qrr: $(KIT_QRR_OBJ) $(KIT)/obj/main.o $(BUILD)/libqrr.a
 	@mkdir -p $(dir $@)
 	$(KIT_LINK)
 
