@@ -58,7 +58,7 @@ QRR_OBJ     := $(call obj,$(QRR_SRC))
 TESTS       := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 EXAMPLES    := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
-.PHONY: all test bench bench-tokenizer fuzz examples clean
+.PHONY: all test bench bench-serve bench-tokenizer fuzz examples clean
 .SECONDARY:
 all: $(BUILD)/libqrr.a $(BUILD)/libqrr.so $(BUILD)/qconvert $(BUILD)/qrr $(BUILD)/qgen \
      $(BUILD)/qrr-uninstalled.pc
@@ -118,6 +118,11 @@ test: all examples $(TESTS)
 
 bench: all $(BUILD)/gemm_bench
 	QRR_BUILD=$(abspath $(BUILD)) ./bench/cpu_bench.sh
+
+# The server under load (wrk, loopback), and llama.cpp's llama-server beside it when
+# LLAMA_SERVER and LLAMA_GGUF are set (docs/benchmarks.md).
+bench-serve: all
+	QRR_BUILD=$(abspath $(BUILD)) ./bench/serve_bench.sh
 
 # GEMM and attention speed against this machine's measured FMA and VNNI peaks.
 $(BUILD)/gemm_bench: $(call obj,bench/gemm_bench.c) $(BUILD)/libqrr.a
