@@ -154,7 +154,7 @@ QRR_REFERENCE ?= $(abspath ../shared/reference)
 export QRR_REFERENCE
 test: all examples $(TESTS)
 	@QRR_BUILD=$(abspath $(BUILD)) QRR_MAKE_ARGS='BUILD=$(BUILD) CUDA=$(CUDA) SANITIZE=$(SANITIZE)' \
-	  tests/run.sh $(TESTS)
+	  QRR_PYTEST=$(if $(SANITIZE),sanitized,1) tests/run.sh $(TESTS)
 
 bench: all $(BUILD)/gemm_bench
 	QRR_BUILD=$(abspath $(BUILD)) ./bench/cpu_bench.sh
