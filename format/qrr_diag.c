@@ -4,15 +4,21 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-int qrr_fail(qrr_diag *d, int status, const char *fmt, ...)
+int qrr_vfail(qrr_diag *d, int status, const char *fmt, va_list ap)
 {
     if (d) {
-        va_list ap;
-        va_start(ap, fmt);
         vsnprintf(d->msg, sizeof d->msg, fmt, ap);
-        va_end(ap);
         d->status = status;
     }
+    return status;
+}
+
+int qrr_fail(qrr_diag *d, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    qrr_vfail(d, status, fmt, ap);
+    va_end(ap);
     return status;
 }
 

@@ -4,6 +4,7 @@
 #ifndef QRR_DIAG_H
 #define QRR_DIAG_H
 
+#include <stdarg.h>
 #include "qrr_status.h"
 
 #ifdef __cplusplus
@@ -20,6 +21,10 @@ typedef struct qrr_diag {
  * `return qrr_fail(d, QRR_ERR_SHAPE, "layer %d ...", l);` reads as one step. */
 int qrr_fail(qrr_diag *d, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The same with a va_list, for functions that add their own steps around the record. */
+int qrr_vfail(qrr_diag *d, int status, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* Clear d to QRR_OK and an empty message. */
 void qrr_diag_clear(qrr_diag *d);

@@ -64,27 +64,26 @@ class TensorInfo(Structure):
                 ("dims", c_uint64 * 4), ("bytes", c_uint64)]
 
 
+def _bundled(variable: str, bundled: Path, error: type) -> str:
+    """$variable when set, else the bundled file; error when neither is there."""
+    env = os.environ.get(variable)
+    if env:
+        return env
+    if bundled.exists():
+        return str(bundled)
+    raise error(f"qrr: no {bundled.name} at {bundled} (a broken install?) and {variable} is "
+                "not set")
+
+
 def library_path() -> str:
     """The libqrr to load: $QRR_LIBRARY (e.g. a build tree's build/libqrr.so), else the
     library bundled with the package."""
-    env = os.environ.get("QRR_LIBRARY")
-    if env:
-        return env
-    if _BUNDLED_LIBRARY.exists():
-        return str(_BUNDLED_LIBRARY)
-    raise ImportError(f"qrr: no libqrr at {_BUNDLED_LIBRARY} (a broken install?) and "
-                      "QRR_LIBRARY is not set")
+    return _bundled("QRR_LIBRARY", _BUNDLED_LIBRARY, ImportError)
 
 
 def qconvert_path() -> str:
     """The converter qrr.convert runs: $QRR_QCONVERT, else the bundled one."""
-    env = os.environ.get("QRR_QCONVERT")
-    if env:
-        return env
-    if _BUNDLED_QCONVERT.exists():
-        return str(_BUNDLED_QCONVERT)
-    raise FileNotFoundError(f"qrr: no qconvert at {_BUNDLED_QCONVERT} and QRR_QCONVERT is "
-                            "not set")
+    return _bundled("QRR_QCONVERT", _BUNDLED_QCONVERT, FileNotFoundError)
 
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:

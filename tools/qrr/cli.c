@@ -39,33 +39,30 @@ cli_model_opts cli_model_opts_default(void)
     return o;
 }
 
-int cli_model_option(const char *cmd, unsigned which, int argc, char **argv, int *i,
-                     cli_model_opts *o)
+int cli_common_option(const char *cmd, unsigned which, void (*help)(void), int argc,
+                      char **argv, int *i, cli_model_opts *o)
 {
     const char *a = argv[*i];
     int has_value = *i + 1 < argc;
     long v;
-    if ((which & CLI_OPT_VERIFY) && !strcmp(a, "--no-verify")) {
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        help();
+        return QRR_EXIT_OK;
+    } else if ((which & CLI_OPT_VERIFY) && !strcmp(a, "--no-verify")) {
         o->verify = 0;
     } else if ((which & CLI_OPT_THREADS) && !strcmp(a, "--threads") && has_value) {
-        if (cli_parse_int(argv[++*i], 0, 1024, &v)) {
-            cli_usage_error(cmd, "--threads must be 0..1024");
-            return -1;
-        }
+        if (cli_parse_int(argv[++*i], 0, 1024, &v)) return cli_usage_error(cmd, "--threads must be 0..1024");
         o->ctx.n_threads = (int)v;
         o->threads_set = 1;
     } else if ((which & CLI_OPT_DEVICE) && !strcmp(a, "--device") && has_value) {
         const char *dev = argv[++*i];
         if (!strcmp(dev, "cpu")) o->ctx.device = QRR_DEVICE_CPU;
         else if (!strcmp(dev, "cuda")) o->ctx.device = QRR_DEVICE_CUDA;
-        else {
-            cli_usage_error(cmd, "--device must be cpu or cuda, not '%s'", dev);
-            return -1;
-        }
+        else return cli_usage_error(cmd, "--device must be cpu or cuda, not '%s'", dev);
     } else {
-        return 0;
+        return CLI_OPT_OTHER;
     }
-    return 1;
+    return CLI_OPT_TAKEN;
 }
 
 qrr_model *cli_open_model(const char *cmd, const char *path, int verify_weights)

@@ -29,20 +29,22 @@ int cli_parse_int(const char *s, long lo, long hi, long *out);
 /* Open a model, printing the library's message and a hint on failure; NULL then. */
 qrr_model *cli_open_model(const char *cmd, const char *path, int verify_weights);
 
-/* The options several commands share, parsed one way: --threads N (0..1024), --device
- * cpu|cuda and --no-verify. A command names those it takes with CLI_OPT_* flags. */
+/* The options several commands share, parsed one way: --help/-h, --threads N (0..1024),
+ * --device cpu|cuda and --no-verify. A command names those it takes with CLI_OPT_* flags. */
 enum { CLI_OPT_THREADS = 1u << 0, CLI_OPT_DEVICE = 1u << 1, CLI_OPT_VERIFY = 1u << 2 };
+enum { CLI_OPT_OTHER = -1, CLI_OPT_TAKEN = -2 };
 typedef struct cli_model_opts {
     qrr_ctx_params ctx; /* n_threads and device set from the options, the rest defaults */
     int verify;         /* 1 unless --no-verify */
     int threads_set;    /* 1 when --threads was given */
 } cli_model_opts;
 cli_model_opts cli_model_opts_default(void);
-/* When argv[*i] is one of the options in `which`, take it (and its value, moving *i past
- * it) into o and return 1; return 0 when it is not one of them, and -1 after printing a
- * usage error ("qrr <cmd>: --threads must be 0..1024"). */
-int cli_model_option(const char *cmd, unsigned which, int argc, char **argv, int *i,
-                     cli_model_opts *o);
+/* Look at argv[*i]: CLI_OPT_OTHER when it is none of the shared options; CLI_OPT_TAKEN when
+ * it was one of `which` (its value taken too, *i moved past it, o updated); otherwise the
+ * exit code the command returns: QRR_EXIT_OK after --help printed help(), QRR_EXIT_USAGE
+ * after a usage error ("qrr <cmd>: --threads must be 0..1024"). */
+int cli_common_option(const char *cmd, unsigned which, void (*help)(void), int argc,
+                      char **argv, int *i, cli_model_opts *o);
 
 /* Reads JSON lines from a file descriptor (0 for standard input) one line at a time; the
  * line number counts from 1. Initialise as {.fd = fd}; free with cli_lines_free. */

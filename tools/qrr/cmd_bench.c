@@ -211,21 +211,23 @@ int qrr_cmd_bench(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
-        int shared = cli_model_option("bench", CLI_OPT_THREADS | CLI_OPT_VERIFY, argc, argv, &i, &o.model);
-        if (shared < 0) return QRR_EXIT_USAGE;
-        if (shared) continue;
+        int r = cli_common_option("bench", CLI_OPT_THREADS | CLI_OPT_VERIFY, help, argc, argv, &i,
+                                  &o.model);
+        if (r == CLI_OPT_TAKEN) continue;
+        if (r != CLI_OPT_OTHER) return r;
 #define INT_OPT(flag, field, lo, hi) \
-        else if (!strcmp(a, flag) && has) { \
+        if (!strcmp(a, flag) && has) { \
             if (cli_parse_int(argv[++i], lo, hi, &v)) \
                 return cli_usage_error("bench", flag " must be an integer in [%ld, %ld]", (long)(lo), (long)(hi)); \
-            o.field = (int)v; }
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(); return QRR_EXIT_OK; }
+            o.field = (int)v; \
+            continue; \
+        }
         INT_OPT("--docs", docs, 1, 100000)
         INT_OPT("--min-words", min_words, 1, 100000)
         INT_OPT("--max-words", max_words, 1, 100000)
         INT_OPT("--repeat", repeat, 1, 1000)
 #undef INT_OPT
-        else if (!strcmp(a, "--seed") && has) {
+        if (!strcmp(a, "--seed") && has) {
             if (cli_parse_int(argv[++i], 0, 1L << 40, &v)) return cli_usage_error("bench", "--seed must be a non-negative integer");
             o.seed = (uint64_t)v;
         }

@@ -509,14 +509,10 @@ int qrr_cmd_check(int argc, char **argv)
     ref_set set = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int shared = cli_model_option("check", CLI_OPT_THREADS | CLI_OPT_DEVICE | CLI_OPT_VERIFY,
-                                      argc, argv, &i, &mo);
-        if (shared < 0) return QRR_EXIT_USAGE;
-        if (shared) continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help();
-            return QRR_EXIT_OK;
-        } else if (!strcmp(a, "--tol-logit") && i + 1 < argc) {
+        int r = cli_common_option("check", CLI_OPT_THREADS | CLI_OPT_DEVICE | CLI_OPT_VERIFY, help, argc, argv, &i, &mo);
+        if (r == CLI_OPT_TAKEN) continue;
+        if (r != CLI_OPT_OTHER) return r;
+        if (!strcmp(a, "--tol-logit") && i + 1 < argc) {
             if (parse_tol(argv[++i], &tol_delta)) return cli_usage_error("check", "--tol-logit must be a number >= 0");
         } else if (!strcmp(a, "--tol-score") && i + 1 < argc) {
             if (parse_tol(argv[++i], &tol_score)) return cli_usage_error("check", "--tol-score must be a number >= 0");

@@ -328,13 +328,10 @@ int qrr_cmd_eval(int argc, char **argv)
     int as_json = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int shared = cli_model_option("eval", CLI_OPT_THREADS | CLI_OPT_VERIFY, argc, argv, &i, &mo);
-        if (shared < 0) return QRR_EXIT_USAGE;
-        if (shared) continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help();
-            return QRR_EXIT_OK;
-        } else if (!strcmp(a, "--concurrency") && i + 1 < argc) {
+        int r = cli_common_option("eval", CLI_OPT_THREADS | CLI_OPT_VERIFY, help, argc, argv, &i, &mo);
+        if (r == CLI_OPT_TAKEN) continue;
+        if (r != CLI_OPT_OTHER) return r;
+        if (!strcmp(a, "--concurrency") && i + 1 < argc) {
             if (cli_parse_int(argv[++i], 1, MAX_CONCURRENCY, &concurrency))
                 return cli_usage_error("eval", "--concurrency must be 1..%d", MAX_CONCURRENCY);
         } else if (!strcmp(a, "--json")) {

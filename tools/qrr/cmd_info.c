@@ -135,13 +135,10 @@ int qrr_cmd_info(int argc, char **argv)
     int as_json = 0, show_tensors = 1;
     cli_model_opts mo = cli_model_opts_default();
     for (int i = 1; i < argc; i++) {
-        int shared = cli_model_option("info", CLI_OPT_VERIFY, argc, argv, &i, &mo);
-        if (shared < 0) return QRR_EXIT_USAGE;
-        if (shared) continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            help();
-            return QRR_EXIT_OK;
-        } else if (!strcmp(argv[i], "--json")) {
+        int r = cli_common_option("info", CLI_OPT_VERIFY, help, argc, argv, &i, &mo);
+        if (r == CLI_OPT_TAKEN) continue;
+        if (r != CLI_OPT_OTHER) return r;
+        if (!strcmp(argv[i], "--json")) {
             as_json = 1;
         } else if (!strcmp(argv[i], "--no-tensors")) {
             show_tensors = 0;

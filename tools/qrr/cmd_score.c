@@ -182,14 +182,10 @@ int qrr_cmd_score(int argc, char **argv)
     long batch = 64, v;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int shared = cli_model_option("score", CLI_OPT_THREADS | CLI_OPT_DEVICE | CLI_OPT_VERIFY,
-                                      argc, argv, &i, &mo);
-        if (shared < 0) return QRR_EXIT_USAGE;
-        if (shared) continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help();
-            return QRR_EXIT_OK;
-        } else if (!strcmp(a, "--batch") && i + 1 < argc) {
+        int r = cli_common_option("score", CLI_OPT_THREADS | CLI_OPT_DEVICE | CLI_OPT_VERIFY, help, argc, argv, &i, &mo);
+        if (r == CLI_OPT_TAKEN) continue;
+        if (r != CLI_OPT_OTHER) return r;
+        if (!strcmp(a, "--batch") && i + 1 < argc) {
             if (cli_parse_int(argv[++i], 1, 100000, &batch)) return cli_usage_error("score", "--batch must be 1..100000");
         } else if (!strcmp(a, "--max-batch-tokens") && i + 1 < argc) {
             if (cli_parse_int(argv[++i], 1, 1 << 20, &v)) return cli_usage_error("score", "--max-batch-tokens must be 1..1048576");

@@ -60,13 +60,10 @@ int qrr_cmd_tokenize(int argc, char **argv)
     const char *path = NULL;
     cli_model_opts mo = cli_model_opts_default();
     for (int i = 1; i < argc; i++) {
-        int shared = cli_model_option("tokenize", CLI_OPT_VERIFY, argc, argv, &i, &mo);
-        if (shared < 0) return QRR_EXIT_USAGE;
-        if (shared) continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            help();
-            return QRR_EXIT_OK;
-        } else if (argv[i][0] == '-') {
+        int r = cli_common_option("tokenize", CLI_OPT_VERIFY, help, argc, argv, &i, &mo);
+        if (r == CLI_OPT_TAKEN) continue;
+        if (r != CLI_OPT_OTHER) return r;
+        if (argv[i][0] == '-') {
             return cli_usage_error("tokenize", "unknown option '%s'", argv[i]);
         } else if (!path) {
             path = argv[i];
