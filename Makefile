@@ -1,7 +1,9 @@
 # qrr — one Makefile. `make` builds the programs and libraries into build/, `make test`
-# runs the Criterion suite, `make bench` the CPU benchmark, `make fuzz` the fuzz targets.
-# Knobs: CC, CUDA (auto|0|1), SANITIZE (e.g. address,undefined or thread), OPT, SERVER (1|0:
-# `qrr serve`, which needs libmicrohttpd).
+# runs the Criterion suite and the Python package's tests, `make bench` the CPU benchmark,
+# `make fuzz` the fuzz targets, `make install PREFIX=... [DESTDIR=...]` installs the header,
+# the libraries, qrr.pc and the two programs (`make uninstall` removes them).
+# Knobs: CC, CUDA (auto|0|1), SANITIZE (e.g. address,undefined or thread), OPT, PREFIX,
+# SERVER (1|0: `qrr serve`, which needs libmicrohttpd).
 
 CC       ?= cc
 OPT      ?= -O2
@@ -11,9 +13,29 @@ NVCC     ?= nvcc
 BUILD    ?= build
 SERVER   ?= 1
 
+PREFIX   ?= /usr/local
+
 WARN     := -Wall -Wextra -Wstrict-prototypes -Werror=implicit-function-declaration
-INCLUDES := -Iformat -Ikernels/cpu -Ikernels/cuda -Iruntime -Iconvert -Iserver
-CFLAGS   += -std=c11 -g $(OPT) -fPIC -D_GNU_SOURCE $(WARN) $(INCLUDES)
+# Hidden visibility: libqrr.so exports what include/ marks QRR_API and nothing else.
+CFLAGS   += -std=c11 -g $(OPT) -fPIC -fvisibility=hidden -D_GNU_SOURCE $(WARN)
+
+# What each part may include, by the directory of the source: include/ (the public API)
+# under everything; the runtime never sees convert/; the qrr tool and the examples see the
+# public API only, and so does the server (a client of the library like any other). Tests,
+# benchmarks and fuzz targets see everything (INCLUDES).
+INC_format   := -Iinclude -Iformat
+INC_kernels  := $(INC_format) -Ikernels/cpu -Ikernels/cuda
+INC_runtime  := $(INC_kernels) -Iruntime
+INC_convert  := $(INC_format) -Iruntime -Iconvert
+INC_tools    := -Iinclude -Itools/qrr -Iserver
+INC_server   := -Iinclude -Iserver
+INC_examples := -Iinclude
+INCLUDES     := $(INC_runtime) -Iconvert
+inc_for = $(or $(INC_$(firstword $(subst /, ,$(1)))),$(INCLUDES))
+
+# The version is the header's; the soname carries its major number.
+VERSION  := $(shell sed -n 's/.*QRR_VERSION_STRING "\([^"]*\)".*/\1/p' include/qrr.h)
+SONAME   := libqrr.so.$(firstword $(subst ., ,$(VERSION)))
 LDLIBS_RT := -lxxhash -lz -lutf8proc -lpcre2-8 -lpthread -lm
 LDLIBS_CV := -ljansson
 LDLIBS_SRV := -lmicrohttpd
@@ -32,7 +54,8 @@ ifeq ($(CUDA),1)
 ifneq ($(CU_SRC),)
 CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(shell command -v $(NVCC))))
 CFLAGS    += -DQRR_WITH_CUDA -I$(CUDA_HOME)/include
-NVFLAGS   ?= -O3 -std=c++17 -lineinfo -Xcompiler -fPIC -gencode arch=compute_90,code=sm_90 $(INCLUDES)
+NVFLAGS   ?= -O3 -std=c++17 -lineinfo -Xcompiler -fPIC -Xcompiler -fvisibility=hidden \
+             -gencode arch=compute_90,code=sm_90 $(INC_kernels)
 LDLIBS_RT += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
 endif
 endif
@@ -58,14 +81,14 @@ QRR_OBJ     := $(call obj,$(QRR_SRC))
 TESTS       := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 EXAMPLES    := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
-.PHONY: all test bench bench-serve bench-tokenizer fuzz examples clean
+.PHONY: all test bench bench-serve bench-tokenizer fuzz examples clean install uninstall
 .SECONDARY:
-all: $(BUILD)/libqrr.a $(BUILD)/libqrr.so $(BUILD)/qconvert $(BUILD)/qrr $(BUILD)/qgen \
-     $(BUILD)/qrr-uninstalled.pc
+all: $(BUILD)/libqrr.a $(BUILD)/libqrr.so $(BUILD)/$(SONAME) $(BUILD)/qconvert $(BUILD)/qrr $(BUILD)/qgen \
+     $(BUILD)/qrr-uninstalled.pc $(BUILD)/qrr.pc.in
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(call inc_for,$<) -MMD -MP -c $< -o $@
 
 $(BUILD)/obj/%.o: %.cu
 	@mkdir -p $(dir $@)
@@ -75,17 +98,45 @@ $(BUILD)/libqrr.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/libqrr.so: $(LIB_OBJ)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS_RT)
+# libqrr.so.X.Y.Z with soname libqrr.so.X, and the two links to it.
+$(BUILD)/libqrr.so.$(VERSION): $(LIB_OBJ)
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,$(SONAME) -o $@ $^ $(LDLIBS_RT)
+
+$(BUILD)/$(SONAME) $(BUILD)/libqrr.so: $(BUILD)/libqrr.so.$(VERSION)
+	ln -sf $(notdir $<) $@
 
 # pkg-config's description of the build tree, with the link line of this build (CUDA's
 # libraries when it has them): PKG_CONFIG_PATH=build pkg-config --cflags --libs qrr
-$(BUILD)/qrr-uninstalled.pc: Makefile $(wildcard mk/*.mk)
+$(BUILD)/qrr-uninstalled.pc: Makefile $(wildcard mk/*.mk) include/qrr.h
 	@mkdir -p $(dir $@)
 	printf '%s\n' 'Name: qrr' 'Description: Qwen3-Reranker scoring (build tree, static)' \
-	  'Version: $(shell sed -n 's/.*QRR_VERSION_STRING "\(.*\)"/\1/p' runtime/qrr.h)' \
-	  'Cflags: -I$(abspath runtime) -I$(abspath format)' \
+	  'Version: $(VERSION)' 'Cflags: -I$(abspath include)' \
 	  'Libs: $(abspath $(BUILD))/libqrr.a $(filter -Wl% -fsanitize%,$(LDFLAGS)) $(LDLIBS_RT)' > $@
+
+# The installed description; `make install` writes its prefix in. The static libraries
+# (and CUDA's, in a build that has it) are for `pkg-config --static`.
+$(BUILD)/qrr.pc.in: Makefile $(wildcard mk/*.mk) include/qrr.h
+	@mkdir -p $(dir $@)
+	printf '%s\n' 'prefix=@PREFIX@' 'includedir=$${prefix}/include' 'libdir=$${prefix}/lib' '' \
+	  'Name: qrr' 'Description: Qwen3-Reranker scoring from C' 'Version: $(VERSION)' \
+	  'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lqrr' \
+	  'Libs.private: $(filter -Wl% -fsanitize%,$(LDFLAGS)) $(LDLIBS_RT)' > $@
+
+# Installs what a C user needs (header, libraries, qrr.pc) and the two programs.
+INSTALLED := include/qrr.h include/qrr_status.h lib/libqrr.so.$(VERSION) lib/$(SONAME) \
+             lib/libqrr.so lib/libqrr.a lib/pkgconfig/qrr.pc bin/qrr bin/qconvert
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/qrr.h include/qrr_status.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(BUILD)/libqrr.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libqrr.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libqrr.so
+	install -m 644 $(BUILD)/libqrr.a $(DESTDIR)$(PREFIX)/lib/
+	sed 's|@PREFIX@|$(PREFIX)|' $(BUILD)/qrr.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/qrr.pc
+	install -m 755 $(BUILD)/qrr $(BUILD)/qconvert $(DESTDIR)$(PREFIX)/bin/
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/,$(INSTALLED))
 
 $(BUILD)/qconvert: $(call obj,convert/main.c) $(CONVERT_OBJ) $(BUILD)/libqrr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CV) $(LDLIBS_RT)
@@ -114,7 +165,8 @@ examples: $(EXAMPLES)
 QRR_REFERENCE ?= $(abspath ../shared/reference)
 export QRR_REFERENCE
 test: all examples $(TESTS)
-	@QRR_BUILD=$(abspath $(BUILD)) tests/run.sh $(TESTS)
+	@QRR_BUILD=$(abspath $(BUILD)) QRR_MAKE_ARGS='BUILD=$(BUILD) CUDA=$(CUDA) SANITIZE=$(SANITIZE)' \
+	  QRR_PYTEST=$(if $(SANITIZE),sanitized,1) tests/run.sh $(TESTS)
 
 bench: all $(BUILD)/gemm_bench
 	QRR_BUILD=$(abspath $(BUILD)) ./bench/cpu_bench.sh

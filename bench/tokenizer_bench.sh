@@ -8,9 +8,9 @@ export QRR_REFERENCE
 BUILD=${QRR_BUILD:-build}
 CC=${CC:-cc}
 mkdir -p "$BUILD/bench"
-$CC -std=c11 -O2 -D_GNU_SOURCE -Wall -Wextra -Wstrict-prototypes -Iformat -Iruntime -Iconvert \
+$CC -std=c11 -O2 -D_GNU_SOURCE -Wall -Wextra -Wstrict-prototypes -Iinclude -Iformat -Iruntime -Iconvert \
     bench/tokenizer_bench.c runtime/tokenizer.c runtime/tok_*.c convert/tokenizer_import.c \
-    format/qrr_status.c -o "$BUILD/bench/tokenizer_bench" -ljansson -lutf8proc -lpcre2-8 -lpthread
+    format/qrr_status.c format/qrr_diag.c -o "$BUILD/bench/tokenizer_bench" -ljansson -lutf8proc -lpcre2-8 -lpthread
 corpus=$(mktemp /tmp/qrr-tok-corpus.XXXXXX)
 trap 'rm -f "$corpus"' EXIT
 ours=$("$BUILD/bench/tokenizer_bench" --corpus "$corpus" "$@")

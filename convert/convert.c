@@ -18,7 +18,9 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "qrr.h"
 #include "qrr_format.h"
+#include "qrr_impl.h"
 #include "qrr_meta.h"
 #include "qrr_schema.h"
 #include "qrr_writer.h"
@@ -31,20 +33,7 @@
 #define HASH_CHUNK (8u << 20)           /* bytes hashed per step */
 #define MAX_SMALL_FILE (256u << 20)     /* config and tokenizer files */
 
-static const char *const dtype_names[QRR_DTYPE_COUNT] = {"f32", "f16", "bf16", "int8"};
 static const char *const src_names[QRR_ST_DTYPE_COUNT] = {"f32", "f16", "bf16"};
-
-int qrr_convert_dtype_parse(const char *s)
-{
-    for (int i = 0; i < QRR_DTYPE_COUNT; i++)
-        if (s && strcmp(s, dtype_names[i]) == 0) return i;
-    return -1;
-}
-
-const char *qrr_convert_dtype_name(uint32_t dtype)
-{
-    return dtype < QRR_DTYPE_COUNT ? dtype_names[dtype] : "?";
-}
 
 qrr_convert_opts qrr_convert_default_opts(void)
 {
@@ -275,7 +264,7 @@ static int build_provenance(job *j, qrr_diag *d)
         "{s:s, s:s, s:s?, s:{s:s, s:s?, s:s?, s:b, s:i, s:i}, s:s, s:s?, s:O, s:I, s:s, s:s}",
         "converter", "qconvert " QRR_CONVERTER_VERSION, "date_utc", date,
         "command_line", o->command_line,
-        "options", "dtype", qrr_convert_dtype_name(o->dtype), "label_no", o->label_no,
+        "options", "dtype", qrr_dtype_name(o->dtype), "label_no", o->label_no,
         "label_yes", o->label_yes, "force", o->force, "max_length", (int)j->meta.fixed.max_length,
         "quant_block", (int)o->quant_block,
         "architecture", j->cfg.architecture, "source_dtype", src_dtype, "sources", j->sources,
@@ -403,14 +392,6 @@ static int check_prompt_frame(job *j, qrr_diag *d)
                     "suffix alone take %zu tokens", j->dir, j->cfg.max_position, np + ns);
 }
 
-static void fmt_shape(char *buf, size_t cap, uint32_t ndim, const uint64_t *dims)
-{
-    size_t k = (size_t)snprintf(buf, cap, "[");
-    for (uint32_t i = 0; i < ndim && k < cap; i++)
-        k += (size_t)snprintf(buf + k, cap - k, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
-    if (k < cap) snprintf(buf + k, cap - k, "]");
-}
-
 static int check_shape(const qrr_st_tensor *t, uint32_t ndim, const uint64_t *dims,
                        const char *where, qrr_diag *d)
 {
@@ -418,8 +399,8 @@ static int check_shape(const qrr_st_tensor *t, uint32_t ndim, const uint64_t *di
     for (uint32_t i = 0; same && i < ndim; i++) same = t->dims[i] == dims[i];
     if (same) return QRR_OK;
     char got[96], want[96];
-    fmt_shape(got, sizeof got, t->ndim, t->dims);
-    fmt_shape(want, sizeof want, ndim, dims);
+    qrr_shape_format(got, sizeof got, t->ndim, t->dims);
+    qrr_shape_format(want, sizeof want, ndim, dims);
     return qrr_fail(d, QRR_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s from config.json",
                     where, t->name, got, want);
 }
@@ -577,7 +558,7 @@ static int write_plain(job *j, qrr_writer *w, size_t idx, const qrr_schema_entry
         if (e->dtype == QRR_DTYPE_F32) cr = qrr_convert_to_f32(p, (int)t->dtype, n, j->buf);
         else if (e->dtype == QRR_DTYPE_F16) cr = qrr_convert_to_f16(p, (int)t->dtype, n, j->buf);
         else cr = qrr_convert_to_bf16(p, (int)t->dtype, n, j->buf);
-        if (cr.status != QRR_OK) return conv_error(s, at, cr, dtype_names[e->dtype], d);
+        if (cr.status != QRR_OK) return conv_error(s, at, cr, qrr_dtype_name(e->dtype), d);
         if (e->role == QRR_ROLE_WEIGHT) j->r->inexact += cr.inexact;
         WRITE(j, w, idx, j->buf, n * os, d);
         qrr_st_file_release(s->file, p, n * es);
@@ -691,7 +672,7 @@ static int write_tensors(job *j, qrr_writer *w, qrr_diag *d)
         j->r->tensor_bytes += bytes;
         if (j->o->progress) {
             qrr_convert_progress pr = {i + 1, j->nschema, e->name,
-                                       s->t ? src_names[s->t->dtype] : "-", dtype_names[e->dtype], bytes};
+                                       s->t ? src_names[s->t->dtype] : "-", qrr_dtype_name(e->dtype), bytes};
             j->o->progress(j->o->progress_ctx, &pr);
         }
     }
@@ -718,13 +699,6 @@ static int write_all(job *j, qrr_diag *d)
     return QRR_OK;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int qrr_convert(const qrr_convert_opts *o, qrr_convert_report *r, qrr_diag *d)
 {
     qrr_convert_report local;
@@ -741,7 +715,7 @@ int qrr_convert(const qrr_convert_opts *o, qrr_convert_report *r, qrr_diag *d)
     if ((o->label_no == NULL) != (o->label_yes == NULL))
         return qrr_fail(d, QRR_ERR_INVALID_ARG, "qrr_convert: give both labels or neither");
     r->usage_error = 0;
-    double t0 = now_seconds();
+    double t0 = qrr_time_seconds();
     job j;
     memset(&j, 0, sizeof j);
     j.o = o;
@@ -765,7 +739,7 @@ int qrr_convert(const qrr_convert_opts *o, qrr_convert_report *r, qrr_diag *d)
         r->labels = j.lab;
         snprintf(r->prompts_source, sizeof r->prompts_source, "%s", j.prompts.source);
     }
-    r->seconds = now_seconds() - t0;
+    r->seconds = qrr_time_seconds() - t0;
 
     free(j.dir);
     qrr_hf_prompts_free(&j.prompts);

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "hf_config.h"
-#include "qrr_status.h"
+#include "qrr_diag.h"
 
 #define QRR_CONVERTER_VERSION "0.1.0"
 #define QRR_DEFAULT_MAX_LENGTH 8192u
@@ -68,9 +68,5 @@ qrr_convert_opts qrr_convert_default_opts(void);
  * QRR_ERR_MISSING_TENSOR, QRR_ERR_SHAPE, QRR_ERR_OVERFLOW, QRR_ERR_NUMERIC,
  * QRR_ERR_BAD_TOKENIZER, ...) with one message in d naming file, tensor or key. */
 int qrr_convert(const qrr_convert_opts *o, qrr_convert_report *r, qrr_diag *d);
-
-/* "f32", "f16", "bf16", "int8" <-> qrr_dtype; -1 for an unknown name. */
-int qrr_convert_dtype_parse(const char *s);
-const char *qrr_convert_dtype_name(uint32_t dtype);
 
 #endif

@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "qrr_status.h"
+#include "qrr_diag.h"
 
 #define QRR_HF_LABEL_MAX 64u   /* bytes of one label or token string, NUL included */
 #define QRR_HF_MAX_CONFIG (16u << 20)

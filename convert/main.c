@@ -184,7 +184,7 @@ int main(int argc, char **argv)
         switch (c) {
         case 'o': o.out_path = optarg; break;
         case OPT_DTYPE: {
-            int t = qrr_convert_dtype_parse(optarg);
+            int t = qrr_dtype_parse(optarg);
             if (t < 0) return usage_error("--dtype '%s': expected f32, f16, bf16 or int8", optarg);
             o.dtype = (uint32_t)t;
             break;

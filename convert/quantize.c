@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "qrr_half.h"
-#include "qrr_status.h"
+#include "qrr_diag.h"
 
 static inline float load(const uint8_t *p, int type)
 {

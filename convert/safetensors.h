@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "qrr_status.h"
+#include "qrr_diag.h"
 
 #define QRR_ST_MAX_HEADER (100u << 20) /* JSON header bytes */
 #define QRR_ST_MAX_TENSORS 65536u      /* tensors in one file */

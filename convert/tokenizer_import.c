@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tok_blob.h"
+#include "qrr_tok_blob.h"
 #include "tokenizer.h"
 
 /* The pattern Hugging Face's ByteLevel pre-tokenizer applies when use_regex is true. */

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "qrr_status.h"
+#include "qrr_diag.h"
 
 /* tokenizer_config_path may be NULL. On success *blob is malloc'ed. Refuses (with a message
  * naming the file and key) anything the runtime cannot reproduce exactly: another model

@@ -9,12 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 #include <zlib.h>
 
+#include "qrr.h"
 #include "qrr_checked.h"
+#include "qrr_impl.h"
 #include "qrr_names.h"
 #include "qrr_schema.h"
 
@@ -35,19 +36,6 @@ struct qrr_file {
 
 static const char *const section_names[QRR_SECTION_COUNT] = {"META", "TOKENIZER", "TENSORS",
                                                              "DATA"};
-
-static const char *dtype_name(uint32_t dtype)
-{
-    static const char *const names[QRR_DTYPE_COUNT] = {"F32", "F16", "BF16", "I8"};
-    return dtype < QRR_DTYPE_COUNT ? names[dtype] : "?";
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- header and sections ---------------------------------------------------------- */
 
@@ -318,15 +306,6 @@ static int check_table(qrr_file *f, uint64_t *sums, qrr_diag *d)
 
 /* ---- schema, checksums, scales ---------------------------------------------------- */
 
-static void format_shape(char *buf, size_t cap, uint32_t ndim, const uint64_t *dims)
-{
-    size_t pos = (size_t)snprintf(buf, cap, "[");
-    for (uint32_t k = 0; k < ndim && pos < cap; k++)
-        pos += (size_t)snprintf(buf + pos, cap - pos, "%s%llu", k ? ", " : "",
-                                (unsigned long long)dims[k]);
-    if (pos < cap) snprintf(buf + pos, cap - pos, "]");
-}
-
 static int check_schema(qrr_file *f, qrr_diag *d)
 {
     qrr_schema_entry *sc = NULL;
@@ -350,12 +329,12 @@ static int check_schema(qrr_file *f, qrr_diag *d)
         for (uint32_t k = 0; same && k < s->ndim; k++) same = v->dims[k] == s->dims[k];
         if (!same) {
             char got[96], want[96];
-            format_shape(got, sizeof got, v->ndim, v->dims);
-            format_shape(want, sizeof want, s->ndim, s->dims);
+            qrr_shape_format(got, sizeof got, v->ndim, v->dims);
+            qrr_shape_format(want, sizeof want, s->ndim, s->dims);
             rc = qrr_fail(d, QRR_ERR_SHAPE, "%s: shape %s, expected %s", s->name, got, want);
         } else if (v->dtype != s->dtype) {
             rc = qrr_fail(d, QRR_ERR_SHAPE, "%s: dtype %s, expected %s", s->name,
-                          dtype_name(v->dtype), dtype_name(s->dtype));
+                          qrr_dtype_name(v->dtype), qrr_dtype_name(s->dtype));
         }
         seen[idx - 1] = 1;
         f->roles[idx - 1] = (uint8_t)s->role;
@@ -475,9 +454,9 @@ int qrr_file_load(const void *bytes, size_t len, unsigned flags, qrr_file **out,
     }
     if (rc == QRR_OK) rc = check_schema(f, d);
     if (rc == QRR_OK) {
-        double t0 = now_seconds();
+        double t0 = qrr_time_seconds();
         rc = check_sums(f, sums, flags, d);
-        if (verify_seconds) *verify_seconds = now_seconds() - t0;
+        if (verify_seconds) *verify_seconds = qrr_time_seconds() - t0;
     }
     if (rc == QRR_OK) rc = check_scales(f, d);
     free(sums);

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include "qrr_format.h"
 #include "qrr_meta.h"
-#include "qrr_status.h"
+#include "qrr_diag.h"
 
 #ifdef __cplusplus
 extern "C" {

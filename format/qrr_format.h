@@ -1,7 +1,7 @@
 /* qrr_format.h — the on-disk layout of a .qrr file: the single definition both qconvert
  * and libqrr use. docs/format.md is the normative text; this comment is its summary.
- * Holds structs, constants and enums only: reading lives in qrr_file.c, writing in
- * qrr_writer.c, the expected tensor list in qrr_schema.c.
+ * Holds structs, constants and enums: reading lives in qrr_file.c, writing in
+ * qrr_writer.c, the expected tensor list in qrr_schema.c, the enums' names in qrr_format.c.
  *
  * Layout (all integers little-endian, all offsets absolute from byte 0):
  *  1. Header, 256 bytes (qrr_header_disk): magic "QRRMODEL", format version, quantization
@@ -185,5 +185,18 @@ static inline size_t qrr_dtype_size(uint32_t dtype)
     default: return 0;
     }
 }
+
+/* The enums' names (qrr_format.c), "?" for a value out of range. */
+#ifdef __cplusplus
+extern "C" {
+#endif
+const char *qrr_dtype_name(uint32_t dtype);             /* "f32", "f16", "bf16", "int8" */
+int qrr_dtype_parse(const char *name);                  /* the inverse; -1 if unknown */
+const char *qrr_head_kind_name(uint32_t kind);          /* "yes/no", "single-logit" */
+const char *qrr_label_source_name(uint32_t source);     /* "config", "inferred", "user" */
+const char *qrr_meta_string_name(uint32_t i);           /* "prefix", ...; NULL past the last */
+#ifdef __cplusplus
+}
+#endif
 
 #endif

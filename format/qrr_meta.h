@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "qrr_format.h"
-#include "qrr_status.h"
+#include "qrr_diag.h"
 
 #ifdef __cplusplus
 extern "C" {

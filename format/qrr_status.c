@@ -1,9 +1,5 @@
-/* qrr_status.c — names of status codes and the diag formatter. */
+/* qrr_status.c — the names of the status codes (qrr_status_str). */
 #include "qrr_status.h"
-
-#include <stdarg.h>
-#include <stdio.h>
-#include <string.h>
 
 const char *qrr_status_str(int status)
 {
@@ -23,25 +19,5 @@ const char *qrr_status_str(int status)
     NAME(QRR_ERR_OVERFLOW) NAME(QRR_ERR_JSON)
 #undef NAME
     default: return "QRR_ERR_UNKNOWN";
-    }
-}
-
-int qrr_fail(qrr_diag *d, int status, const char *fmt, ...)
-{
-    if (d) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(d->msg, sizeof d->msg, fmt, ap);
-        va_end(ap);
-        d->status = status;
-    }
-    return status;
-}
-
-void qrr_diag_clear(qrr_diag *d)
-{
-    if (d) {
-        d->status = QRR_OK;
-        d->msg[0] = '\0';
     }
 }

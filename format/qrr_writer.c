@@ -45,13 +45,10 @@ static int fail(qrr_writer *w, qrr_diag *d, int status, const char *fmt, ...)
 /* Record the first failure, remove the temporary file, and return status. */
 static int fail(qrr_writer *w, qrr_diag *d, int status, const char *fmt, ...)
 {
-    if (d) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(d->msg, sizeof d->msg, fmt, ap);
-        va_end(ap);
-        d->status = status;
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    qrr_vfail(d, status, fmt, ap);
+    va_end(ap);
     if (!w->failed) w->failed = status;
     if (w->fd >= 0) {
         close(w->fd);

@@ -161,11 +161,12 @@ static int prepare(qrr_model *m, qrr_diag *d)
     rc = bind_layers(m, d);
     if (rc != QRR_OK) return rc;
 
-    m->query_template = dup_str(meta->strings[QRR_STR_QUERY_TEMPLATE]);
-    m->document_template = dup_str(meta->strings[QRR_STR_DOCUMENT_TEMPLATE]);
-    m->default_instruction = dup_str(meta->strings[QRR_STR_INSTRUCTION]);
-    if (!m->query_template || !m->document_template || !m->default_instruction)
-        return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < QRR_META_STRING_COUNT; i++)
+        if (!(m->strings[i] = dup_str(meta->strings[i])))
+            return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+    m->query_template = m->strings[QRR_STR_QUERY_TEMPLATE];
+    m->document_template = m->strings[QRR_STR_DOCUMENT_TEMPLATE];
+    m->default_instruction = m->strings[QRR_STR_INSTRUCTION];
     rc = tokenize_alloc(m, meta->strings[QRR_STR_PREFIX], &m->prefix_ids, &m->n_prefix_ids, d);
     if (rc == QRR_OK)
         rc = tokenize_alloc(m, meta->strings[QRR_STR_SUFFIX], &m->suffix_ids, &m->n_suffix_ids, d);
@@ -250,9 +251,7 @@ void qrr_model_close(qrr_model *m)
     free(m->inv_freq);
     free(m->prefix_ids);
     free(m->suffix_ids);
-    free(m->query_template);
-    free(m->document_template);
-    free(m->default_instruction);
+    for (int i = 0; i < QRR_META_STRING_COUNT; i++) free(m->strings[i]);
     if (m->map) munmap(m->map, m->map_len);
     free(m);
 }

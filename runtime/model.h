@@ -43,9 +43,10 @@ struct qrr_model {
     size_t n_prefix_ids;
     int32_t *suffix_ids;     /* the prompt suffix, tokenized once */
     size_t n_suffix_ids;
-    char *query_template;    /* NUL-terminated copies of the META strings */
-    char *document_template;
-    char *default_instruction;
+    char *strings[QRR_META_STRING_COUNT]; /* NUL-terminated copies of the META strings */
+    const char *query_template;           /* = strings[QRR_STR_QUERY_TEMPLATE] */
+    const char *document_template;        /* = strings[QRR_STR_DOCUMENT_TEMPLATE] */
+    const char *default_instruction;      /* = strings[QRR_STR_INSTRUCTION] */
     int max_length;
 };
 

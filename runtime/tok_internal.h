@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tok_blob.h"
+#include "qrr_tok_blob.h"
 #include "tokenizer.h"
 
 /* One merge rule: the pair (left, right) becomes id, with priority rank (lower first). */

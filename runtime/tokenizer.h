@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "qrr_status.h"
+#include "qrr_diag.h"
 
 typedef struct qrr_tokenizer qrr_tokenizer;
 

@@ -16,7 +16,6 @@
 
 #include <microhttpd.h>
 
-#include "clock.h"
 #include "state.h"
 
 qrr_server_config qrr_server_default_config(void)
@@ -84,7 +83,7 @@ static enum MHD_Result send_reply(server *srv, struct MHD_Connection *conn, requ
     if (r->status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
     enum MHD_Result ok = MHD_queue_response(conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
-    double seconds = now_seconds() - q->started;
+    double seconds = qrr_time_seconds() - q->started;
     metrics_request(srv->mx, r->route, r->status < 300, r->why, seconds);
     log_request(srv, method, url, r, seconds);
     q->answered = 1;
@@ -170,7 +169,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         int known_url;
         if (!(q = calloc(1, sizeof *q))) return MHD_NO;
         *req_cls = q;
-        q->started = now_seconds();
+        q->started = qrr_time_seconds();
         q->route = find_route(method, url, &known_url);
         r.route = q->route;
         if (refuse_early(srv, conn, q, known_url, &r))
@@ -335,8 +334,8 @@ int qrr_server_run(const qrr_server_config *cfg)
             atomic_load(&srv.in_flight));
     int lfd = MHD_quiesce_daemon(d); /* no new connections from here on */
     if (lfd >= 0) close(lfd);
-    double until = now_seconds() + cfg->drain_timeout;
-    while (atomic_load(&srv.in_flight) > 0 && now_seconds() < until) usleep(5000);
+    double until = qrr_time_seconds() + cfg->drain_timeout;
+    while (atomic_load(&srv.in_flight) > 0 && qrr_time_seconds() < until) usleep(5000);
     int left = atomic_load(&srv.in_flight);
     MHD_stop_daemon(d);
     sched_stop(srv.sched);

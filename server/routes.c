@@ -8,7 +8,6 @@
 #include <strings.h>
 #include <sys/random.h>
 
-#include "clock.h"
 #include "state.h"
 
 /* A rerank request in either API's shape, its strings pointing into the parsed JSON. */
@@ -266,9 +265,9 @@ void route_rerank(server *srv, const char *body, size_t len, reply *r)
         reply_error(r, 500, FAIL_BACKEND, "out of memory");
         goto done;
     }
-    double t0 = now_seconds();
+    double t0 = qrr_time_seconds();
     int bad = build_prompts(srv, &q, &job, r);
-    r->tokenization_s = now_seconds() - t0;
+    r->tokenization_s = qrr_time_seconds() - t0;
     metrics_tokenization(srv->mx, r->tokenization_s);
     if (bad) goto done;
     r->pairs = q.n;
@@ -328,11 +327,21 @@ void route_metrics(server *srv, reply *r)
 void route_info(server *srv, reply *r)
 {
     const qrr_server_config *c = srv->cfg;
-    reply_json(r, 200, json_pack("{s:s,s:s,s:b,s:{s:i,s:I,s:i,s:i}}", "model_id",
-                                 srv->model_name, "version", qrr_version(), "ready",
-                                 atomic_load(&srv->ready), "limits", "max_client_batch_size",
-                                 c->max_client_batch_size, "payload_limit",
-                                 (json_int_t)c->payload_limit, "max_concurrent_requests",
-                                 c->max_concurrent_requests, "max_batch_tokens",
-                                 c->max_batch_tokens));
+    json_t *o = json_pack("{s:s,s:s,s:s,s:b,s:{s:i,s:I,s:i,s:i}}", "model_id", srv->model_name,
+                          "version", qrr_version(), "device",
+                          c->device == QRR_DEVICE_CUDA ? "cuda" : "cpu", "ready",
+                          atomic_load(&srv->ready), "limits", "max_client_batch_size",
+                          c->max_client_batch_size, "payload_limit", (json_int_t)c->payload_limit,
+                          "max_concurrent_requests", c->max_concurrent_requests,
+                          "max_batch_tokens", c->max_batch_tokens);
+    qrr_model_info mi;
+    if (o && atomic_load(&srv->ready) && qrr_model_get_info(srv->model, &mi) == QRR_OK) {
+        json_object_set_new(o, "model_dtype", json_string(mi.weight_dtype));
+        json_object_set_new(o, "head", json_string(mi.head_kind));
+        json_object_set_new(o, "layers", json_integer(mi.n_layers));
+        json_object_set_new(o, "hidden_size", json_integer(mi.hidden));
+        json_object_set_new(o, "max_input_length", json_integer(mi.max_length));
+        json_object_set_new(o, "max_position_embeddings", json_integer(mi.max_position));
+    }
+    reply_json(r, 200, o);
 }

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "clock.h"
 
 #define MAX_TURN_JOBS 256
 
@@ -42,18 +41,18 @@ static void run_turn(scheduler *s, sched_job **jobs, size_t n)
         pairs += jobs[i]->group.n;
         tokens += jobs[i]->tokens;
     }
-    double t0 = now_seconds();
+    double t0 = qrr_time_seconds();
     int rc = qrr_ctx_score_groups(s->ctx, groups, n);
-    double t1 = now_seconds();
+    double t1 = qrr_time_seconds();
     metrics_batch(s->mx, t1 - t0, pairs, tokens);
     if (rc == QRR_OK || n == 1) {
         for (size_t i = 0; i < n; i++) finish(jobs[i], rc, t0, t1);
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        double a = now_seconds();
+        double a = qrr_time_seconds();
         int one = qrr_ctx_score_groups(s->ctx, &jobs[i]->group, 1);
-        finish(jobs[i], one, a, now_seconds());
+        finish(jobs[i], one, a, qrr_time_seconds());
     }
 }
 
@@ -108,7 +107,7 @@ int sched_run(scheduler *s, sched_job *job)
 {
     job->next = NULL;
     job->done = 0;
-    job->enqueued = now_seconds();
+    job->enqueued = qrr_time_seconds();
     pthread_mutex_lock(&s->lock);
     if (s->tail) s->tail->next = job;
     else s->head = job;

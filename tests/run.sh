@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# run.sh — run every Criterion test binary given, print each one's synthesis and a closing
-# total "N passed, N failed" (over tests, not binaries); exit 1 if any test failed.
+# run.sh — run every Criterion test binary given, then (when QRR_PYTEST is set) the Python
+# package's pytest suite against this build's libqrr; print each one's synthesis and a
+# closing total "N passed, N failed" (over tests, not binaries); exit 1 if any test failed.
+# QRR_PYTEST=sanitized says the build's libqrr cannot load into python: one line, no tests.
 set -uo pipefail
 passed=0; failed=0; bad_bins=()
 for t in "$@"; do
@@ -14,6 +16,24 @@ for t in "$@"; do
   passed=$((passed + p)); failed=$((failed + f))
   [ "$f" -eq 0 ] || bad_bins+=("$(basename "$t")")
 done
+if [ -n "${QRR_PYTEST:-}" ]; then
+  echo "== python/tests (pytest)"
+  if [ "$QRR_PYTEST" = sanitized ]; then
+    echo "python: skipped (a sanitizer build's libqrr cannot be loaded into python)"
+  elif ! python3 -c 'import pytest, numpy' 2>/dev/null; then
+    echo "python: skipped (pytest or numpy not installed: python3 -m pip install pytest numpy)"
+  else
+    out=$(QRR_LIBRARY="$QRR_BUILD/libqrr.so" QRR_QCONVERT="$QRR_BUILD/qconvert" \
+          PYTHONPATH=python python3 -m pytest -q -p no:cacheprovider python/tests 2>&1); rc=$?
+    printf '%s\n' "$out" | tail -n 40
+    line=$(printf '%s\n' "$out" | tail -n 1)
+    p=$(grep -oE '[0-9]+ passed' <<<"$line" | awk '{s += $1} END {print s + 0}')
+    f=$(grep -oE '[0-9]+ (failed|errors?)' <<<"$line" | awk '{s += $1} END {print s + 0}')
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    passed=$((passed + p)); failed=$((failed + f))
+    [ "$f" -eq 0 ] || bad_bins+=("python/tests")
+  fi
+fi
 [ ${#bad_bins[@]} -eq 0 ] || echo "failing: ${bad_bins[*]}"
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -236,3 +236,70 @@ Test(api, truncate_off_refuses_long_prompts)
     p.max_length = (int)n_full;
     cr_expect_eq(qrr_ctx_score(ctx, "q", docs, 2, p, s, NULL), QRR_OK, "%s", qrr_last_error());
 }
+
+Test(api, accessors_describe_the_model)
+{
+    /* tiny-tied: 3 layers, hidden 32, 2/1 heads, head_dim 128, intermediate 96, labels
+     * inferred from a causal LM whose tokenizer has "yes" (9693) and "no" (2152). */
+    qrr_model_info info;
+    EXPECT_REFUSED(qrr_model_get_info(NULL, &info), "qrr_model_get_info");
+    EXPECT_REFUSED(qrr_model_get_info(model, NULL), "qrr_model_get_info");
+    cr_assert_eq(qrr_model_get_info(model, &info), QRR_OK, "%s", qrr_last_error());
+    cr_expect_eq(info.n_layers, 3);
+    cr_expect_eq(info.hidden, 32);
+    cr_expect_eq(info.n_heads, 2);
+    cr_expect_eq(info.n_kv_heads, 1);
+    cr_expect_eq(info.head_dim, 128);
+    cr_expect_eq(info.intermediate, 96);
+    cr_expect_eq(info.vocab_size, 151669);
+    cr_expect_eq(info.max_length, 8192);
+    cr_expect_eq(info.tied, 1);
+    cr_expect_str_eq(info.weight_dtype, "f32");
+    cr_expect_str_eq(info.head_kind, "yes/no");
+    cr_expect_str_eq(info.label_source, "inferred");
+    cr_expect_eq(info.yes_id, 9693);
+    cr_expect_eq(info.no_id, 2152);
+    cr_expect_eq(info.tokenizer_ids, 151669);
+    cr_expect_eq(info.n_tensors, 3 * 11 + 3); /* 11 per layer, embedding, final norm, head */
+
+    /* The prompt's fixed parts are what qrr_model_prompt_ids puts around the body. */
+    int32_t ids[512];
+    size_t n = 0;
+    cr_assert_eq(qrr_model_prompt_ids(model, "q", "d", qrr_score_default_params(), ids, 512, &n),
+                 QRR_OK);
+    cr_expect(n > info.n_prefix_ids + info.n_suffix_ids);
+
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < info.n_tensors; i++) {
+        qrr_tensor_info t;
+        cr_assert_eq(qrr_model_tensor(model, i, &t), QRR_OK, "%s", qrr_last_error());
+        cr_expect(t.ndim >= 1 && t.ndim <= 4);
+        bytes += t.bytes;
+        if (!strcmp(t.name, "model.embed_tokens.weight")) {
+            cr_expect_str_eq(t.dtype, "f32");
+            cr_expect(t.ndim == 2 && t.dims[0] == 151669 && t.dims[1] == 32 && t.dims[2] == 0);
+            cr_expect_eq(t.bytes, 151669ull * 32 * 4);
+        }
+    }
+    cr_expect_eq(bytes, info.tensor_bytes);
+    qrr_tensor_info t;
+    EXPECT_REFUSED(qrr_model_tensor(model, info.n_tensors, &t), "qrr_model_tensor");
+}
+
+Test(api, metadata_strings_by_key)
+{
+    size_t len = 0, n_keys = 0;
+    const char *s = qrr_model_meta_str(model, "instruction", &len);
+    cr_assert_not_null(s, "%s", qrr_last_error());
+    cr_expect_str_eq(s, "Given a web search query, retrieve relevant passages that answer the query");
+    cr_expect_eq(len, strlen(s));
+    cr_expect_str_eq(qrr_model_meta_str(model, "label_yes", NULL), "yes");
+    cr_expect_str_eq(qrr_model_meta_str(model, "document_template", NULL), "\n<Document>: ");
+    cr_expect(strstr(qrr_model_meta_str(model, "label_reason", NULL), "inferred") != NULL);
+    for (const char *key; (key = qrr_model_meta_key(n_keys)) != NULL; n_keys++)
+        cr_expect_not_null(qrr_model_meta_str(model, key, NULL), "key %s", key);
+    cr_expect_eq(n_keys, 9);
+    cr_expect_null(qrr_model_meta_str(model, "no-such-key", NULL));
+    cr_expect(strstr(qrr_last_error(), "no-such-key") != NULL, "%s", qrr_last_error());
+    cr_expect_null(qrr_model_meta_str(NULL, "prefix", NULL));
+}

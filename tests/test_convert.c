@@ -288,7 +288,7 @@ static void convert_block(const char *model, uint32_t dtype, uint32_t block,
     o.dtype = dtype;
     o.quant_block = block;
     int st = qrr_convert(&o, &r, &d);
-    cr_assert_eq(st, QRR_OK, "%s at %s: %s (%s)", model, qrr_convert_dtype_name(dtype), d.msg,
+    cr_assert_eq(st, QRR_OK, "%s at %s: %s (%s)", model, qrr_dtype_name(dtype), d.msg,
                  qrr_status_str(st));
     cr_assert_gt(r.tensors, 0);
     cr_assert_gt(r.file_bytes, r.tensor_bytes);

@@ -1076,7 +1076,7 @@ Test(format, schema_shape)
     model_reshape(&t, q, QRR_DTYPE_F16, 2, 32, 24);
     im = assemble(&t);
     cr_assert_eq(load(&im, 0, &d), QRR_ERR_SHAPE);
-    cr_assert(strstr(d.msg, "dtype F16, expected F32"), "%s", d.msg);
+    cr_assert(strstr(d.msg, "dtype f16, expected f32"), "%s", d.msg);
     free(im.b);
     model_free(&t);
 

@@ -11,7 +11,7 @@
 #include <utf8proc.h>
 
 #include "qrr_test_util.h"
-#include "tok_blob.h"
+#include "qrr_tok_blob.h"
 #include "tok_internal.h"
 #include "tokenizer.h"
 #include "tokenizer_import.h"

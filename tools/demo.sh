@@ -14,7 +14,7 @@ tools/install-deps.sh
 
 step "2. build"
 make -j"$(nproc)" all examples >/dev/null
-echo "built build/qconvert build/qrr build/qgen build/libqrr.a build/libqrr.so"
+echo "built build/qconvert build/qrr build/qgen build/libqrr.a build/libqrr.so (libqrr.so.0)"
 
 step "3. a random-weight checkpoint (tiny Qwen3 shape) in $work/model"
 tok=${QRR_TOKENIZER:-../shared/reference/tokenizer}

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # install-deps.sh — install the Debian 12 packages qrr builds and tests with (needs root or
-# sudo). Installs only what is missing, so it is quick on a prepared machine.
+# sudo), python3's venv and pip among them when python3 lacks them. Installs only what is
+# missing, so it is quick on a prepared machine.
 set -euo pipefail
 pkgs=(build-essential pkg-config zlib1g-dev libxxhash-dev libutf8proc-dev libpcre2-dev
       libjansson-dev libcriterion-dev libmicrohttpd-dev libcurl4-openssl-dev)
+# The Python package's build and tests need python3 with venv and pip.
+python3 -c 'import venv, ensurepip' 2>/dev/null || pkgs+=(python3 python3-venv python3-pip)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,6 +1,7 @@
 /* cli.c — what the qrr subcommands share (declared in cli.h): usage errors, integer
- * options, opening a model with a hint, reading JSON lines from a file descriptor so that a
- * command can tell whether more input is already waiting, and printing JSON. */
+ * options and the model options every command parses alike, opening a model with a hint,
+ * reading JSON lines from a file descriptor so that a command can tell whether more input
+ * is already waiting, and printing JSON. */
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -9,7 +10,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "qrr.h"
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -31,6 +31,38 @@ int cli_parse_int(const char *s, long lo, long hi, long *out)
     if (errno || *end || v < lo || v > hi) return -1;
     *out = v;
     return 0;
+}
+
+cli_model_opts cli_model_opts_default(void)
+{
+    cli_model_opts o = {.ctx = qrr_ctx_default_params(), .verify = 1, .threads_set = 0};
+    return o;
+}
+
+int cli_common_option(const char *cmd, unsigned which, void (*help)(void), int argc,
+                      char **argv, int *i, cli_model_opts *o)
+{
+    const char *a = argv[*i];
+    int has_value = *i + 1 < argc;
+    long v;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        help();
+        return QRR_EXIT_OK;
+    } else if ((which & CLI_OPT_VERIFY) && !strcmp(a, "--no-verify")) {
+        o->verify = 0;
+    } else if ((which & CLI_OPT_THREADS) && !strcmp(a, "--threads") && has_value) {
+        if (cli_parse_int(argv[++*i], 0, 1024, &v)) return cli_usage_error(cmd, "--threads must be 0..1024");
+        o->ctx.n_threads = (int)v;
+        o->threads_set = 1;
+    } else if ((which & CLI_OPT_DEVICE) && !strcmp(a, "--device") && has_value) {
+        const char *dev = argv[++*i];
+        if (!strcmp(dev, "cpu")) o->ctx.device = QRR_DEVICE_CPU;
+        else if (!strcmp(dev, "cuda")) o->ctx.device = QRR_DEVICE_CUDA;
+        else return cli_usage_error(cmd, "--device must be cpu or cuda, not '%s'", dev);
+    } else {
+        return CLI_OPT_OTHER;
+    }
+    return CLI_OPT_TAKEN;
 }
 
 qrr_model *cli_open_model(const char *cmd, const char *path, int verify_weights)

@@ -1,10 +1,12 @@
 /* cli.h — what the qrr subcommands share: the command entry points, exit codes, option
- * parsing helpers and JSON-lines reading. The commands are thin layers over libqrr. */
+ * parsing helpers and JSON-lines reading. The commands are thin layers over libqrr's public
+ * API (qrr.h) and include nothing private. */
 #ifndef QRR_CLI_H
 #define QRR_CLI_H
 
 #include <stdio.h>
 #include <jansson.h>
+#include "qrr.h"
 
 /* Exit codes of every qrr command (docs/cli.md). */
 enum {
@@ -26,7 +28,24 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 /* Parse a whole decimal integer in [lo, hi]; 0 on success. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);
 /* Open a model, printing the library's message and a hint on failure; NULL then. */
-struct qrr_model *cli_open_model(const char *cmd, const char *path, int verify_weights);
+qrr_model *cli_open_model(const char *cmd, const char *path, int verify_weights);
+
+/* The options several commands share, parsed one way: --help/-h, --threads N (0..1024),
+ * --device cpu|cuda and --no-verify. A command names those it takes with CLI_OPT_* flags. */
+enum { CLI_OPT_THREADS = 1u << 0, CLI_OPT_DEVICE = 1u << 1, CLI_OPT_VERIFY = 1u << 2 };
+enum { CLI_OPT_OTHER = -1, CLI_OPT_TAKEN = -2 };
+typedef struct cli_model_opts {
+    qrr_ctx_params ctx; /* n_threads and device set from the options, the rest defaults */
+    int verify;         /* 1 unless --no-verify */
+    int threads_set;    /* 1 when --threads was given */
+} cli_model_opts;
+cli_model_opts cli_model_opts_default(void);
+/* Look at argv[*i]: CLI_OPT_OTHER when it is none of the shared options; CLI_OPT_TAKEN when
+ * it was one of `which` (its value taken too, *i moved past it, o updated); otherwise the
+ * exit code the command returns: QRR_EXIT_OK after --help printed help(), QRR_EXIT_USAGE
+ * after a usage error ("qrr <cmd>: --threads must be 0..1024"). */
+int cli_common_option(const char *cmd, unsigned which, void (*help)(void), int argc,
+                      char **argv, int *i, cli_model_opts *o);
 
 /* Reads JSON lines from a file descriptor (0 for standard input) one line at a time; the
  * line number counts from 1. Initialise as {.fd = fd}; free with cli_lines_free. */

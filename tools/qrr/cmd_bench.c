@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "cli.h"
 #include "qrr.h"
@@ -48,13 +47,6 @@ static char *make_doc(uint64_t *seed, int n_words)
     return s;
 }
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -69,7 +61,8 @@ static double median(double *v, int n)
 
 typedef struct bench_opts {
     const char *path, *workload_out;
-    int threads, docs, min_words, max_words, repeat, verify, as_json, compare_share;
+    cli_model_opts model;  /* --threads, --no-verify */
+    int docs, min_words, max_words, repeat, as_json, compare_share;
     uint64_t seed;
 } bench_opts;
 
@@ -81,9 +74,9 @@ static int time_request(qrr_ctx *ctx, const char *query, const char **docs, int 
     double *t = malloc((size_t)repeat * sizeof *t);
     int rc = scores && t ? QRR_OK : QRR_ERR_NOMEM;
     for (int r = 0; rc == QRR_OK && r < repeat; r++) {
-        double t0 = now();
+        double t0 = qrr_time_seconds();
         rc = qrr_ctx_score(ctx, query, docs, (size_t)n, qrr_score_default_params(), scores, NULL);
-        t[r] = now() - t0;
+        t[r] = qrr_time_seconds() - t0;
     }
     if (rc == QRR_OK) {
         *seconds = median(t, repeat);
@@ -126,11 +119,10 @@ static int run(const bench_opts *o)
         return QRR_EXIT_FAIL;
     }
 
-    double t_open0 = now();
-    qrr_model *m = cli_open_model("bench", o->path, o->verify);
+    double t_open0 = qrr_time_seconds();
+    qrr_model *m = cli_open_model("bench", o->path, o->model.verify);
     if (!m) return QRR_EXIT_FAIL;
-    qrr_ctx_params cp = qrr_ctx_default_params();
-    cp.n_threads = o->threads;
+    qrr_ctx_params cp = o->model.ctx;
     qrr_ctx *ctx = NULL;
     int rc = qrr_ctx_create(m, cp, &ctx);
     /* Open-to-first-score: what a process that starts, opens the model and answers one
@@ -139,7 +131,7 @@ static int run(const bench_opts *o)
     float first;
     if (rc == QRR_OK)
         rc = qrr_ctx_score(ctx, query, &first_doc, 1, qrr_score_default_params(), &first, NULL);
-    double open_to_first = now() - t_open0;
+    double open_to_first = qrr_time_seconds() - t_open0;
     qrr_stats st_first = qrr_ctx_last_stats(ctx);
 
     double t_batch = 0, t_noshare = 0, t_one = 0;
@@ -158,7 +150,7 @@ static int run(const bench_opts *o)
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         json_t *r = json_pack("{s:s,s:i,s:i,s:I,s:I,s:f,s:f,s:f,s:f,s:I,s:f,s:I,s:f}",
-                              "model", o->path, "threads", o->threads, "docs", o->docs,
+                              "model", o->path, "threads", o->model.ctx.n_threads, "docs", o->docs,
                               "tokens", (json_int_t)st.tokens,
                               "tokens_computed", (json_int_t)st.tokens_computed,
                               "seconds", t_batch, "tokens_per_s", (double)st.tokens / t_batch,
@@ -174,7 +166,7 @@ static int run(const bench_opts *o)
         if (o->as_json) {
             cli_print_json(r);
         } else {
-            printf("model            %s (%d threads)\n", o->path, o->threads);
+            printf("model            %s (%d threads)\n", o->path, o->model.ctx.n_threads);
             printf("request          1 query x %d documents, %zu prompt tokens (%zu computed)\n",
                    o->docs, st.tokens, st.tokens_computed);
             printf("throughput       %.1f tokens/s, %.2f pairs/s (%.3f s per request, median of %d)\n",
@@ -185,7 +177,7 @@ static int run(const bench_opts *o)
                        t_noshare / t_batch);
             printf("latency          %.1f ms for one pair of %zu tokens\n", t_one * 1e3, st_one.tokens);
             printf("open-to-first    %.3f s (open, check every checksum%s, score one pair of %zu tokens)\n",
-                   open_to_first, o->verify ? "" : " but the weights'", st_first.tokens);
+                   open_to_first, o->model.verify ? "" : " but the weights'", st_first.tokens);
             printf("peak RSS         %.1f MiB\n", ru.ru_maxrss / 1024.0);
         }
         json_decref(r);
@@ -213,31 +205,34 @@ static void help(void)
 
 int qrr_cmd_bench(int argc, char **argv)
 {
-    bench_opts o = {.threads = 0, .docs = 32, .min_words = 50, .max_words = 400, .repeat = 3,
-                    .verify = 1, .seed = 42};
+    bench_opts o = {.model = cli_model_opts_default(), .docs = 32, .min_words = 50,
+                    .max_words = 400, .repeat = 3, .seed = 42};
     long v;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
+        int r = cli_common_option("bench", CLI_OPT_THREADS | CLI_OPT_VERIFY, help, argc, argv, &i,
+                                  &o.model);
+        if (r == CLI_OPT_TAKEN) continue;
+        if (r != CLI_OPT_OTHER) return r;
 #define INT_OPT(flag, field, lo, hi) \
-        else if (!strcmp(a, flag) && has) { \
+        if (!strcmp(a, flag) && has) { \
             if (cli_parse_int(argv[++i], lo, hi, &v)) \
                 return cli_usage_error("bench", flag " must be an integer in [%ld, %ld]", (long)(lo), (long)(hi)); \
-            o.field = (int)v; }
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(); return QRR_EXIT_OK; }
-        INT_OPT("--threads", threads, 0, 1024)
+            o.field = (int)v; \
+            continue; \
+        }
         INT_OPT("--docs", docs, 1, 100000)
         INT_OPT("--min-words", min_words, 1, 100000)
         INT_OPT("--max-words", max_words, 1, 100000)
         INT_OPT("--repeat", repeat, 1, 1000)
 #undef INT_OPT
-        else if (!strcmp(a, "--seed") && has) {
+        if (!strcmp(a, "--seed") && has) {
             if (cli_parse_int(argv[++i], 0, 1L << 40, &v)) return cli_usage_error("bench", "--seed must be a non-negative integer");
             o.seed = (uint64_t)v;
         }
         else if (!strcmp(a, "--write-workload") && has) o.workload_out = argv[++i];
         else if (!strcmp(a, "--compare-share")) o.compare_share = 1;
-        else if (!strcmp(a, "--no-verify")) o.verify = 0;
         else if (!strcmp(a, "--json")) o.as_json = 1;
         else if (a[0] == '-') return cli_usage_error("bench", "unknown or incomplete option '%s'", a);
         else if (!o.path) o.path = a;

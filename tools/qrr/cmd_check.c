@@ -9,7 +9,6 @@
 #include "cli.h"
 #include "jsonl_cases.h"
 #include "metrics.h"
-#include "model.h"
 
 #define MAX_GROUP 64       /* documents per request */
 #define MAX_MODEL_NAMES 8  /* distinct "model" names remembered for messages */
@@ -138,19 +137,14 @@ static int parse_line(void *ctx, long lineno, json_t *o, char *err, size_t errle
 
 /* ---- tolerances -------------------------------------------------------------------- */
 
-static const char *dtype_name(uint32_t t)
-{
-    static const char *names[QRR_DTYPE_COUNT] = {"f32", "f16", "bf16", "int8"};
-    return t < QRR_DTYPE_COUNT ? names[t] : "?";
-}
-
 /* The checkpoint's weight dtype as qconvert records it in the provenance ("source_dtype":
  * "bf16", "f16", "f32" or "mixed", any case), lower-cased into out; "" when absent. */
 static void source_dtype(const qrr_model *m, char *out, size_t n)
 {
     out[0] = '\0';
-    qrr_str p = m->meta->strings[QRR_STR_PROVENANCE];
-    json_t *prov = p.ptr ? json_loadb(p.ptr, p.len, 0, NULL) : NULL;
+    size_t len = 0;
+    const char *p = qrr_model_meta_str(m, "provenance", &len);
+    json_t *prov = p ? json_loadb(p, len, 0, NULL) : NULL;
     json_t *v = json_object_get(prov, "source_dtype");
     if (json_is_string(v)) snprintf(out, n, "%s", json_string_value(v));
     json_decref(prov);
@@ -161,29 +155,31 @@ static void source_dtype(const qrr_model *m, char *out, size_t n)
 static tolerance default_tolerance(const qrr_model *m, qrr_device device)
 {
     tolerance t = {1e-4, 1e-5, ""};
-    uint32_t w = m->meta->fixed.weight_dtype;
+    qrr_model_info info;
+    qrr_model_get_info(m, &info);
+    const char *w = info.weight_dtype;
     char src[32];
     source_dtype(m, src, sizeof src);
     /* f16 holds every bf16 value the converter accepts (it refuses overflow). */
-    int lossless = !strcmp(src, dtype_name(w)) || (w == QRR_DTYPE_F16 && !strcmp(src, "bf16"));
-    if (w == QRR_DTYPE_I8) {
+    int lossless = !strcmp(src, w) || (!strcmp(w, "f16") && !strcmp(src, "bf16"));
+    if (!strcmp(w, "int8")) {
         t.delta = 0.25, t.score = 0.06;
         snprintf(t.why, sizeof t.why, "int8 weights");
-    } else if (w == QRR_DTYPE_F32) {
+    } else if (!strcmp(w, "f32")) {
         snprintf(t.why, sizeof t.why, "f32 weights (exact from any checkpoint)");
     } else if (!src[0]) {
         snprintf(t.why, sizeof t.why, "%s weights; the file records no source dtype, so the "
-                 "strict bound", dtype_name(w));
+                 "strict bound", w);
     } else if (lossless) {
-        snprintf(t.why, sizeof t.why, "%s weights from %s checkpoint weights (lossless)", dtype_name(w), src);
-    } else if (w == QRR_DTYPE_F16) {
+        snprintf(t.why, sizeof t.why, "%s weights from %s checkpoint weights (lossless)", w, src);
+    } else if (!strcmp(w, "f16")) {
         t.delta = 1e-2, t.score = 3e-3;
         snprintf(t.why, sizeof t.why, "f16 weights rounded from %s checkpoint weights", src);
     } else {
         /* bf16 rounded from wider weights: DESIGN.md has no row. bf16 keeps 3 mantissa bits
          * fewer than f16, so its rounding error is 8x larger: 8x the f16 row. */
         t.delta = 8e-2, t.score = 2.4e-2;
-        snprintf(t.why, sizeof t.why, "%s weights rounded from %s checkpoint weights", dtype_name(w), src);
+        snprintf(t.why, sizeof t.why, "%s weights rounded from %s checkpoint weights", w, src);
     }
     if (device == QRR_DEVICE_CUDA) {
         if (t.delta < 0.05) t.delta = 0.05;
@@ -510,36 +506,26 @@ int qrr_cmd_check(int argc, char **argv)
 {
     const char *paths[2] = {NULL, NULL};
     size_t n_paths = 0;
-    qrr_ctx_params cp = qrr_ctx_default_params();
+    cli_model_opts mo = cli_model_opts_default();
     double tol_delta = -1, tol_score = -1;
-    long show = 5, v;
-    int as_json = 0, verify = 1;
+    long show = 5;
+    int as_json = 0;
     ref_set set = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help();
-            return QRR_EXIT_OK;
-        } else if (!strcmp(a, "--tol-logit") && i + 1 < argc) {
+        int r = cli_common_option("check", CLI_OPT_THREADS | CLI_OPT_DEVICE | CLI_OPT_VERIFY, help, argc, argv, &i, &mo);
+        if (r == CLI_OPT_TAKEN) continue;
+        if (r != CLI_OPT_OTHER) return r;
+        if (!strcmp(a, "--tol-logit") && i + 1 < argc) {
             if (parse_tol(argv[++i], &tol_delta)) return cli_usage_error("check", "--tol-logit must be a number >= 0");
         } else if (!strcmp(a, "--tol-score") && i + 1 < argc) {
             if (parse_tol(argv[++i], &tol_score)) return cli_usage_error("check", "--tol-score must be a number >= 0");
         } else if (!strcmp(a, "--show") && i + 1 < argc) {
             if (cli_parse_int(argv[++i], 0, 1000000, &show)) return cli_usage_error("check", "--show must be 0..1000000");
-        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 0, 1024, &v)) return cli_usage_error("check", "--threads must be 0..1024");
-            cp.n_threads = (int)v;
         } else if (!strcmp(a, "--model") && i + 1 < argc) {
             set.model = argv[++i];
-        } else if (!strcmp(a, "--device") && i + 1 < argc) {
-            const char *dev = argv[++i];
-            if (!strcmp(dev, "cpu")) cp.device = QRR_DEVICE_CPU;
-            else if (!strcmp(dev, "cuda")) cp.device = QRR_DEVICE_CUDA;
-            else return cli_usage_error("check", "--device must be cpu or cuda, not '%s'", dev);
         } else if (!strcmp(a, "--json")) {
             as_json = 1;
-        } else if (!strcmp(a, "--no-verify")) {
-            verify = 0;
         } else if (a[0] == '-' && a[1]) {
             return cli_usage_error("check", "unknown or incomplete option '%s'", a);
         } else if (n_paths < 2) {
@@ -573,17 +559,18 @@ int qrr_cmd_check(int argc, char **argv)
     }
 
     exit_code = QRR_EXIT_FAIL;
-    if (!(m = cli_open_model("check", paths[0], verify))) goto done;
-    if (qrr_ctx_create(m, cp, &ctx) != QRR_OK) {
+    if (!(m = cli_open_model("check", paths[0], mo.verify))) goto done;
+    if (qrr_ctx_create(m, mo.ctx, &ctx) != QRR_OK) {
         fprintf(stderr, "qrr check: %s\n", qrr_last_error());
         goto done;
     }
-    tolerance tol = default_tolerance(m, cp.device);
+    tolerance tol = default_tolerance(m, mo.ctx.device);
     if (tol_delta >= 0 || tol_score >= 0) {
         if (tol_delta >= 0) tol.delta = tol_delta;
         if (tol_score >= 0) tol.score = tol_score;
-        snprintf(tol.why, sizeof tol.why, "set on the command line (%s weights)",
-                 dtype_name(m->meta->fixed.weight_dtype));
+        qrr_model_info info;
+        qrr_model_get_info(m, &info);
+        snprintf(tol.why, sizeof tol.why, "set on the command line (%s weights)", info.weight_dtype);
     }
     for (size_t i = 0; i < set.n; i++) check_ids(m, &set.v[i]);
     worst = malloc(set.n * sizeof *worst);

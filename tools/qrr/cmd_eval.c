@@ -131,19 +131,12 @@ typedef struct worker {
     pthread_t thread;
 } worker;
 
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static void score_query(qrr_ctx *ctx, eval_query *q)
 {
-    double t0 = now_seconds();
+    double t0 = qrr_time_seconds();
     int rc = qrr_ctx_score_len(ctx, q->req.query.s, q->req.query.len, (const char *const *)q->docs,
                                q->lens, q->n, jsonl_request_params(&q->req), q->scores, NULL);
-    q->seconds = now_seconds() - t0;
+    q->seconds = qrr_time_seconds() - t0;
     if (rc != QRR_OK) {
         q->failed = 1;
         snprintf(q->error, sizeof q->error, "%s (%s)", qrr_last_error(), qrr_status_str(rc));
@@ -179,7 +172,7 @@ static int score_all(const qrr_model *m, qrr_ctx_params cp, int n_workers, eval_
             rc = -1;
         }
     }
-    double t0 = now_seconds();
+    double t0 = qrr_time_seconds();
     if (rc == 0 && n_workers == 1) {
         worker_run(&w[0]);
     } else {
@@ -192,7 +185,7 @@ static int score_all(const qrr_model *m, qrr_ctx_params cp, int n_workers, eval_
         /* Threads already started finish the queue on their own; wait for them. */
         for (int i = 0; i < started; i++) pthread_join(w[i].thread, NULL);
     }
-    *wall = now_seconds() - t0;
+    *wall = qrr_time_seconds() - t0;
     for (int i = 0; w && i < n_workers; i++) qrr_ctx_free(w[i].ctx);
     free(w);
     return rc;
@@ -330,25 +323,19 @@ int qrr_cmd_eval(int argc, char **argv)
 {
     const char *paths[2] = {NULL, NULL};
     size_t n_paths = 0;
-    qrr_ctx_params cp = qrr_ctx_default_params();
-    long concurrency = 1, v;
-    int as_json = 0, verify = 1, threads_set = 0;
+    cli_model_opts mo = cli_model_opts_default();
+    long concurrency = 1;
+    int as_json = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help();
-            return QRR_EXIT_OK;
-        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 0, 1024, &v)) return cli_usage_error("eval", "--threads must be 0..1024");
-            cp.n_threads = (int)v;
-            threads_set = 1;
-        } else if (!strcmp(a, "--concurrency") && i + 1 < argc) {
+        int r = cli_common_option("eval", CLI_OPT_THREADS | CLI_OPT_VERIFY, help, argc, argv, &i, &mo);
+        if (r == CLI_OPT_TAKEN) continue;
+        if (r != CLI_OPT_OTHER) return r;
+        if (!strcmp(a, "--concurrency") && i + 1 < argc) {
             if (cli_parse_int(argv[++i], 1, MAX_CONCURRENCY, &concurrency))
                 return cli_usage_error("eval", "--concurrency must be 1..%d", MAX_CONCURRENCY);
         } else if (!strcmp(a, "--json")) {
             as_json = 1;
-        } else if (!strcmp(a, "--no-verify")) {
-            verify = 0;
         } else if (a[0] == '-' && a[1]) {
             return cli_usage_error("eval", "unknown or incomplete option '%s'", a);
         } else if (n_paths < 2) {
@@ -358,7 +345,8 @@ int qrr_cmd_eval(int argc, char **argv)
         }
     }
     if (n_paths < 2) return cli_usage_error("eval", "needs MODEL.qrr and DATA.jsonl");
-    if (!threads_set && concurrency > 1) {
+    qrr_ctx_params cp = mo.ctx;
+    if (!mo.threads_set && concurrency > 1) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         cp.n_threads = cpus > concurrency ? (int)(cpus / concurrency) : 1;
     }
@@ -378,7 +366,7 @@ int qrr_cmd_eval(int argc, char **argv)
         goto done;
     }
     exit_code = QRR_EXIT_FAIL;
-    if (!(m = cli_open_model("eval", paths[0], verify))) goto done;
+    if (!(m = cli_open_model("eval", paths[0], mo.verify))) goto done;
     double wall = 0;
     if (score_all(m, cp, (int)concurrency, &set, &wall) != 0) goto done;
     eval_result r;

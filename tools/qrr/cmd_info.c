@@ -3,84 +3,69 @@
  * provenance; as text or as one JSON document (--json). */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
-#include "model.h"
 
-static const char *dtype_name(uint32_t t)
+/* A metadata string as JSON (it may be any UTF-8; the loader refused NUL bytes). */
+static json_t *jmeta(const qrr_model *m, const char *key)
 {
-    static const char *names[QRR_DTYPE_COUNT] = {"f32", "f16", "bf16", "int8"};
-    return t < QRR_DTYPE_COUNT ? names[t] : "?";
+    size_t len = 0;
+    const char *s = qrr_model_meta_str(m, key, &len);
+    return json_stringn_nocheck(s ? s : "", s ? len : 0);
 }
 
-static const char *label_source_name(uint32_t s)
+static json_t *describe(const qrr_model *m, const qrr_model_info *f, double open_seconds)
 {
-    static const char *names[QRR_LABELS_COUNT] = {"config", "inferred", "user"};
-    return s < QRR_LABELS_COUNT ? names[s] : "?";
-}
-
-static json_t *jstr(qrr_str s) { return json_stringn_nocheck(s.ptr ? s.ptr : "", s.len); }
-
-static json_t *describe(const qrr_model *m, double open_seconds)
-{
-    const qrr_header_disk *h = qrr_file_header(m->file);
-    const qrr_meta *meta = m->meta;
-    const qrr_meta_disk *f = &meta->fixed;
     json_t *tensors = json_array();
-    uint64_t weight_bytes = 0;
-    for (size_t i = 0; i < qrr_file_tensor_count(m->file); i++) {
-        const qrr_tensor_view *t = qrr_file_tensor(m->file, i);
+    for (size_t i = 0; i < f->n_tensors; i++) {
+        qrr_tensor_info t;
+        if (qrr_model_tensor(m, i, &t) != QRR_OK) continue;
         json_t *shape = json_array();
-        for (uint32_t k = 0; k < t->ndim; k++) json_array_append_new(shape, json_integer((json_int_t)t->dims[k]));
-        json_array_append_new(tensors, json_pack("{s:s,s:s,s:o,s:I}", "name", t->name, "type",
-                                                 dtype_name(t->dtype), "shape", shape,
-                                                 "bytes", (json_int_t)t->size));
-        weight_bytes += t->size;
+        for (int k = 0; k < t.ndim; k++) json_array_append_new(shape, json_integer((json_int_t)t.dims[k]));
+        json_array_append_new(tensors, json_pack("{s:s,s:s,s:o,s:I}", "name", t.name, "type",
+                                                 t.dtype, "shape", shape, "bytes", (json_int_t)t.bytes));
     }
-    json_t *provenance = json_loadb(meta->strings[QRR_STR_PROVENANCE].ptr ? meta->strings[QRR_STR_PROVENANCE].ptr : "",
-                                    meta->strings[QRR_STR_PROVENANCE].len, 0, NULL);
-    if (!provenance) provenance = jstr(meta->strings[QRR_STR_PROVENANCE]);
-    json_t *head = json_pack("{s:s,s:s,s:o,s:o,s:o}",
-                             "kind", f->head_kind == QRR_HEAD_YES_NO ? "yes/no" : "single-logit",
-                             "source", label_source_name(f->label_source),
-                             "reason", jstr(meta->strings[QRR_STR_LABEL_REASON]),
-                             "no", jstr(meta->strings[QRR_STR_LABEL_NO]),
-                             "yes", jstr(meta->strings[QRR_STR_LABEL_YES]));
-    if (f->head_kind == QRR_HEAD_YES_NO) {
+    size_t prov_len = 0;
+    const char *prov = qrr_model_meta_str(m, "provenance", &prov_len);
+    json_t *provenance = json_loadb(prov ? prov : "", prov_len, 0, NULL);
+    if (!provenance) provenance = jmeta(m, "provenance");
+    int yes_no = !strcmp(f->head_kind, "yes/no");
+    json_t *head = json_pack("{s:s,s:s,s:o,s:o,s:o}", "kind", f->head_kind,
+                             "source", f->label_source, "reason", jmeta(m, "label_reason"),
+                             "no", jmeta(m, "label_no"), "yes", jmeta(m, "label_yes"));
+    if (yes_no) {
         json_object_set_new(head, "no_id", json_integer(f->no_id));
         json_object_set_new(head, "yes_id", json_integer(f->yes_id));
     }
     return json_pack(
         "{s:{s:i,s:i,s:I},s:{s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:b,s:i,s:i},"
         "s:o,s:{s:o,s:o,s:o,s:o,s:o},s:{s:I,s:I,s:I},s:o,s:I,s:o,s:{s:f,s:f}}",
-        "file", "version", (int)h->version, "quant_version", (int)h->quant_version,
-        "bytes", (json_int_t)h->file_size,
-        "model", "arch", "qwen3", "weights", dtype_name(f->weight_dtype),
-        "layers", (int)f->n_layers, "hidden", (int)f->hidden, "heads", (int)f->n_heads,
-        "kv_heads", (int)f->n_kv_heads, "head_dim", (int)f->head_dim,
-        "intermediate", (int)f->intermediate, "vocab", (int)f->vocab_size,
-        "max_position", (int)f->max_position, "rms_eps", f->rms_eps, "rope_theta", f->rope_theta,
-        "tied", (int)f->tied, "max_length", (int)f->max_length, "quant_block", (int)f->quant_block,
+        "file", "version", (int)f->format_version, "quant_version", (int)f->quant_version,
+        "bytes", (json_int_t)f->file_bytes,
+        "model", "arch", f->arch, "weights", f->weight_dtype,
+        "layers", f->n_layers, "hidden", f->hidden, "heads", f->n_heads,
+        "kv_heads", f->n_kv_heads, "head_dim", f->head_dim,
+        "intermediate", f->intermediate, "vocab", f->vocab_size,
+        "max_position", f->max_position, "rms_eps", f->rms_eps, "rope_theta", f->rope_theta,
+        "tied", f->tied, "max_length", f->max_length, "quant_block", f->quant_block,
         "head", head,
-        "prompts", "prefix", jstr(meta->strings[QRR_STR_PREFIX]),
-        "suffix", jstr(meta->strings[QRR_STR_SUFFIX]),
-        "query", jstr(meta->strings[QRR_STR_QUERY_TEMPLATE]),
-        "document", jstr(meta->strings[QRR_STR_DOCUMENT_TEMPLATE]),
-        "instruction", jstr(meta->strings[QRR_STR_INSTRUCTION]),
-        "tokenizer", "ids", (json_int_t)qrr_tokenizer_vocab_size(m->tok),
-        "merges", (json_int_t)qrr_tokenizer_merge_count(m->tok),
-        "added", (json_int_t)qrr_tokenizer_added_count(m->tok),
-        "tensors", tensors, "tensor_bytes", (json_int_t)weight_bytes,
+        "prompts", "prefix", jmeta(m, "prefix"), "suffix", jmeta(m, "suffix"),
+        "query", jmeta(m, "query_template"), "document", jmeta(m, "document_template"),
+        "instruction", jmeta(m, "instruction"),
+        "tokenizer", "ids", (json_int_t)f->tokenizer_ids,
+        "merges", (json_int_t)f->tokenizer_merges, "added", (json_int_t)f->tokenizer_added,
+        "tensors", tensors, "tensor_bytes", (json_int_t)f->tensor_bytes,
         "provenance", provenance,
-        "timing", "open_seconds", open_seconds, "verify_seconds", m->verify_seconds);
+        "timing", "open_seconds", open_seconds, "verify_seconds", f->verify_seconds);
 }
 
-static void print_quoted(const char *label, qrr_str s)
+static void print_quoted(const char *label, const qrr_model *m, const char *key)
 {
+    size_t len = 0;
+    const char *s = qrr_model_meta_str(m, key, &len);
     printf("  %-12s \"", label);
-    for (size_t i = 0; i < s.len; i++) {
-        unsigned char c = (unsigned char)s.ptr[i];
+    for (size_t i = 0; s && i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
         if (c == '\n') fputs("\\n", stdout);
         else if (c == '"') fputs("\\\"", stdout);
         else if (c == '\\') fputs("\\\\", stdout);
@@ -90,57 +75,49 @@ static void print_quoted(const char *label, qrr_str s)
     printf("\"\n");
 }
 
-static void print_text(const qrr_model *m, json_t *info, int show_tensors)
+static void print_text(const qrr_model *m, const qrr_model_info *f, json_t *info, int show_tensors)
 {
-    const qrr_meta *meta = m->meta;
-    const qrr_meta_disk *f = &meta->fixed;
-    const qrr_header_disk *h = qrr_file_header(m->file);
-    printf("file         qrr format %u, quantization layout %u, %.1f MiB\n", h->version,
-           h->quant_version, (double)h->file_size / (1 << 20));
-    printf("model        qwen3, %u layers, hidden %u, heads %u/%u (q/kv), head_dim %u, "
-           "intermediate %u, vocab %u\n", f->n_layers, f->hidden, f->n_heads, f->n_kv_heads,
-           f->head_dim, f->intermediate, f->vocab_size);
-    printf("             rms_eps %g, rope_theta %g, max_position %u, %s embeddings\n",
+    printf("file         qrr format %u, quantization layout %u, %.1f MiB\n", f->format_version,
+           f->quant_version, (double)f->file_bytes / (1 << 20));
+    printf("model        %s, %d layers, hidden %d, heads %d/%d (q/kv), head_dim %d, "
+           "intermediate %d, vocab %d\n", f->arch, f->n_layers, f->hidden, f->n_heads,
+           f->n_kv_heads, f->head_dim, f->intermediate, f->vocab_size);
+    printf("             rms_eps %g, rope_theta %g, max_position %d, %s embeddings\n",
            f->rms_eps, f->rope_theta, f->max_position, f->tied ? "tied" : "untied");
-    printf("weights      %s%s\n", dtype_name(f->weight_dtype),
-           f->weight_dtype == QRR_DTYPE_I8 ? (f->quant_block ? " (per-block scales)" : " (per-channel scales)") : "");
-    if (f->head_kind == QRR_HEAD_YES_NO)
-        printf("head         yes/no: \"%.*s\" = %u, \"%.*s\" = %u; labels %s\n",
-               (int)meta->strings[QRR_STR_LABEL_YES].len, meta->strings[QRR_STR_LABEL_YES].ptr, f->yes_id,
-               (int)meta->strings[QRR_STR_LABEL_NO].len, meta->strings[QRR_STR_LABEL_NO].ptr, f->no_id,
-               label_source_name(f->label_source));
+    printf("weights      %s%s\n", f->weight_dtype,
+           !strcmp(f->weight_dtype, "int8") ? (f->quant_block ? " (per-block scales)" : " (per-channel scales)") : "");
+    if (!strcmp(f->head_kind, "yes/no"))
+        printf("head         yes/no: \"%s\" = %d, \"%s\" = %d; labels %s\n",
+               qrr_model_meta_str(m, "label_yes", NULL), (int)f->yes_id,
+               qrr_model_meta_str(m, "label_no", NULL), (int)f->no_id, f->label_source);
     else
-        printf("head         single logit (sequence classification); labels %s\n",
-               label_source_name(f->label_source));
-    printf("             %.*s\n", (int)meta->strings[QRR_STR_LABEL_REASON].len,
-           meta->strings[QRR_STR_LABEL_REASON].ptr ? meta->strings[QRR_STR_LABEL_REASON].ptr : "");
-    printf("prompts      max_length %u, prefix %zu tokens, suffix %zu tokens\n", f->max_length,
-           m->n_prefix_ids, m->n_suffix_ids);
-    print_quoted("prefix", meta->strings[QRR_STR_PREFIX]);
-    print_quoted("query", meta->strings[QRR_STR_QUERY_TEMPLATE]);
-    print_quoted("document", meta->strings[QRR_STR_DOCUMENT_TEMPLATE]);
-    print_quoted("suffix", meta->strings[QRR_STR_SUFFIX]);
-    print_quoted("instruction", meta->strings[QRR_STR_INSTRUCTION]);
-    printf("tokenizer    %zu ids, %zu merges, %zu added tokens\n",
-           qrr_tokenizer_vocab_size(m->tok), qrr_tokenizer_merge_count(m->tok),
-           qrr_tokenizer_added_count(m->tok));
+        printf("head         single logit (sequence classification); labels %s\n", f->label_source);
+    printf("             %s\n", qrr_model_meta_str(m, "label_reason", NULL));
+    printf("prompts      max_length %d, prefix %zu tokens, suffix %zu tokens\n", f->max_length,
+           f->n_prefix_ids, f->n_suffix_ids);
+    print_quoted("prefix", m, "prefix");
+    print_quoted("query", m, "query_template");
+    print_quoted("document", m, "document_template");
+    print_quoted("suffix", m, "suffix");
+    print_quoted("instruction", m, "instruction");
+    printf("tokenizer    %zu ids, %zu merges, %zu added tokens\n", f->tokenizer_ids,
+           f->tokenizer_merges, f->tokenizer_added);
     json_t *timing = json_object_get(info, "timing");
     printf("opened       in %.3f s (checksum pass %.3f s)\n",
-           json_real_value(json_object_get(timing, "open_seconds")), m->verify_seconds);
-    size_t n = qrr_file_tensor_count(m->file);
-    printf("tensors      %zu, %.1f MiB\n", n,
-           (double)json_integer_value(json_object_get(info, "tensor_bytes")) / (1 << 20));
-    for (size_t i = 0; show_tensors && i < n; i++) {
-        const qrr_tensor_view *t = qrr_file_tensor(m->file, i);
-        char shape[96] = "";
-        for (uint32_t k = 0; k < t->ndim; k++)
-            snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%llu", k ? ", " : "",
-                     (unsigned long long)t->dims[k]);
-        printf("  %-48s %-5s [%s] %llu bytes\n", t->name, dtype_name(t->dtype), shape,
-               (unsigned long long)t->size);
+           json_real_value(json_object_get(timing, "open_seconds")), f->verify_seconds);
+    printf("tensors      %zu, %.1f MiB\n", f->n_tensors, (double)f->tensor_bytes / (1 << 20));
+    json_t *tensors = json_object_get(info, "tensors"), *t;
+    size_t i;
+    json_array_foreach(tensors, i, t) {
+        if (!show_tensors) break;
+        /* The shape as JSON writes an array: "[1024, 64]". */
+        char *shape = json_dumps(json_object_get(t, "shape"), 0);
+        printf("  %-48s %-5s %s %lld bytes\n", json_string_value(json_object_get(t, "name")),
+               json_string_value(json_object_get(t, "type")), shape ? shape : "[]",
+               (long long)json_integer_value(json_object_get(t, "bytes")));
+        free(shape);
     }
-    printf("provenance   %.*s\n", (int)meta->strings[QRR_STR_PROVENANCE].len,
-           meta->strings[QRR_STR_PROVENANCE].ptr ? meta->strings[QRR_STR_PROVENANCE].ptr : "");
+    printf("provenance   %s\n", qrr_model_meta_str(m, "provenance", NULL));
 }
 
 static void help(void)
@@ -155,15 +132,14 @@ static void help(void)
 int qrr_cmd_info(int argc, char **argv)
 {
     const char *path = NULL;
-    int as_json = 0, verify = 1, show_tensors = 1;
+    int as_json = 0, show_tensors = 1;
+    cli_model_opts mo = cli_model_opts_default();
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            help();
-            return QRR_EXIT_OK;
-        } else if (!strcmp(argv[i], "--json")) {
+        int r = cli_common_option("info", CLI_OPT_VERIFY, help, argc, argv, &i, &mo);
+        if (r == CLI_OPT_TAKEN) continue;
+        if (r != CLI_OPT_OTHER) return r;
+        if (!strcmp(argv[i], "--json")) {
             as_json = 1;
-        } else if (!strcmp(argv[i], "--no-verify")) {
-            verify = 0;
         } else if (!strcmp(argv[i], "--no-tensors")) {
             show_tensors = 0;
         } else if (argv[i][0] == '-') {
@@ -175,19 +151,19 @@ int qrr_cmd_info(int argc, char **argv)
         }
     }
     if (!path) return cli_usage_error("info", "missing MODEL.qrr");
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    qrr_model *m = cli_open_model("info", path, verify);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double t0 = qrr_time_seconds();
+    qrr_model *m = cli_open_model("info", path, mo.verify);
+    double open_s = qrr_time_seconds() - t0;
     if (!m) return QRR_EXIT_FAIL;
-    double open_s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    json_t *info = describe(m, open_s);
+    qrr_model_info f;
+    qrr_model_get_info(m, &f);
+    json_t *info = describe(m, &f, open_s);
     if (as_json) {
         char *s = json_dumps(info, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
         if (s) puts(s);
         free(s);
     } else {
-        print_text(m, info, show_tensors);
+        print_text(m, &f, info, show_tensors);
     }
     json_decref(info);
     qrr_model_close(m);

@@ -177,31 +177,21 @@ static void help(void)
 int qrr_cmd_score(int argc, char **argv)
 {
     const char *path = NULL;
-    qrr_ctx_params cp = qrr_ctx_default_params();
+    cli_model_opts mo = cli_model_opts_default();
+    qrr_ctx_params *cp = &mo.ctx;
     long batch = 64, v;
-    int verify = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help();
-            return QRR_EXIT_OK;
-        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 0, 1024, &v)) return cli_usage_error("score", "--threads must be 0..1024");
-            cp.n_threads = (int)v;
-        } else if (!strcmp(a, "--batch") && i + 1 < argc) {
+        int r = cli_common_option("score", CLI_OPT_THREADS | CLI_OPT_DEVICE | CLI_OPT_VERIFY, help, argc, argv, &i, &mo);
+        if (r == CLI_OPT_TAKEN) continue;
+        if (r != CLI_OPT_OTHER) return r;
+        if (!strcmp(a, "--batch") && i + 1 < argc) {
             if (cli_parse_int(argv[++i], 1, 100000, &batch)) return cli_usage_error("score", "--batch must be 1..100000");
         } else if (!strcmp(a, "--max-batch-tokens") && i + 1 < argc) {
             if (cli_parse_int(argv[++i], 1, 1 << 20, &v)) return cli_usage_error("score", "--max-batch-tokens must be 1..1048576");
-            cp.max_batch_tokens = (int)v;
-        } else if (!strcmp(a, "--device") && i + 1 < argc) {
-            const char *dev = argv[++i];
-            if (!strcmp(dev, "cpu")) cp.device = QRR_DEVICE_CPU;
-            else if (!strcmp(dev, "cuda")) cp.device = QRR_DEVICE_CUDA;
-            else return cli_usage_error("score", "--device must be cpu or cuda, not '%s'", dev);
-        } else if (!strcmp(a, "--no-verify")) {
-            verify = 0;
+            cp->max_batch_tokens = (int)v;
         } else if (!strcmp(a, "--no-share-prefix")) {
-            cp.share_prefix = 0;
+            cp->share_prefix = 0;
         } else if (a[0] == '-') {
             return cli_usage_error("score", "unknown or incomplete option '%s'", a);
         } else if (!path) {
@@ -211,10 +201,10 @@ int qrr_cmd_score(int argc, char **argv)
         }
     }
     if (!path) return cli_usage_error("score", "missing MODEL.qrr");
-    qrr_model *m = cli_open_model("score", path, verify);
+    qrr_model *m = cli_open_model("score", path, mo.verify);
     if (!m) return QRR_EXIT_FAIL;
     qrr_ctx *ctx = NULL;
-    if (qrr_ctx_create(m, cp, &ctx) != QRR_OK) {
+    if (qrr_ctx_create(m, *cp, &ctx) != QRR_OK) {
         fprintf(stderr, "qrr score: %s\n", qrr_last_error());
         qrr_model_close(m);
         return QRR_EXIT_FAIL;

@@ -36,46 +36,54 @@ static void help(void)
            d.max_concurrent_requests, d.read_timeout, d.drain_timeout);
 }
 
+/* A server option with an integer value in [lo, hi]: 1 when argv[*i] is `name` (then its
+ * value is in *out and *i moved past it), 0 when it is not, -1 on a bad value (reported). */
+static int int_option(const char *name, long lo, long hi, int argc, char **argv, int *i,
+                      long *out)
+{
+    if (strcmp(argv[*i], name) || *i + 1 >= argc) return 0;
+    if (cli_parse_int(argv[++*i], lo, hi, out)) {
+        cli_usage_error("serve", "%s must be %ld..%ld", name, lo, hi);
+        return -1;
+    }
+    return 1;
+}
+
 int qrr_cmd_serve(int argc, char **argv)
 {
     qrr_server_config c = qrr_server_default_config();
+    cli_model_opts mo = cli_model_opts_default();
     c.api_key = getenv("QRR_API_KEY");
     if (c.api_key && !*c.api_key) c.api_key = NULL;
-    long v;
+    long port = c.port, chunk = c.max_batch_tokens, texts = c.max_client_batch_size,
+         payload = (long)c.payload_limit, concurrent = c.max_concurrent_requests,
+         read_timeout = c.read_timeout, drain_timeout = c.drain_timeout;
+    const struct {
+        const char *name;
+        long lo, hi;
+        long *value;
+    } ints[] = {{"--port", 0, 65535, &port},
+                {"--max-batch-tokens", 1, 1 << 20, &chunk},
+                {"--max-client-batch-size", 1, 100000, &texts},
+                {"--payload-limit", 1, 1L << 31, &payload},
+                {"--max-concurrent-requests", 1, 100000, &concurrent},
+                {"--read-timeout", 1, 3600, &read_timeout},
+                {"--drain-timeout", 0, 86400, &drain_timeout}};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-#define INT_OPT(name, lo, hi, field)                                                        \
-        if (!strcmp(a, name) && val) {                                                     \
-            if (cli_parse_int(val, lo, hi, &v))                                            \
-                return cli_usage_error("serve", name " must be %ld..%ld", (long)(lo),       \
-                                       (long)(hi));                                        \
-            field = v;                                                                     \
-            i++;                                                                           \
-            continue;                                                                      \
-        }
-        INT_OPT("--port", 0, 65535, c.port)
-        INT_OPT("--threads", 0, 1024, c.threads)
-        INT_OPT("--max-batch-tokens", 1, 1 << 20, c.max_batch_tokens)
-        INT_OPT("--max-client-batch-size", 1, 100000, c.max_client_batch_size)
-        INT_OPT("--payload-limit", 1, 1L << 31, c.payload_limit)
-        INT_OPT("--max-concurrent-requests", 1, 100000, c.max_concurrent_requests)
-        INT_OPT("--read-timeout", 1, 3600, c.read_timeout)
-        INT_OPT("--drain-timeout", 0, 86400, c.drain_timeout)
-#undef INT_OPT
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help();
-            return QRR_EXIT_OK;
-        } else if (!strcmp(a, "--host") && val) {
+        int r = cli_common_option("serve", CLI_OPT_THREADS | CLI_OPT_DEVICE | CLI_OPT_VERIFY,
+                                  help, argc, argv, &i, &mo);
+        if (r == CLI_OPT_TAKEN) continue;
+        if (r != CLI_OPT_OTHER) return r;
+        const char *a = argv[i];
+        int got = 0;
+        for (size_t k = 0; k < sizeof ints / sizeof ints[0] && !got; k++)
+            got = int_option(ints[k].name, ints[k].lo, ints[k].hi, argc, argv, &i, ints[k].value);
+        if (got < 0) return QRR_EXIT_USAGE;
+        if (got) continue;
+        if (!strcmp(a, "--host") && i + 1 < argc) {
             c.host = argv[++i];
-        } else if (!strcmp(a, "--api-key") && val) {
+        } else if (!strcmp(a, "--api-key") && i + 1 < argc) {
             c.api_key = argv[++i];
-        } else if (!strcmp(a, "--device") && val) {
-            i++;
-            if (!strcmp(val, "cpu")) c.device = QRR_DEVICE_CPU;
-            else if (!strcmp(val, "cuda")) c.device = QRR_DEVICE_CUDA;
-            else return cli_usage_error("serve", "--device must be cpu or cuda, not '%s'", val);
-        } else if (!strcmp(a, "--no-verify")) {
-            c.verify = 0;
         } else if (!strcmp(a, "--quiet")) {
             c.log_requests = 0;
         } else if (a[0] == '-') {
@@ -87,5 +95,15 @@ int qrr_cmd_serve(int argc, char **argv)
         }
     }
     if (!c.model_path) return cli_usage_error("serve", "missing MODEL.qrr");
+    c.port = (int)port;
+    c.max_batch_tokens = (int)chunk;
+    c.max_client_batch_size = (int)texts;
+    c.payload_limit = (size_t)payload;
+    c.max_concurrent_requests = (int)concurrent;
+    c.read_timeout = (int)read_timeout;
+    c.drain_timeout = (int)drain_timeout;
+    c.threads = mo.ctx.n_threads;
+    c.device = mo.ctx.device;
+    c.verify = mo.verify;
     return qrr_server_run(&c);
 }

@@ -58,14 +58,12 @@ static json_t *tokenize_line(const qrr_model *m, const char *line, size_t len, l
 int qrr_cmd_tokenize(int argc, char **argv)
 {
     const char *path = NULL;
-    int verify = 1;
+    cli_model_opts mo = cli_model_opts_default();
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            help();
-            return QRR_EXIT_OK;
-        } else if (!strcmp(argv[i], "--no-verify")) {
-            verify = 0;
-        } else if (argv[i][0] == '-') {
+        int r = cli_common_option("tokenize", CLI_OPT_VERIFY, help, argc, argv, &i, &mo);
+        if (r == CLI_OPT_TAKEN) continue;
+        if (r != CLI_OPT_OTHER) return r;
+        if (argv[i][0] == '-') {
             return cli_usage_error("tokenize", "unknown option '%s'", argv[i]);
         } else if (!path) {
             path = argv[i];
@@ -74,7 +72,7 @@ int qrr_cmd_tokenize(int argc, char **argv)
         }
     }
     if (!path) return cli_usage_error("tokenize", "missing MODEL.qrr");
-    qrr_model *m = cli_open_model("tokenize", path, verify);
+    qrr_model *m = cli_open_model("tokenize", path, mo.verify);
     if (!m) return QRR_EXIT_FAIL;
     cli_lines in = {.fd = 0};
     const char *line;

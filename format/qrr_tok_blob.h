@@ -1,4 +1,4 @@
-/* tok_blob.h — the tokenizer blob's constants: magic, version, header fields, flags and caps.
+/* qrr_tok_blob.h — the tokenizer blob's constants: magic, version, header fields, flags and caps.
  * Shared by the writer (convert/tokenizer_import.c) and the reader (runtime/tokenizer.c);
  * docs/format-tokenizer.md is the normative text. Constants only, no code.
  *

@@ -1,6 +1,7 @@
-/* qrr_status.h — status codes and the error-detail buffer shared by every part of qrr.
- * Holds no I/O and no model knowledge: only the numbers, their names and a formatter.
- * Codes only grow at the end of their group; a retired code stays as a comment. */
+/* qrr_status.h — the status codes every qrr function returns, their names, and QRR_API, the
+ * mark of what libqrr exports. Public (installed beside qrr.h); the error-detail buffer the
+ * library passes around inside is private (format/qrr_diag.h). Codes only grow at the end
+ * of their group; a retired code stays as a comment. */
 #ifndef QRR_STATUS_H
 #define QRR_STATUS_H
 
@@ -8,6 +9,12 @@
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* libqrr is built with hidden visibility: only what carries QRR_API is exported from
+ * libqrr.so; every other symbol stays inside the library. */
+#ifndef QRR_API
+#define QRR_API __attribute__((visibility("default")))
 #endif
 
 typedef enum qrr_status {
@@ -54,21 +61,7 @@ typedef enum qrr_status {
 } qrr_status;
 
 /* A short fixed name for a status ("QRR_ERR_SHAPE"); never NULL. */
-const char *qrr_status_str(int status);
-
-/* Where functions that can fail write the detail of the failure. */
-typedef struct qrr_diag {
-    int status;
-    char msg[512];
-} qrr_diag;
-
-/* Record status and a printf-style message in d (d may be NULL); returns status, so that
- * `return qrr_fail(d, QRR_ERR_SHAPE, "layer %d ...", l);` reads as one step. */
-int qrr_fail(qrr_diag *d, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Clear d to QRR_OK and an empty message. */
-void qrr_diag_clear(qrr_diag *d);
+QRR_API const char *qrr_status_str(int status);
 
 #ifdef __cplusplus
 }

@@ -27,6 +27,10 @@
  * Errors: every function that can fail returns a qrr_status (QRR_OK = 0, negative on error)
  * and leaves a detailed message for qrr_last_error(). The library never prints, exits or
  * aborts on bad input.
+ *
+ * Building: `make install` puts this header and qrr_status.h under PREFIX/include and the
+ * libraries under PREFIX/lib; `cc app.c $(pkg-config --cflags --libs qrr)`. libqrr.so
+ * exports the functions marked QRR_API and nothing else.
  */
 #ifndef QRR_H
 #define QRR_H
@@ -39,7 +43,7 @@
 extern "C" {
 #endif
 
-#define QRR_VERSION_STRING "0.1.0"
+#define QRR_VERSION_STRING "0.1.0" /* major.minor.patch; libqrr.so.<major> is the soname */
 
 typedef struct qrr_model qrr_model;
 typedef struct qrr_ctx qrr_ctx;
@@ -70,35 +74,46 @@ typedef struct qrr_score_params {
                                 0: a prompt that does not fit is QRR_ERR_TOO_LONG */
 } qrr_score_params;
 
+QRR_API
 qrr_model_params qrr_model_default_params(void);
+QRR_API
 qrr_ctx_params qrr_ctx_default_params(void);
+QRR_API
 qrr_score_params qrr_score_default_params(void);
 
 /* Map a .qrr file and check it (docs/format.md). */
+QRR_API
 int qrr_model_open(const char *path, qrr_model_params params, qrr_model **out);
 /* The same from a caller-owned buffer, used in place: it must stay allocated and unchanged
  * until qrr_model_close. */
+QRR_API
 int qrr_model_open_memory(const void *data, size_t len, qrr_model_params params,
                           qrr_model **out);
+QRR_API
 void qrr_model_close(qrr_model *model);
 
+QRR_API
 int qrr_ctx_create(const qrr_model *model, qrr_ctx_params params, qrr_ctx **out);
+QRR_API
 void qrr_ctx_free(qrr_ctx *ctx);
 
 /* Score one query against n_docs documents with the model's prompt. scores[i] is the
  * probability of "yes" (or sigmoid of the single logit); logits[i] (may be NULL) is
  * logit_yes - logit_no (or the single logit). Results are in input order. Every argument
  * (each document's presence and UTF-8 included) is checked before any compute. */
+QRR_API
 int qrr_ctx_score(qrr_ctx *ctx, const char *query, const char *const *docs, size_t n_docs,
                   qrr_score_params params, float *scores, float *logits);
 
 /* The same with every text given as bytes and a length, so it may hold NUL bytes and
  * need not be NUL-terminated: the query is query_len bytes, document i is doc_lens[i]. */
+QRR_API
 int qrr_ctx_score_len(qrr_ctx *ctx, const char *query, size_t query_len,
                       const char *const *docs, const size_t *doc_lens, size_t n_docs,
                       qrr_score_params params, float *scores, float *logits);
 
 /* Score n complete prompts given as token ids (no prompt is added; nothing truncated). */
+QRR_API
 int qrr_ctx_score_ids(qrr_ctx *ctx, const int32_t *const *ids, const size_t *lens, size_t n,
                       float *scores, float *logits);
 
@@ -118,6 +133,7 @@ typedef struct qrr_group {
  * in order, into shared forward chunks of at most max_batch_tokens tokens. A group's scores
  * do not depend on the other groups of the call (they equal qrr_ctx_score_ids on the group
  * alone within float rounding). Every group is checked before any compute. */
+QRR_API
 int qrr_ctx_score_groups(qrr_ctx *ctx, const qrr_group *groups, size_t n_groups);
 
 /* Token counts of the last scoring call on ctx: prompt tokens in all, and tokens the
@@ -126,31 +142,99 @@ typedef struct qrr_stats {
     size_t tokens;
     size_t tokens_computed;
 } qrr_stats;
+QRR_API
 qrr_stats qrr_ctx_last_stats(const qrr_ctx *ctx);
 
 /* One line on where ctx computes, for logs and reports: "cpu, 8 threads, avx2 GEMM kernels"
  * or "cuda: NVIDIA H100 80GB HBM3, sm_90, ...; int8 w8a8 (112 of 112 int8 weights on
  * cuBLASLt, 0 refused by it); attention tc; ...". Writes at most cap bytes, always
  * NUL-terminated; QRR_ERR_BUFFER_TOO_SMALL when cut short. */
+QRR_API
 int qrr_ctx_describe(const qrr_ctx *ctx, char *buf, size_t cap);
 
 /* Build the token ids of one prompt exactly as qrr_ctx_score does. Writes at most cap ids;
  * *n_ids receives the full count (QRR_ERR_BUFFER_TOO_SMALL when it does not fit). */
+QRR_API
 int qrr_model_prompt_ids(const qrr_model *model, const char *query, const char *doc,
                          qrr_score_params params, int32_t *ids, size_t cap, size_t *n_ids);
 /* The same with lengths (texts may hold NUL bytes). */
+QRR_API
 int qrr_model_prompt_ids_len(const qrr_model *model, const char *query, size_t query_len,
                              const char *doc, size_t doc_len, qrr_score_params params,
                              int32_t *ids, size_t cap, size_t *n_ids);
 
 /* Tokenize text (no special tokens added) / decode ids; sizes reported as above. */
+QRR_API
 int qrr_model_tokenize(const qrr_model *model, const char *text, size_t len, int32_t *ids,
                        size_t cap, size_t *n_ids);
+QRR_API
 int qrr_model_decode(const qrr_model *model, const int32_t *ids, size_t n, char *out,
                      size_t cap, size_t *n_bytes);
 
+/* What an opened model holds, for tools and bindings (`qrr info`, the Python package's
+ * info()). Strings are static or live as long as the model. */
+typedef struct qrr_model_info {
+    /* the file */
+    uint32_t format_version;    /* docs/format.md's format version */
+    uint32_t quant_version;     /* quantization-layout version */
+    uint64_t file_bytes;
+    double verify_seconds;      /* the checksum pass at open (weights' part skipped when
+                                   verify_weights was 0) */
+    /* the architecture */
+    const char *arch;           /* "qwen3" */
+    int n_layers, hidden, n_heads, n_kv_heads, head_dim, intermediate, vocab_size;
+    int max_position;           /* max_position_embeddings */
+    double rms_eps, rope_theta;
+    int tied;                   /* 1: the checkpoint tied the embedding and the LM head */
+    const char *weight_dtype;   /* "f32", "f16", "bf16" or "int8" (linear layers, embedding) */
+    int quant_block;            /* int8: 0 = one scale per output row, else per block of inputs */
+    /* the head and its labels */
+    const char *head_kind;      /* "yes/no" or "single-logit" */
+    const char *label_source;   /* how the labels were found: "config", "inferred" or "user"
+                                   (the reason in words: qrr_model_meta_str "label_reason") */
+    int32_t yes_id, no_id;      /* token ids of the labels; -1 for a single-logit head */
+    /* the prompt */
+    int max_length;             /* default prompt length limit, in tokens */
+    size_t n_prefix_ids, n_suffix_ids; /* tokens of the fixed prompt prefix and suffix */
+    /* the tokenizer */
+    size_t tokenizer_ids, tokenizer_merges, tokenizer_added;
+    /* the tensors (qrr_model_tensor lists them) */
+    size_t n_tensors;
+    uint64_t tensor_bytes;
+} qrr_model_info;
+QRR_API
+int qrr_model_get_info(const qrr_model *model, qrr_model_info *out);
+
+/* The model's metadata strings by key: "prefix", "suffix", "query_template",
+ * "document_template", "instruction" (the default one), "label_no", "label_yes",
+ * "label_reason", "provenance" (JSON: sources, hashes, converter flags). NUL-terminated
+ * UTF-8 that lives as long as the model; *len (may be NULL) gets its length. An unknown
+ * key gives NULL (and a message for qrr_last_error). qrr_model_meta_key(i) names key i,
+ * NULL past the last, so a binding can list them all. */
+QRR_API
+const char *qrr_model_meta_str(const qrr_model *model, const char *key, size_t *len);
+QRR_API
+const char *qrr_model_meta_key(size_t i);
+
+/* Tensor i (0 <= i < qrr_model_info.n_tensors) of the file, in file order. */
+typedef struct qrr_tensor_info {
+    const char *name;           /* lives as long as the model */
+    const char *dtype;          /* "f32", "f16", "bf16" or "int8" */
+    int ndim;
+    uint64_t dims[4];           /* outermost first; dims[ndim..3] are 0 */
+    uint64_t bytes;
+} qrr_tensor_info;
+QRR_API
+int qrr_model_tensor(const qrr_model *model, size_t i, qrr_tensor_info *out);
+
+/* Seconds on a monotonic clock, for timing calls (what the qrr tools time with). */
+QRR_API
+double qrr_time_seconds(void);
+
 /* The message of the last failure on this thread ("" if none). */
+QRR_API
 const char *qrr_last_error(void);
+QRR_API
 const char *qrr_version(void);
 
 #ifdef __cplusplus

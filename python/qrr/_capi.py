@@ -1,0 +1,122 @@
+"""The C API of libqrr (include/qrr.h) through ctypes: finding the library, the structs and
+the signatures. Nothing here scores or decides; reranker.py builds on these calls.
+
+ctypes releases the GIL for the duration of every call into the library, so threads
+scoring with different Reranker objects run in parallel.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+from ctypes import (POINTER, Structure, c_char_p, c_double, c_float, c_int, c_int32,
+                    c_size_t, c_uint32, c_uint64, c_void_p)
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+# Bundled by the package build (setup.py): the shared library and the converter.
+_BUNDLED_LIBRARY = _HERE / "_lib" / "libqrr.so.0"
+_BUNDLED_QCONVERT = _HERE / "_lib" / "qconvert"
+
+QRR_OK = 0
+QRR_DEVICE_CPU = 0
+QRR_DEVICE_CUDA = 1
+QRR_ERR_BUFFER_TOO_SMALL = -4
+
+
+class ModelParams(Structure):
+    _fields_ = [("verify_weights", c_int)]
+
+
+class CtxParams(Structure):
+    _fields_ = [("n_threads", c_int), ("device", c_int), ("max_batch_tokens", c_int),
+                ("share_prefix", c_int)]
+
+
+class ScoreParams(Structure):
+    _fields_ = [("instruction", c_char_p), ("max_length", c_int),
+                ("instruction_len", c_size_t), ("truncate", c_int)]
+
+
+class ModelInfo(Structure):
+    _fields_ = [
+        ("format_version", c_uint32), ("quant_version", c_uint32), ("file_bytes", c_uint64),
+        ("verify_seconds", c_double),
+        ("arch", c_char_p),
+        ("n_layers", c_int), ("hidden", c_int), ("n_heads", c_int), ("n_kv_heads", c_int),
+        ("head_dim", c_int), ("intermediate", c_int), ("vocab_size", c_int),
+        ("max_position", c_int),
+        ("rms_eps", c_double), ("rope_theta", c_double),
+        ("tied", c_int),
+        ("weight_dtype", c_char_p),
+        ("quant_block", c_int),
+        ("head_kind", c_char_p), ("label_source", c_char_p),
+        ("yes_id", c_int32), ("no_id", c_int32),
+        ("max_length", c_int),
+        ("n_prefix_ids", c_size_t), ("n_suffix_ids", c_size_t),
+        ("tokenizer_ids", c_size_t), ("tokenizer_merges", c_size_t),
+        ("tokenizer_added", c_size_t),
+        ("n_tensors", c_size_t), ("tensor_bytes", c_uint64),
+    ]
+
+
+class TensorInfo(Structure):
+    _fields_ = [("name", c_char_p), ("dtype", c_char_p), ("ndim", c_int),
+                ("dims", c_uint64 * 4), ("bytes", c_uint64)]
+
+
+def _bundled(variable: str, bundled: Path, error: type) -> str:
+    """$variable when set, else the bundled file; error when neither is there."""
+    env = os.environ.get(variable)
+    if env:
+        return env
+    if bundled.exists():
+        return str(bundled)
+    raise error(f"qrr: no {bundled.name} at {bundled} (a broken install?) and {variable} is "
+                "not set")
+
+
+def library_path() -> str:
+    """The libqrr to load: $QRR_LIBRARY (e.g. a build tree's build/libqrr.so), else the
+    library bundled with the package."""
+    return _bundled("QRR_LIBRARY", _BUNDLED_LIBRARY, ImportError)
+
+
+def qconvert_path() -> str:
+    """The converter qrr.convert runs: $QRR_QCONVERT, else the bundled one."""
+    return _bundled("QRR_QCONVERT", _BUNDLED_QCONVERT, FileNotFoundError)
+
+
+def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
+    P = POINTER
+    sigs = {
+        "qrr_model_default_params": (ModelParams, []),
+        "qrr_ctx_default_params": (CtxParams, []),
+        "qrr_score_default_params": (ScoreParams, []),
+        "qrr_model_open": (c_int, [c_char_p, ModelParams, P(c_void_p)]),
+        "qrr_model_close": (None, [c_void_p]),
+        "qrr_ctx_create": (c_int, [c_void_p, CtxParams, P(c_void_p)]),
+        "qrr_ctx_free": (None, [c_void_p]),
+        "qrr_ctx_score_len": (c_int, [c_void_p, c_char_p, c_size_t, P(c_char_p), P(c_size_t),
+                                      c_size_t, ScoreParams, P(c_float), P(c_float)]),
+        "qrr_model_tokenize": (c_int, [c_void_p, c_char_p, c_size_t, P(c_int32), c_size_t,
+                                       P(c_size_t)]),
+        "qrr_model_decode": (c_int, [c_void_p, P(c_int32), c_size_t, c_char_p, c_size_t,
+                                     P(c_size_t)]),
+        "qrr_model_prompt_ids_len": (c_int, [c_void_p, c_char_p, c_size_t, c_char_p, c_size_t,
+                                             ScoreParams, P(c_int32), c_size_t, P(c_size_t)]),
+        "qrr_model_get_info": (c_int, [c_void_p, P(ModelInfo)]),
+        "qrr_model_meta_str": (c_void_p, [c_void_p, c_char_p, P(c_size_t)]),
+        "qrr_model_meta_key": (c_char_p, [c_size_t]),
+        "qrr_model_tensor": (c_int, [c_void_p, c_size_t, P(TensorInfo)]),
+        "qrr_last_error": (c_char_p, []),
+        "qrr_status_str": (c_char_p, [c_int]),
+        "qrr_version": (c_char_p, []),
+    }
+    for name, (restype, argtypes) in sigs.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+    return lib
+
+
+lib = _declare(ctypes.CDLL(library_path()))

@@ -1,0 +1,49 @@
+"""qrr.convert: a Hugging Face Qwen3-Reranker directory to a .qrr file, by running the
+qconvert program bundled with the package. The converter (JSON, safetensors, quantizers)
+is deliberately not part of libqrr, so the library stays small and never parses JSON."""
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Optional, Sequence, Union
+
+from . import _capi
+from .errors import QrrError
+
+PathLike = Union[str, "os.PathLike[str]"]
+_EXIT_STATUS = {1: "bad input", 2: "usage error", 3: "I/O error writing the output"}
+
+
+def convert(src_dir: PathLike, dst: PathLike, dtype: str = "int8",
+            labels: Optional[Sequence[str]] = None, max_length: Optional[int] = None,
+            force: bool = False, quant_block: Optional[int] = None) -> str:
+    """Convert the model directory src_dir (config.json, *.safetensors, tokenizer.json,
+    optional config_sentence_transformers.json) into the .qrr file dst and return its path.
+
+    ``dtype``: "f32", "f16", "bf16" or "int8" for the linear layers and the embedding.
+    ``labels``: the (no, yes) token strings, overriding config.json and inference.
+    ``max_length``: the default prompt length limit to record. ``force``: convert a
+    directory that looks like an embedding model. ``quant_block``: int8 scales per block
+    of this many inputs instead of per row. Raises QrrError with qconvert's message (it
+    names the file and field at fault); a failed conversion leaves no output file.
+    """
+    cmd = [_capi.qconvert_path(), os.fspath(src_dir), "-o", os.fspath(dst), "--dtype", dtype,
+           "--quiet"]
+    if labels is not None:
+        no, yes = labels
+        cmd += ["--labels", f"{no},{yes}"]
+    if max_length is not None:
+        cmd += ["--max-length", str(int(max_length))]
+    if quant_block is not None:
+        cmd += ["--quant-block", str(int(quant_block))]
+    if force:
+        cmd.append("--force")
+    done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, errors="replace")
+    if done.returncode != 0:
+        message = done.stderr.strip() or done.stdout.strip()
+        if done.returncode < 0:
+            message = f"qconvert ended by signal {-done.returncode}: {message}"
+        # status: qconvert's exit status (negative: the signal that ended it)
+        raise QrrError(message, done.returncode, _EXIT_STATUS.get(done.returncode, "qconvert failed"))
+    return os.fspath(dst)

@@ -1,0 +1,273 @@
+"""qrr.Reranker: a .qrr model and one scoring context, with the calls sentence-transformers'
+CrossEncoder users know (predict, rank) plus tokenize and info. Thin over the C API: the
+prompt, truncation, batching of one query's documents and the scores are all libqrr's.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from ctypes import POINTER, byref, c_char_p, c_float, c_int32, c_size_t, c_void_p
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _capi
+from ._progress import progress
+from .errors import QrrError, check, last_error
+
+_lib = _capi.lib
+_DEVICES = {"cpu": _capi.QRR_DEVICE_CPU, "cuda": _capi.QRR_DEVICE_CUDA}
+
+Pair = Tuple[str, str]
+
+
+def _utf8(text: str, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a str, not {type(text).__name__}")
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:  # lone surrogates
+        raise ValueError(f"{what} cannot be encoded as UTF-8: {e}") from None
+
+
+class Reranker:
+    """A Qwen3-Reranker converted to .qrr (see qrr.convert), ready to score.
+
+    ``threads``: CPU threads for this reranker (0 = one per CPU). ``device``: "cpu" or
+    "cuda" (needs a libqrr built with CUDA and a GPU). ``verify``: check every weight's
+    checksum at open (False checks only the header, sections and structure).
+
+    One Reranker scores on one thread at a time (calls from several threads take turns);
+    give each thread its own Reranker to score in parallel: the library is called without
+    the GIL, and the mapped file is shared by the operating system.
+    """
+
+    def __init__(self, path: Union[str, "os.PathLike[str]"], threads: int = 0,
+                 device: str = "cpu", verify: bool = True):
+        self._model = c_void_p()
+        self._ctx = c_void_p()
+        self._lock = threading.Lock()
+        if device not in _DEVICES:
+            raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}")
+        if not isinstance(threads, int) or threads < 0:
+            raise ValueError(f"threads must be an int >= 0, not {threads!r}")
+        self.path = str(path)
+        mp = _lib.qrr_model_default_params()
+        mp.verify_weights = 1 if verify else 0
+        check(_lib.qrr_model_open(self.path.encode(), mp, byref(self._model)))
+        cp = _lib.qrr_ctx_default_params()
+        cp.n_threads = threads
+        cp.device = _DEVICES[device]
+        status = _lib.qrr_ctx_create(self._model, cp, byref(self._ctx))
+        if status != _capi.QRR_OK:
+            err = last_error(status)
+            self.close()
+            raise err
+
+    # ---- lifetime ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Free the context and unmap the model (also done when the object is collected)."""
+        with self._lock:
+            if self._ctx:
+                _lib.qrr_ctx_free(self._ctx)
+                self._ctx = c_void_p()
+            if self._model:
+                _lib.qrr_model_close(self._model)
+                self._model = c_void_p()
+
+    def __enter__(self) -> "Reranker":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_lock", None) is not None:
+            self.close()
+
+    def _need_open(self) -> None:
+        if not self._ctx:
+            raise QrrError(f"{self.path}: this Reranker is closed", -3, "QRR_ERR_INVALID_ARG")
+
+    # ---- scoring ----------------------------------------------------------------------
+
+    def _score_params(self, instruction: Optional[str], max_length: Optional[int],
+                      keep: List[bytes]):
+        sp = _lib.qrr_score_default_params()
+        if instruction is not None:
+            ins = _utf8(instruction, "instruction")
+            keep.append(ins)
+            sp.instruction = ins  # b"" is an empty instruction; None keeps the default
+            sp.instruction_len = len(ins)
+        if max_length is not None:
+            if not isinstance(max_length, int) or max_length < 1:
+                raise ValueError(f"max_length must be an int >= 1, not {max_length!r}")
+            sp.max_length = max_length
+        return sp
+
+    def _score_group(self, query: bytes, docs: Sequence[bytes], sp, scores, logits) -> None:
+        """Score one query against docs into the float32 arrays scores and logits."""
+        n = len(docs)
+        ptrs = (c_char_p * n)(*docs)
+        lens = (c_size_t * n)(*(len(d) for d in docs))
+        fp = POINTER(c_float)
+        with self._lock:
+            self._need_open()
+            status = _lib.qrr_ctx_score_len(self._ctx, query, len(query), ptrs, lens, n, sp,
+                                            scores.ctypes.data_as(fp), logits.ctypes.data_as(fp))
+            if status != _capi.QRR_OK:
+                raise last_error(status)
+
+    def predict(self, pairs: Union[Pair, Sequence[Pair]], instruction: Optional[str] = None,
+                batch_size: int = 32, show_progress_bar: bool = False, raw: bool = False,
+                max_length: Optional[int] = None) -> Union[np.ndarray, np.float32]:
+        """Score (query, document) pairs, like CrossEncoder.predict.
+
+        Returns a float32 numpy array of P("yes") per pair, in input order (``raw=True``: the
+        logits, logit_yes - logit_no, or the single logit of a sequence-classification
+        model). One pair given alone returns one number. Consecutive pairs with the same
+        query are scored together, ``batch_size`` documents per call, so that their shared
+        prompt prefix is computed once. ``instruction`` replaces the model's default task
+        instruction; ``max_length`` its prompt length limit in tokens (documents are cut at
+        their end to fit). ``show_progress_bar`` shows one (tqdm when installed).
+        """
+        single = (isinstance(pairs, (tuple, list)) and len(pairs) == 2
+                  and all(isinstance(x, str) for x in pairs))
+        items: Sequence[Pair] = [pairs] if single else list(pairs)  # type: ignore[list-item]
+        scores, logits = self._score_pairs(items, instruction, batch_size, show_progress_bar,
+                                           max_length)
+        out = logits if raw else scores
+        return out[0] if single else out
+
+    def _score_pairs(self, items: Sequence[Pair], instruction: Optional[str], batch_size: int,
+                     show_progress_bar: bool, max_length: Optional[int]
+                     ) -> Tuple[np.ndarray, np.ndarray]:
+        """(scores, logits) of the pairs, as float32 arrays in input order."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, not {batch_size!r}")
+        keep: List[bytes] = []
+        sp = self._score_params(instruction, max_length, keep)
+        n = len(items)
+        scores = np.empty(n, dtype=np.float32)
+        logits = np.empty(n, dtype=np.float32)
+        encoded = []
+        for i, pair in enumerate(items):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"pair {i} must be a (query, document) pair of str")
+            encoded.append((_utf8(pair[0], f"query of pair {i}"),
+                            _utf8(pair[1], f"document of pair {i}")))
+        with progress(n, show_progress_bar, "qrr predict") as bar:
+            start = 0
+            while start < n:
+                query = encoded[start][0]
+                end = start + 1
+                while end < n and end - start < batch_size and encoded[end][0] == query:
+                    end += 1
+                docs = [d for _, d in encoded[start:end]]
+                self._score_group(query, docs, sp, scores[start:end], logits[start:end])
+                bar.update(end - start)
+                start = end
+        return scores, logits
+
+    def rank(self, query: str, documents: Sequence[str], top_k: Optional[int] = None,
+             return_documents: bool = False, instruction: Optional[str] = None,
+             batch_size: int = 32, show_progress_bar: bool = False,
+             max_length: Optional[int] = None) -> List[Dict[str, Any]]:
+        """Rank documents against one query, like CrossEncoder.rank: a list of
+        {"corpus_id": index in documents, "score": P("yes")[, "text": the document]},
+        best first (equal scores keep the documents' order), the first ``top_k`` only
+        when given."""
+        docs = list(documents)
+        scores = self.predict([(query, d) for d in docs], instruction=instruction,
+                              batch_size=batch_size, show_progress_bar=show_progress_bar,
+                              max_length=max_length)
+        order = sorted(range(len(docs)), key=lambda i: -float(scores[i]))
+        if top_k is not None:
+            order = order[:top_k]
+        ranked = []
+        for i in order:
+            hit: Dict[str, Any] = {"corpus_id": i, "score": float(scores[i])}
+            if return_documents:
+                hit["text"] = docs[i]
+            ranked.append(hit)
+        return ranked
+
+    # ---- text -------------------------------------------------------------------------
+
+    def tokenize(self, text: str) -> List[int]:
+        """Token ids of text with the model's tokenizer (no special tokens added; special
+        tokens written in the text are matched, as Hugging Face tokenizers do)."""
+        data = _utf8(text, "text")
+        return self._ids(lambda buf, cap, n: _lib.qrr_model_tokenize(
+            self._model, data, len(data), buf, cap, n))
+
+    def prompt_ids(self, query: str, document: str, instruction: Optional[str] = None,
+                   max_length: Optional[int] = None) -> List[int]:
+        """The token ids of the full prompt predict scores for (query, document)."""
+        q, d = _utf8(query, "query"), _utf8(document, "document")
+        keep: List[bytes] = []
+        sp = self._score_params(instruction, max_length, keep)
+        return self._ids(lambda buf, cap, n: _lib.qrr_model_prompt_ids_len(
+            self._model, q, len(q), d, len(d), sp, buf, cap, n))
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of token ids (special tokens written as their text)."""
+        self._need_open()
+        arr = (c_int32 * len(ids := list(ids)))(*ids)
+        need = c_size_t(0)
+        status = _lib.qrr_model_decode(self._model, arr, len(ids), None, 0, byref(need))
+        if status not in (_capi.QRR_OK, _capi.QRR_ERR_BUFFER_TOO_SMALL):
+            raise last_error(status)
+        out = ctypes.create_string_buffer(need.value + 1)
+        check(_lib.qrr_model_decode(self._model, arr, len(ids), out, len(out), byref(need)))
+        return out.raw[:need.value].decode("utf-8")
+
+    def _ids(self, call) -> List[int]:
+        self._need_open()
+        cap = 256
+        while True:
+            buf = (c_int32 * cap)()
+            n = c_size_t(0)
+            status = call(buf, cap, byref(n))
+            if status == _capi.QRR_ERR_BUFFER_TOO_SMALL and n.value > cap:
+                cap = n.value
+                continue
+            check(status)
+            return list(buf[:n.value])
+
+    # ---- what the model holds ---------------------------------------------------------
+
+    def info(self) -> Dict[str, Any]:
+        """What the model holds, from the library's accessors: hyper-parameters, weight
+        type, head and labels (and how they were found), prompt sizes, max_length,
+        tokenizer counts, the metadata strings ("strings": prompts, labels, provenance)
+        and the tensors."""
+        self._need_open()
+        mi = _capi.ModelInfo()
+        check(_lib.qrr_model_get_info(self._model, byref(mi)))
+        out: Dict[str, Any] = {}
+        for name, _ in mi._fields_:
+            v = getattr(mi, name)
+            out[name] = v.decode() if isinstance(v, bytes) else v
+        out["tied"] = bool(out["tied"])
+        strings = {}
+        i = 0
+        while (key := _lib.qrr_model_meta_key(i)) is not None:
+            n = c_size_t(0)
+            p = _lib.qrr_model_meta_str(self._model, key, byref(n))
+            strings[key.decode()] = ctypes.string_at(p, n.value).decode("utf-8") if p else ""
+            i += 1
+        out["strings"] = strings
+        tensors = []
+        for t in range(mi.n_tensors):
+            ti = _capi.TensorInfo()
+            check(_lib.qrr_model_tensor(self._model, t, byref(ti)))
+            tensors.append({"name": ti.name.decode(), "dtype": ti.dtype.decode(),
+                            "shape": list(ti.dims[:ti.ndim]), "bytes": ti.bytes})
+        out["tensors"] = tensors
+        return out
+
+    def __repr__(self) -> str:
+        return f"Reranker({self.path!r})"

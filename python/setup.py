@@ -1,0 +1,53 @@
+"""setup.py — the build step pyproject.toml cannot say: run the repository's Makefile (the
+directory above this one, or $QRR_SOURCE_DIR) to build libqrr.so and qconvert, and put both
+into the package as qrr/_lib/. The version is the C header's.
+
+Knobs (environment): QRR_CUDA=0 (default: a CPU-only library that needs no CUDA runtime)
+or 1 (link CUDA, for device="cuda"); QRR_MAKE_JOBS (default 2); CC.
+"""
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+from setuptools.dist import Distribution
+
+HERE = Path(__file__).resolve().parent
+REPO = Path(os.environ.get("QRR_SOURCE_DIR") or HERE.parent).resolve()
+
+
+def version() -> str:
+    header = REPO / "include" / "qrr.h"
+    if not header.exists():
+        raise SystemExit(f"qrr: {header} not found: build from a qrr checkout "
+                         "(pip install ./python) or set QRR_SOURCE_DIR to one")
+    return re.search(r'QRR_VERSION_STRING "([^"]+)"', header.read_text()).group(1)
+
+
+class BuildWithLibqrr(build_py):
+    """build_py, then libqrr.so and qconvert built by make and copied into qrr/_lib/."""
+
+    def run(self) -> None:
+        super().run()
+        cuda = os.environ.get("QRR_CUDA", "0")
+        build = "build/python-cuda" if cuda != "0" else "build/python"
+        jobs = os.environ.get("QRR_MAKE_JOBS", "2")
+        subprocess.run(["make", "-C", str(REPO), f"-j{jobs}", f"BUILD={build}", f"CUDA={cuda}",
+                        f"{build}/libqrr.so", f"{build}/qconvert"], check=True)
+        dest = Path(self.build_lib) / "qrr" / "_lib"
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(os.path.realpath(REPO / build / "libqrr.so"), dest / "libqrr.so.0")
+        shutil.copy2(REPO / build / "qconvert", dest / "qconvert")
+
+
+class BinaryDistribution(Distribution):
+    """The wheel holds a shared library: tag it for this platform."""
+
+    def has_ext_modules(self) -> bool:
+        return True
+
+
+setup(version=version(), cmdclass={"build_py": BuildWithLibqrr}, distclass=BinaryDistribution)

@@ -1,0 +1,74 @@
+"""Errors: every refusal raises with the library's own message (qrr_last_error), which
+names the file, the field or the argument."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+import qrr
+
+
+def test_missing_file_names_its_path(tmp_path):
+    path = tmp_path / "nowhere" / "model.qrr"
+    with pytest.raises(qrr.QrrError) as e:
+        qrr.Reranker(path)
+    assert str(path) in str(e.value)
+    assert e.value.status_name == "QRR_ERR_IO"
+
+
+def test_damaged_file_names_what_failed(tied, tmp_path):
+    bad = tmp_path / "bad.qrr"
+    shutil.copy(tied, bad)
+    data = bytearray(bad.read_bytes())
+    data[0:8] = b"NOTMODEL"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(qrr.QrrError) as e:
+        qrr.Reranker(bad)
+    assert str(bad) in str(e.value) and "QRRMODEL" in str(e.value)
+    assert e.value.status_name == "QRR_ERR_BAD_MAGIC"
+
+
+def test_bad_arguments(tied):
+    with pytest.raises(ValueError):
+        qrr.Reranker(tied, device="tpu")
+    with pytest.raises(ValueError):
+        qrr.Reranker(tied, threads=-1)
+    with qrr.Reranker(tied) as model:
+        with pytest.raises(qrr.QrrError) as e:
+            model.predict([("q", "d")], max_length=5)  # cannot hold the prompt's fixed parts
+        assert "max_length" in str(e.value)
+        with pytest.raises(ValueError):
+            model.predict([("q", "d")], batch_size=0)
+        with pytest.raises(TypeError):
+            model.predict([("q", 3)])
+        with pytest.raises(ValueError):
+            model.predict([("q", "\ud800")])  # a lone surrogate is no UTF-8
+
+
+def test_cuda_without_a_usable_gpu_is_a_clear_error(tied):
+    """A CPU-only library says it has no CUDA; a CUDA build without a GPU says so."""
+    try:
+        model = qrr.Reranker(tied, device="cuda")
+    except qrr.QrrError as e:
+        assert "cuda" in str(e).lower()
+        assert e.status_name in ("QRR_ERR_UNSUPPORTED", "QRR_ERR_DEVICE")
+    else:  # a GPU is present: it must score
+        with model:
+            assert 0 <= model.predict(("q", "d")) <= 1
+
+
+def test_closed_reranker_refuses(tied):
+    model = qrr.Reranker(tied)
+    model.close()
+    with pytest.raises(qrr.QrrError, match="closed"):
+        model.predict([("q", "d")])
+
+
+def test_convert_failure_names_the_file(tmp_path):
+    src = tmp_path / "not-a-model"
+    src.mkdir()
+    with pytest.raises(qrr.QrrError) as e:
+        qrr.convert(src, tmp_path / "out.qrr")
+    assert "config.json" in str(e.value)
+    assert not (tmp_path / "out.qrr").exists()

@@ -1,0 +1,36 @@
+"""rank: CrossEncoder.rank's shape of answer, ordered best first, from predict's scores."""
+from __future__ import annotations
+
+import qrr
+
+QUERY = "What is the capital of China?"
+DOCS = ["Gravity is a force.", "Beijing is the capital of China.", "Seoul.", "A city.",
+        "The Great Wall."]
+
+
+def test_rank_orders_by_predict_scores(tied):
+    with qrr.Reranker(tied) as model:
+        scores = model.predict([(QUERY, d) for d in DOCS])
+        ranked = model.rank(QUERY, DOCS)
+    assert [h["corpus_id"] for h in ranked] == sorted(range(len(DOCS)), key=lambda i: -scores[i])
+    assert all(set(h) == {"corpus_id", "score"} for h in ranked)
+    assert [h["score"] for h in ranked] == sorted((float(s) for s in scores), reverse=True)
+    for h in ranked:
+        assert h["score"] == float(scores[h["corpus_id"]])
+
+
+def test_top_k_and_documents(tied):
+    with qrr.Reranker(tied) as model:
+        full = model.rank(QUERY, DOCS, return_documents=True)
+        top = model.rank(QUERY, DOCS, top_k=2, return_documents=True)
+        assert model.rank(QUERY, []) == []
+    assert top == full[:2]
+    for h in full:
+        assert h["text"] == DOCS[h["corpus_id"]]
+
+
+def test_instruction_changes_the_ranking_scores(tied):
+    with qrr.Reranker(tied) as model:
+        default = model.rank(QUERY, DOCS)
+        other = model.rank(QUERY, DOCS, instruction="Find documents about physics")
+    assert {h["corpus_id"]: h["score"] for h in default} != {h["corpus_id"]: h["score"] for h in other}
