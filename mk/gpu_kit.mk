@@ -27,7 +27,7 @@ KIT_LINK  = $(CC) -o $@ $^ $(KIT_LIBS) && strip --strip-debug $@
 KIT_QRR_OBJ := $(filter-out $(call obj,tools/qrr/main.c tools/qrr/cmd_serve.c $(wildcard server/*.c)),$(QRR_OBJ))
 $(KIT)/obj/main.o: tools/qrr/main.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DQRR_NO_SERVER -c $< -o $@
+	$(CC) $(CFLAGS) $(call inc_for,$<) -DQRR_NO_SERVER -c $< -o $@
 
 $(KIT)/bin/qrr: $(KIT_QRR_OBJ) $(KIT)/obj/main.o $(BUILD)/libqrr.a
 	@mkdir -p $(dir $@)
