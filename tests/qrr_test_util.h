@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "qrr.h"
+
 /* Sanitizer builds keep freed memory in quarantine, so memory bounds say nothing there. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define TU_SANITIZED 1
@@ -94,6 +96,32 @@ static inline void tu_convert(const char *name, const char *dtype, const char *t
     snprintf(out, n, "%s/%s-%s.qrr", tmp, name, dtype);
     cr_assert_eq(tu_system("'%s/qconvert' '%s' -o '%s' --dtype %s --quiet", tu_build(), dir, out,
                            dtype), 0, "qconvert %s --dtype %s failed", name, dtype);
+}
+
+/* The fixture several suites share: tiny-tied converted to f32 in a fresh directory, opened,
+ * with a two-thread context. */
+typedef struct tu_tiny {
+    char tmp[256], path[1024];
+    qrr_model *model;
+    qrr_ctx *ctx;
+} tu_tiny;
+
+static inline void tu_tiny_open(tu_tiny *t)
+{
+    tu_tmpdir(t->tmp, sizeof t->tmp);
+    tu_convert("tiny-tied", "f32", t->tmp, t->path, sizeof t->path);
+    cr_assert_eq(qrr_model_open(t->path, qrr_model_default_params(), &t->model), QRR_OK, "%s",
+                 qrr_last_error());
+    qrr_ctx_params cp = qrr_ctx_default_params();
+    cp.n_threads = 2;
+    cr_assert_eq(qrr_ctx_create(t->model, cp, &t->ctx), QRR_OK, "%s", qrr_last_error());
+}
+
+static inline void tu_tiny_close(tu_tiny *t)
+{
+    qrr_ctx_free(t->ctx);
+    qrr_model_close(t->model);
+    tu_system("rm -rf '%s'", t->tmp);
 }
 
 #endif

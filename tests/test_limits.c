@@ -13,27 +13,18 @@
 #include "qrr_test_util.h"
 #include "qrr_writer.h"
 
-static char tmp[256], path[1024];
+static tu_tiny fx;
 static qrr_model *model;
 static qrr_ctx *ctx;
+static const char *tmp, *path;
 
 static void setup(void)
 {
-    tu_tmpdir(tmp, sizeof tmp);
-    tu_convert("tiny-tied", "f32", tmp, path, sizeof path);
-    cr_assert_eq(qrr_model_open(path, qrr_model_default_params(), &model), QRR_OK, "%s",
-                 qrr_last_error());
-    qrr_ctx_params cp = qrr_ctx_default_params();
-    cp.n_threads = 2;
-    cr_assert_eq(qrr_ctx_create(model, cp, &ctx), QRR_OK, "%s", qrr_last_error());
+    tu_tiny_open(&fx);
+    model = fx.model, ctx = fx.ctx, tmp = fx.tmp, path = fx.path;
 }
 
-static void teardown(void)
-{
-    qrr_ctx_free(ctx);
-    qrr_model_close(model);
-    tu_system("rm -rf '%s'", tmp);
-}
+static void teardown(void) { tu_tiny_close(&fx); }
 
 TestSuite(limits, .init = setup, .fini = teardown, .timeout = 120);
 
