@@ -7,9 +7,13 @@ pkgs=(build-essential pkg-config zlib1g-dev libxxhash-dev libutf8proc-dev libpcr
       libjansson-dev libcriterion-dev libmicrohttpd-dev libcurl4-openssl-dev)
 # The Python package's build and tests need python3 with venv and pip.
 python3 -c 'import venv, ensurepip' 2>/dev/null || pkgs+=(python3 python3-venv python3-pip)
+# Asked for by the machine's own architecture: another architecture's package of the same
+# name (multiarch) does not count.
+arch=$(dpkg --print-architecture)
 missing=()
 for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  dpkg-query -W -f='${Status}' "$p:$arch" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$p:$arch")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all packages present"
