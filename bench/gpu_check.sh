@@ -397,12 +397,21 @@ step_bench() {
     out=$LOG/${STEP}.json
     env $envv "$KIT/bin/gpu_bench" "$model" "$WORK/work.jsonl" --pairs "$BENCH_PAIRS" \
         --max-length 256 --repeat "$BENCH_REPEAT" --device "$DEVICE" | tee "$LOG/$STEP.out"
-    local rc=${PIPESTATUS[0]}
-    grep '^{' "$LOG/$STEP.out" | tail -n 1 > "$out"
-    [ $rc = 0 ] && [ -s "$out" ] || die "gpu_bench failed (exit $rc)"
-    key "$(j "$out" tokens_per_s) tok/s, $(j "$out" pairs_per_s) pairs/s, batch-1" \
-        "$(awk -v s="$(j "$out" latency_one_pair_s)" 'BEGIN { printf "%.2f", 1e3 * s }') ms," \
+    bench_json "${PIPESTATUS[0]}" gpu_bench "$out"
+    key "$(bench_figures "$out")" \
         "context $(j "$out" ctx_device_mib) MiB; $(j "$out" context | cut -d';' -f2,3 | sed 's/^ //')"
+}
+
+# bench_json RC PROGRAM OUT: the last JSON line of the step's output into OUT, or die
+bench_json() {
+    grep '^{' "$LOG/$STEP.out" | tail -n 1 > "$3"
+    [ "$1" = 0 ] && [ -s "$3" ] || die "$2 failed (exit $1)"
+}
+
+# bench_figures JSON: the figures every benchmark step's key starts with
+bench_figures() {
+    echo "$(j "$1" tokens_per_s) tok/s, $(j "$1" pairs_per_s) pairs/s, batch-1" \
+        "$(awk -v s="$(j "$1" latency_one_pair_s)" 'BEGIN { printf "%.2f", 1e3 * s }') ms,"
 }
 
 # hf SHAPE [--official]: Transformers bf16 + sdpa on the card
@@ -415,12 +424,8 @@ step_hf() {
     "$PY" "$KIT/py/transformers_gpu.py" "$WORK/m$shape" "$WORK/work.jsonl" --bench \
         --device "$DEVICE" --pairs "$BENCH_PAIRS" --max-length 256 --repeat "$BENCH_REPEAT" \
         "$@" | tee "$LOG/$STEP.out"
-    local rc=${PIPESTATUS[0]}
-    grep '^{' "$LOG/$STEP.out" | tail -n 1 > "$out"
-    [ $rc = 0 ] && [ -s "$out" ] || die "transformers_gpu.py failed (exit $rc)"
-    key "$(j "$out" tokens_per_s) tok/s, $(j "$out" pairs_per_s) pairs/s, batch-1" \
-        "$(awk -v s="$(j "$out" latency_one_pair_s)" 'BEGIN { printf "%.2f", 1e3 * s }') ms," \
-        "max $(j "$out" max_memory_mib) MiB, load $(j "$out" load_s)s"
+    bench_json "${PIPESTATUS[0]}" transformers_gpu.py "$out"
+    key "$(bench_figures "$out")" "max $(j "$out" max_memory_mib) MiB, load $(j "$out" load_s)s"
 }
 
 # the 8B shape, in the background from the start: generate, convert f16 and int8
