@@ -213,7 +213,8 @@ static void expect_error(int port, const char *path, const char *body, size_t le
                          const char *type, const char *needle)
 {
     http_result r = http_on(NULL, port, path, body, len, NULL);
-    cr_expect_eq(r.status, status, "%s %.80s: got %ld %s", path, body, r.status, r.body);
+    cr_expect_eq(r.status, status, "%s %.80s: got %ld %s", path, body ? body : "", r.status,
+                 r.body);
     json_t *o = json_loads(r.body, 0, NULL);
     cr_assert_not_null(o, "error body is not JSON: %s", r.body);
     const char *msg, *got_type;
@@ -288,7 +289,7 @@ Test(server, errors)
 Test(server, truncate_false_refuses_what_does_not_fit)
 {
     /* a copy of the model whose default max_length is 120 tokens */
-    char sub[1100], dir[1100], small[1100];
+    char sub[512], dir[1100], small[1100];
     snprintf(sub, sizeof sub, "%s/small", tmp);
     cr_assert_eq(mkdir(sub, 0755), 0);
     tu_model_dir("tiny-tied", sub, dir, sizeof dir);
@@ -584,4 +585,41 @@ Test(server, missing_model_exits_1)
     cr_expect(strstr(err, "/nonexistent/model.qrr") != NULL, "%s", err);
     free(err);
     cr_expect_eq(tu_system("'%s/qrr' serve 2>/dev/null", tu_build()), 2);
+}
+
+Test(server, loading_answers_503)
+{
+    /* A FIFO as the model: opening it waits for a writer, so the server stays "loading"
+     * for as long as the test likes; then it is refused (not a regular file), exit 1. */
+    char fifo[1100], log[1100], prog[1100];
+    snprintf(fifo, sizeof fifo, "%s/slow.qrr", tmp);
+    snprintf(log, sizeof log, "%s/loading.log", tmp);
+    snprintf(prog, sizeof prog, "%s/qrr", tu_build());
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(fd, 2);
+        execl(prog, "qrr", "serve", fifo, "--port", "0", (char *)NULL);
+        _exit(127);
+    }
+    close(fd);
+    int port = 0;
+    for (int tries = 0; tries < 500 && !port; tries++) {
+        char *text = tu_slurp(log, NULL);
+        const char *at = strstr(text, "http://127.0.0.1:");
+        if (at) port = atoi(at + strlen("http://127.0.0.1:"));
+        free(text);
+        usleep(20000);
+    }
+    cr_assert_gt(port, 0, "the server did not start listening");
+    expect_error(port, "/health", NULL, 0, 503, "unhealthy", "loading");
+    const char *body = "{\"query\": \"q\", \"texts\": [\"a\"]}";
+    expect_error(port, "/rerank", body, strlen(body), 503, "unhealthy", "loading");
+    int w = open(fifo, O_WRONLY); /* lets the open finish: the model is then refused */
+    close(w);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit status %d", st);
 }
