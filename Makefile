@@ -60,7 +60,16 @@ LDLIBS_RT += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
 endif
 endif
 
-LIB_SRC     := $(wildcard format/*.c) $(wildcard runtime/*.c) $(wildcard kernels/cpu/*.c)
+# The CPU kernels' vector versions for the target's architecture only (the compiler's
+# target, so a cross compiler picks its own): *_avx2.c and *_avx512.c on x86-64, *_neon.c on
+# AArch64, neither elsewhere (the scalar versions serve).
+ARCH        ?= $(firstword $(subst -, ,$(shell $(CC) -dumpmachine)))
+CPU_SRC     := $(wildcard kernels/cpu/*.c)
+CPU_X86     := $(filter %_avx2.c %_avx512.c,$(CPU_SRC))
+CPU_NEON    := $(filter %_neon.c,$(CPU_SRC))
+CPU_SRC     := $(filter-out $(if $(filter x86_64,$(ARCH)),,$(CPU_X86)) \
+                 $(if $(filter aarch64,$(ARCH)),,$(CPU_NEON)),$(CPU_SRC))
+LIB_SRC     := $(wildcard format/*.c) $(wildcard runtime/*.c) $(CPU_SRC)
 CONVERT_SRC := $(filter-out convert/main.c,$(wildcard convert/*.c))
 QRR_SRC     := $(wildcard tools/qrr/*.c) $(wildcard server/*.c)
 ifeq ($(SERVER),0)
