@@ -1,5 +1,6 @@
 /* test_cli.c — the qrr command and the example program as a user runs them: info (text and
- * JSON), tokenize, score with a bad line among good ones, exit codes, the reranking example. */
+ * JSON), tokenize, score with a bad line among good ones, exit codes, the kernels --version
+ * and bench name, the reranking example. */
 #include <jansson.h>
 #include <math.h>
 #include <fcntl.h>
@@ -38,6 +39,28 @@ Test(cli, info_text_and_json)
     cr_expect_eq(tu_system("'%s/qrr' info /nonexistent.qrr 2>/dev/null", tu_build()), 1);
     cr_expect_eq(tu_system("'%s/qrr' info 2>/dev/null", tu_build()), 2);
     cr_expect_eq(tu_system("'%s/qrr' frobnicate 2>/dev/null", tu_build()), 2);
+}
+
+/* --version names the CPU kernels in use; bench names them beside its numbers. */
+Test(cli, version_and_bench_name_the_kernels)
+{
+    cr_assert_eq(tu_system("'%s/qrr' --version > '%s/version.txt'", tu_build(), tmp), 0);
+    char p[1100];
+    snprintf(p, sizeof p, "%s/version.txt", tmp);
+    char *text = tu_slurp(p, NULL);
+    cr_expect(!strncmp(text, "qrr ", 4) && strstr(text, "\ncpu kernels: f32/f16/bf16 GEMM ") &&
+              strstr(text, ", int8 GEMM ") && strstr(text, ", attention "), "%s", text);
+    free(text);
+    cr_assert_eq(tu_system("'%s/qrr' bench '%s' --docs 2 --min-words 5 --max-words 10 --repeat 1 "
+                           "--threads 1 --json > '%s/bench.json'", tu_build(), model, tmp), 0);
+    snprintf(p, sizeof p, "%s/bench.json", tmp);
+    json_t *j = json_load_file(p, 0, NULL);
+    cr_assert_not_null(j, "qrr bench --json is not JSON");
+    const char *dev = json_string_value(json_object_get(j, "device"));
+    const char *k = json_string_value(json_object_get(j, "cpu_kernels"));
+    cr_expect(dev && !strncmp(dev, "cpu, 1 threads, f16 ", 20) && strstr(dev, "GEMM kernels"), "%s", dev);
+    cr_expect(k && strstr(k, "int8 GEMM "), "%s", k);
+    json_decref(j);
 }
 
 Test(cli, tokenize_matches_reference)

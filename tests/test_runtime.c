@@ -263,6 +263,12 @@ Test(runtime, describe_names_the_device)
     cr_assert_eq(qrr_ctx_describe(c, buf, sizeof buf), QRR_OK, "%s", qrr_last_error());
     cr_expect(strncmp(buf, "cpu, 2 threads, ", 16) == 0, "%s", buf);
     cr_expect(strstr(buf, "GEMM kernels") != NULL, "%s", buf);
+    /* the model's dtype and the kernels for it, as qrr_cpu_kernels() names them */
+    char dtype[16], impl[32], want[64];
+    cr_assert_eq(sscanf(buf, "cpu, 2 threads, %15s %31s GEMM kernels", dtype, impl), 2, "%s", buf);
+    snprintf(want, sizeof want, "GEMM %s,", impl);
+    cr_expect(strstr(qrr_cpu_kernels(), want) != NULL, "'%s' vs '%s'", buf, qrr_cpu_kernels());
+    cr_expect(strstr(buf, " attention") != NULL, "%s", buf);
     cr_expect_eq(qrr_ctx_describe(c, small, sizeof small), QRR_ERR_BUFFER_TOO_SMALL);
     cr_expect_eq(strlen(small), sizeof small - 1, "cut short, still terminated");
     cr_expect_eq(qrr_ctx_describe(NULL, buf, sizeof buf), QRR_ERR_INVALID_ARG);
