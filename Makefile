@@ -1,7 +1,8 @@
 # qrr — one Makefile. `make` builds the programs and libraries into build/, `make test`
 # runs the Criterion suite and the Python package's tests, `make bench` the CPU benchmark,
 # `make fuzz` the fuzz targets, `make install PREFIX=... [DESTDIR=...]` installs the header,
-# the libraries, qrr.pc and the two programs (`make uninstall` removes them).
+# the libraries, qrr.pc and the two programs (`make uninstall` removes them), `make
+# cross-arm64` / `make test-arm64` the ARM64 build and its tests under qemu (mk/arm64.mk).
 # Knobs: CC, CUDA (auto|0|1), SANITIZE (e.g. address,undefined or thread), OPT, PREFIX,
 # SERVER (1|0: `qrr serve`, which needs libmicrohttpd).
 
@@ -60,7 +61,16 @@ LDLIBS_RT += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
 endif
 endif
 
-LIB_SRC     := $(wildcard format/*.c) $(wildcard runtime/*.c) $(wildcard kernels/cpu/*.c)
+# The CPU kernels' vector versions for the target's architecture only (the compiler's
+# target, so a cross compiler picks its own): *_avx2.c and *_avx512.c on x86-64, *_neon.c on
+# AArch64, neither elsewhere (the scalar versions serve).
+ARCH        ?= $(firstword $(subst -, ,$(shell $(CC) -dumpmachine)))
+CPU_SRC     := $(wildcard kernels/cpu/*.c)
+CPU_X86     := $(filter %_avx2.c %_avx512.c,$(CPU_SRC))
+CPU_NEON    := $(filter %_neon.c,$(CPU_SRC))
+CPU_SRC     := $(filter-out $(if $(filter x86_64,$(ARCH)),,$(CPU_X86)) \
+                 $(if $(filter aarch64,$(ARCH)),,$(CPU_NEON)),$(CPU_SRC))
+LIB_SRC     := $(wildcard format/*.c) $(wildcard runtime/*.c) $(CPU_SRC)
 CONVERT_SRC := $(filter-out convert/main.c,$(wildcard convert/*.c))
 QRR_SRC     := $(wildcard tools/qrr/*.c) $(wildcard server/*.c)
 ifeq ($(SERVER),0)
@@ -81,7 +91,7 @@ QRR_OBJ     := $(call obj,$(QRR_SRC))
 TESTS       := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 EXAMPLES    := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
-.PHONY: all test bench bench-serve bench-tokenizer fuzz examples clean install uninstall
+.PHONY: all test tests bench bench-serve bench-tokenizer fuzz examples clean install uninstall
 .SECONDARY:
 all: $(BUILD)/libqrr.a $(BUILD)/libqrr.so $(BUILD)/$(SONAME) $(BUILD)/qconvert $(BUILD)/qrr $(BUILD)/qgen \
      $(BUILD)/qrr-uninstalled.pc $(BUILD)/qrr.pc.in
@@ -148,9 +158,16 @@ $(BUILD)/qgen: $(call obj,tools/qgen.c)
 	$(CC) $(LDFLAGS) -o $@ $^ -lm
 
 # Each tests/test_<unit>.c is one Criterion binary; they may use converter code.
+# CRITERION_ROOT: Criterion from a folder of unpacked Debian packages instead of the system's
+# (the arm64 build's: mk/arm64.mk), found at run time through the binaries' run path.
+CRITERION_LIBDIR = $(CRITERION_ROOT)/usr/lib/$(shell $(CC) -dumpmachine)
+ifneq ($(CRITERION_ROOT),)
+$(BUILD)/obj/tests/%.o: CFLAGS += -I$(CRITERION_ROOT)/usr/include
+LDLIBS_CRITERION = -L$(CRITERION_LIBDIR) -Wl,--disable-new-dtags,-rpath,$(CRITERION_LIBDIR)
+endif
 $(BUILD)/tests/%: $(call obj,tests/%.c) $(CONVERT_OBJ) $(BUILD)/libqrr.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcriterion $(LDLIBS_TEST) $(LDLIBS_CV) $(LDLIBS_RT)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CRITERION) -lcriterion $(LDLIBS_TEST) $(LDLIBS_CV) $(LDLIBS_RT)
 # The server's tests are an HTTP client.
 $(BUILD)/tests/test_server: LDLIBS_TEST := -lcurl
 
@@ -159,6 +176,9 @@ $(BUILD)/examples/%: $(call obj,examples/%.c) $(BUILD)/libqrr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_RT)
 
 examples: $(EXAMPLES)
+
+# The Criterion binaries, built but not run.
+tests: $(TESTS)
 
 # Tests read the reference data from QRR_REFERENCE (default ../shared/reference) and
 # run the programs from $(BUILD).

@@ -145,12 +145,21 @@ typedef struct qrr_stats {
 QRR_API
 qrr_stats qrr_ctx_last_stats(const qrr_ctx *ctx);
 
-/* One line on where ctx computes, for logs and reports: "cpu, 8 threads, avx2 GEMM kernels"
- * or "cuda: NVIDIA H100 80GB HBM3, sm_90, ...; int8 w8a8 (112 of 112 int8 weights on
- * cuBLASLt, 0 refused by it); attention tc; ...". Writes at most cap bytes, always
- * NUL-terminated; QRR_ERR_BUFFER_TOO_SMALL when cut short. */
+/* One line on where ctx computes, for logs and reports: "cpu, 8 threads, int8 avx512-vnni
+ * GEMM kernels, avx512 attention" (the GEMM kernels for the model's weight dtype) or "cuda:
+ * NVIDIA H100 80GB HBM3, sm_90, ...; int8 w8a8 (112 of 112 int8 weights on cuBLASLt, 0
+ * refused by it); attention tc; ...". Writes at most cap bytes, always NUL-terminated;
+ * QRR_ERR_BUFFER_TOO_SMALL when cut short. */
 QRR_API
 int qrr_ctx_describe(const qrr_ctx *ctx, char *buf, size_t cap);
+
+/* The CPU kernels this process computes with, chosen once from the CPU's features (the
+ * environment variable QRR_CPU_ISA may lower them: scalar|avx2|avx512 on x86-64,
+ * scalar|neon|neon-dotprod on AArch64) and the features they were chosen from, e.g.
+ * "f32/f16/bf16 GEMM neon, int8 GEMM neon-dotprod, attention neon, norm/rope/swiglu neon
+ * (aarch64: asimd asimddp fphp asimdhp)". A static string; `qrr --version` prints it. */
+QRR_API
+const char *qrr_cpu_kernels(void);
 
 /* Build the token ids of one prompt exactly as qrr_ctx_score does. Writes at most cap ids;
  * *n_ids receives the full count (QRR_ERR_BUFFER_TOO_SMALL when it does not fit). */

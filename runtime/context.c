@@ -121,9 +121,15 @@ int qrr_ctx_describe(const qrr_ctx *c, char *buf, size_t cap)
                      i.sync ? "; QRR_CUDA_SYNC=1" : "");
     } else
 #endif
-        n = snprintf(buf, cap, "cpu, %d threads, %s GEMM kernels", c->params.n_threads,
-                     qrr_cpu_gemm_impl(c->m->meta->fixed.weight_dtype));
+        n = snprintf(buf, cap, "cpu, %d threads, %s %s GEMM kernels, %s attention",
+                     c->params.n_threads, qrr_dtype_name(c->m->meta->fixed.weight_dtype),
+                     qrr_cpu_gemm_impl(c->m->meta->fixed.weight_dtype), qrr_cpu_attention_impl());
     if (n < 0 || (size_t)n >= cap)
         return qrr__errorf(QRR_ERR_BUFFER_TOO_SMALL, "qrr_ctx_describe: %d bytes needed", n + 1);
     return QRR_OK;
+}
+
+const char *qrr_cpu_kernels(void)
+{
+    return qrr_cpu_describe();
 }

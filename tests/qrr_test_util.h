@@ -25,6 +25,16 @@
 #endif
 #endif
 
+/* Under a CPU emulator (QRR_TEST_EMULATED names it; tests/run_arm64.sh sets it for qemu)
+ * floating-point code runs 100 to 400 times slower than natively, and the emulator's own
+ * memory counts in the process's RSS. The few tests whose work grows with document length or
+ * count run a smaller workload there, with every assertion kept (docs/edge.md lists them). */
+static inline int tu_emulated(void)
+{
+    const char *e = getenv("QRR_TEST_EMULATED");
+    return e && *e;
+}
+
 static inline const char *tu_reference(void)
 {
     const char *r = getenv("QRR_REFERENCE");
@@ -87,15 +97,30 @@ static inline void tu_model_dir(const char *name, const char *tmp, char *out, si
                  "could not lay out model directory %s", out);
 }
 
-/* Convert reference model `name` at dtype into tmp/<name>-<dtype>.qrr (path in out). */
+/* Convert reference model `name` at dtype into tmp/<name>-<dtype>.qrr (path in out). With
+ * QRR_TEST_MODEL_CACHE naming a directory, each (model, dtype) is converted once into it and
+ * copied from there: a conversion takes seconds under an emulator, and tests/run_arm64.sh
+ * gives each run a fresh directory. */
 static inline void tu_convert(const char *name, const char *dtype, const char *tmp, char *out,
                               size_t n)
 {
     char dir[1024];
     tu_model_dir(name, tmp, dir, sizeof dir);
     snprintf(out, n, "%s/%s-%s.qrr", tmp, name, dtype);
-    cr_assert_eq(tu_system("'%s/qconvert' '%s' -o '%s' --dtype %s --quiet", tu_build(), dir, out,
-                           dtype), 0, "qconvert %s --dtype %s failed", name, dtype);
+    const char *cache = getenv("QRR_TEST_MODEL_CACHE");
+    if (!cache || !*cache) {
+        cr_assert_eq(tu_system("'%s/qconvert' '%s' -o '%s' --dtype %s --quiet", tu_build(), dir,
+                               out, dtype), 0, "qconvert %s --dtype %s failed", name, dtype);
+        return;
+    }
+    char kept[1024], part[1100];
+    snprintf(kept, sizeof kept, "%s/%s-%s.qrr", cache, name, dtype);
+    snprintf(part, sizeof part, "%s/part-%d-%s-%s.qrr", cache, (int)getpid(), name, dtype);
+    if (access(kept, R_OK) != 0) /* test processes that race each convert; rename is atomic */
+        cr_assert_eq(tu_system("mkdir -p '%s' && '%s/qconvert' '%s' -o '%s' --dtype %s --quiet && "
+                               "mv -f '%s' '%s'", cache, tu_build(), dir, part, dtype, part, kept),
+                     0, "qconvert %s --dtype %s failed", name, dtype);
+    cr_assert_eq(tu_system("cp '%s' '%s'", kept, out), 0, "could not copy %s", kept);
 }
 
 /* The fixture several suites share: tiny-tied converted to f32 in a fresh directory, opened,

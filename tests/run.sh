@@ -7,8 +7,10 @@ set -uo pipefail
 passed=0; failed=0; bad_bins=()
 for t in "$@"; do
   echo "== $t"
+  t0=$SECONDS
   out=$("$t" --jobs=2 2>&1); rc=$?
   printf '%s\n' "$out" | grep -vE '^\[(RUN |PASS)\]' | tail -n 40
+  echo "-- $(basename "$t"): $((SECONDS - t0)) s"
   line=$(printf '%s\n' "$out" | grep 'Synthesis:' | tail -n 1)
   p=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$line"); p=${p:-0}
   f=$(sed -n 's/.*Failing: \([0-9]*\).*/\1/p' <<<"$line"); f=${f:-0}

@@ -81,6 +81,22 @@ static double w_value(const qrr_cpu_weight *w, int j, int kk)
 
 /* ------------------------------------------------------------------ GEMM */
 
+/* The largest error of each level against the reference in the current test (each test is
+ * its own process), relative to the scale its tolerance uses; logged by report(). */
+static double worst[8];
+
+static void note_error(int isa, double err)
+{
+    if (isa >= 0 && isa < 8 && err > worst[isa]) worst[isa] = err;
+}
+
+static void report(const char *what)
+{
+    for (int isa = 0; isa <= qrr_cpu_isa_max(); isa++)
+        cr_log_info("%s: %s against the reference: max error %.3g", what, qrr_cpu_isa_name(isa),
+                    worst[isa]);
+}
+
 /* One case: every ISA level against the reference. The fp versions must agree within 1e-5 of
  * the largest |output| (mixed signs) or 1e-5 of each output (positive data); the int8 versions
  * perform the reference's exact integer sums and fp32 steps, held to 1e-6 relative. */
@@ -114,6 +130,8 @@ static void gemm_case(uint32_t dtype, int m, int n, int k, int block, int acc, i
                 double tol = dtype == 3 ? 1e-6 * fabs(y0[at]) + 1e-30
                              : positive ? 1e-5 * fabs(y0[at])
                                         : 1e-5 * ymax;
+                double scale = dtype == 3 || positive ? fabs(y0[at]) : ymax;
+                note_error(isa, fabs((double)y1[at] - y0[at]) / (scale > 0 ? scale : 1.0));
                 cr_assert(fabs((double)y1[at] - y0[at]) <= tol,
                           "dtype %u isa %d m %d n %d k %d block %d acc %d: y[%d,%d] = %.9g, "
                           "reference %.9g", dtype, isa, m, n, k, block, acc, i, j, y1[at], y0[at]);
@@ -134,11 +152,13 @@ static const int odd_sizes[][3] = {
 
 static void gemm_sizes(uint32_t dtype, int threads)
 {
+    static const char *const names[] = {"f32 GEMM", "f16 GEMM", "bf16 GEMM", "int8 GEMM"};
     qrr_pool *pool = threads > 1 ? qrr_pool_create(threads) : NULL;
     for (size_t s = 0; s < sizeof odd_sizes / sizeof odd_sizes[0]; s++)
         for (int acc = 0; acc <= 1; acc++)
             gemm_case(dtype, odd_sizes[s][0], odd_sizes[s][1], odd_sizes[s][2], 0, acc, 0, pool);
     qrr_pool_free(pool);
+    report(names[dtype]); /* relative to the largest |output| (int8: to each output) */
 }
 
 Test(gemm, f32_odd_sizes) { gemm_sizes(0, 1); }
@@ -155,6 +175,7 @@ Test(gemm, i8_per_block)
     gemm_case(3, 20, 40, 4096, 2048, 1, 0, pool); /* blocks deeper than a panel chunk */
     gemm_case(3, 12, 9, 30, 6, 0, 0, pool);        /* block not a multiple of 4: scalar */
     qrr_pool_free(pool);
+    report("int8 GEMM per block (relative to each output)");
 }
 
 /* Deep sums: each output within 1e-5 of the fp64 product, K up to 12288. */
@@ -168,6 +189,7 @@ Test(gemm, deep_k_relative)
     }
     gemm_case(3, 12, 33, 12288, 0, 0, 0, pool);
     qrr_pool_free(pool);
+    report("GEMM k = 12288, every dtype");
 }
 
 /* The fp reference itself against an fp64 product; the int8 reference against the fp64
@@ -235,15 +257,32 @@ Test(gemm, i8_zero_and_nonfinite_rows)
 
 Test(gemm, impl_names)
 {
+#if defined(__aarch64__)
+    static const char *const names[] = {"scalar", "neon", "neon-dotprod"};
+#else
+    static const char *const names[] = {"scalar", "avx2", "avx512", "avx512-vnni"};
+#endif
     for (uint32_t dt = 0; dt <= 3; dt++) {
         const char *s = qrr_cpu_gemm_impl(dt);
-        cr_assert(s && (strcmp(s, "scalar") == 0 || strcmp(s, "avx2") == 0 ||
-                        strcmp(s, "avx512") == 0 || strcmp(s, "avx512-vnni") == 0),
-                  "dtype %u: impl '%s'", dt, s ? s : "(null)");
+        int known = 0;
+        for (size_t i = 0; s && i < sizeof names / sizeof names[0]; i++) known |= !strcmp(s, names[i]);
+        cr_assert(known, "dtype %u: impl '%s'", dt, s ? s : "(null)");
     }
     qrr_cpu_features f = qrr_cpu_detect();
+#if defined(__aarch64__)
+    /* the fp GEMMs never name dot products; int8 names them exactly when the CPU has them */
+    if (qrr_cpu_isa_max() >= 1) cr_assert(f.asimd);
+    cr_assert_eq(qrr_cpu_isa_max(), f.asimddp ? 2 : f.asimd ? 1 : 0);
+    cr_assert_str_neq(qrr_cpu_gemm_impl(1), "neon-dotprod");
+    const char *env = getenv("QRR_CPU_ISA");
+    if (!env && f.asimddp) cr_assert_str_eq(qrr_cpu_gemm_impl(3), "neon-dotprod");
+    if (!env && f.asimd && !f.asimddp) cr_assert_str_eq(qrr_cpu_gemm_impl(3), "neon");
+    cr_assert(strstr(qrr_cpu_describe(), "int8 GEMM ") != NULL, "%s", qrr_cpu_describe());
+#else
     if (qrr_cpu_isa_max() >= 2) cr_assert(f.avx512f && f.avx512bw && f.avx512vl);
     if (qrr_cpu_isa_max() >= 1) cr_assert(f.avx2 && f.fma && f.f16c);
+#endif
+    cr_log_info("cpu kernels: %s", qrr_cpu_describe());
 }
 
 /* ------------------------------------------------------------------ attention */
@@ -268,6 +307,7 @@ static void attn_case(int t, int n_prefix, int nq, int nkv, int d, qrr_pool *poo
     qrr_cpu_ref_attention(q, k, v, n_prefix ? pk : NULL, n_prefix ? pv : NULL, n_prefix, t, nq, nkv, d, o0);
     for (int isa = 0; isa <= qrr_cpu_isa_max(); isa++) {
         qrr_cpu_attention_isa(isa, q, k, v, n_prefix ? pk : NULL, n_prefix ? pv : NULL, n_prefix, t, nq, nkv, d, o1, pool);
+        for (size_t i = 0; i < t * qd; i++) note_error(isa, fabsf(o1[i] - o0[i]));
         for (size_t i = 0; i < t * qd; i++)
             cr_assert(fabsf(o1[i] - o0[i]) <= 1e-5f, /* values are averages of |v| <= 1 */
                       "isa %d t %d prefix %d nq %d nkv %d d %d: out[%zu] %.9g vs %.9g", isa, t,
@@ -295,6 +335,7 @@ Test(attention, against_reference)
     attn_case(20, 0, 3, 3, 40, pool);
     attn_case(5, 300, 2, 1, 128, pool); /* long prefix, short sequence */
     qrr_pool_free(pool);
+    report("attention (absolute, tolerance 1e-5)");
 }
 
 /* The vector tiling's edges: the 0.6B shape with a prefix, head widths that leave a partial

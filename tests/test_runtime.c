@@ -36,7 +36,9 @@ static qrr_ctx *make_ctx(int share, int max_batch_tokens)
     return c;
 }
 
-/* Documents of very different lengths: a few words up to ~1500 tokens. */
+/* Documents of very different lengths: a few words up to ~1500 tokens (under an emulator up
+ * to ~200 tokens: attention over 1500 tokens costs minutes there; docs[2] stays longer than
+ * truncation_keeps_suffix's 120). */
 #define N_DOCS 7
 static char *docs[N_DOCS];
 static void make_docs(void)
@@ -45,7 +47,8 @@ static void make_docs(void)
                                  "Gravity is a force that attracts two bodies towards each other. ",
                                  "北京是中国的首都。", "x", "Numbers 1 22 333 and more. ",
                                  "Seoul is the capital of Korea. "};
-    const int repeats[N_DOCS] = {1, 1, 100, 30, 1, 3, 250};
+    const int full[N_DOCS] = {1, 1, 100, 30, 1, 3, 250}, emulated[N_DOCS] = {1, 1, 12, 4, 1, 3, 25};
+    const int *repeats = tu_emulated() ? emulated : full;
     for (int i = 0; i < N_DOCS; i++) {
         size_t n = strlen(seeds[i]);
         docs[i] = malloc(n * (size_t)repeats[i] + 1);
@@ -263,6 +266,12 @@ Test(runtime, describe_names_the_device)
     cr_assert_eq(qrr_ctx_describe(c, buf, sizeof buf), QRR_OK, "%s", qrr_last_error());
     cr_expect(strncmp(buf, "cpu, 2 threads, ", 16) == 0, "%s", buf);
     cr_expect(strstr(buf, "GEMM kernels") != NULL, "%s", buf);
+    /* the model's dtype and the kernels for it, as qrr_cpu_kernels() names them */
+    char dtype[16], impl[32], want[64];
+    cr_assert_eq(sscanf(buf, "cpu, 2 threads, %15s %31s GEMM kernels", dtype, impl), 2, "%s", buf);
+    snprintf(want, sizeof want, "GEMM %s,", impl);
+    cr_expect(strstr(qrr_cpu_kernels(), want) != NULL, "'%s' vs '%s'", buf, qrr_cpu_kernels());
+    cr_expect(strstr(buf, " attention") != NULL, "%s", buf);
     cr_expect_eq(qrr_ctx_describe(c, small, sizeof small), QRR_ERR_BUFFER_TOO_SMALL);
     cr_expect_eq(strlen(small), sizeof small - 1, "cut short, still terminated");
     cr_expect_eq(qrr_ctx_describe(NULL, buf, sizeof buf), QRR_ERR_INVALID_ARG);

@@ -1,32 +1,13 @@
 /* attention.c — causal grouped-query attention over a sequence that may follow a cached
  * prefix: the double-precision reference, a scalar streaming version (online softmax, O(d)
- * memory per query), its AVX2 form, and an AVX-512 flash-style version that scores blocks
- * of keys against tiles of (query row, query head) lanes sharing one kv head with register-
- * blocked FMAs. The driver splits the work among the pool's threads. Nothing here
- * allocates; the AVX-512 version keeps ~125 KiB of tiles on the stack. */
-#include <immintrin.h>
+ * memory per query), and the driver that splits the work among the pool's threads and picks
+ * the version for the CPU level. The vector versions live in attention_avx2.c,
+ * attention_avx512.c (x86-64) and attention_neon.c (AArch64). Nothing here allocates but
+ * the reference. */
 #include <stdlib.h>
 #include "cpu_internal.h"
-#include "avx512_transpose.h"
-#include "vec_exp.h"
 
-#define QB 64     /* query rows per task of the scalar and AVX2 versions */
-#define VEC_MAX_D 256 /* head_dim limit of the vector version (stack buffers) */
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-
-static float attn_scale(int d)
-{
-    return (float)(1.0 / sqrt((double)d));
-}
-
-/* Key j of kv head g: prefix keys first, then the sequence's own. */
-static const float *key_row(const qrr__attn_args *a, const float *pre, const float *own, int j,
-                            int g)
-{
-    size_t kd = (size_t)a->nkv * a->d;
-    if (j < a->n_prefix) return pre + (size_t)j * kd + (size_t)g * a->d;
-    return own + (size_t)(j - a->n_prefix) * kd + (size_t)g * a->d;
-}
+#define QB 64 /* query rows per task of the scalar, AVX2 and NEON versions */
 
 void qrr_cpu_ref_attention(const float *q, const float *k, const float *v, const float *pk,
                            const float *pv, int n_prefix, int t, int nq, int nkv, int d,
@@ -50,7 +31,7 @@ void qrr_cpu_ref_attention(const float *q, const float *k, const float *v, const
             int nk = n_prefix + i + 1;
             double mx = -INFINITY, sum = 0.0;
             for (int j = 0; j < nk; j++) {
-                const float *kj = key_row(&a, pk, k, j, g);
+                const float *kj = qrr__key_row(&a, pk, k, j, g);
                 double dot = 0.0;
                 for (int e = 0; e < d; e++) dot += (double)qi[e] * kj[e];
                 s[j] = dot * sc;
@@ -60,7 +41,7 @@ void qrr_cpu_ref_attention(const float *q, const float *k, const float *v, const
             for (int j = 0; j < nk; j++) {
                 double p = exp(s[j] - mx);
                 sum += p;
-                const float *vj = key_row(&a, pv, v, j, g);
+                const float *vj = qrr__key_row(&a, pv, v, j, g);
                 for (int e = 0; e < d; e++) o[e] += p * vj[e];
             }
             float *oi = out + ((size_t)i * nq + h) * d;
@@ -75,7 +56,7 @@ void qrr_cpu_ref_attention(const float *q, const float *k, const float *v, const
 void qrr__attention_scalar(const qrr__attn_args *a, int h0, int h1, int r0, int r1)
 {
     int d = a->d, group = a->nq / a->nkv;
-    float sc = attn_scale(d);
+    float sc = qrr__attn_scale(d);
     float acc[QRR_MAX_HEAD_DIM_CPU];
     for (int h = h0; h < h1; h++) {
         int g = h / group;
@@ -85,11 +66,11 @@ void qrr__attention_scalar(const qrr__attn_args *a, int h0, int h1, int r0, int 
             float mx = -INFINITY, l = 0.0f;
             for (int e = 0; e < d; e++) acc[e] = 0.0f;
             for (int j = 0; j < nk; j++) {
-                const float *kj = key_row(a, a->pk, a->k, j, g);
+                const float *kj = qrr__key_row(a, a->pk, a->k, j, g);
                 float dot = 0.0f;
                 for (int e = 0; e < d; e++) dot += qi[e] * kj[e];
                 float s = dot * sc;
-                const float *vj = key_row(a, a->pv, a->v, j, g);
+                const float *vj = qrr__key_row(a, a->pv, a->v, j, g);
                 if (s > mx) {
                     float corr = expf(mx - s); /* 0 on the first key */
                     l = l * corr + 1.0f;
@@ -108,353 +89,6 @@ void qrr__attention_scalar(const qrr__attn_args *a, int h0, int h1, int r0, int 
     }
 }
 
-/* AVX2: the scalar algorithm with the d-long dot products and updates 8 lanes wide. */
-QRR__AVX2 void qrr__attention_avx2(const qrr__attn_args *a, int h0, int h1, int r0, int r1)
-{
-    int d = a->d, group = a->nq / a->nkv;
-    if (d % 8 != 0) {
-        qrr__attention_scalar(a, h0, h1, r0, r1);
-        return;
-    }
-    float sc = attn_scale(d);
-    _Alignas(32) float acc[QRR_MAX_HEAD_DIM_CPU];
-    for (int h = h0; h < h1; h++) {
-        int g = h / group;
-        for (int i = r0; i < r1; i++) {
-            const float *qi = a->q + ((size_t)i * a->nq + h) * d;
-            int nk = a->n_prefix + i + 1;
-            float mx = -INFINITY, l = 0.0f;
-            for (int e = 0; e < d; e++) acc[e] = 0.0f;
-            for (int j = 0; j < nk; j++) {
-                const float *kj = key_row(a, a->pk, a->k, j, g);
-                __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-                int e = 0;
-                for (; e + 16 <= d; e += 16) {
-                    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(qi + e), _mm256_loadu_ps(kj + e), s0);
-                    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(qi + e + 8), _mm256_loadu_ps(kj + e + 8), s1);
-                }
-                if (e < d) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(qi + e), _mm256_loadu_ps(kj + e), s0);
-                s0 = _mm256_add_ps(s0, s1);
-                __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
-                h4 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
-                h4 = _mm_add_ss(h4, _mm_movehdup_ps(h4));
-                float s = _mm_cvtss_f32(h4) * sc;
-                const float *vj = key_row(a, a->pv, a->v, j, g);
-                float p = 1.0f, corr = 1.0f;
-                if (s > mx) {
-                    corr = expf(mx - s); /* 0 on the first key */
-                    mx = s;
-                } else {
-                    p = expf(s - mx);
-                }
-                l = l * corr + p;
-                __m256 pv = _mm256_set1_ps(p), cv = _mm256_set1_ps(corr);
-                for (e = 0; e < d; e += 8) {
-                    __m256 o = _mm256_loadu_ps(acc + e);
-                    if (corr != 1.0f) o = _mm256_mul_ps(o, cv);
-                    _mm256_storeu_ps(acc + e, _mm256_fmadd_ps(pv, _mm256_loadu_ps(vj + e), o));
-                }
-            }
-            float *oi = a->out + ((size_t)i * a->nq + h) * d;
-            float inv = 1.0f / l;
-            for (int e = 0; e < d; e++) oi[e] = acc[e] * inv;
-        }
-    }
-}
-
-/* ------------------------------------------------------------------ AVX-512
- * One tile is a kv head g, nh of its query heads and the query rows [r0, r1): M = nh * rows
- * "lanes" (lane m = row r0 + m / nh, head m % nh of the chunk), at most TM. The queries are
- * transposed once into qt[e][lane], so scores come out as S^T[key][lane]: each key row (the
- * block's rows copied together, never transposed) is broadcast element by element against
- * 16 lanes, a tile of KR keys x up to 4 lane vectors in registers. The online softmax then runs lane-wise (no horizontal
- * reductions), and P·V accumulates 4 lanes x 64 output columns per register tile, each V
- * row load shared by the nh query heads of the group. Keys go KB at a time. */
-
-#define TM 64       /* lanes per tile at most (32 when d > 128: stack buffers stay 32 KiB) */
-#define TM_ELEMS 8192 /* TM * d, for both d ranges */
-#define KB 48       /* keys per block */
-#define KR 6        /* keys per score register tile */
-
-/* S^T[kk][16 c0 ..] for KR keys (kp) against NC lane vectors of qt (row stride ldq). */
-static ALWAYS_INLINE QRR__AVX512 void score_tile(int NC, const float *qt, int ldq,
-                                                 const float *const *kp, int d, float *s,
-                                                 int lds)
-{
-    __m512 acc[KR][4];
-#pragma GCC unroll 6
-    for (int r = 0; r < KR; r++)
-#pragma GCC unroll 4
-        for (int c = 0; c < NC; c++) acc[r][c] = _mm512_setzero_ps();
-    const float *k0 = kp[0], *k1 = kp[1], *k2 = kp[2], *k3 = kp[3], *k4 = kp[4], *k5 = kp[5];
-    for (int e = 0; e < d; e++) {
-        __m512 qv[4];
-#pragma GCC unroll 4
-        for (int c = 0; c < NC; c++) qv[c] = _mm512_load_ps(qt + (size_t)e * ldq + 16 * c);
-        __m512 kb[KR] = {_mm512_set1_ps(k0[e]), _mm512_set1_ps(k1[e]), _mm512_set1_ps(k2[e]),
-                         _mm512_set1_ps(k3[e]), _mm512_set1_ps(k4[e]), _mm512_set1_ps(k5[e])};
-#pragma GCC unroll 6
-        for (int r = 0; r < KR; r++)
-#pragma GCC unroll 4
-            for (int c = 0; c < NC; c++) acc[r][c] = _mm512_fmadd_ps(kb[r], qv[c], acc[r][c]);
-    }
-#pragma GCC unroll 6
-    for (int r = 0; r < KR; r++)
-#pragma GCC unroll 4
-        for (int c = 0; c < NC; c++) _mm512_store_ps(s + (size_t)r * lds + 16 * c, acc[r][c]);
-}
-
-/* O[4 lanes][NZ*16 columns] = O * corr + sum over nk keys of P^T[kk][lane] * V[kk]. The
- * register tile is spelled out (named variables, not arrays, so that they stay in registers). */
-#define PV_ROW(r)                                                                            \
-    do {                                                                                     \
-        __m512 pb = _mm512_set1_ps(pr[r]);                                                   \
-        a##r##0 = _mm512_fmadd_ps(pb, v0, a##r##0);                                          \
-        if (NZ > 1) a##r##1 = _mm512_fmadd_ps(pb, v1, a##r##1);                              \
-        if (NZ > 2) a##r##2 = _mm512_fmadd_ps(pb, v2, a##r##2);                              \
-        if (NZ > 3) a##r##3 = _mm512_fmadd_ps(pb, v3, a##r##3);                              \
-    } while (0)
-#define PV_LOAD(r)                                                                           \
-    do {                                                                                     \
-        __m512 cr = _mm512_set1_ps(corr[r]);                                                 \
-        const float *orow = o + (size_t)(r) * d;                                             \
-        a##r##0 = _mm512_mul_ps(_mm512_load_ps(orow), cr);                                   \
-        if (NZ > 1) a##r##1 = _mm512_mul_ps(_mm512_load_ps(orow + 16), cr);                  \
-        if (NZ > 2) a##r##2 = _mm512_mul_ps(_mm512_load_ps(orow + 32), cr);                  \
-        if (NZ > 3) a##r##3 = _mm512_mul_ps(_mm512_load_ps(orow + 48), cr);                  \
-    } while (0)
-#define PV_STORE(r)                                                                          \
-    do {                                                                                     \
-        float *orow = o + (size_t)(r) * d;                                                   \
-        _mm512_store_ps(orow, a##r##0);                                                      \
-        if (NZ > 1) _mm512_store_ps(orow + 16, a##r##1);                                     \
-        if (NZ > 2) _mm512_store_ps(orow + 32, a##r##2);                                     \
-        if (NZ > 3) _mm512_store_ps(orow + 48, a##r##3);                                     \
-    } while (0)
-
-static ALWAYS_INLINE QRR__AVX512 void pv_tile(const int NZ, float *o, int d, const float *corr,
-                                              const float *p, int ldp,
-                                              const float *const *vp, int z0, int nk)
-{
-    __m512 z = _mm512_setzero_ps();
-    __m512 a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
-    __m512 a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
-    PV_LOAD(0);
-    PV_LOAD(1);
-    PV_LOAD(2);
-    PV_LOAD(3);
-    for (int kk = 0; kk < nk; kk++) {
-        const float *vr = vp[kk] + z0;
-        const float *pr = p + (size_t)kk * ldp;
-        __m512 v0 = _mm512_loadu_ps(vr), v1 = z, v2 = z, v3 = z;
-        if (NZ > 1) v1 = _mm512_loadu_ps(vr + 16);
-        if (NZ > 2) v2 = _mm512_loadu_ps(vr + 32);
-        if (NZ > 3) v3 = _mm512_loadu_ps(vr + 48);
-        PV_ROW(0);
-        PV_ROW(1);
-        PV_ROW(2);
-        PV_ROW(3);
-    }
-    PV_STORE(0);
-    PV_STORE(1);
-    PV_STORE(2);
-    PV_STORE(3);
-}
-
-static __attribute__((noinline)) QRR__AVX512 void score_any(int nc, const float *qt, int ldq, const float *const *kp,
-                                  int d, float *s, int lds)
-{
-    switch (nc) {
-    case 4: score_tile(4, qt, ldq, kp, d, s, lds); break;
-    case 3: score_tile(3, qt, ldq, kp, d, s, lds); break;
-    case 2: score_tile(2, qt, ldq, kp, d, s, lds); break;
-    default: score_tile(1, qt, ldq, kp, d, s, lds); break;
-    }
-}
-
-static __attribute__((noinline)) QRR__AVX512 void pv_any(int nz, float *o, int d, const float *corr, const float *p,
-                               int ldp, const float *const *vp, int z0, int nk)
-{
-    switch (nz) {
-    case 4: pv_tile(4, o, d, corr, p, ldp, vp, z0, nk); break;
-    case 3: pv_tile(3, o, d, corr, p, ldp, vp, z0, nk); break;
-    case 2: pv_tile(2, o, d, corr, p, ldp, vp, z0, nk); break;
-    default: pv_tile(1, o, d, corr, p, ldp, vp, z0, nk); break;
-    }
-}
-
-/* Copies rows j0 .. j0 + n of kv head g (keys or values) into buf [n][d], fetching ahead:
- * the rows lie nkv * d floats apart (a page for the 0.6B shape), where the hardware
- * prefetcher does not follow. */
-#define PACK_AHEAD 6
-static ALWAYS_INLINE QRR__AVX512 void pack_rows(const qrr__attn_args *a, const float *pre,
-                                                const float *own, int g, int j0, int n,
-                                                int nk_max, float *buf, const float **ptr)
-{
-    const int d = a->d;
-    for (int kk = 0; kk < n; kk++) {
-        if (j0 + kk + PACK_AHEAD < nk_max) {
-            const char *nx = (const char *)key_row(a, pre, own, j0 + kk + PACK_AHEAD, g);
-            for (int e = 0; e < d * 4; e += 64) _mm_prefetch(nx + e, _MM_HINT_T0);
-        }
-        const float *src = key_row(a, pre, own, j0 + kk, g);
-        float *dst = buf + (size_t)kk * d;
-        for (int e = 0; e < d; e += 16) _mm512_store_ps(dst + e, _mm512_loadu_ps(src + e));
-        if (ptr) ptr[kk] = dst;
-    }
-}
-
-/* The tile (g, query heads g*group + hh0 .. + nh, rows r0..r1); nh * (r1 - r0) <= TM and
- * d * that rounded up to 16 <= TM_ELEMS. */
-static QRR__AVX512 void attn_tile(const qrr__attn_args *a, int g, int hh0, int nh, int r0,
-                                  int r1)
-{
-    const int d = a->d, group = a->nq / a->nkv, P = a->n_prefix;
-    const int M = nh * (r1 - r0), nc = (M + 15) / 16, ldm = 16 * nc;
-    const float sc = attn_scale(d);
-    _Alignas(64) float qt[TM_ELEMS];  /* [d][ldm] */
-    _Alignas(64) float o[TM_ELEMS];   /* [ldm][d] */
-    _Alignas(64) float sp[KB * TM];   /* scores, then probabilities: [KB][ldm] */
-    _Alignas(64) float corr[TM];
-    _Alignas(64) float kvb[KB * VEC_MAX_D]; /* this block's keys, then values, packed [KB][d] */
-    const float *vp[KB];
-    __m512i irow[TM / 16];
-    __m512 mrun[TM / 16], lrun[TM / 16];
-
-    /* lanes -> query rows; padding lanes read a zero row and see every key */
-    for (int c = 0; c < nc; c++) {
-        _Alignas(64) int rows[16];
-        const float *qp[16];
-        for (int x = 0; x < 16; x++) {
-            int m = 16 * c + x;
-            if (m < M) {
-                int i = r0 + m / nh, h = g * group + hh0 + m % nh;
-                rows[x] = i;
-                qp[x] = a->q + ((size_t)i * a->nq + h) * d;
-            } else {
-                rows[x] = 1 << 30;
-                qp[x] = NULL;
-            }
-        }
-        irow[c] = _mm512_load_si512(rows);
-        mrun[c] = _mm512_set1_ps(-INFINITY);
-        lrun[c] = _mm512_setzero_ps();
-        for (int e0 = 0; e0 < d; e0 += 16) {
-            __m512 rr[16];
-            for (int x = 0; x < 16; x++)
-                rr[x] = qp[x] ? _mm512_loadu_ps(qp[x] + e0) : _mm512_setzero_ps();
-            qrr__transpose16x16(rr);
-            for (int x = 0; x < 16; x++) _mm512_store_ps(qt + (size_t)(e0 + x) * ldm + 16 * c, rr[x]);
-        }
-    }
-    memset(o, 0, sizeof(float) * (size_t)ldm * d);
-
-    const int nk_max = P + r1; /* keys the last row sees */
-    const __m512 scv = _mm512_set1_ps(sc);
-    for (int j0 = 0; j0 < nk_max; j0 += KB) {
-        const int nkb = nk_max - j0 < KB ? nk_max - j0 : KB;
-        /* first lane that sees key j0 (lanes are ordered by row) */
-        int ifirst = j0 - P > r0 ? j0 - P : r0;
-        int mfirst = (ifirst - r0) * nh;
-        /* pack the block's key rows (rows some KiB apart fight over a few L1 sets) */
-        pack_rows(a, a->pk, a->k, g, j0, nkb, nk_max, kvb, NULL);
-
-        /* scores, KR keys at a time; lane vectors that see none of these keys are skipped */
-        for (int k0 = 0; k0 < nkb; k0 += KR) {
-            const float *kp[KR];
-            for (int r = 0; r < KR; r++) {
-                int kk = k0 + r < nkb ? k0 + r : nkb - 1;
-                kp[r] = kvb + (size_t)kk * d;
-            }
-            int i_need = j0 + k0 - P; /* a lane sees key j0 + k0 iff its row >= this */
-            int m_need = i_need > r0 ? (i_need - r0) * nh : 0;
-            int c0 = m_need / 16;
-            if (c0 >= nc) continue;
-            score_any(nc - c0, qt + 16 * c0, ldm, kp, d, sp + (size_t)k0 * ldm + 16 * c0, ldm);
-        }
-
-        /* now the values, in the same buffer */
-        pack_rows(a, a->pv, a->v, g, j0, nkb, nk_max, kvb, vp);
-
-        /* online softmax, lane-wise */
-        for (int c = 0; c < nc; c++) {
-            __m512 mx = _mm512_set1_ps(-INFINITY);
-            int kend = 0;
-            for (int kk = 0; kk < nkb; kk++) {
-                __mmask16 vis = _mm512_cmp_epi32_mask(_mm512_set1_epi32(j0 + kk - P), irow[c], _MM_CMPINT_LE);
-                if (!vis) break;
-                kend = kk + 1;
-                __m512 s = _mm512_mul_ps(_mm512_load_ps(sp + (size_t)kk * ldm + 16 * c), scv);
-                mx = _mm512_mask_max_ps(mx, vis, mx, s);
-            }
-            __m512 mnew = _mm512_max_ps(mrun[c], mx);
-            __m512 cr = qrr__exp512(_mm512_sub_ps(mrun[c], mnew)); /* 0 on the first block */
-            __m512 l = _mm512_mul_ps(lrun[c], cr);
-            for (int kk = 0; kk < kend; kk++) {
-                __mmask16 vis = _mm512_cmp_epi32_mask(_mm512_set1_epi32(j0 + kk - P), irow[c], _MM_CMPINT_LE);
-                float *sk = sp + (size_t)kk * ldm + 16 * c;
-                __m512 s = _mm512_mul_ps(_mm512_load_ps(sk), scv);
-                __m512 p = _mm512_maskz_mov_ps(vis, qrr__exp512(_mm512_sub_ps(s, mnew)));
-                l = _mm512_add_ps(l, p);
-                _mm512_store_ps(sk, p);
-            }
-            mrun[c] = mnew;
-            lrun[c] = l;
-            _mm512_store_ps(corr + 16 * c, cr);
-        }
-
-        /* O = O * corr + P^T · V, 4 lanes at a time from the first lane that sees j0 */
-        for (int m = mfirst / 4 * 4; m < ldm; m += 4) {
-            int mlast = m + 3 < M ? m + 3 : M - 1;
-            int ilast = r0 + mlast / nh;
-            int nk = P + ilast + 1 - j0;
-            if (nk > nkb) nk = nkb;
-            for (int z0 = 0; z0 < d; z0 += 64) {
-                int nz = (d - z0) / 16 < 4 ? (d - z0) / 16 : 4;
-                pv_any(nz, o + (size_t)m * d + z0, d, corr + m, sp + m, ldm, vp, z0, nk);
-            }
-        }
-    }
-
-    /* out = O / l */
-    _Alignas(64) float lsum[TM];
-    for (int c = 0; c < nc; c++) _mm512_store_ps(lsum + 16 * c, lrun[c]);
-    for (int m = 0; m < M; m++) {
-        int i = r0 + m / nh, h = g * group + hh0 + m % nh;
-        float *oi = a->out + ((size_t)i * a->nq + h) * d;
-        __m512 inv = _mm512_set1_ps(1.0f / lsum[m]);
-        for (int e = 0; e < d; e += 16)
-            _mm512_storeu_ps(oi + e, _mm512_mul_ps(_mm512_load_ps(o + (size_t)m * d + e), inv));
-    }
-}
-
-/* Lanes per tile and how they split into heads x rows for this shape. */
-static void tile_shape(int d, int group, int *heads, int *rows)
-{
-    int tm = d <= 128 ? TM : TM / 2;
-    *heads = group < tm ? group : tm;
-    *rows = tm / *heads;
-}
-
-void QRR__AVX512 qrr__attention_avx512(const qrr__attn_args *a, int h0, int h1, int r0, int r1)
-{
-    int d = a->d;
-    if (d % 16 != 0 || d > VEC_MAX_D) {
-        qrr__attention_scalar(a, h0, h1, r0, r1);
-        return;
-    }
-    int group = a->nq / a->nkv, th, tr;
-    tile_shape(d, group, &th, &tr);
-    for (int h = h0; h < h1;) {
-        int g = h / group, hh0 = h % group;
-        int nh = group - hh0 < th ? group - hh0 : th;
-        if (nh > h1 - h) nh = h1 - h;
-        for (int i = r0; i < r1; i += tr)
-            attn_tile(a, g, hh0, nh, i, i + tr < r1 ? i + tr : r1);
-        h += nh;
-    }
-}
-
 /* ------------------------------------------------------------------ driver */
 
 typedef struct attn_task {
@@ -462,16 +96,18 @@ typedef struct attn_task {
     int isa;
 } attn_task;
 
-/* Tasks: for the vector version one per (kv head, chunk of its query heads, block of rows),
+/* Tasks: for the AVX-512 version one per (kv head, chunk of its query heads, block of rows),
  * else one per (query head, block of QB rows); per head the heaviest (last) row blocks
  * first, dealt round-robin over the threads. */
 static void attn_part(void *v, int ti, int nt)
 {
     attn_task *t = v;
     const qrr__attn_args *a = &t->a;
-    int heads = 1, rows = QB;
-    int vec = t->isa >= QRR__ISA_AVX512 && a->d % 16 == 0 && a->d <= VEC_MAX_D;
-    if (vec) tile_shape(a->d, a->nq / a->nkv, &heads, &rows);
+    int heads = 1, rows = QB, vec = 0;
+#if defined(QRR__X86)
+    vec = t->isa >= QRR__ISA_AVX512 && a->d % 16 == 0 && a->d <= QRR__ATTN_AVX512_MAX_D;
+    if (vec) qrr__attention_avx512_tile(a->d, a->nq / a->nkv, &heads, &rows);
+#endif
     int nhc = (a->nq / a->nkv + heads - 1) / heads; /* head chunks per kv head */
     int hunits = vec ? a->nkv * nhc : a->nq;
     int nb = (a->t + rows - 1) / rows, tasks = nb * hunits;
@@ -479,15 +115,24 @@ static void attn_part(void *v, int ti, int nt)
         /* all row blocks of one head unit in a row: its keys and values stay in cache */
         int b = nb - 1 - x % nb, u = x / nb;
         int r0 = b * rows, r1 = r0 + rows < a->t ? r0 + rows : a->t;
+#if defined(QRR__X86)
         if (vec) {
             int group = a->nq / a->nkv, g = u / nhc, hh0 = u % nhc * heads;
             int h0 = g * group + hh0, h1 = h0 + heads < (g + 1) * group ? h0 + heads : (g + 1) * group;
             qrr__attention_avx512(a, h0, h1, r0, r1);
-        } else if (t->isa >= QRR__ISA_AVX2) {
-            qrr__attention_avx2(a, u, u + 1, r0, r1);
-        } else {
-            qrr__attention_scalar(a, u, u + 1, r0, r1);
+            continue;
         }
+        if (t->isa >= QRR__ISA_AVX2) {
+            qrr__attention_avx2(a, u, u + 1, r0, r1);
+            continue;
+        }
+#elif defined(QRR__ARM64)
+        if (t->isa >= QRR__ISA_NEON) {
+            qrr__attention_neon(a, u, u + 1, r0, r1);
+            continue;
+        }
+#endif
+        qrr__attention_scalar(a, u, u + 1, r0, r1);
     }
 }
 

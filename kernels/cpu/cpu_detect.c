@@ -1,12 +1,14 @@
-/* cpu_detect.c — what this x86-64 CPU offers (cpuid, and xgetbv for the register state the
- * OS saves), the kernel level chosen from it once per process (QRR_CPU_ISA may lower it),
- * and the names of the versions chosen. Other architectures report no features. */
+/* cpu_detect.c — what this CPU offers (x86-64: cpuid, and xgetbv for the register state the
+ * OS saves; AArch64: the hwcaps the kernel reports), the kernel level chosen from it once per
+ * process (QRR_CPU_ISA may lower it), and the names of the versions chosen. Other
+ * architectures report no features and use the scalar versions. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cpu_internal.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(QRR__X86)
 #include <cpuid.h>
 
 static uint64_t xgetbv0(void)
@@ -61,6 +63,27 @@ static int has_avx512dq(void)
     __cpuid_count(7, 0, a, b, c, d);
     return (b >> 17) & 1;
 }
+#elif defined(QRR__ARM64)
+#include <sys/auxv.h>
+
+/* Linux's AArch64 AT_HWCAP bits (asm/hwcap.h), spelled out for older headers. */
+#define HWCAP_BIT_FP (1ul << 0)
+#define HWCAP_BIT_ASIMD (1ul << 1)
+#define HWCAP_BIT_FPHP (1ul << 9)
+#define HWCAP_BIT_ASIMDHP (1ul << 10)
+#define HWCAP_BIT_ASIMDDP (1ul << 20)
+
+static qrr_cpu_features detect(void)
+{
+    qrr_cpu_features f;
+    memset(&f, 0, sizeof f);
+    unsigned long hw = getauxval(AT_HWCAP);
+    f.asimd = (hw & HWCAP_BIT_FP) && (hw & HWCAP_BIT_ASIMD);
+    f.asimddp = f.asimd && (hw & HWCAP_BIT_ASIMDDP);
+    f.fphp = (hw & HWCAP_BIT_FPHP) != 0;
+    f.asimdhp = (hw & HWCAP_BIT_ASIMDHP) != 0;
+    return f;
+}
 #else
 static qrr_cpu_features detect(void)
 {
@@ -68,30 +91,38 @@ static qrr_cpu_features detect(void)
     memset(&f, 0, sizeof f);
     return f;
 }
-static int has_avx512dq(void)
-{
-    return 0;
-}
 #endif
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static qrr_cpu_features g_feat;
 static qrr__isa g_max, g_isa;
 
+/* The names QRR_CPU_ISA takes, by level, on this architecture. */
+static const char *const level_names[QRR__ISA_COUNT] = {
+#if defined(QRR__ARM64)
+    "scalar", "neon", "neon-dotprod",
+#else
+    "scalar", "avx2", "avx512",
+#endif
+};
+
 static void init(void)
 {
     g_feat = detect();
     g_max = QRR__ISA_SCALAR;
+#if defined(QRR__X86)
     if (g_feat.avx2 && g_feat.fma && g_feat.f16c) g_max = QRR__ISA_AVX2;
     if (g_max == QRR__ISA_AVX2 && g_feat.avx512f && g_feat.avx512bw && g_feat.avx512vl &&
         has_avx512dq())
         g_max = QRR__ISA_AVX512;
+#elif defined(QRR__ARM64)
+    if (g_feat.asimd) g_max = QRR__ISA_NEON;
+    if (g_max == QRR__ISA_NEON && g_feat.asimddp) g_max = QRR__ISA_DOTPROD;
+#endif
     g_isa = g_max;
     const char *e = getenv("QRR_CPU_ISA");
-    qrr__isa want = g_max;
-    if (e && strcmp(e, "scalar") == 0) want = QRR__ISA_SCALAR;
-    else if (e && strcmp(e, "avx2") == 0) want = QRR__ISA_AVX2;
-    if (want < g_isa) g_isa = want;
+    for (int l = 0; e && l < (int)QRR__ISA_COUNT; l++)
+        if (strcmp(e, level_names[l]) == 0 && (qrr__isa)l < g_isa) g_isa = (qrr__isa)l;
 }
 
 qrr_cpu_features qrr_cpu_detect(void)
@@ -119,20 +150,73 @@ int qrr_cpu_isa_max(void)
 
 const char *qrr_cpu_isa_name(int isa)
 {
-    switch (isa) {
-    case QRR__ISA_AVX512: return "avx512";
-    case QRR__ISA_AVX2: return "avx2";
-    default: return "scalar";
-    }
+    if (isa < 0 || isa >= (int)QRR__ISA_COUNT) isa = 0;
+    return level_names[isa];
 }
 
 const char *qrr_cpu_gemm_impl(uint32_t dtype)
 {
     qrr__isa isa = qrr__cpu_isa();
     if (dtype == 3 /* QRR_DTYPE_I8 */) {
+#if defined(QRR__X86)
         if (isa == QRR__ISA_AVX512 && g_feat.avx512vnni) return "avx512-vnni";
         if (isa >= QRR__ISA_AVX2) return "avx2";
         return "scalar";
+#endif
     }
+#if defined(QRR__ARM64)
+    if (dtype != 3 && isa > QRR__ISA_NEON) isa = QRR__ISA_NEON; /* sdot is for int8 only */
+#endif
     return qrr_cpu_isa_name((int)isa);
+}
+
+const char *qrr_cpu_attention_impl(void)
+{
+    qrr__isa isa = qrr__cpu_isa();
+#if defined(QRR__ARM64)
+    if (isa > QRR__ISA_NEON) isa = QRR__ISA_NEON; /* dot products play no part */
+#endif
+    return qrr_cpu_isa_name((int)isa);
+}
+
+const char *qrr_cpu_ops_impl(void)
+{
+    qrr__isa isa = qrr__cpu_isa();
+#if defined(QRR__X86)
+    if (isa == QRR__ISA_AVX2) isa = QRR__ISA_SCALAR; /* avx2 has no versions of its own */
+#elif defined(QRR__ARM64)
+    if (isa > QRR__ISA_NEON) isa = QRR__ISA_NEON;
+#endif
+    return qrr_cpu_isa_name((int)isa);
+}
+
+static pthread_once_t g_describe_once = PTHREAD_ONCE_INIT;
+static char g_describe[256];
+
+static void describe_init(void)
+{
+    qrr_cpu_features f = qrr_cpu_detect();
+    char feats[96] = "";
+#if defined(QRR__X86)
+    snprintf(feats, sizeof feats, "x86-64:%s%s%s%s%s", f.avx2 && f.fma && f.f16c ? " avx2" : "",
+             f.avx512f ? " avx512f" : "", f.avx512vnni ? " avx512vnni" : "",
+             f.avxvnni ? " avxvnni" : "", f.amx_int8 ? " amx-int8" : "");
+#elif defined(QRR__ARM64)
+    snprintf(feats, sizeof feats, "aarch64:%s%s%s%s", f.asimd ? " asimd" : "",
+             f.asimddp ? " asimddp" : "", f.fphp ? " fphp" : "", f.asimdhp ? " asimdhp" : "");
+#else
+    snprintf(feats, sizeof feats, "no vector versions for this architecture");
+    (void)f;
+#endif
+    const char *lowered = qrr__cpu_isa() < qrr__cpu_isa_max() ? ", lowered by QRR_CPU_ISA" : "";
+    snprintf(g_describe, sizeof g_describe,
+             "f32/f16/bf16 GEMM %s, int8 GEMM %s, attention %s, norm/rope/swiglu %s (%s%s)",
+             qrr_cpu_gemm_impl(0), qrr_cpu_gemm_impl(3), qrr_cpu_attention_impl(),
+             qrr_cpu_ops_impl(), feats, lowered);
+}
+
+const char *qrr_cpu_describe(void)
+{
+    pthread_once(&g_describe_once, describe_init);
+    return g_describe;
 }

@@ -9,8 +9,22 @@
 #include <string.h>
 #include "qrr_cpu.h"
 
+/* Which family of vector versions this build has: the Makefile compiles the x86 files
+ * (*_avx2.c, *_avx512.c) only for x86-64 and the NEON files (*_neon.c) only for AArch64;
+ * other targets get the scalar versions alone. */
+#if defined(__x86_64__)
+#define QRR__X86 1
+#elif defined(__aarch64__)
+#define QRR__ARM64 1
+#endif
+
 /* Function attributes for the vector versions: the Makefile passes no -march flag, so each
- * vector function names the instructions it may use and is only called after detection. */
+ * vector function names the instructions it may use and is only called after detection.
+ * AArch64's baseline has NEON (Advanced SIMD, with f16 <-> f32 conversions); only the int8
+ * dot products (sdot, an Armv8.2 option, so the attribute names that level) need naming. */
+#if defined(QRR__ARM64)
+#define QRR__DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
+#endif
 #define QRR__AVX2 __attribute__((target("avx2,fma,f16c")))
 #define QRR__AVX512                                                                          \
     __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
@@ -63,16 +77,32 @@ static inline int8_t qrr__quant_one(float x, float inv)
 #define QRR_MAX_HEAD_DIM_CPU 1024 /* largest head_dim the attention versions take (= QRR_MAX_HEAD_DIM) */
 #define QRR__ROPE_MAX_HALF 256 /* cos/sin computed per row in pieces of this many */
 
-/* ---- ISA levels ---- */
+/* cos and sin of the fp32 angles pos * inv_freq[i], i < cnt, each computed in double and
+ * rounded once (Transformers takes them of the fp32 angle). */
+static inline void qrr__rope_angles(float pos, const float *inv_freq, int cnt, float *cs, float *sn)
+{
+    for (int i = 0; i < cnt; i++) {
+        float ang = pos * inv_freq[i];
+        cs[i] = (float)cos((double)ang);
+        sn[i] = (float)sin((double)ang);
+    }
+}
+
+/* ---- ISA levels ----
+ * Ordered levels, each a superset of the one below; the numbers mean different instruction
+ * sets on each architecture (level 1 is avx2 on x86-64, neon on AArch64). */
 typedef enum qrr__isa {
     QRR__ISA_SCALAR = 0,
-    QRR__ISA_AVX2 = 1,   /* avx2 + fma + f16c */
-    QRR__ISA_AVX512 = 2, /* avx512 f/bw/vl/dq (+ vnni for int8 when present) */
-    QRR__ISA_COUNT
+    QRR__ISA_AVX2 = 1,    /* x86-64: avx2 + fma + f16c */
+    QRR__ISA_NEON = 1,    /* AArch64: Advanced SIMD */
+    QRR__ISA_AVX512 = 2,  /* x86-64: avx512 f/bw/vl/dq (+ vnni for int8 when present) */
+    QRR__ISA_DOTPROD = 2, /* AArch64: neon + sdot (only the int8 GEMM differs from neon) */
+    QRR__ISA_COUNT = 3
 } qrr__isa;
 
 /* The level the dispatching entry points use: the best this CPU has, lowered by
- * QRR_CPU_ISA=scalar|avx2|avx512. Decided once, thread-safely. */
+ * QRR_CPU_ISA=scalar|avx2|avx512 (x86-64) or scalar|neon|neon-dotprod (AArch64). Decided
+ * once, thread-safely. */
 qrr__isa qrr__cpu_isa(void);
 /* Highest level this CPU supports, ignoring the environment. */
 qrr__isa qrr__cpu_isa_max(void);
@@ -105,8 +135,12 @@ void qrr__gemm_fp_avx2(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
 void qrr__gemm_fp_avx512(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
 void qrr__gemm_i8_avx2(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
 void qrr__gemm_i8_vnni(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
+void qrr__gemm_fp_neon(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
+void qrr__gemm_i8_neon(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
+void qrr__gemm_i8_dotprod(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
 /* One row of X to int8 (+ offset) by the rule above; returns its scale. */
 float qrr__quant_row_avx512(const float *x, int k, uint8_t *q, size_t ldq, int offset);
+float qrr__quant_row_neon(const float *x, int k, int8_t *q, size_t ldq);
 
 /* Attention versions over query heads [h0, h1) and query rows [r0, r1). */
 typedef struct qrr__attn_args {
@@ -114,9 +148,26 @@ typedef struct qrr__attn_args {
     int n_prefix, t, nq, nkv, d;
     float *out;
 } qrr__attn_args;
+static inline float qrr__attn_scale(int d)
+{
+    return (float)(1.0 / sqrt((double)d));
+}
+/* Key (or value) row j of kv head g: prefix rows first, then the sequence's own. */
+static inline const float *qrr__key_row(const qrr__attn_args *a, const float *pre,
+                                        const float *own, int j, int g)
+{
+    size_t kd = (size_t)a->nkv * a->d;
+    if (j < a->n_prefix) return pre + (size_t)j * kd + (size_t)g * a->d;
+    return own + (size_t)(j - a->n_prefix) * kd + (size_t)g * a->d;
+}
 void qrr__attention_scalar(const qrr__attn_args *a, int h0, int h1, int r0, int r1);
 void qrr__attention_avx2(const qrr__attn_args *a, int h0, int h1, int r0, int r1);
 void qrr__attention_avx512(const qrr__attn_args *a, int h0, int h1, int r0, int r1);
+void qrr__attention_neon(const qrr__attn_args *a, int h0, int h1, int r0, int r1);
+/* The AVX-512 version's tiles: query heads per tile and rows per tile for this shape, and
+ * the largest head_dim it takes (others go to the scalar version). */
+void qrr__attention_avx512_tile(int d, int group, int *heads, int *rows);
+#define QRR__ATTN_AVX512_MAX_D 256
 
 /* Scratch memory owned by a pool (NULL pool: NULL). Grows, never shrinks; valid until the
  * next call or qrr_pool_free. Only between runs, from the pool's caller thread. */

@@ -1,7 +1,8 @@
 /* gemm.c — qrr_cpu_gemm's driver: picks the version for the weight dtype and the CPU level,
  * quantizes X once for int8 weights (transposes it once for fp weights at moderate m on
  * AVX-512), and splits Y's rows x columns among the pool's threads.
- * The arithmetic lives in gemm_ref.c (scalar), gemm_avx2.c and gemm_avx512.c. */
+ * The arithmetic lives in gemm_ref.c (scalar), gemm_avx2.c and gemm_avx512.c (x86-64) and
+ * gemm_neon.c (AArch64). */
 #include <stdlib.h>
 #include "cpu_internal.h"
 
@@ -68,10 +69,17 @@ static void quant_part(void *v, int ti, int nt)
     for (int i = b; i < e; i++) {
         const float *xr = t->a.x + (size_t)i * t->a.ldx;
         uint8_t *q = t->xq_rw + (size_t)i * t->a.ldq;
+#if defined(QRR__X86)
         if (t->isa >= QRR__ISA_AVX512) {
             t->xs_rw[i] = qrr__quant_row_avx512(xr, k, q, t->a.ldq, t->offset);
             continue;
         }
+#elif defined(QRR__ARM64)
+        if (t->isa >= QRR__ISA_NEON) {
+            t->xs_rw[i] = qrr__quant_row_neon(xr, k, (int8_t *)q, t->a.ldq);
+            continue;
+        }
+#endif
         float inv, amax = qrr__absmax(xr, k);
         t->xs_rw[i] = qrr__quant_scale(amax, &inv);
         for (int kk = 0; kk < k; kk++)
@@ -80,6 +88,7 @@ static void quant_part(void *v, int ti, int nt)
     }
 }
 
+#if defined(QRR__X86)
 static void transpose_part(void *v, int ti, int nt)
 {
     gemm_task *t = v;
@@ -93,6 +102,7 @@ static void transpose_part(void *v, int ti, int nt)
         }
     }
 }
+#endif
 
 static int i8_shape_ok(const qrr_cpu_weight *w)
 {
@@ -101,12 +111,42 @@ static int i8_shape_ok(const qrr_cpu_weight *w)
     return 1;
 }
 
+/* The version for int8 weights at this level (*offset: 128 when X is stored as u8), and for
+ * fp weights. */
+static gemm_fn vector_i8(int isa, int *offset)
+{
+    *offset = 0;
+#if defined(QRR__X86)
+    if (isa >= QRR__ISA_AVX512 && qrr_cpu_detect().avx512vnni) {
+        *offset = 128;
+        return qrr__gemm_i8_vnni;
+    }
+    if (isa >= QRR__ISA_AVX2) return qrr__gemm_i8_avx2;
+#elif defined(QRR__ARM64)
+    if (isa >= QRR__ISA_DOTPROD) return qrr__gemm_i8_dotprod;
+    if (isa >= QRR__ISA_NEON) return qrr__gemm_i8_neon;
+#endif
+    (void)isa;
+    return scalar_i8;
+}
+
+static gemm_fn vector_fp(int isa)
+{
+#if defined(QRR__X86)
+    if (isa >= QRR__ISA_AVX512) return qrr__gemm_fp_avx512;
+    if (isa >= QRR__ISA_AVX2) return qrr__gemm_fp_avx2;
+#elif defined(QRR__ARM64)
+    if (isa >= QRR__ISA_NEON) return qrr__gemm_fp_neon;
+#endif
+    (void)isa;
+    return scalar_fp;
+}
+
 void qrr_cpu_gemm_isa(int isa, const float *x, int ldx, int m, const qrr_cpu_weight *w,
                       float *y, int ldy, int accumulate, qrr_pool *pool)
 {
     if (m <= 0 || w->n <= 0) return;
     if (isa > (int)qrr__cpu_isa_max()) isa = (int)qrr__cpu_isa_max();
-    qrr_cpu_features f = qrr_cpu_detect();
     gemm_task t;
     memset(&t, 0, sizeof t);
     t.a.x = x;
@@ -126,15 +166,7 @@ void qrr_cpu_gemm_isa(int isa, const float *x, int ldx, int m, const qrr_cpu_wei
     }
     void *heap = NULL;
     if (w->dtype == 3) {
-        t.fn = scalar_i8;
-        if (i8_shape_ok(w)) {
-            if (isa >= QRR__ISA_AVX512 && f.avx512vnni) {
-                t.fn = qrr__gemm_i8_vnni;
-                t.offset = 128;
-            } else if (isa >= QRR__ISA_AVX2) {
-                t.fn = qrr__gemm_i8_avx2;
-            }
-        }
+        t.fn = i8_shape_ok(w) ? vector_i8(isa, &t.offset) : scalar_i8;
         if (t.fn != scalar_i8) {
             size_t ldq = ((size_t)w->k + 63) / 64 * 64 + 64;
             size_t bytes = ldq * (size_t)m + sizeof(float) * (size_t)m + 64;
@@ -152,9 +184,8 @@ void qrr_cpu_gemm_isa(int isa, const float *x, int ldx, int m, const qrr_cpu_wei
             }
         }
     } else if (w->dtype <= 2) {
-        t.fn = scalar_fp;
-        if (isa >= QRR__ISA_AVX512) t.fn = qrr__gemm_fp_avx512;
-        else if (isa >= QRR__ISA_AVX2) t.fn = qrr__gemm_fp_avx2;
+        t.fn = vector_fp(isa);
+#if defined(QRR__X86)
         if (t.fn == qrr__gemm_fp_avx512 && m >= XT_MIN_M && m <= XT_MAX_M) {
             size_t ldt = ((size_t)m + 15) / 16 * 16;
             size_t bytes = sizeof(float) * (ldt * (size_t)w->k + 64) + 64;
@@ -167,6 +198,7 @@ void qrr_cpu_gemm_isa(int isa, const float *x, int ldx, int m, const qrr_cpu_wei
                 t.a.xt = t.xt_rw;
             }
         }
+#endif
     } else {
         for (int i = 0; i < m; i++)
             for (int j = 0; j < w->n; j++) y[(size_t)i * ldy + j] = NAN;

@@ -1,7 +1,8 @@
 /* ops.c — the small per-token operations of the forward pass: RMS norm, rotary embedding,
  * SiLU-gated product and one embedding row to fp32. They follow Transformers' fp32 order of
  * operations (see each function). Here the scalar references and the dispatch to the AVX-512
- * versions (ops_avx512.c), which keep the same order. No GEMM, no attention here. */
+ * versions (ops_avx512.c, x86-64) and the NEON ones (ops_neon.c, AArch64), which keep the same
+ * order. No GEMM, no attention here. */
 #include <math.h>
 #include "cpu_internal.h"
 #include "qrr_cpu_ops.h"
@@ -34,11 +35,7 @@ static void rope_scalar(float *x, int rows, int nh, int d, int pos0, const float
         float pos = (float)(pos0 + r);
         for (int i0 = 0; i0 < h2; i0 += QRR__ROPE_MAX_HALF) {
             int cnt = h2 - i0 < QRR__ROPE_MAX_HALF ? h2 - i0 : QRR__ROPE_MAX_HALF;
-            for (int i = 0; i < cnt; i++) {
-                float ang = pos * inv_freq[i0 + i];
-                cs[i] = (float)cos((double)ang);
-                sn[i] = (float)sin((double)ang);
-            }
+            qrr__rope_angles(pos, inv_freq + i0, cnt, cs, sn);
             for (int h = 0; h < nh; h++) {
                 float *a = x + ((size_t)r * nh + h) * d + i0;
                 float *b = a + h2;
@@ -68,38 +65,60 @@ static void silu_mul_scalar(const float *gu, float *out, int rows, int n)
     }
 }
 
-/* ---- dispatch: avx2 has no versions of its own and takes the scalar ones ---- */
+/* ---- dispatch: x86-64's avx2 level has no versions of its own and takes the scalar ones;
+ * AArch64's neon-dotprod level takes the neon ones ---- */
 
-static int level(int isa)
+/* The level's vector family: 1 for the AVX-512 or NEON versions, 0 for the scalar ones. */
+static int vector(int isa)
 {
     int mx = (int)qrr__cpu_isa_max();
-    return isa > mx ? mx : isa;
+    int l = isa > mx ? mx : isa;
+#if defined(QRR__X86)
+    return l >= QRR__ISA_AVX512;
+#elif defined(QRR__ARM64)
+    return l >= QRR__ISA_NEON;
+#else
+    (void)l;
+    return 0;
+#endif
 }
+
+#if defined(QRR__X86)
+#define VEC(fn) qrr__##fn##_avx512
+#elif defined(QRR__ARM64)
+#define VEC(fn) qrr__##fn##_neon
+#else /* never called: vector() is 0 */
+#define VEC(fn) fn##_scalar
+static void exp_scalar(const float *x, float *y, int n)
+{
+    for (int i = 0; i < n; i++) y[i] = expf(x[i]);
+}
+#endif
 
 void qrr_cpu_rmsnorm_isa(int isa, const float *x, const float *w, float *y, int rows, int n,
                          float eps)
 {
-    if (level(isa) >= QRR__ISA_AVX512) qrr__rmsnorm_avx512(x, w, y, rows, n, eps);
+    if (vector(isa)) VEC(rmsnorm)(x, w, y, rows, n, eps);
     else rmsnorm_scalar(x, w, y, rows, n, eps);
 }
 
 void qrr_cpu_rope_isa(int isa, float *x, int rows, int nh, int d, int pos0,
                       const float *inv_freq)
 {
-    if (level(isa) >= QRR__ISA_AVX512) qrr__rope_avx512(x, rows, nh, d, pos0, inv_freq);
+    if (vector(isa)) VEC(rope)(x, rows, nh, d, pos0, inv_freq);
     else rope_scalar(x, rows, nh, d, pos0, inv_freq);
 }
 
 void qrr_cpu_silu_mul_isa(int isa, const float *gu, float *out, int rows, int n)
 {
-    if (level(isa) >= QRR__ISA_AVX512) qrr__silu_mul_avx512(gu, out, rows, n);
+    if (vector(isa)) VEC(silu_mul)(gu, out, rows, n);
     else silu_mul_scalar(gu, out, rows, n);
 }
 
 void qrr_cpu_exp_isa(int isa, const float *x, float *y, int n)
 {
-    if (level(isa) >= QRR__ISA_AVX512) {
-        qrr__exp_avx512(x, y, n);
+    if (vector(isa)) {
+        VEC(exp)(x, y, n);
         return;
     }
     for (int i = 0; i < n; i++) y[i] = expf(x[i]);

@@ -40,6 +40,8 @@ static inline void cpu_relax(int round)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
 #endif
     if ((round & 63) == 63) sched_yield();
 }

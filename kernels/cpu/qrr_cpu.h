@@ -61,17 +61,29 @@ void qrr_cpu_silu_mul(const float *gu, float *out, int rows, int n);
 /* One row of an embedding [vocab, n] in any dtype to fp32. */
 void qrr_cpu_embed_row(const qrr_cpu_weight *w, int row, float *out);
 
-/* What this CPU offers, for dispatch and for `qrr info`/bench reports. */
+/* What this CPU offers, for dispatch and for reports. x86-64 (cpuid): the first eleven;
+ * AArch64 (the kernel's hwcaps): asimd (NEON), asimddp (sdot/udot), fphp and asimdhp (f16
+ * arithmetic, scalar and vector; not needed: f16 <-> f32 conversion is baseline). */
 typedef struct qrr_cpu_features {
     int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avxvnni, avx512bf16, amx_int8, amx_bf16;
+    int asimd, asimddp, fphp, asimdhp;
 } qrr_cpu_features;
 qrr_cpu_features qrr_cpu_detect(void);
-/* Short names of the kernel versions chosen ("avx512-vnni", "avx2", "scalar"). */
+/* Short names of the kernel versions chosen: the GEMM for a weight dtype ("avx512-vnni",
+ * "avx2", "neon-dotprod", "neon", "scalar"), and the attention and the per-token operations
+ * ("avx512", "avx2", "neon", "scalar"). */
 const char *qrr_cpu_gemm_impl(uint32_t dtype);
+const char *qrr_cpu_attention_impl(void);
+const char *qrr_cpu_ops_impl(void);
+/* One line naming every kernel chosen and the features they were chosen from, e.g.
+ * "f32/f16/bf16 GEMM neon, int8 GEMM neon-dotprod, attention neon, norm/rope/swiglu neon
+ * (aarch64: asimd asimddp)". Static storage, the same for the whole process. */
+const char *qrr_cpu_describe(void);
 
-/* The versions at a chosen level, for tests and benchmarks: isa 0 scalar, 1 avx2, 2 avx512
- * (a level above what this CPU has is lowered to qrr_cpu_isa_max()). The plain entry points
- * use the best level, lowered by the environment variable QRR_CPU_ISA=scalar|avx2|avx512. */
+/* The versions at a chosen level, for tests and benchmarks: isa 0 scalar; on x86-64 1 avx2,
+ * 2 avx512; on AArch64 1 neon, 2 neon-dotprod (a level above what this CPU has is lowered to
+ * qrr_cpu_isa_max()). The plain entry points use the best level, lowered by the environment
+ * variable QRR_CPU_ISA=scalar|avx2|avx512 or scalar|neon|neon-dotprod. */
 int qrr_cpu_isa_max(void);
 const char *qrr_cpu_isa_name(int isa);
 void qrr_cpu_gemm_isa(int isa, const float *x, int ldx, int m, const qrr_cpu_weight *w,

@@ -1,7 +1,8 @@
 /* cmd_bench.c — `qrr bench`: time scoring on a synthetic, seeded request (one query and N
  * documents of varied length built from common words): open-to-first-score, tokens/s and
  * pairs/s for the whole request, one-pair latency, peak RSS; with and without the shared
- * prefix. It can write the workload as JSON lines so a peer runs the same prompts. */
+ * prefix; the kernels that computed it. It can write the workload as JSON lines so a peer
+ * runs the same prompts. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -149,8 +150,11 @@ static int run(const bench_opts *o)
     } else {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
-        json_t *r = json_pack("{s:s,s:i,s:i,s:I,s:I,s:f,s:f,s:f,s:f,s:I,s:f,s:I,s:f}",
-                              "model", o->path, "threads", o->model.ctx.n_threads, "docs", o->docs,
+        char device[512];
+        qrr_ctx_describe(ctx, device, sizeof device); /* cut short at worst */
+        json_t *r = json_pack("{s:s,s:s,s:s,s:i,s:i,s:I,s:I,s:f,s:f,s:f,s:f,s:I,s:f,s:I,s:f}",
+                              "model", o->path, "device", device, "cpu_kernels", qrr_cpu_kernels(),
+                              "threads", o->model.ctx.n_threads, "docs", o->docs,
                               "tokens", (json_int_t)st.tokens,
                               "tokens_computed", (json_int_t)st.tokens_computed,
                               "seconds", t_batch, "tokens_per_s", (double)st.tokens / t_batch,
@@ -167,6 +171,8 @@ static int run(const bench_opts *o)
             cli_print_json(r);
         } else {
             printf("model            %s (%d threads)\n", o->path, o->model.ctx.n_threads);
+            printf("device           %s\n", device);
+            printf("cpu kernels      %s\n", qrr_cpu_kernels());
             printf("request          1 query x %d documents, %zu prompt tokens (%zu computed)\n",
                    o->docs, st.tokens, st.tokens_computed);
             printf("throughput       %.1f tokens/s, %.2f pairs/s (%.3f s per request, median of %d)\n",

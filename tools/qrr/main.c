@@ -43,7 +43,7 @@ int main(int argc, char **argv)
         return QRR_EXIT_OK;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("qrr %s\n", qrr_version());
+        printf("qrr %s\ncpu kernels: %s\n", qrr_version(), qrr_cpu_kernels());
         return QRR_EXIT_OK;
     }
     for (size_t i = 0; i < N_COMMANDS; i++)
