@@ -157,7 +157,8 @@ def read_input(path: str, fmt: str, query_column: str, document_column: str,
                             fn_kwargs=dict(query_column=query_column,
                                            document_column=document_column,
                                            id_column=id_column),
-                            num_cpus=0, compute=ray.data.TaskPoolStrategy(size=READ_TASKS))
+                            num_cpus=0, compute=ray.data.TaskPoolStrategy(
+                                size=max(1, min(READ_TASKS, len(ranges)))))
     return ds, lines
 
 
