@@ -10,6 +10,8 @@
 #   PYTHON           a python with qrr and ray[data] (default python3)
 #   TINY_PAIRS, BIG_PAIRS   default 100000 and 10000
 #   BENCH_DIR        work folder (default $QRR_BUILD/bench-ray; the 0.6B files take 0.6 GB)
+#   RUNS             "qrr ray" (default), or one of them; BATCH rows per batch (default 256),
+#                    the same for `qrr score --batch` and `--batch-size`
 # Output: a table on stdout and in $BENCH_DIR/results.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +20,8 @@ REF=$(cd "${QRR_REFERENCE:-../shared/reference}" && pwd)
 PY=${PYTHON:-python3}
 TINY_PAIRS=${TINY_PAIRS:-100000}
 BIG_PAIRS=${BIG_PAIRS:-10000}
+RUNS=${RUNS:-qrr ray}
+BATCH=${BATCH:-256}
 W=${BENCH_DIR:-$B/bench-ray}
 mkdir -p "$W"
 RESULTS=$W/results.txt
@@ -51,21 +55,27 @@ bench() {
   n=$(wc -l < "$pairs")
   say "== $name: $n pairs ($(nproc) CPUs; load average now $(cut -d' ' -f1-3 /proc/loadavg))"
   for threads in 1 2; do
+    [[ " $RUNS " == *" qrr "* ]] || break
     t0=$(date +%s.%N)
-    "$B/qrr" score "$model" --threads "$threads" < "$pairs" > "$W/$name.qrr$threads.jsonl"
+    "$B/qrr" score "$model" --threads "$threads" --batch "$BATCH" < "$pairs" \
+      > "$W/$name.qrr$threads.jsonl"
     t1=$(date +%s.%N)
-    say "$(awk -v n="$n" -v a="$t0" -v b="$t1" -v t="$threads" \
-      'BEGIN { printf "qrr score, one process, %d thread(s): %8.1f pairs/s  %7.1f s", t, n / (b - a), b - a }')"
+    say "$(awk -v n="$n" -v a="$t0" -v b="$t1" -v t="$threads" 'BEGIN {
+      printf "qrr score, one process, %d thread(s): %8.1f pairs/s  %7.1f s", t, n / (b - a), b - a }')"
   done
   for actors in 1 2; do
+    [[ " $RUNS " == *" ray "* ]] || break
     t0=$(date +%s.%N)
     "$PY" -m qrr.ray_rerank "$model" "$pairs" "$W/$name.ray$actors.jsonl" --actors "$actors" \
-      --threads-per-actor 1 --batch-size 256 2> "$W/$name.ray$actors.log"
+      --threads-per-actor 1 --batch-size "$BATCH" 2> "$W/$name.ray$actors.log"
     t1=$(date +%s.%N)
     line=$(tail -n 1 "$W/$name.ray$actors.log")
     case $line in "qrr.ray_rerank: $n rows"*) ;; *) say "FAILED: $line"; exit 1 ;; esac
-    say "$(awk -v n="$n" -v a="$t0" -v b="$t1" -v k="$actors" -v job="$(sed -E 's/.* rows, ([0-9.]+) pairs.s, ([0-9.]+) s.*/\1 \2/' <<<"$line")" \
-      'BEGIN { split(job, j, " "); printf "qrr.ray_rerank, %d actor(s) x 1 thread:  %8.1f pairs/s  %7.1f s (the job: %.1f pairs/s, %.1f s)", k, n / (b - a), b - a, j[1], j[2] }')"
+    job=$(sed -E 's/.* rows, ([0-9.]+) pairs.s, ([0-9.]+) s.*/\1 \2/' <<<"$line")
+    say "$(awk -v n="$n" -v a="$t0" -v b="$t1" -v k="$actors" -v job="$job" 'BEGIN {
+      split(job, j, " ")
+      printf "qrr.ray_rerank, %d actor(s) x 1 thread:  %8.1f pairs/s  %7.1f s", k, n / (b - a), b - a
+      printf " (the job: %.1f pairs/s, %.1f s)", j[1], j[2] }')"
     "$PY" - "$W/$name.qrr1.jsonl" "$pairs" "$W/$name.ray$actors.jsonl" <<'EOF' | tee -a "$RESULTS"
 import json, sys
 want = [json.loads(l) for l in open(sys.argv[1])]
