@@ -91,7 +91,7 @@ QRR_OBJ     := $(call obj,$(QRR_SRC))
 TESTS       := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 EXAMPLES    := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
-.PHONY: all test tests bench bench-serve bench-tokenizer fuzz examples clean install uninstall
+.PHONY: all test tests bench bench-serve bench-ray bench-tokenizer fuzz examples clean install uninstall
 .SECONDARY:
 all: $(BUILD)/libqrr.a $(BUILD)/libqrr.so $(BUILD)/$(SONAME) $(BUILD)/qconvert $(BUILD)/qrr $(BUILD)/qgen \
      $(BUILD)/qrr-uninstalled.pc $(BUILD)/qrr.pc.in
@@ -195,6 +195,11 @@ bench: all $(BUILD)/gemm_bench
 # LLAMA_SERVER and LLAMA_GGUF are set (docs/benchmarks.md).
 bench-serve: all
 	QRR_BUILD=$(abspath $(BUILD)) ./bench/serve_bench.sh
+
+# Batch reranking on a local Ray instance (python -m qrr.ray_rerank, 1 and 2 actors) beside
+# `qrr score` in one process, on the same pairs: Ray's overhead (needs ray[data]).
+bench-ray: all
+	QRR_BUILD=$(abspath $(BUILD)) ./bench/ray_bench.sh
 
 # GEMM and attention speed against this machine's measured FMA and VNNI peaks.
 $(BUILD)/gemm_bench: $(call obj,bench/gemm_bench.c) $(BUILD)/libqrr.a

@@ -12,7 +12,8 @@ arm64=0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 pkgs=(build-essential pkg-config zlib1g-dev libxxhash-dev libutf8proc-dev libpcre2-dev
-      libjansson-dev libcriterion-dev libmicrohttpd-dev libcurl4-openssl-dev)
+      libjansson-dev libcriterion-dev libmicrohttpd-dev libcurl4-openssl-dev
+      iproute2)  # iproute2: the two-node Ray test's network namespaces (ip netns)
 # The Python package's build and tests need python3 with venv and pip.
 python3 -c 'import venv, ensurepip' 2>/dev/null || pkgs+=(python3 python3-venv python3-pip)
 # A package without ":arch" counts when installed for the machine's own architecture (or

@@ -37,6 +37,16 @@ class ScoreParams(Structure):
                 ("instruction_len", c_size_t), ("truncate", c_int)]
 
 
+class Group(Structure):
+    """qrr_group: one query's complete prompts (token ids) and where their results go."""
+    _fields_ = [("ids", POINTER(POINTER(c_int32))), ("lens", POINTER(c_size_t)),
+                ("n", c_size_t), ("scores", POINTER(c_float)), ("logits", POINTER(c_float))]
+
+
+class Stats(Structure):
+    _fields_ = [("tokens", c_size_t), ("tokens_computed", c_size_t)]
+
+
 class ModelInfo(Structure):
     _fields_ = [
         ("format_version", c_uint32), ("quant_version", c_uint32), ("file_bytes", c_uint64),
@@ -98,6 +108,8 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         "qrr_ctx_free": (None, [c_void_p]),
         "qrr_ctx_score_len": (c_int, [c_void_p, c_char_p, c_size_t, P(c_char_p), P(c_size_t),
                                       c_size_t, ScoreParams, P(c_float), P(c_float)]),
+        "qrr_ctx_score_groups": (c_int, [c_void_p, P(Group), c_size_t]),
+        "qrr_ctx_last_stats": (Stats, [c_void_p]),
         "qrr_model_tokenize": (c_int, [c_void_p, c_char_p, c_size_t, P(c_int32), c_size_t,
                                        P(c_size_t)]),
         "qrr_model_decode": (c_int, [c_void_p, P(c_int32), c_size_t, c_char_p, c_size_t,

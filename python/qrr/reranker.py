@@ -31,6 +31,17 @@ def _utf8(text: str, what: str) -> bytes:
         raise ValueError(f"{what} cannot be encoded as UTF-8: {e}") from None
 
 
+def _encode_pairs(items: Sequence[Pair]) -> List[Tuple[bytes, bytes]]:
+    """Each (query, document) pair as UTF-8 bytes; a malformed pair is named by its index."""
+    encoded = []
+    for i, pair in enumerate(items):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"pair {i} must be a (query, document) pair of str")
+        encoded.append((_utf8(pair[0], f"query of pair {i}"),
+                        _utf8(pair[1], f"document of pair {i}")))
+    return encoded
+
+
 class Reranker:
     """A Qwen3-Reranker converted to .qrr (see qrr.convert), ready to score.
 
@@ -152,12 +163,7 @@ class Reranker:
         n = len(items)
         scores = np.empty(n, dtype=np.float32)
         logits = np.empty(n, dtype=np.float32)
-        encoded = []
-        for i, pair in enumerate(items):
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise TypeError(f"pair {i} must be a (query, document) pair of str")
-            encoded.append((_utf8(pair[0], f"query of pair {i}"),
-                            _utf8(pair[1], f"document of pair {i}")))
+        encoded = _encode_pairs(items)
         with progress(n, show_progress_bar, "qrr predict") as bar:
             start = 0
             while start < n:
@@ -170,6 +176,86 @@ class Reranker:
                 bar.update(end - start)
                 start = end
         return scores, logits
+
+    def score_grouped(self, pairs: Sequence[Pair], instruction: Optional[str] = None,
+                      max_length: Optional[int] = None, batch_size: int = 256
+                      ) -> Tuple[np.ndarray, np.ndarray]:
+        """(scores, logits) of (query, document) pairs given in any order, as two float32
+        arrays in input order. The pairs are grouped by query over the whole list (not only
+        consecutive ones) and scored ``batch_size`` prompts per library call
+        (qrr_ctx_score_groups): each query's prompt prefix is computed once, and the groups'
+        documents share forward chunks. The numbers equal predict's within float rounding.
+        """
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, not {batch_size!r}")
+        keep: List[bytes] = []
+        sp = self._score_params(instruction, max_length, keep)
+        encoded = _encode_pairs(list(pairs))
+        n = len(encoded)
+        scores = np.empty(n, dtype=np.float32)
+        logits = np.empty(n, dtype=np.float32)
+        by_query: Dict[bytes, List[int]] = {}
+        for i, (query, _) in enumerate(encoded):
+            by_query.setdefault(query, []).append(i)
+        call: List[List[int]] = []  # the groups of the next library call, as pair indices
+        size = 0
+        for idx in by_query.values():
+            for start in range(0, len(idx), batch_size):
+                part = idx[start:start + batch_size]
+                if call and size + len(part) > batch_size:
+                    self._score_call(encoded, call, sp, scores, logits)
+                    call, size = [], 0
+                call.append(part)
+                size += len(part)
+        if call:
+            self._score_call(encoded, call, sp, scores, logits)
+        return scores, logits
+
+    def _score_call(self, encoded: Sequence[Tuple[bytes, bytes]], groups: List[List[int]],
+                    sp, scores: np.ndarray, logits: np.ndarray) -> None:
+        """One qrr_ctx_score_groups call over groups of pair indices; results scattered into
+        scores and logits at those indices."""
+        ip = POINTER(c_int32)
+        fp = POINTER(c_float)
+        keep: List[Any] = []
+        structs = (_capi.Group * len(groups))()
+        with self._lock:
+            self._need_open()
+            for g, idx in enumerate(groups):
+                prompts = [self._prompt_array(*encoded[i], sp) for i in idx]
+                ptrs = (ip * len(idx))(*(p.ctypes.data_as(ip) for p in prompts))
+                lens = (c_size_t * len(idx))(*(len(p) for p in prompts))
+                out = np.empty((2, len(idx)), dtype=np.float32)
+                keep.append((prompts, ptrs, lens, out))
+                structs[g] = _capi.Group(ptrs, lens, len(idx), out[0].ctypes.data_as(fp),
+                                         out[1].ctypes.data_as(fp))
+            status = _lib.qrr_ctx_score_groups(self._ctx, structs, len(groups))
+            if status != _capi.QRR_OK:
+                raise last_error(status)
+        for idx, (_, _, _, out) in zip(groups, keep):
+            scores[idx] = out[0]
+            logits[idx] = out[1]
+
+    def _prompt_array(self, query: bytes, document: bytes, sp) -> np.ndarray:
+        """The prompt ids of one pair as an int32 array (qrr_model_prompt_ids_len)."""
+        buf = np.empty(512, dtype=np.int32)
+        while True:
+            n = c_size_t(0)
+            status = _lib.qrr_model_prompt_ids_len(
+                self._model, query, len(query), document, len(document), sp,
+                buf.ctypes.data_as(POINTER(c_int32)), len(buf), byref(n))
+            if status == _capi.QRR_ERR_BUFFER_TOO_SMALL and n.value > len(buf):
+                buf = np.empty(n.value, dtype=np.int32)
+                continue
+            check(status)
+            return buf[:n.value].copy()
+
+    def last_stats(self) -> Dict[str, int]:
+        """Token counts of the last library call: {"tokens": prompt tokens in all,
+        "tokens_computed": those the forward pass ran (fewer when a prefix was shared)}."""
+        self._need_open()
+        st = _lib.qrr_ctx_last_stats(self._ctx)
+        return {"tokens": st.tokens, "tokens_computed": st.tokens_computed}
 
     def rank(self, query: str, documents: Sequence[str], top_k: Optional[int] = None,
              return_documents: bool = False, instruction: Optional[str] = None,

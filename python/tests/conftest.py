@@ -78,3 +78,34 @@ def cases(model: str) -> List[dict]:
 
 def group_key(line: dict) -> Tuple[Optional[str], Optional[int]]:
     return line["instruction"], line.get("max_length")
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """A local Ray instance in this process for the qrr.ray tests (qrr.ray.init_local: every
+    port on 127.0.0.1), 2 CPUs, a small object store, its files in a private directory;
+    shut down at the end, and any process of it left over killed by pid."""
+    import logging
+    import shutil
+    import tempfile
+
+    from ray_support import cmdline, descendants, kill_pids, need_ray
+    need_ray()
+    from qrr.ray import init_local
+    tmp = tempfile.mkdtemp(prefix="qrrr", dir="/tmp")  # short: Ray's socket paths
+    init_local(num_cpus=2, object_store_memory=256 << 20, _temp_dir=tmp,
+               logging_level=logging.WARNING)
+    import ray
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        kill_pids([p for p in descendants(os.getpid()) if "ray" in cmdline(p)])
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def pytest_configure(config):
+    # Tests that start Ray carry @pytest.mark.timeout (pytest-timeout, which .ci/run
+    # installs); without the plugin the mark is only a note.
+    if not config.pluginmanager.hasplugin("timeout"):
+        config.addinivalue_line("markers", "timeout(seconds): time limit (pytest-timeout)")

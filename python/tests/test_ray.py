@@ -1,0 +1,127 @@
+"""qrr.ray.rerank_dataset on a local Ray instance (loopback only): the C API's scores for
+every row, once, with every column kept; bad rows named in the error; and a scoring actor
+killed mid-job (by its pid) restarted by Ray with no row lost or scored twice."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import c_api_scores
+from ray_support import (bounded, check_against, make_rows, need_ray, no_scorers_left,
+                         scorer_pids)
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def qrr_score_lines(rows, instruction=None):
+    return [{"query": r["query"], "document": r["document"], "instruction": instruction}
+            for r in rows]
+
+
+@pytest.fixture(autouse=True)
+def _ray_here():
+    need_ray()
+    no_scorers_left()
+
+
+def by_id(rows):
+    return sorted(rows, key=lambda r: r["id"])
+
+
+def test_every_row_scored_once_as_qrr_score_does(local_ray, tied):
+    from qrr.ray import rerank_dataset
+    rows = make_rows(600)
+    ds = local_ray.data.from_items(rows)
+    out = rerank_dataset(ds, tied, actors=2, batch_size=64, node_column="node")
+    got = by_id(bounded(out.take_all, 120))
+    check_against([{k: v for k, v in g.items() if k != "node"} for g in got], rows,
+                  c_api_scores(tied, qrr_score_lines(rows)))
+    assert {g["node"] for g in got} == {"127.0.0.1"}
+
+
+def test_the_instruction_reaches_every_row(local_ray, tied):
+    from qrr.ray import rerank_dataset
+    rows = make_rows(100, seed=3)
+    instruction = "Given a question, find the passage that answers it"
+    out = rerank_dataset(local_ray.data.from_items(rows), tied, instruction=instruction,
+                         actors=1, batch_size=32)
+    got = by_id(bounded(out.take_all, 120))
+    check_against(got, rows, c_api_scores(tied, qrr_score_lines(rows, instruction)))
+    plain = c_api_scores(tied, qrr_score_lines(rows))
+    assert any(abs(g["score"] - s) > 1e-4 for g, (s, _) in zip(got, plain))
+
+
+def test_a_row_without_a_document_fails_the_job_and_is_named(local_ray, tied):
+    from qrr.ray import error_message, rerank_dataset
+    rows = make_rows(20)
+    rows[7]["document"] = None
+    ds = local_ray.data.from_items(rows)
+    with pytest.raises(Exception) as caught:
+        bounded(rerank_dataset(ds, tied, actors=1, batch_size=8).take_all, 120)
+    assert error_message(caught.value) == "row id=7: no 'document' (missing or null)"
+
+
+def test_a_query_that_is_no_string_is_named(local_ray, tied):
+    from qrr.ray import error_message, rerank_dataset
+    rows = [{"id": i, "query": 100 + i, "document": "d"} for i in range(8)]
+    ds = local_ray.data.from_items(rows)
+    with pytest.raises(Exception) as caught:
+        bounded(rerank_dataset(ds, tied, actors=1, batch_size=8).take_all, 120)
+    assert error_message(caught.value) == "row id=0: 'query' must be a string, not int 100"
+
+
+def test_a_missing_column_is_named(local_ray, tied):
+    from qrr.ray import error_message, rerank_dataset
+    ds = local_ray.data.from_items([{"id": 1, "question": "q", "document": "d"}])
+    with pytest.raises(Exception) as caught:
+        bounded(rerank_dataset(ds, tied, actors=1).take_all, 120)
+    assert error_message(caught.value) == \
+        "the dataset has no column 'query' (it has: id, question, document)"
+
+
+def test_a_model_no_actor_can_open_is_named(local_ray, tmp_path):
+    from qrr.ray import error_message, rerank_dataset
+    missing = tmp_path / "missing.qrr"
+    ds = local_ray.data.from_items(make_rows(4))
+    with pytest.raises(Exception) as caught:
+        bounded(rerank_dataset(ds, missing, actors=1).take_all, 120)
+    assert error_message(caught.value) == f"{missing}: No such file or directory"
+
+
+def test_a_killed_actor_is_restarted_and_no_row_is_lost(local_ray, tied):
+    """SIGKILL one of two scoring actors once the first rows are back: Ray starts it again
+    (a new process) and retries its batches; every row comes out exactly once."""
+    from qrr.ray import rerank_dataset
+    rows = make_rows(4000, seed=5)
+    out = rerank_dataset(local_ray.data.from_items(rows), tied, actors=2, batch_size=8)
+    me = os.getpid()
+    seen_before, seen_after = set(), set()
+    record = {}
+
+    def run():
+        got = []
+        for batch in out.iter_batches(batch_format="pyarrow", batch_size=None):
+            got += batch.to_pylist()
+            pids = set(scorer_pids(me))
+            if "victim" not in record and len(pids) == 2:
+                seen_before.update(pids)
+                record["victim"] = min(pids)
+                record["rows_then"] = len(got)
+                os.kill(record["victim"], signal.SIGKILL)
+                record["killed_at"] = time.monotonic()
+            elif "victim" in record:
+                seen_after.update(pids)
+        return got
+
+    got = bounded(run, 240)
+    assert "victim" in record, "the two actors never showed up"
+    assert record["rows_then"] < len(rows), "the job ended before the kill"
+    restarted = seen_after - seen_before
+    assert restarted, f"no new scoring process after killing {record['victim']}"
+    assert record["victim"] not in seen_after
+    print(f"killed actor pid {record['victim']} after {record['rows_then']} of {len(rows)} "
+          f"rows; new scoring process(es) {sorted(restarted)}")
+    check_against(by_id(got), rows, c_api_scores(tied, qrr_score_lines(rows)))
