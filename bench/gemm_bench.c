@@ -9,17 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "qrr.h"
 #include "qrr_cpu.h"
 
-/* Wall clock. Every figure is the best of several short trials, so that on a shared, loaded
- * machine a trial that ran undisturbed is what gets reported. */
+/* Wall clock (qrr_time_seconds). Every figure is the best of several short trials, so that on
+ * a shared, loaded machine a trial that ran undisturbed is what gets reported. */
 #define TRIALS 9
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 #if defined(__x86_64__)
 /* ---- peaks: independent accumulators, nothing but the instruction measured ---- */
@@ -74,11 +69,11 @@ static double peak(void *(*loop)(void *), int nt, double ops_per_inst)
     float sink[8][16];
     double best = 1e30;
     for (int trial = 0; trial < 3 * TRIALS; trial++) {
-        double t0 = now();
+        double t0 = qrr_time_seconds();
         for (int i = 1; i < nt; i++) pthread_create(&th[i], NULL, loop, sink[i]);
         loop(sink[0]);
         for (int i = 1; i < nt; i++) pthread_join(th[i], NULL);
-        double dt = now() - t0;
+        double dt = qrr_time_seconds() - t0;
         if (dt < best) best = dt;
     }
     return (double)nt * PEAK_ITERS * 12 * ops_per_inst / best;
@@ -135,11 +130,11 @@ static void bench_attention(int only_t, double min_time)
             double sec = 1e30;
             for (int trial = 0; trial < TRIALS; trial++) {
                 int reps = 0;
-                double t0 = now(), dtm;
+                double t0 = qrr_time_seconds(), dtm;
                 do {
                     qrr_cpu_attention(q, k, v, pk, pv, sh.prefix, sh.t, sh.nq, sh.nkv, sh.d, o, pool);
                     reps++;
-                    dtm = now() - t0;
+                    dtm = qrr_time_seconds() - t0;
                 } while (dtm < min_time / TRIALS);
                 if (dtm / reps < sec) sec = dtm / reps;
             }
@@ -224,11 +219,11 @@ int main(int argc, char **argv)
                     double sec = 1e30;
                     for (int trial = 0; trial < TRIALS; trial++) {
                         int reps = 0;
-                        double t0 = now(), dtm;
+                        double t0 = qrr_time_seconds(), dtm;
                         do {
                             qrr_cpu_gemm(x, k, m, &wt, y, n, 0, pool);
                             reps++;
-                            dtm = now() - t0;
+                            dtm = qrr_time_seconds() - t0;
                         } while (dtm < min_time / TRIALS);
                         if (dtm / reps < sec) sec = dtm / reps;
                     }

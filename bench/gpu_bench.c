@@ -11,13 +11,6 @@
 
 #include "qrr.h"
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -37,10 +30,10 @@ static int timed(qrr_ctx *ctx, const char *query, const char **docs, int n, int 
 {
     double t[1000];
     for (int r = 0; r < repeat + 2; r++) { /* two warm-ups */
-        double a = now();
+        double a = qrr_time_seconds();
         int rc = qrr_ctx_score(ctx, query, docs, (size_t)n, sp, scores, NULL);
         if (rc != QRR_OK) return rc;
-        if (r >= 2) t[r - 2] = now() - a;
+        if (r >= 2) t[r - 2] = qrr_time_seconds() - a;
     }
     qsort(t, (size_t)repeat, sizeof t[0], cmp_double);
     *med = t[repeat / 2];
@@ -103,9 +96,9 @@ int main(int argc, char **argv)
     cp.device = dev;
     cp.share_prefix = share;
     qrr_ctx *ctx;
-    double t0 = now();
+    double t0 = qrr_time_seconds();
     if (qrr_ctx_create(m, cp, &ctx) != QRR_OK) return die("context");
-    double create_s = now() - t0;
+    double create_s = qrr_time_seconds() - t0;
     qrr_score_params sp = qrr_score_default_params();
     sp.max_length = max_length;
     float *scores = malloc((size_t)n * sizeof *scores);

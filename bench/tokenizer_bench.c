@@ -9,15 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "qrr.h"
 #include "tokenizer.h"
 #include "tokenizer_import.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void die(const char *what, const qrr_diag *d)
 {
@@ -104,10 +98,10 @@ int main(int argc, char **argv)
     uint8_t *blob;
     size_t blob_len;
     if (qrr_tokenizer_import(tj, tc, &blob, &blob_len, &d)) die("import", &d);
-    double t0 = now();
+    double t0 = qrr_time_seconds();
     qrr_tokenizer *tok;
     if (qrr_tokenizer_load(blob, blob_len, &tok, &d)) die("load", &d);
-    double load_ms = 1e3 * (now() - t0);
+    double load_ms = 1e3 * (qrr_time_seconds() - t0);
 
     size_t n_docs;
     doc *docs = build_corpus(ref, mb << 20, 4096, &n_docs);
@@ -131,14 +125,14 @@ int main(int argc, char **argv)
     double best = 1e30;
     for (size_t r = 0; r < rounds; r++) {
         tokens = 0;
-        t0 = now();
+        t0 = qrr_time_seconds();
         for (size_t i = 0; i < n_docs; i++) {
             size_t n;
             if (qrr_tokenizer_encode(tok, docs[i].p, docs[i].n, ids, cap, &n, &d))
                 die("encode", &d);
             tokens += n;
         }
-        double t = now() - t0;
+        double t = qrr_time_seconds() - t0;
         if (t < best) best = t;
     }
     printf("qrr          %7.2f MB/s  %10.0f tokens/s  (%zu docs, %.2f MB, %zu tokens, best of "

@@ -161,13 +161,6 @@ static int dev_alloc(qrr_cuda_state *cs, void **p, size_t n, size_t elem, size_t
     return QRR_OK;
 }
 
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* ---- upload --------------------------------------------------------------------------- */
 /* Every copy and conversion goes on the context's stream, so that a conversion kernel runs
  * after its staging copy has landed (a plain cudaMemcpy from pageable memory may return
@@ -392,10 +385,10 @@ int qrr__cuda_ctx_create(const qrr_model *m, qrr_cuda_state **out, qrr_diag *d)
     if (rc == QRR_OK) rc = qrr_cuda_gemm_create(&cs->gemm, GEMM_WORKSPACE, d);
     if (rc == QRR_OK)
         rc = dev_alloc(cs, (void **)&cs->d_overflow, 1, sizeof(int), NULL, "a counter", d);
-    double t0 = now_seconds();
+    double t0 = qrr_time_seconds();
     if (rc == QRR_OK) rc = upload(cs, m, d);
     if (rc == QRR_OK && (e = cudaDeviceSynchronize()) != cudaSuccess) rc = cuda_fail(d, e, "upload");
-    cs->upload_seconds = now_seconds() - t0;
+    cs->upload_seconds = qrr_time_seconds() - t0;
     if (rc != QRR_OK) {
         qrr__cuda_ctx_free(cs);
         return rc;
