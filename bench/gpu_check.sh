@@ -311,17 +311,26 @@ step_memcheck() {
     return $rc
 }
 
-step_gen_06b() {
-    local t0 rc=0
-    t0=$(date +%s)
-    rm -rf "$WORK/m06" "$WORK"/m06-*.qrr
+# gen_shape NAME "QGEN SHAPE ARGS" WHAT: qgen into $WORK/NAME, then NAME-f16.qrr and
+# NAME-int8.qrr converted side by side
+gen_shape() {
+    local name=$1 shape=$2 what=$3 rc=0 start
+    start=$(date +%s)
+    rm -rf "${WORK:?}/$name" "$WORK/$name"-*.qrr
     # shellcheck disable=SC2086
-    "$KIT/bin/qgen" -o "$WORK/m06" $SHAPE06 --tokenizer "$WORK/ref/tokenizer" --quiet ||
-        die "qgen $SHAPE06 failed"
-    "$KIT/bin/qconvert" "$WORK/m06" -o "$WORK/m06-f16.qrr" --dtype f16 --quiet & local a=$!
-    "$KIT/bin/qconvert" "$WORK/m06" -o "$WORK/m06-int8.qrr" --dtype int8 --quiet & local b=$!
+    "$KIT/bin/qgen" -o "$WORK/$name" $shape --tokenizer "$WORK/ref/tokenizer" --quiet ||
+        die "qgen $shape failed"
+    echo "generated in $(( $(date +%s) - start ))s"
+    "$KIT/bin/qconvert" "$WORK/$name" -o "$WORK/$name-f16.qrr" --dtype f16 --quiet & local a=$!
+    "$KIT/bin/qconvert" "$WORK/$name" -o "$WORK/$name-int8.qrr" --dtype int8 --quiet & local b=$!
     wait $a || rc=1; wait $b || rc=1
-    [ $rc = 0 ] || die "qconvert of the 0.6B shape failed"
+    [ $rc = 0 ] || die "qconvert of the $what shape failed"
+}
+
+step_gen_06b() {
+    local t0
+    t0=$(date +%s)
+    gen_shape m06 "$SHAPE06" 0.6B
     # 32 documents of 300 words (the tiny model writes them); every prompt cut to 256 tokens
     "$KIT/bin/qrr" bench "$WORK/tiny/tiny-tied-f16.qrr" --docs 32 --min-words 300 \
         --max-words 300 --repeat 1 --write-workload "$WORK/work.jsonl" > /dev/null ||
@@ -430,17 +439,9 @@ step_hf() {
 
 # the 8B shape, in the background from the start: generate, convert f16 and int8
 step_gen_8b() {
-    local t0 rc=0
+    local t0
     t0=$(date +%s)
-    rm -rf "$WORK/m8b" "$WORK"/m8b-*.qrr
-    # shellcheck disable=SC2086
-    "$KIT/bin/qgen" -o "$WORK/m8b" $SHAPE8B --tokenizer "$WORK/ref/tokenizer" --quiet ||
-        die "qgen $SHAPE8B failed"
-    echo "generated in $(( $(date +%s) - t0 ))s"
-    "$KIT/bin/qconvert" "$WORK/m8b" -o "$WORK/m8b-f16.qrr" --dtype f16 --quiet & local a=$!
-    "$KIT/bin/qconvert" "$WORK/m8b" -o "$WORK/m8b-int8.qrr" --dtype int8 --quiet & local b=$!
-    wait $a || rc=1; wait $b || rc=1
-    [ $rc = 0 ] || die "qconvert of the 8B shape failed"
+    gen_shape m8b "$SHAPE8B" 8B
     ls -l "$WORK/m8b" "$WORK"/m8b-*.qrr
     key "qgen $SHAPE8B + qconvert f16/int8 in the background, $(( $(date +%s) - t0 ))s"
 }
