@@ -110,7 +110,7 @@ int main(int argc, char **argv)
     if (timed(ctx, query, docs, 1, repeat, sp, scores, &t_one, &tok_one, &comp_one) != QRR_OK)
         return die("score one");
     if (dev == QRR_DEVICE_CUDA) cudaMemGetInfo(&free1, &total);
-    char desc[512];
+    char desc[1024];
     qrr_ctx_describe(ctx, desc, sizeof desc); /* cut short at worst; no quotes in it */
     printf("{\"model\":\"%s\",\"device\":\"%s\",\"context\":\"%s\",\"pairs\":%d,\"tokens\":%zu,\"tokens_computed\":%zu,\"seconds\":%.6f,"
            "\"tokens_per_s\":%.1f,\"pairs_per_s\":%.2f,\"latency_one_pair_s\":%.6f,"

@@ -233,8 +233,11 @@ step_parity() {
         int8_w8a16) export QRR_CUDA_INT8=w8a16; want_i8=w8a16
                     files=(tiny-tied-int8 tiny-untied-int8 tiny-seqcls-int8 tiny-tied-int8b16) ;;
         upload)     files=(tiny-tied-bf16 tiny-seqcls-f32) ;;
+        graphs)     export QRR_CUDA_GRAPHS=always  # every case captured, then launched
+                    files=(tiny-tied-f16 tiny-untied-f16 tiny-seqcls-f16 tiny-tied-int8
+                           tiny-seqcls-int8) ;;
     esac
-    export QRR_CUDA_SYNC=1
+    [ "$variant" = graphs ] || export QRR_CUDA_SYNC=1  # (no graphs under QRR_CUDA_SYNC)
     for f in "${files[@]}"; do
         m=${f%-*}
         out=$LOG/parity_${variant}_$f.txt
@@ -254,11 +257,21 @@ step_parity() {
             if [ -n "$want_att" ] && [ "${desc#*attention $want_att;}" = "$desc" ]; then
                 echo "FAIL: $f ran '$desc', not attention $want_att"; rc=1
             fi
+            if [ "$variant" = graphs ] && ! graphs_ran "$desc" always; then
+                echo "FAIL: $f ran '$desc', not from captured graphs"; rc=1
+            fi
         fi
     done
-    [ "$DEVICE" = cuda ] && desc=$(echo "$desc" | cut -d';' -f2,3)
+    [ "$DEVICE" = cuda ] && desc=$(echo "$desc" | cut -d';' -f2,3,4)
     key "$np/$nl lines within tolerance; |dlogit| max:$worst; ${desc# }"
     return $rc
+}
+
+# device_tolerances DTYPE: tl and ts, the |dlogit| and score bounds of the device against
+# the CPU (DESIGN.md's f16 and int8 ones; the CPU against itself in the dry run)
+device_tolerances() {
+    if [ "$1" = int8 ]; then tl=0.25 ts=0.06; else tl=0.05 ts=5e-3; fi
+    if [ "$DEVICE" = cpu ] && [ "$1" = f16 ]; then tl=1e-4 ts=1e-5; fi
 }
 
 # prefix DTYPE: tiny-tied, 8 documents sharing one query: the device with and without
@@ -267,8 +280,7 @@ step_prefix() {
     local dt=$1 m=$WORK/tiny/tiny-tied-$1.qrr q=$KIT/data/shared_query.jsonl rc=0 tl ts
     local d=$LOG/prefix_$dt
     mkdir -p "$d"
-    [ "$dt" = int8 ] && { tl=0.25; ts=0.06; } || { tl=0.05; ts=5e-3; }
-    [ "$DEVICE" = cpu ] && [ "$dt" = f16 ] && { tl=1e-4; ts=1e-5; }
+    device_tolerances "$dt"
     export QRR_CUDA_SYNC=1
     "$KIT/bin/qrr" score "$m" --device cpu < "$q" > "$d/cpu.jsonl" || die "the CPU run failed"
     "$KIT/bin/qrr" score "$m" --device "$DEVICE" < "$q" > "$d/shared.jsonl" || rc=1
@@ -288,6 +300,54 @@ step_prefix() {
     key "8 docs, one query; |dlogit| vs the CPU:$keyline; unshared vs shared" \
         "$(echo "$line" | sed -n 's/.*|dlogit| max \([^ ]*\).*: \([A-Z]*\).*/\1 \2/p')" \
         "(tol $tl)"
+    return $rc
+}
+
+# graphs_ran DESCRIPTION MODE: the context ran with QRR_CUDA_GRAPHS=MODE, captured at least
+# one graph, launched forwards from graphs and never turned them off
+graphs_ran() {
+    local g
+    g=$(echo "$1" | sed -n "s/.*graphs $2 (\([0-9]*\) captured, \([0-9]*\) graph launches).*/\1 \2/p")
+    [ -n "$g" ] && [ "${g% *}" -ge 1 ] && [ "${g#* }" -ge 1 ] && [ "${1#*turned off}" = "$1" ]
+}
+
+# graphs DTYPE: tiny-tied, one-prompt requests of one shape but different tokens (the last 64
+# ids of each distinct reference prompt, --batch 1), so that a captured graph is launched
+# again on new ids: QRR_CUDA_GRAPHS=0, auto and always against the CPU, and graphs against none
+step_graphs() {
+    local dt=$1 m=$WORK/tiny/tiny-tied-$1.qrr q=$WORK/graph_prompts.jsonl rc=0 tl ts
+    local d=$LOG/graphs_$dt v line desc keyline=""
+    mkdir -p "$d"
+    device_tolerances "$dt"
+    "$PY" -c 'import json, sys
+seen = set()
+for line in open(sys.argv[1], encoding="utf-8"):
+    ids = json.loads(line)["ids"] if line.strip() else []
+    if len(ids) >= 64 and tuple(ids) not in seen:
+        seen.add(tuple(ids))
+        print(json.dumps({"ids": ids[-64:]}))' "$WORK/ref/scores_public.jsonl" > "$q" ||
+        die "no prompts for the graph runs"
+    echo "$(wc -l < "$q") requests of 64 tokens"
+    "$KIT/bin/qrr" score "$m" --device cpu --batch 1 < "$q" > "$d/cpu.jsonl" || die "the CPU run failed"
+    for v in 0 auto always; do
+        QRR_CUDA_GRAPHS=$v "$KIT/bin/qrr" score "$m" --device "$DEVICE" --batch 1 --describe \
+            < "$q" > "$d/$v.jsonl" 2> "$d/$v.err" || rc=1
+        cat "$d/$v.err"
+        desc=$(sed -n 's/^qrr score: context: //p' "$d/$v.err")
+        if [ "$DEVICE" = cuda ] && [ "$v" != 0 ] && ! graphs_ran "$desc" "$v"; then
+            echo "FAIL: QRR_CUDA_GRAPHS=$v ran '$desc'"; rc=1
+        fi
+        line=$("$PY" "$KIT/py/score_diff.py" "$d/$v.jsonl" "$d/cpu.jsonl" --tol-logit "$tl" \
+               --tol-score "$ts" --name "$DEVICE graphs=$v vs cpu") || rc=1
+        echo "$line"
+        keyline="$keyline ${v/#0/off} $(echo "$line" | sed -n 's/.*|dlogit| max \([^ ]*\).*/\1/p')"
+    done
+    line=$("$PY" "$KIT/py/score_diff.py" "$d/always.jsonl" "$d/0.jsonl" --tol-logit "$tl" \
+           --tol-score "$ts" --name "$DEVICE graphs always vs off") || rc=1
+    echo "$line"
+    key "$(wc -l < "$q") one-prompt requests of one shape; |dlogit| vs the CPU:$keyline; always vs off" \
+        "$(echo "$line" | sed -n 's/.*|dlogit| max \([^ ]*\).*/\1/p');" \
+        "$(echo "$desc" | sed -n 's/.*\(graphs always ([^)]*)\).*/\1/p')"
     return $rc
 }
 
@@ -408,7 +468,7 @@ step_bench() {
         --max-length 256 --repeat "$BENCH_REPEAT" --device "$DEVICE" | tee "$LOG/$STEP.out"
     bench_json "${PIPESTATUS[0]}" gpu_bench "$out"
     key "$(bench_figures "$out")" \
-        "context $(j "$out" ctx_device_mib) MiB; $(j "$out" context | cut -d';' -f2,3 | sed 's/^ //')"
+        "context $(j "$out" ctx_device_mib) MiB; $(j "$out" context | cut -d';' -f2,3,4 | sed 's/^ //')"
 }
 
 # bench_json RC PROGRAM OUT: the last JSON line of the step's output into OUT, or die
@@ -624,6 +684,9 @@ main() {
     run parity_upload 120 8 parity upload
     run prefix_f16 120 8 prefix f16
     run prefix_int8 120 8 prefix int8
+    run parity_graphs 120 8 parity graphs
+    run graphs_f16 120 8 graphs f16
+    run graphs_int8 120 8 graphs int8
     run memcheck_f16 180 40 memcheck f16
     run memcheck_int8 180 40 memcheck int8
     run gen_06b 180 25
@@ -643,6 +706,9 @@ main() {
     else
         for s in bench_8b_f16 bench_8b_int8 hf_8b_keep1; do record "$s" skipped 0 "no 8B files"; done
     fi
+    # what CUDA graphs gain: the 0.6B runs again without them
+    run bench_06b_f16_nographs 150 20 bench 06 f16 "QRR_CUDA_ATTENTION=tc QRR_CUDA_GRAPHS=0"
+    run bench_06b_int8_nographs 150 20 bench 06 int8 "QRR_CUDA_INT8=w8a8 QRR_CUDA_GRAPHS=0"
     local failed s
     failed=$(awk -F'\t' '$2 == "FAIL" || $2 == "timeout"' "$WORK/steps.tsv" | wc -l)
     STATE="done in $(elapsed)s, $failed step(s) failed"

@@ -114,9 +114,12 @@ int qrr_ctx_describe(const qrr_ctx *c, char *buf, size_t cap)
         qrr_cuda_info i;
         qrr__cuda_info(c->cuda, &i);
         n = snprintf(buf, cap, "cuda: %s; int8 %s (%d of %d int8 weights on cuBLASLt, %d refused "
-                     "by it); attention %s; %.1f MiB of weights uploaded in %.2f s; %.1f MiB of "
-                     "scratch%s", i.device, i.int8_mode, i.w8a8_weights, i.int8_weights,
-                     i.int8_refused, i.attention, (double)i.weight_bytes / 1048576.0,
+                     "by it); attention %s; graphs %s (%ld captured, %ld graph launches%s%s); %.1f MiB "
+                     "of weights uploaded in %.2f s; %.1f MiB of scratch%s", i.device,
+                     i.int8_mode, i.w8a8_weights, i.int8_weights, i.int8_refused, i.attention,
+                     i.graphs, i.graphs_captured, i.graph_launches,
+                     i.graphs_off_why ? ", turned off: " : "",
+                     i.graphs_off_why ? i.graphs_off_why : "", (double)i.weight_bytes / 1048576.0,
                      i.upload_seconds, (double)i.scratch_bytes / 1048576.0,
                      i.sync ? "; QRR_CUDA_SYNC=1" : "");
     } else

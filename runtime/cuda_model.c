@@ -11,6 +11,9 @@
  * Types: residual stream fp32; GEMM inputs and outputs f16 (int8 + per-row scale for W8A8).
  * With QRR_CUDA_SYNC=1 every kernel and GEMM is followed by a synchronising error check, so
  * that a fault is reported with the name of the kernel and layer that caused it.
+ * CUDA graphs: a forward's launches depend only on its shape (the ids, positions and
+ * sequence bounds are read from device memory), so a shape met again replays the graph
+ * captured for it; QRR_CUDA_GRAPHS picks when (see graph_mode).
  */
 #ifdef QRR_WITH_CUDA
 
@@ -28,6 +31,25 @@
 #define GEMM_WORKSPACE (32u << 20)
 
 typedef enum int8_mode { INT8_W8A8 = 0, INT8_W8A16 = 1 } int8_mode;
+
+/* QRR_CUDA_GRAPHS: 0 = never; auto (default) = a shape's second forward is captured and later
+ * ones replay it, so one-off shapes pay no capture; always = capture at first sight (checks). */
+typedef enum graph_mode { GRAPHS_OFF = 0, GRAPHS_AUTO = 1, GRAPHS_ALWAYS = 2 } graph_mode;
+#define GRAPH_SLOTS 8  /* instantiated graphs kept, least recently used replaced */
+#define GRAPH_SEEN 32  /* shapes remembered for GRAPHS_AUTO */
+
+/* What a forward's launches depend on: which forward, tokens, sequences, the longest
+ * sequence (attention grids) and the prefix length. */
+typedef struct graph_key {
+    int score; /* 0: qrr__cuda_forward_prefix, 1: qrr__cuda_forward_score */
+    int T, S, max_len, P;
+} graph_key;
+
+typedef struct graph_slot {
+    graph_key key;
+    cudaGraphExec_t exec; /* NULL: free */
+    unsigned long long used;
+} graph_slot;
 
 /* One linear layer on the device: W [n, k] row-major, f16 or int8 with scales. */
 typedef struct dev_weight {
@@ -95,6 +117,15 @@ struct qrr_cuda_state {
     /* the shared prefix's keys and values: [n_layers, prefix_cap, K*D] f16 each */
     uint16_t *pk, *pv;
     int prefix_n, prefix_cap;
+
+    /* CUDA graphs of recent shapes; dropped whenever scratch or the prefix cache moves */
+    graph_mode graphs;
+    graph_slot graph[GRAPH_SLOTS];
+    graph_key seen[GRAPH_SEEN];
+    int n_seen;
+    unsigned long long graph_clock;
+    long graphs_captured, graph_launches;
+    char graphs_off_why[200]; /* set when a capture failed and graphs were turned off */
 
     /* upload staging */
     void *stage;
@@ -314,8 +345,18 @@ static int upload(qrr_cuda_state *cs, const qrr_model *m, qrr_diag *d)
 
 /* ---- context ------------------------------------------------------------------------- */
 
+/* Forget every captured graph: they hold the addresses of scratch and the prefix cache. */
+static void graphs_drop(qrr_cuda_state *cs)
+{
+    for (int i = 0; i < GRAPH_SLOTS; i++) {
+        if (cs->graph[i].exec) cudaGraphExecDestroy(cs->graph[i].exec);
+        cs->graph[i].exec = NULL;
+    }
+}
+
 static void free_scratch(qrr_cuda_state *cs)
 {
+    graphs_drop(cs);
     void *dev[] = {cs->x, cs->xn, cs->qkv, cs->att, cs->gu, cs->act, cs->a8, cs->as, cs->acc,
                    cs->x_last, cs->h_final, cs->d_logits, cs->d_ints};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) cudaFree(dev[i]);
@@ -348,6 +389,7 @@ void qrr__cuda_ctx_free(qrr_cuda_state *cs)
     cudaFree(cs->final_norm);
     cudaFree(cs->head);
     cudaFree(cs->inv_freq);
+    graphs_drop(cs);
     cudaFree(cs->pk);
     cudaFree(cs->pv);
     cudaFree(cs->stage);
@@ -372,13 +414,18 @@ int qrr__cuda_ctx_create(const qrr_model *m, qrr_cuda_state **out, qrr_diag *d)
     const char *i8 = getenv("QRR_CUDA_INT8"), *att = getenv("QRR_CUDA_ATTENTION");
     cs->int8 = i8 && !strcmp(i8, "w8a16") ? INT8_W8A16 : INT8_W8A8;
     cs->attn_impl = att && !strcmp(att, "simple") ? 1 : 2;
-    const char *sync = getenv("QRR_CUDA_SYNC");
+    const char *sync = getenv("QRR_CUDA_SYNC"), *graphs = getenv("QRR_CUDA_GRAPHS");
     cs->sync = sync && strcmp(sync, "") && strcmp(sync, "0");
+    cs->graphs = graphs && !strcmp(graphs, "0")        ? GRAPHS_OFF
+                 : graphs && !strcmp(graphs, "always") ? GRAPHS_ALWAYS
+                                                       : GRAPHS_AUTO;
+    if (cs->sync) cs->graphs = GRAPHS_OFF; /* a captured launch cannot be waited for */
     cs->at_layer = -1;
     cs->device = 0;
     int rc = QRR_OK;
     cudaError_t e = cudaSetDevice(cs->device);
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&cs->stream, cudaStreamNonBlocking);
+    if (e == cudaSuccess) e = (cudaError_t)qrr_cuda_attention_setup();
     if (e != cudaSuccess) rc = cuda_fail(d, e, "device setup");
     if (rc == QRR_OK)
         rc = qrr_cuda_device_describe(cs->device, cs->device_name, sizeof cs->device_name, d);
@@ -418,6 +465,10 @@ void qrr__cuda_info(const qrr_cuda_state *cs, qrr_cuda_info *out)
                      : out->w8a8_weights ? "w8a8+w8a16" : "w8a16";
     out->attention = cs->attn_impl == 1 ? "simple" : "tc";
     out->sync = cs->sync;
+    out->graphs = cs->graphs == GRAPHS_OFF ? "off" : cs->graphs == GRAPHS_AUTO ? "auto" : "always";
+    out->graphs_captured = cs->graphs_captured;
+    out->graph_launches = cs->graph_launches;
+    out->graphs_off_why = cs->graphs_off_why[0] ? cs->graphs_off_why : NULL;
 }
 
 /* Make room for T tokens and S sequences (the buffers are replaced, not copied). */
@@ -471,6 +522,7 @@ static int prefix_reserve(const qrr_model *m, qrr_cuda_state *cs, int n, qrr_dia
 {
     if (n <= cs->prefix_cap) return QRR_OK;
     CU(cudaStreamSynchronize(cs->stream), "forward");
+    graphs_drop(cs);
     cudaFree(cs->pk);
     cudaFree(cs->pv);
     cs->pk = cs->pv = NULL;
@@ -591,15 +643,11 @@ static int qkv_block(const qrr_model *m, qrr_cuda_state *cs, dev_layer *G, int T
     return QRR_OK;
 }
 
-int qrr__cuda_forward_prefix(const qrr_model *m, qrr_cuda_state *cs, const int32_t *ids, int n,
-                             qrr_diag *d)
+/* The launches of a prefix forward of k.T tokens (ids and positions already uploaded):
+ * every layer's keys and values into the prefix cache. */
+static int prefix_launches(const qrr_model *m, qrr_cuda_state *cs, graph_key k, qrr_diag *d)
 {
-    if (n < 1) return qrr_fail(d, QRR_ERR_INVALID_ARG, "empty prefix");
-    CU(cudaSetDevice(cs->device), "cudaSetDevice");
-    cs->prefix_n = 0;
-    TRY(scratch_reserve(m, cs, (size_t)n, 1, d));
-    TRY(prefix_reserve(m, cs, n, d));
-    TRY(upload_ints(cs, &ids, &n, 1, 0, (size_t)n, d));
+    const int n = k.T;
     const int *d_ids = cs->d_ints, *d_pos = cs->d_ints + n, *d_starts = d_pos + n;
     const int *d_lens = d_starts + 1;
     const size_t QD = (size_t)m->Q * m->D, KD = (size_t)m->K * m->D, E = QD + 2 * KD;
@@ -625,6 +673,133 @@ int qrr__cuda_forward_prefix(const qrr_model *m, qrr_cuda_state *cs, const int32
         TRY(mlp_block(m, cs, G, cs->x, n, d));
     }
     cs->at_layer = -1;
+    return QRR_OK;
+}
+
+/* The launches of a scoring forward of k.S packed sequences, k.T tokens (uploaded), up to
+ * the head's logits in d_logits. */
+static int score_launches(const qrr_model *m, qrr_cuda_state *cs, graph_key k, qrr_diag *d)
+{
+    const int Ti = k.T, S = k.S, P = k.P;
+    const int *d_ids = cs->d_ints, *d_pos = cs->d_ints + Ti, *d_starts = d_pos + Ti;
+    const int *d_lens = d_starts + S, *d_last = d_lens + S;
+    const size_t QD = (size_t)m->Q * m->D, KD = (size_t)m->K * m->D, E = QD + 2 * KD;
+    cs->at_layer = -1;
+    KERNEL(qrr_cuda_embed(d_ids, Ti, cs->embed, cs->embed_dtype, cs->embed_scale,
+                          cs->embed_block, m->H, cs->x, cs->stream), "embedding");
+    for (int l = 0; l < m->n_layers; l++) {
+        dev_layer *G = &cs->layers[l];
+        cs->at_layer = l;
+        const int last = l == m->n_layers - 1;
+        const uint16_t *pk = P ? cs->pk + (size_t)l * cs->prefix_cap * KD : NULL;
+        const uint16_t *pv = P ? cs->pv + (size_t)l * cs->prefix_cap * KD : NULL;
+        TRY(qkv_block(m, cs, G, Ti, d_pos, d));
+        /* Last layer: attention, MLP and head at each sequence's last position only; the
+         * results land in rows 0..S-1 (att, x_last). */
+        KERNEL(qrr_cuda_attention(cs->qkv, (int)E, cs->qkv + QD, cs->qkv + QD + KD, (int)E,
+                                  pk, pv, P, d_starts, d_lens, S, k.max_len, last, m->Q, m->K,
+                                  m->D, cs->att, (int)QD, cs->attn_impl, cs->stream),
+               attention_name(cs, last));
+        if (!last) {
+            TRY(linear(cs, &G->o, cs->att, NULL, NULL, Ti, NULL, cs->x, m->H, 1, d));
+            TRY(mlp_block(m, cs, G, cs->x, Ti, d));
+            continue;
+        }
+        KERNEL(qrr_cuda_gather_rows(cs->x, m->H, d_last, S, m->H, sizeof(float), cs->x_last,
+                                    m->H, cs->stream), "gather");
+        TRY(linear(cs, &G->o, cs->att, NULL, NULL, S, NULL, cs->x_last, m->H, 1, d));
+        TRY(mlp_block(m, cs, G, cs->x_last, S, d));
+    }
+    cs->at_layer = -1;
+    KERNEL(qrr_cuda_rmsnorm(cs->x_last, cs->final_norm, S, m->H, m->rms_eps, NULL, NULL, NULL,
+                            cs->h_final, cs->stream), "final norm");
+    KERNEL(qrr_cuda_head(cs->h_final, S, m->H, cs->head, m->head_rows, cs->d_logits,
+                         cs->stream), "head");
+    return QRR_OK;
+}
+
+typedef int (*launches_fn)(const qrr_model *, qrr_cuda_state *, graph_key, qrr_diag *);
+
+static int same_key(graph_key a, graph_key b)
+{
+    return a.score == b.score && a.T == b.T && a.S == b.S && a.max_len == b.max_len &&
+           a.P == b.P;
+}
+
+/* GRAPHS_AUTO: whether shape k ran before (and remember it if not). */
+static int seen_before(qrr_cuda_state *cs, graph_key k)
+{
+    const int n = cs->n_seen < GRAPH_SEEN ? cs->n_seen : GRAPH_SEEN;
+    for (int i = 0; i < n; i++)
+        if (same_key(cs->seen[i], k)) return 1;
+    cs->seen[cs->n_seen++ % GRAPH_SEEN] = k;
+    return 0;
+}
+
+/* Capture launches for k into a graph and instantiate it in the least recently used slot.
+ * Any failure turns graphs off for this context, says why in graphs_off_why, and returns
+ * NULL: nothing has run yet, so the caller runs the same launches directly. */
+static graph_slot *capture(const qrr_model *m, qrr_cuda_state *cs, graph_key k,
+                           launches_fn launches)
+{
+    qrr_diag why = {0};
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    int rc = QRR_OK;
+    /* Thread-local: another thread's CUDA calls are not affected by this capture. */
+    cudaError_t e = cudaStreamBeginCapture(cs->stream, cudaStreamCaptureModeThreadLocal);
+    if (e == cudaSuccess) {
+        rc = launches(m, cs, k, &why);
+        e = cudaStreamEndCapture(cs->stream, &graph); /* always ended, even after a failure */
+    }
+    if (e == cudaSuccess && rc == QRR_OK) e = cudaGraphInstantiate(&exec, graph, 0);
+    if (graph) cudaGraphDestroy(graph);
+    if (e != cudaSuccess || rc != QRR_OK) {
+        if (rc == QRR_OK) qrr_fail(&why, QRR_ERR_DEVICE, "%s", cudaGetErrorName(e));
+        (void)cudaGetLastError(); /* a capture error must not be reported by a later launch */
+        snprintf(cs->graphs_off_why, sizeof cs->graphs_off_why, "%.190s", why.msg);
+        cs->graphs = GRAPHS_OFF;
+        graphs_drop(cs);
+        return NULL;
+    }
+    graph_slot *g = &cs->graph[0];
+    for (int i = 1; i < GRAPH_SLOTS && g->exec; i++)
+        if (!cs->graph[i].exec || cs->graph[i].used < g->used) g = &cs->graph[i];
+    if (g->exec) cudaGraphExecDestroy(g->exec);
+    g->key = k;
+    g->exec = exec;
+    cs->graphs_captured++;
+    return g;
+}
+
+/* Enqueue the launches for shape k on the stream: replayed from its graph, captured into a
+ * new one, or launched one by one (graphs off, or a shape not seen before under auto). */
+static int run_launches(const qrr_model *m, qrr_cuda_state *cs, graph_key k,
+                        launches_fn launches, qrr_diag *d)
+{
+    graph_slot *g = NULL;
+    for (int i = 0; cs->graphs != GRAPHS_OFF && i < GRAPH_SLOTS && !g; i++)
+        if (cs->graph[i].exec && same_key(cs->graph[i].key, k)) g = &cs->graph[i];
+    if (!g && cs->graphs != GRAPHS_OFF && (cs->graphs == GRAPHS_ALWAYS || seen_before(cs, k)))
+        g = capture(m, cs, k, launches);
+    if (!g) return launches(m, cs, k, d);
+    g->used = ++cs->graph_clock;
+    cs->graph_launches++;
+    CU(cudaGraphLaunch(g->exec, cs->stream), "graph launch");
+    return QRR_OK;
+}
+
+int qrr__cuda_forward_prefix(const qrr_model *m, qrr_cuda_state *cs, const int32_t *ids, int n,
+                             qrr_diag *d)
+{
+    if (n < 1) return qrr_fail(d, QRR_ERR_INVALID_ARG, "empty prefix");
+    CU(cudaSetDevice(cs->device), "cudaSetDevice");
+    cs->prefix_n = 0;
+    TRY(scratch_reserve(m, cs, (size_t)n, 1, d));
+    TRY(prefix_reserve(m, cs, n, d));
+    TRY(upload_ints(cs, &ids, &n, 1, 0, (size_t)n, d));
+    graph_key k = {.score = 0, .T = n, .S = 1, .max_len = n, .P = 0};
+    TRY(run_launches(m, cs, k, prefix_launches, d));
     CU(cudaStreamSynchronize(cs->stream), "prefix forward");
     cs->prefix_n = n;
     return QRR_OK;
@@ -648,44 +823,9 @@ int qrr__cuda_forward_score(const qrr_model *m, qrr_cuda_state *cs, const int32_
         return qrr_fail(d, QRR_ERR_INVALID_ARG, "%zu tokens in one chunk", T);
     CU(cudaSetDevice(cs->device), "cudaSetDevice");
     TRY(scratch_reserve(m, cs, T, (size_t)S, d));
-    const int P = prefix_n;
-    TRY(upload_ints(cs, ids, lens, S, P, T, d));
-    const int *d_ids = cs->d_ints, *d_pos = cs->d_ints + T, *d_starts = d_pos + T;
-    const int *d_lens = d_starts + S, *d_last = d_lens + S;
-    const size_t QD = (size_t)m->Q * m->D, KD = (size_t)m->K * m->D, E = QD + 2 * KD;
-    const int Ti = (int)T;
-
-    cs->at_layer = -1;
-    KERNEL(qrr_cuda_embed(d_ids, Ti, cs->embed, cs->embed_dtype, cs->embed_scale,
-                          cs->embed_block, m->H, cs->x, cs->stream), "embedding");
-    for (int l = 0; l < m->n_layers; l++) {
-        dev_layer *G = &cs->layers[l];
-        cs->at_layer = l;
-        const int last = l == m->n_layers - 1;
-        const uint16_t *pk = P ? cs->pk + (size_t)l * cs->prefix_cap * KD : NULL;
-        const uint16_t *pv = P ? cs->pv + (size_t)l * cs->prefix_cap * KD : NULL;
-        TRY(qkv_block(m, cs, G, Ti, d_pos, d));
-        /* Last layer: attention, MLP and head at each sequence's last position only; the
-         * results land in rows 0..S-1 (att, x_last). */
-        KERNEL(qrr_cuda_attention(cs->qkv, (int)E, cs->qkv + QD, cs->qkv + QD + KD, (int)E,
-                                  pk, pv, P, d_starts, d_lens, S, max_len, last, m->Q, m->K,
-                                  m->D, cs->att, (int)QD, cs->attn_impl, cs->stream),
-               attention_name(cs, last));
-        if (!last) {
-            TRY(linear(cs, &G->o, cs->att, NULL, NULL, Ti, NULL, cs->x, m->H, 1, d));
-            TRY(mlp_block(m, cs, G, cs->x, Ti, d));
-            continue;
-        }
-        KERNEL(qrr_cuda_gather_rows(cs->x, m->H, d_last, S, m->H, sizeof(float), cs->x_last,
-                                    m->H, cs->stream), "gather");
-        TRY(linear(cs, &G->o, cs->att, NULL, NULL, S, NULL, cs->x_last, m->H, 1, d));
-        TRY(mlp_block(m, cs, G, cs->x_last, S, d));
-    }
-    cs->at_layer = -1;
-    KERNEL(qrr_cuda_rmsnorm(cs->x_last, cs->final_norm, S, m->H, m->rms_eps, NULL, NULL, NULL,
-                            cs->h_final, cs->stream), "final norm");
-    KERNEL(qrr_cuda_head(cs->h_final, S, m->H, cs->head, m->head_rows, cs->d_logits,
-                         cs->stream), "head");
+    TRY(upload_ints(cs, ids, lens, S, prefix_n, T, d));
+    graph_key k = {.score = 1, .T = (int)T, .S = S, .max_len = max_len, .P = prefix_n};
+    TRY(run_launches(m, cs, k, score_launches, d));
     CU(cudaMemcpyAsync(cs->h_logits, cs->d_logits, (size_t)S * m->head_rows * sizeof(double),
                        cudaMemcpyDeviceToHost, cs->stream), "readback");
     CU(cudaStreamSynchronize(cs->stream), "forward");

@@ -17,7 +17,8 @@ typedef struct qrr_cuda_state qrr_cuda_state;
  * "no CUDA device: ..."; a bf16/f32 weight beyond f16's range: QRR_ERR_OVERFLOW naming it.
  * Knobs read from the environment (for measurement): QRR_CUDA_INT8=w8a8 (default) | w8a16,
  * QRR_CUDA_ATTENTION=tc (default) | simple, QRR_CUDA_SYNC=1 (synchronise and check after
- * every kernel and GEMM, naming it in the error). */
+ * every kernel and GEMM, naming it in the error; no graphs then), QRR_CUDA_GRAPHS=auto
+ * (default: a shape's forwards replay a CUDA graph from the second on) | always | 0. */
 int qrr__cuda_ctx_create(const qrr_model *m, qrr_cuda_state **out, qrr_diag *d);
 void qrr__cuda_ctx_free(qrr_cuda_state *cs);
 
@@ -45,6 +46,10 @@ typedef struct qrr_cuda_info {
     int int8_refused;       /* moved to W8A16 because cuBLASLt refused their shape */
     const char *attention;  /* "tc" or "simple" (the last layer always runs "simple") */
     int sync;               /* QRR_CUDA_SYNC=1: every launch checked with a synchronise */
+    const char *graphs;     /* QRR_CUDA_GRAPHS now: "auto", "always" or "off" */
+    long graphs_captured;   /* CUDA graphs captured so far */
+    long graph_launches;    /* forwards launched from a graph */
+    const char *graphs_off_why; /* why graphs were turned off after a failed capture, or NULL */
 } qrr_cuda_info;
 void qrr__cuda_info(const qrr_cuda_state *cs, qrr_cuda_info *out);
 

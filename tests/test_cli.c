@@ -1,6 +1,6 @@
 /* test_cli.c — the qrr command and the example program as a user runs them: info (text and
- * JSON), tokenize, score with a bad line among good ones, exit codes, the kernels --version
- * and bench name, the reranking example. */
+ * JSON), tokenize, score with a bad line among good ones, exit codes, the kernels --version,
+ * bench and score --describe name, the reranking example. */
 #include <jansson.h>
 #include <math.h>
 #include <fcntl.h>
@@ -61,6 +61,15 @@ Test(cli, version_and_bench_name_the_kernels)
     cr_expect(dev && !strncmp(dev, "cpu, 1 threads, f16 ", 20) && strstr(dev, "GEMM kernels"), "%s", dev);
     cr_expect(k && strstr(k, "int8 GEMM "), "%s", k);
     json_decref(j);
+    /* score --describe: the context's description on stderr once the input has ended */
+    cr_assert_eq(tu_system("echo '{\"query\": \"q\", \"document\": \"d\"}' | '%s/qrr' score '%s' "
+                           "--threads 1 --describe > /dev/null 2> '%s/describe.txt'", tu_build(),
+                           model, tmp), 0);
+    snprintf(p, sizeof p, "%s/describe.txt", tmp);
+    text = tu_slurp(p, NULL);
+    cr_expect(!strncmp(text, "qrr score: context: cpu, 1 threads, f16 ", 40) &&
+              strstr(text, "GEMM kernels"), "%s", text);
+    free(text);
 }
 
 Test(cli, tokenize_matches_reference)

@@ -300,14 +300,19 @@ static int launch_tc(const uint16_t *q, int ldq, const uint16_t *k, const uint16
                      cudaStream_t st)
 {
     const size_t smem = sizeof(attn_tc_smem);
-    cudaError_t e = cudaFuncSetAttribute(attn_tc_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         (int)smem);
-    if (e != cudaSuccess) return (int)e;
     const int n_qtiles = (max_len + T_BQ - 1) / T_BQ;
     dim3 grid((unsigned)(S * n_qtiles), (unsigned)nq);
     attn_tc_kernel<<<grid, T_WARPS * QRR_WARP, smem, st>>>(q, ldq, k, v, ldkv, pk, pv, P, starts,
                                                            lens, n_qtiles, nq, nk, out, ldo);
     return qrr__launched();
+}
+
+/* Raised once per context rather than at each launch, so that no launch makes a call that
+ * is not stream work (a forward may be captured into a CUDA graph). */
+extern "C" int qrr_cuda_attention_setup(void)
+{
+    return (int)cudaFuncSetAttribute(attn_tc_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     (int)sizeof(attn_tc_smem));
 }
 
 extern "C" int qrr_cuda_attention(const uint16_t *q, int ldq, const uint16_t *k,

@@ -160,7 +160,8 @@ static int same_request(item_kind group_kind, const jsonl_request *group_req, it
 static void help(void)
 {
     printf("usage: qrr score MODEL.qrr [--threads N] [--device cpu|cuda] [--batch N]\n"
-           "                 [--max-batch-tokens N] [--no-verify] [--no-share-prefix]\n\n"
+           "                 [--max-batch-tokens N] [--no-verify] [--no-share-prefix]\n"
+           "                 [--describe]\n\n"
            "Reads JSON lines on stdin, each {\"query\": ..., \"document\": ...,\n"
            "\"instruction\": ... (optional, null = the model's default), \"max_length\": N\n"
            "(optional, 0 or null = the model's default)} or {\"ids\": [...]} (a complete\n"
@@ -171,6 +172,8 @@ static void help(void)
            "one request of up to --batch lines (default 64); their common prompt prefix is\n"
            "computed once. A request is answered as soon as it is full or no more input is\n"
            "waiting, so a program may write one line and wait for its answer.\n"
+           "--describe writes the context's description (device, kernels, CUDA graphs\n"
+           "captured and replayed) to standard error once the input has ended.\n"
            "Exit: 0 all lines scored, 1 some line failed, 2 usage.\n");
 }
 
@@ -180,6 +183,7 @@ int qrr_cmd_score(int argc, char **argv)
     cli_model_opts mo = cli_model_opts_default();
     qrr_ctx_params *cp = &mo.ctx;
     long batch = 64, v;
+    int describe = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int r = cli_common_option("score", CLI_OPT_THREADS | CLI_OPT_DEVICE | CLI_OPT_VERIFY, help, argc, argv, &i, &mo);
@@ -192,6 +196,8 @@ int qrr_cmd_score(int argc, char **argv)
             cp->max_batch_tokens = (int)v;
         } else if (!strcmp(a, "--no-share-prefix")) {
             cp->share_prefix = 0;
+        } else if (!strcmp(a, "--describe")) {
+            describe = 1;
         } else if (a[0] == '-') {
             return cli_usage_error("score", "unknown or incomplete option '%s'", a);
         } else if (!path) {
@@ -241,6 +247,9 @@ int qrr_cmd_score(int argc, char **argv)
     if (items) flush(ctx, items, n, &failures);
     else fprintf(stderr, "qrr score: out of memory\n"), failures++;
     if (in.error) fprintf(stderr, "qrr score: error reading standard input: %s\n", strerror(in.error)), failures++;
+    char what[512];
+    if (describe && qrr_ctx_describe(ctx, what, sizeof what) != QRR_ERR_INVALID_ARG)
+        fprintf(stderr, "qrr score: context: %s\n", what); /* cut short at worst */
     jsonl_request_free(&group_req);
     free(prompt.ids);
     free(items);
