@@ -399,6 +399,23 @@ void qrr__cuda_ctx_free(qrr_cuda_state *cs)
     free(cs);
 }
 
+/* *out = the index in values (NULL-ended) of environment variable name's value; unset or
+ * empty: dflt; anything else fails naming the values allowed. */
+static int env_choice(const char *name, const char *const *values, int dflt, int *out,
+                      qrr_diag *d)
+{
+    const char *v = getenv(name);
+    *out = dflt;
+    if (!v || !*v) return QRR_OK;
+    char allowed[64] = "";
+    for (int i = 0; values[i]; i++) {
+        if (!strcmp(v, values[i])) return *out = i, QRR_OK;
+        snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s%s",
+                 i ? ", " : "", values[i]);
+    }
+    return qrr_fail(d, QRR_ERR_INVALID_ARG, "%s=%s: use one of %s", name, v, allowed);
+}
+
 int qrr__cuda_ctx_create(const qrr_model *m, qrr_cuda_state **out, qrr_diag *d)
 {
     *out = NULL;
@@ -409,16 +426,22 @@ int qrr__cuda_ctx_create(const qrr_model *m, qrr_cuda_state **out, qrr_diag *d)
                         "64 or 128", m->D);
     if (m->Q % m->K)
         return qrr_fail(d, QRR_ERR_UNSUPPORTED, "%d query heads over %d kv heads", m->Q, m->K);
+    /* The knobs; a value not listed is an error rather than a silent default. */
+    static const char *const int8_values[] = {"w8a8", "w8a16", NULL};
+    static const char *const attention_values[] = {"tc", "simple", NULL};
+    static const char *const graphs_values[] = {"0", "auto", "always", NULL};
+    static const char *const sync_values[] = {"0", "1", NULL};
+    int i8, att, graphs, sync;
+    TRY(env_choice("QRR_CUDA_INT8", int8_values, 0, &i8, d));
+    TRY(env_choice("QRR_CUDA_ATTENTION", attention_values, 0, &att, d));
+    TRY(env_choice("QRR_CUDA_GRAPHS", graphs_values, 1, &graphs, d));
+    TRY(env_choice("QRR_CUDA_SYNC", sync_values, 0, &sync, d));
     qrr_cuda_state *cs = calloc(1, sizeof *cs);
     if (!cs) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
-    const char *i8 = getenv("QRR_CUDA_INT8"), *att = getenv("QRR_CUDA_ATTENTION");
-    cs->int8 = i8 && !strcmp(i8, "w8a16") ? INT8_W8A16 : INT8_W8A8;
-    cs->attn_impl = att && !strcmp(att, "simple") ? 1 : 2;
-    const char *sync = getenv("QRR_CUDA_SYNC"), *graphs = getenv("QRR_CUDA_GRAPHS");
-    cs->sync = sync && strcmp(sync, "") && strcmp(sync, "0");
-    cs->graphs = graphs && !strcmp(graphs, "0")        ? GRAPHS_OFF
-                 : graphs && !strcmp(graphs, "always") ? GRAPHS_ALWAYS
-                                                       : GRAPHS_AUTO;
+    cs->int8 = i8 ? INT8_W8A16 : INT8_W8A8;
+    cs->attn_impl = att ? 1 : 2;
+    cs->sync = sync;
+    cs->graphs = (graph_mode)graphs; /* the values' order is graph_mode's */
     if (cs->sync) cs->graphs = GRAPHS_OFF; /* a captured launch cannot be waited for */
     cs->at_layer = -1;
     cs->device = 0;
@@ -434,7 +457,9 @@ int qrr__cuda_ctx_create(const qrr_model *m, qrr_cuda_state **out, qrr_diag *d)
         rc = dev_alloc(cs, (void **)&cs->d_overflow, 1, sizeof(int), NULL, "a counter", d);
     double t0 = qrr_time_seconds();
     if (rc == QRR_OK) rc = upload(cs, m, d);
-    if (rc == QRR_OK && (e = cudaDeviceSynchronize()) != cudaSuccess) rc = cuda_fail(d, e, "upload");
+    /* The stream, not the device: another thread's context may be capturing a graph. */
+    if (rc == QRR_OK && (e = cudaStreamSynchronize(cs->stream)) != cudaSuccess)
+        rc = cuda_fail(d, e, "upload");
     cs->upload_seconds = qrr_time_seconds() - t0;
     if (rc != QRR_OK) {
         qrr__cuda_ctx_free(cs);
@@ -737,29 +762,25 @@ static int seen_before(qrr_cuda_state *cs, graph_key k)
 }
 
 /* Capture launches for k into a graph and instantiate it in the least recently used slot.
- * Any failure turns graphs off for this context, says why in graphs_off_why, and returns
- * NULL: nothing has run yet, so the caller runs the same launches directly. */
+ * On failure: NULL, with why filled in; nothing has run, so the caller can run the same
+ * launches directly. */
 static graph_slot *capture(const qrr_model *m, qrr_cuda_state *cs, graph_key k,
-                           launches_fn launches)
+                           launches_fn launches, qrr_diag *why)
 {
-    qrr_diag why = {0};
     cudaGraph_t graph = NULL;
     cudaGraphExec_t exec = NULL;
     int rc = QRR_OK;
     /* Thread-local: another thread's CUDA calls are not affected by this capture. */
     cudaError_t e = cudaStreamBeginCapture(cs->stream, cudaStreamCaptureModeThreadLocal);
     if (e == cudaSuccess) {
-        rc = launches(m, cs, k, &why);
+        rc = launches(m, cs, k, why);
         e = cudaStreamEndCapture(cs->stream, &graph); /* always ended, even after a failure */
     }
     if (e == cudaSuccess && rc == QRR_OK) e = cudaGraphInstantiate(&exec, graph, 0);
     if (graph) cudaGraphDestroy(graph);
     if (e != cudaSuccess || rc != QRR_OK) {
-        if (rc == QRR_OK) qrr_fail(&why, QRR_ERR_DEVICE, "%s", cudaGetErrorName(e));
+        if (rc == QRR_OK) qrr_fail(why, QRR_ERR_DEVICE, "%s", cudaGetErrorName(e));
         (void)cudaGetLastError(); /* a capture error must not be reported by a later launch */
-        snprintf(cs->graphs_off_why, sizeof cs->graphs_off_why, "%.190s", why.msg);
-        cs->graphs = GRAPHS_OFF;
-        graphs_drop(cs);
         return NULL;
     }
     graph_slot *g = &cs->graph[0];
@@ -780,13 +801,31 @@ static int run_launches(const qrr_model *m, qrr_cuda_state *cs, graph_key k,
     graph_slot *g = NULL;
     for (int i = 0; cs->graphs != GRAPHS_OFF && i < GRAPH_SLOTS && !g; i++)
         if (cs->graph[i].exec && same_key(cs->graph[i].key, k)) g = &cs->graph[i];
-    if (!g && cs->graphs != GRAPHS_OFF && (cs->graphs == GRAPHS_ALWAYS || seen_before(cs, k)))
-        g = capture(m, cs, k, launches);
+    if (!g && cs->graphs != GRAPHS_OFF && (cs->graphs == GRAPHS_ALWAYS || seen_before(cs, k))) {
+        qrr_diag why = {0};
+        if (!(g = capture(m, cs, k, launches, &why))) {
+            /* Launched directly, the same launches either fail as they are (the error is
+             * theirs: graphs stay on) or work, and capturing was what failed: graphs off. */
+            TRY(launches(m, cs, k, d));
+            snprintf(cs->graphs_off_why, sizeof cs->graphs_off_why, "%.190s", why.msg);
+            cs->graphs = GRAPHS_OFF;
+            graphs_drop(cs);
+            return QRR_OK;
+        }
+    }
     if (!g) return launches(m, cs, k, d);
     g->used = ++cs->graph_clock;
     cs->graph_launches++;
     CU(cudaGraphLaunch(g->exec, cs->stream), "graph launch");
     return QRR_OK;
+}
+
+/* rc of run_launches; after a failure, first wait for what was queued (the copy of the ids
+ * reads the pinned buffer that the next forward rewrites). */
+static int launches_done(qrr_cuda_state *cs, int rc)
+{
+    if (rc != QRR_OK) (void)cudaStreamSynchronize(cs->stream);
+    return rc;
 }
 
 int qrr__cuda_forward_prefix(const qrr_model *m, qrr_cuda_state *cs, const int32_t *ids, int n,
@@ -799,7 +838,7 @@ int qrr__cuda_forward_prefix(const qrr_model *m, qrr_cuda_state *cs, const int32
     TRY(prefix_reserve(m, cs, n, d));
     TRY(upload_ints(cs, &ids, &n, 1, 0, (size_t)n, d));
     graph_key k = {.score = 0, .T = n, .S = 1, .max_len = n, .P = 0};
-    TRY(run_launches(m, cs, k, prefix_launches, d));
+    TRY(launches_done(cs, run_launches(m, cs, k, prefix_launches, d)));
     CU(cudaStreamSynchronize(cs->stream), "prefix forward");
     cs->prefix_n = n;
     return QRR_OK;
@@ -825,7 +864,7 @@ int qrr__cuda_forward_score(const qrr_model *m, qrr_cuda_state *cs, const int32_
     TRY(scratch_reserve(m, cs, T, (size_t)S, d));
     TRY(upload_ints(cs, ids, lens, S, prefix_n, T, d));
     graph_key k = {.score = 1, .T = (int)T, .S = S, .max_len = max_len, .P = prefix_n};
-    TRY(run_launches(m, cs, k, score_launches, d));
+    TRY(launches_done(cs, run_launches(m, cs, k, score_launches, d)));
     CU(cudaMemcpyAsync(cs->h_logits, cs->d_logits, (size_t)S * m->head_rows * sizeof(double),
                        cudaMemcpyDeviceToHost, cs->stream), "readback");
     CU(cudaStreamSynchronize(cs->stream), "forward");

@@ -5,6 +5,7 @@
 
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <float.h>
 #include <stdint.h>
 
 #include "qrr_cuda.h"
@@ -54,6 +55,20 @@ static __device__ __forceinline__ float qrr__block_reduce(float v, float *red, i
     __syncthreads();
     float r = lane < nw ? red[lane] : (max_op ? -INFINITY : 0.0f);
     return max_op ? qrr__warp_max(r) : qrr__warp_sum(r);
+}
+
+/* Per-row int8 quantization (W8A8), the CPU's rule: |v| is folded into the row's running
+ * maximum, where a NaN or infinite v makes it +inf for good (fmaxf alone would drop a NaN);
+ * the row's scale is then NaN, so the whole row comes out NaN as on the CPU. */
+static __device__ __forceinline__ float qrr__amax_add(float amax, float v)
+{
+    const float a = fabsf(v);
+    return a <= FLT_MAX ? fmaxf(amax, a) : INFINITY;
+}
+
+static __device__ __forceinline__ float qrr__row_scale(float amax)
+{
+    return amax > FLT_MAX ? NAN : amax > 0.0f ? amax / 127.0f : 1.0f;
 }
 
 /* The status of the launch just queued (configuration errors show here; faults later). */

@@ -9,9 +9,9 @@ static __global__ void quantize_rows_kernel(const uint16_t *x, int n, int8_t *q,
     const size_t r = blockIdx.x;
     const uint16_t *xr = x + r * n;
     float amax = 0.0f;
-    for (int j = threadIdx.x; j < n; j += blockDim.x) amax = fmaxf(amax, fabsf(qrr__h2f(xr[j])));
+    for (int j = threadIdx.x; j < n; j += blockDim.x) amax = qrr__amax_add(amax, qrr__h2f(xr[j]));
     amax = qrr__block_reduce(amax, red, 1);
-    const float sc = amax > 0.0f ? amax / 127.0f : 1.0f;
+    const float sc = qrr__row_scale(amax);
     for (int j = threadIdx.x; j < n; j += blockDim.x)
         q[r * n + j] = (int8_t)fminf(127.0f, fmaxf(-127.0f, rintf(qrr__h2f(xr[j]) / sc)));
     if (threadIdx.x == 0) s[r] = sc;

@@ -17,11 +17,11 @@ static __global__ void rmsnorm_kernel(const float *x, const float *w, int n, flo
         float v = xr[j] * inv * w[j];
         if (y16) y16[r * n + j] = qrr__f2h(v);
         if (y32) y32[r * n + j] = v;
-        amax = fmaxf(amax, fabsf(v));
+        amax = qrr__amax_add(amax, v);
     }
     if (!y8) return;
     amax = qrr__block_reduce(amax, red, 1);
-    const float s = amax > 0.0f ? amax / 127.0f : 1.0f;
+    const float s = qrr__row_scale(amax);
     for (int j = threadIdx.x; j < n; j += blockDim.x) {
         float v = xr[j] * inv * w[j];
         y8[r * n + j] = (int8_t)fminf(127.0f, fmaxf(-127.0f, rintf(v / s)));

@@ -18,11 +18,11 @@ static __global__ void swiglu_kernel(const uint16_t *gu, int I, uint16_t *out16,
     for (int i = threadIdx.x; i < I; i += blockDim.x) {
         float v = swiglu_at(g, I, i);
         if (out16) out16[r * I + i] = qrr__f2h(v);
-        amax = fmaxf(amax, fabsf(v));
+        amax = qrr__amax_add(amax, v);
     }
     if (!out8) return;
     amax = qrr__block_reduce(amax, red, 1);
-    const float s = amax > 0.0f ? amax / 127.0f : 1.0f;
+    const float s = qrr__row_scale(amax);
     for (int i = threadIdx.x; i < I; i += blockDim.x)
         out8[r * I + i] = (int8_t)fminf(127.0f, fmaxf(-127.0f, rintf(swiglu_at(g, I, i) / s)));
     if (threadIdx.x == 0) os[r] = s;
