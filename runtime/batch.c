@@ -1,6 +1,7 @@
 /* batch.c — one scoring call's schedule: groups of token-id sequences (each group one
  * request, whose prompts share a prefix) are checked, each group's common prefix is run
- * once, just before the group's first chunk, and the rest of every group's sequences is
+ * once, just before the group's first chunk (or, for a group with none of its own, the
+ * context's prompt head stands in for what it starts with), and the rest of every group's sequences is
  * packed, in order, into forward chunks of at most max_batch_tokens tokens. A chunk may
  * hold the sequences of several groups, each attending to its own group's prefix. */
 #include <math.h>
@@ -10,7 +11,6 @@
 
 #include "context.h"
 
-#define MIN_SHARED_PREFIX 8   /* below this, sharing saves less than its bookkeeping */
 #define MAX_CHUNK_SEQS 4096
 /* Prefix tokens whose keys/values one chunk may hold (each costs n_layers * 2 * K*D
  * floats: 229 KiB on the 0.6B shape), unless a single group's prefix is longer. */
@@ -21,6 +21,8 @@ typedef struct group_plan {
     size_t prefix;  /* tokens of its shared prefix; 0 = none */
     size_t first;   /* index of its first result in the flat result array */
     int slot;       /* its prefix slot while in flight, else -1 */
+    int on_head;    /* its prefix is the first `prefix` tokens of the context's prompt head */
+    qrr_prefix_kv head_view; /* on_head: that part of the head (no slot needed) */
 } group_plan;
 
 /* The sequences of the chunk being built. */
@@ -129,11 +131,11 @@ static int admit(qrr_ctx *c, chunk *k, const qrr_group *G, group_plan *p, size_t
         if (on_cuda(c) && ((int)p->prefix != k->shared_prefix ||
                            (p->prefix && k->prefix_group && k->prefix_group != p)))
             return 0;
-        if (p->prefix && p->slot < 0 &&
+        if (p->prefix && !p->on_head && p->slot < 0 &&
             (!free_slots(c) || k->prefix_tokens + p->prefix > LIVE_PREFIX_TOKENS))
             return 0;
     }
-    if (p->prefix && p->slot < 0) {
+    if (p->prefix && !p->on_head && p->slot < 0) {
         if ((*rc = start_prefix(c, G, p, d)) != QRR_OK) return 0;
         k->prefix_tokens += p->prefix;
     }
@@ -141,7 +143,7 @@ static int admit(qrr_ctx *c, chunk *k, const qrr_group *G, group_plan *p, size_t
     if (p->prefix) k->prefix_group = p;
     k->ids[k->n] = G->ids[i] + p->prefix;
     k->lens[k->n] = (int)len;
-    k->prefix[k->n] = p->prefix ? &c->prefix[p->slot] : NULL;
+    k->prefix[k->n] = p->on_head ? &p->head_view : p->prefix ? &c->prefix[p->slot] : NULL;
     k->out[k->n] = p->first + i;
     k->tokens += len;
     k->n++;
@@ -213,9 +215,17 @@ int qrr__score_groups(qrr_ctx *c, const qrr_group *groups, size_t n_groups, qrr_
     for (size_t g = 0, first = 0; rc == QRR_OK && g < n_groups; first += groups[g].n, g++) {
         const qrr_group *G = &groups[g];
         size_t P = c->params.share_prefix && G->n > 1 ? common_prefix(G->ids, G->lens, G->n) : 0;
-        plan[g] = (group_plan){P >= MIN_SHARED_PREFIX ? P : 0, first, -1};
+        plan[g] = (group_plan){P >= MIN_SHARED_PREFIX ? P : 0, first, -1, 0, {0}};
+        /* A group with no prefix of its own may still start with the prompt head. */
+        size_t h = plan[g].prefix ? 0 : qrr__head_prefix(c, G, &c->stats.tokens_computed);
+        if (h) {
+            plan[g].prefix = h;
+            plan[g].on_head = 1;
+            plan[g].head_view = c->head;
+            plan[g].head_view.n = (int)h;
+        }
         for (size_t i = 0; i < G->n; i++) c->stats.tokens += G->lens[i];
-        c->stats.tokens_computed += G->n ? plan[g].prefix : 0;
+        c->stats.tokens_computed += G->n && !plan[g].on_head ? plan[g].prefix : 0;
         for (size_t i = 0; i < G->n; i++) c->stats.tokens_computed += G->lens[i] - plan[g].prefix;
     }
     if (rc == QRR_OK) rc = schedule(c, groups, n_groups, plan, &k, chunk_delta, result, d);

@@ -71,6 +71,7 @@ void qrr_ctx_free(qrr_ctx *c)
     qrr_pool_free(c->pool);
     qrr__scratch_free(&c->scratch);
     for (int i = 0; i < QRR_PREFIX_SLOTS; i++) qrr__prefix_free(&c->prefix[i]);
+    qrr__head_free(c);
     for (size_t i = 0; i < c->cap_prompts; i++) qrr__ids_free(&c->prompts[i]);
     free(c->prompts);
     free(c);

@@ -1,6 +1,6 @@
 /* context.h — what a scoring context holds (private to libqrr): the thread pool, forward
- * scratch, the prefix key/value slots of the groups in flight, the prompt buffers of a text
- * request, device state. context.c makes and frees it; batch.c and score.c use it. */
+ * scratch, the prefix key/value slots of the groups in flight, the prompt head, the prompt
+ * buffers of a text request, device state. context.c makes and frees it; batch.c and score.c use it. */
 #ifndef QRR_CONTEXT_H
 #define QRR_CONTEXT_H
 
@@ -13,6 +13,8 @@
 
 /* Groups whose shared prefix may be held at once (in one forward chunk). */
 #define QRR_PREFIX_SLOTS 8
+/* Below this many tokens, sharing a prefix saves less than its bookkeeping. */
+#define MIN_SHARED_PREFIX 8
 
 struct qrr_ctx {
     const qrr_model *m;
@@ -23,6 +25,9 @@ struct qrr_ctx {
     qrr_ids *prompts;     /* [cap_prompts] built prompts of the current text request */
     size_t cap_prompts;
     qrr_stats stats;      /* of the last call */
+    qrr_prefix_kv head;   /* the prompt head's keys/values (prompt_head.c) */
+    qrr_ids head_ids;     /* its ids */
+    int head_state;       /* 0: not built yet, 1: built, -1: none for this context */
 #ifdef QRR_WITH_CUDA
     qrr_cuda_state *cuda; /* device state when params.device is QRR_DEVICE_CUDA */
 #endif
@@ -30,6 +35,12 @@ struct qrr_ctx {
 
 /* Score every sequence of every group (batch.c); the caller has reset c->stats. */
 int qrr__score_groups(qrr_ctx *c, const qrr_group *groups, size_t n_groups, qrr_diag *d);
+
+/* Tokens of the prompt head (prompt_head.c) that every sequence of group G starts with,
+ * when at least MIN_SHARED_PREFIX, else 0; the head is computed at the first call (its
+ * tokens added to *computed). Always 0 on CUDA or with share_prefix off. */
+size_t qrr__head_prefix(qrr_ctx *c, const qrr_group *G, size_t *computed);
+void qrr__head_free(qrr_ctx *c);
 
 /* Give back buffers a call grew past what chunks of max_batch_tokens need (context.c). */
 void qrr__ctx_release_large(qrr_ctx *c);

@@ -1,7 +1,7 @@
 /* test_runtime.c — the scoring API beyond single-pair parity: a request of N documents gives
  * the same scores as N requests of one, with and without the shared prefix and across chunk
  * boundaries; id input equals text input; bad arguments give their status and a message;
- * a context describes where it computes. */
+ * a context describes where it computes; one-document requests reuse the prompt head. */
 #include <jansson.h>
 #include <math.h>
 
@@ -276,4 +276,45 @@ Test(runtime, describe_names_the_device)
     cr_expect_eq(strlen(small), sizeof small - 1, "cut short, still terminated");
     cr_expect_eq(qrr_ctx_describe(NULL, buf, sizeof buf), QRR_ERR_INVALID_ARG);
     qrr_ctx_free(c);
+}
+
+/* One-document requests, each with its own query: after the first, every request attends to
+ * the context's prompt head instead of computing the system turn and instruction again, and
+ * scores as with no sharing at all; a custom instruction shares the system turn only; ids
+ * that do not start like a prompt, and a context with sharing off, compute every token. */
+Test(runtime, one_document_requests_reuse_the_prompt_head)
+{
+    make_docs();
+    const char *queries[] = {"What is the capital of China?", "Who wrote Hamlet?",
+                             "How far is the Moon?", "北京在哪里?"};
+    qrr_ctx *shared = make_ctx(1, 0), *whole = make_ctx(0, 0);
+    qrr_score_params sp = qrr_score_default_params(), custom = sp;
+    custom.instruction = "Judge whether the passage answers the question.";
+    for (int r = 0; r < 8; r++) {
+        const char *doc = docs[r % N_DOCS];
+        qrr_score_params p = r == 5 ? custom : sp;
+        float s1, l1, s0, l0;
+        cr_assert_eq(qrr_ctx_score(shared, queries[r % 4], &doc, 1, p, &s1, &l1), QRR_OK, "%s",
+                     qrr_last_error());
+        cr_assert_eq(qrr_ctx_score(whole, queries[r % 4], &doc, 1, p, &s0, &l0), QRR_OK);
+        qrr_stats st = qrr_ctx_last_stats(shared), st0 = qrr_ctx_last_stats(whole);
+        cr_expect_eq(st.tokens, st0.tokens);
+        cr_expect_eq(st0.tokens_computed, st0.tokens, "sharing off computes every token");
+        /* the system turn alone is 39 tokens; with the default instruction the head runs on
+         * to "<Query>:" */
+        if (r > 0)
+            cr_expect_leq(st.tokens_computed + (r == 5 ? 39 : 50), st.tokens,
+                          "request %d: %zu of %zu tokens computed", r, st.tokens_computed,
+                          st.tokens);
+        cr_expect_leq(fabsf(s1 - s0), 1e-5f, "request %d: %g with the head, %g without", r, s1, s0);
+        cr_expect_leq(fabsf(l1 - l0), 1e-4f, "request %d logit", r);
+    }
+    const int32_t odd[] = {9693, 2152, 151644, 8948, 198, 1, 2, 3, 4, 5, 6, 7, 8};
+    const int32_t *ids = odd;
+    size_t n = sizeof odd / sizeof odd[0];
+    float s;
+    cr_assert_eq(qrr_ctx_score_ids(shared, &ids, &n, 1, &s, NULL), QRR_OK, "%s", qrr_last_error());
+    cr_expect_eq(qrr_ctx_last_stats(shared).tokens_computed, n);
+    qrr_ctx_free(shared);
+    qrr_ctx_free(whole);
 }
