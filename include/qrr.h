@@ -64,9 +64,8 @@ typedef struct qrr_ctx_params {
     int max_batch_tokens; /* tokens per forward chunk; 0 = default (memory stays bounded) */
     int share_prefix;   /* 1 (default): the prompt prefix all documents of a request share
                            is computed once, and on the CPU the prompt head of the default
-                           instruction (system turn to "<Query>:") once per context for
-                           requests with no longer shared prefix; 0 computes every prompt
-                           whole */
+                           instruction (system turn to "<Query>:") once per context, for
+                           every request that starts with it; 0 computes every prompt whole */
 } qrr_ctx_params;
 
 typedef struct qrr_score_params {

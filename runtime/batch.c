@@ -22,7 +22,8 @@ typedef struct group_plan {
     size_t first;   /* index of its first result in the flat result array */
     int slot;       /* its prefix slot while in flight, else -1 */
     int on_head;    /* its prefix is the first `prefix` tokens of the context's prompt head */
-    qrr_prefix_kv head_view; /* on_head: that part of the head (no slot needed) */
+    qrr_prefix_kv head_view; /* the part of the head its prefix starts with (n = 0: none);
+                                on_head: all of its prefix (no slot needed) */
 } group_plan;
 
 /* The sequences of the chunk being built. */
@@ -108,7 +109,7 @@ static int start_prefix(qrr_ctx *c, const qrr_group *G, group_plan *p, qrr_diag 
     }
 #endif
     return qrr__forward_prefix(c->m, &c->scratch, c->pool, G->ids[0], (int)p->prefix,
-                               &c->prefix[slot], d);
+                               p->head_view.n ? &p->head_view : NULL, &c->prefix[slot], d);
 }
 
 static int free_slots(const qrr_ctx *c)
@@ -216,16 +217,14 @@ int qrr__score_groups(qrr_ctx *c, const qrr_group *groups, size_t n_groups, qrr_
         const qrr_group *G = &groups[g];
         size_t P = c->params.share_prefix && G->n > 1 ? common_prefix(G->ids, G->lens, G->n) : 0;
         plan[g] = (group_plan){P >= MIN_SHARED_PREFIX ? P : 0, first, -1, 0, {0}};
-        /* A group with no prefix of its own may still start with the prompt head. */
-        size_t h = plan[g].prefix ? 0 : qrr__head_prefix(c, G, &c->stats.tokens_computed);
-        if (h) {
-            plan[g].prefix = h;
-            plan[g].on_head = 1;
-            plan[g].head_view = c->head;
-            plan[g].head_view.n = (int)h;
-        }
+        /* The part of the prompt head the group starts with is never computed again: it
+         * is the whole prefix when the group has no longer one of its own, else where the
+         * computing of its own prefix starts. */
+        size_t h = qrr__head_prefix(c, G, &c->stats.tokens_computed);
+        if (h && h >= plan[g].prefix) plan[g].prefix = h, plan[g].on_head = 1;
+        if (h) plan[g].head_view = c->head, plan[g].head_view.n = (int)h;
         for (size_t i = 0; i < G->n; i++) c->stats.tokens += G->lens[i];
-        c->stats.tokens_computed += G->n && !plan[g].on_head ? plan[g].prefix : 0;
+        c->stats.tokens_computed += G->n ? plan[g].prefix - h : 0;
         for (size_t i = 0; i < G->n; i++) c->stats.tokens_computed += G->lens[i] - plan[g].prefix;
     }
     if (rc == QRR_OK) rc = schedule(c, groups, n_groups, plan, &k, chunk_delta, result, d);

@@ -2,7 +2,8 @@
  * that every prompt with the model's default instruction starts with (the system turn, then
  * the instruction up to "<Query>:"), computed once in the context's life. A group whose own
  * prompts share no prefix worth computing once (a request of one document, say) attends to
- * as much of the head as its prompts start with, instead of computing those tokens again.
+ * as much of the head as its prompts start with, instead of computing those tokens again;
+ * a group with a longer prefix of its own computes only the part after the head.
  * Keys and values of positions 0..h-1 depend only on tokens 0..h-1, so any leading part of
  * the head is exact for a prompt that starts with it. */
 #include "context.h"
@@ -20,7 +21,7 @@ static int build(qrr_ctx *c, size_t *computed)
         c->head_ids.n < MIN_SHARED_PREFIX || c->head_ids.n > INT32_MAX)
         return 0;
     if (qrr__forward_prefix(c->m, &c->scratch, c->pool, c->head_ids.ids, (int)c->head_ids.n,
-                            &c->head, &d) != QRR_OK)
+                            NULL, &c->head, &d) != QRR_OK)
         return 0;
     *computed += c->head_ids.n;
     return 1;

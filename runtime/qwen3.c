@@ -104,10 +104,14 @@ static void mlp_block(const qrr_model *m, const qrr_layer *L, float *x, int rows
 }
 
 int qrr__forward_prefix(const qrr_model *m, qrr_scratch *s, qrr_pool *pool,
-                        const int32_t *ids, int n, qrr_prefix_kv *out, qrr_diag *d)
+                        const int32_t *ids, int n, const qrr_prefix_kv *from,
+                        qrr_prefix_kv *out, qrr_diag *d)
 {
     const size_t KD = (size_t)m->K * m->D;
-    int rc = scratch_reserve(m, s, (size_t)n, 1, d);
+    const int h = from ? from->n : 0, t = n - h; /* t tokens computed, at positions h.. */
+    if (h < 0 || t < 1 || from == out)
+        return qrr_fail(d, QRR_ERR_INVALID_ARG, "prefix of %d tokens from %d", n, h);
+    int rc = scratch_reserve(m, s, (size_t)t, 1, d);
     if (rc != QRR_OK) return rc;
     if (n > out->cap) {
         size_t per = (size_t)m->n_layers * (size_t)n * KD;
@@ -116,21 +120,28 @@ int qrr__forward_prefix(const qrr_model *m, qrr_scratch *s, qrr_pool *pool,
         out->cap = n;
     }
     out->n = n;
-    embed(m, &ids, &n, 1, s->x);
+    const int32_t *rest = ids + h;
+    embed(m, &rest, &t, 1, s->x);
     for (int l = 0; l < m->n_layers; l++) {
         const qrr_layer *L = &m->layers[l];
         const int last = l == m->n_layers - 1;
-        float *pk = out->k + (size_t)l * out->cap * KD; /* [P, K*D] */
+        float *pk = out->k + (size_t)l * out->cap * KD; /* [n, K*D] */
         float *pv = out->v + (size_t)l * out->cap * KD;
-        qrr_cpu_rmsnorm(s->x, L->attn_norm, s->xn, n, m->H, m->rms_eps);
+        if (h) {
+            memcpy(pk, from->k + (size_t)l * from->cap * KD, (size_t)h * KD * sizeof *pk);
+            memcpy(pv, from->v + (size_t)l * from->cap * KD, (size_t)h * KD * sizeof *pv);
+        }
+        float *ok = pk + (size_t)h * KD, *ov = pv + (size_t)h * KD; /* this call's rows */
+        qrr_cpu_rmsnorm(s->x, L->attn_norm, s->xn, t, m->H, m->rms_eps);
         /* Later tokens only need this layer's keys/values; the last layer needs no more. */
-        project_qkv(m, L, s->xn, n, last ? NULL : s->q, pk, pv, pool);
-        qrr_cpu_rope(pk, n, m->K, m->D, 0, m->inv_freq);
+        project_qkv(m, L, s->xn, t, last ? NULL : s->q, ok, ov, pool);
+        qrr_cpu_rope(ok, t, m->K, m->D, h, m->inv_freq);
         if (last) break;
-        qrr_cpu_rope(s->q, n, m->Q, m->D, 0, m->inv_freq);
-        qrr_cpu_attention(s->q, pk, pv, NULL, NULL, 0, n, m->Q, m->K, m->D, s->att, pool);
-        qrr_cpu_gemm(s->att, m->Q * m->D, n, &L->o, s->x, m->H, 1, pool);
-        mlp_block(m, L, s->x, n, s, pool);
+        qrr_cpu_rope(s->q, t, m->Q, m->D, h, m->inv_freq);
+        qrr_cpu_attention(s->q, ok, ov, h ? pk : NULL, h ? pv : NULL, h, t, m->Q, m->K, m->D,
+                          s->att, pool);
+        qrr_cpu_gemm(s->att, m->Q * m->D, t, &L->o, s->x, m->H, 1, pool);
+        mlp_block(m, L, s->x, t, s, pool);
     }
     return QRR_OK;
 }

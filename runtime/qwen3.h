@@ -35,9 +35,12 @@ void qrr__scratch_free(qrr_scratch *s);
 int qrr__scratch_trim(qrr_scratch *s, size_t keep_tokens);
 void qrr__prefix_free(qrr_prefix_kv *p);
 
-/* Run the prefix (n ids, positions 0..n-1) and keep its keys/values in out. */
+/* Run the prefix (n ids, positions 0..n-1) and keep its keys/values in out. from (NULL, or
+ * another prefix whose from->n < n tokens are the first ids): its keys/values are copied
+ * and only the tokens after them computed. */
 int qrr__forward_prefix(const qrr_model *m, qrr_scratch *s, qrr_pool *pool,
-                        const int32_t *ids, int n, qrr_prefix_kv *out, qrr_diag *d);
+                        const int32_t *ids, int n, const qrr_prefix_kv *from,
+                        qrr_prefix_kv *out, qrr_diag *d);
 
 /* Run S sequences packed back to back (seq i: lens[i] >= 1 ids, positions prefix[i]->n + j,
  * attending to prefix[i]'s keys/values first) and write each sequence's last-position logit
