@@ -1,9 +1,10 @@
 /* batch.c — one scoring call's schedule: groups of token-id sequences (each group one
  * request, whose prompts share a prefix) are checked, each group's common prefix is run
- * once, just before the group's first chunk (or, for a group with none of its own, the
- * context's prompt head stands in for what it starts with), and the rest of every group's sequences is
+ * once, just before the group's first chunk, and the rest of every group's sequences is
  * packed, in order, into forward chunks of at most max_batch_tokens tokens. A chunk may
- * hold the sequences of several groups, each attending to its own group's prefix. */
+ * hold the sequences of several groups, each attending to its own group's prefix. The
+ * context's prompt head (prompt_head.c) is never run again: it is the prefix of a group
+ * that starts with it and has no longer one, and the start of a longer one. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
