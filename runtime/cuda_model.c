@@ -581,10 +581,38 @@ static int upload_ints(qrr_cuda_state *cs, const int32_t *const *ids, const int 
     return QRR_OK;
 }
 
+/* The int8 product of a W8A8 weight into cs->acc (int32 [M, W->n]); x8/xs: the input
+ * quantized (NULL = quantize x16 here; *xs_used says which scales apply). When cuBLASLt
+ * refuses the weight's shape, x8 is turned back into f16 in x16, the weight goes to the
+ * W8A16 kernel now and for the rest of the context's life, and QRR_ERR_UNSUPPORTED says so. */
+static int w8a8_product(qrr_cuda_state *cs, dev_weight *W, uint16_t *x16, const int8_t *x8,
+                        const float *xs, int M, const float **xs_used, qrr_diag *d)
+{
+    char what[48];
+    const int have16 = x8 == NULL; /* x16 holds the input as f16 */
+    if (!x8) {
+        KERNEL(qrr_cuda_quantize_rows(x16, M, W->k, cs->a8, cs->as, cs->stream), "quantize");
+        x8 = cs->a8;
+        xs = cs->as;
+    }
+    int rc = qrr_cuda_gemm_i8(cs->gemm, x8, W->k, M, W->w, W->n, W->k, cs->acc, W->n,
+                              cs->stream, d);
+    if (rc == QRR_OK) {
+        snprintf(what, sizeof what, "int8 GEMM %s", W->what);
+        GEMM(rc, what);
+        *xs_used = xs;
+        return QRR_OK;
+    }
+    if (rc != QRR_ERR_UNSUPPORTED) return rc;
+    W->w8a8 = 0;
+    cs->i8_refused++;
+    if (!have16)
+        KERNEL(qrr_cuda_dequantize_rows(x8, xs, M, W->k, x16, cs->stream), "int8 to f16");
+    return QRR_ERR_UNSUPPORTED;
+}
+
 /* y (+)= x · W^T for M rows. x16: f16 input [M, W->k]; x8/xs: the same quantized (W8A8
- * only; NULL = quantize here). Output f16 y16 or fp32 y32 (add: accumulate), stride ldy.
- * When cuBLASLt refuses a W8A8 weight's shape, x8 is turned back into f16 in x16 and the
- * weight goes to the W8A16 kernel, now and for the rest of the context's life. */
+ * only; NULL = quantize here). Output f16 y16 or fp32 y32 (add: accumulate), stride ldy. */
 static int linear(qrr_cuda_state *cs, dev_weight *W, uint16_t *x16, const int8_t *x8,
                   const float *xs, int M, uint16_t *y16, float *y32, int ldy, int add,
                   qrr_diag *d)
@@ -598,27 +626,14 @@ static int linear(qrr_cuda_state *cs, dev_weight *W, uint16_t *x16, const int8_t
         return QRR_OK;
     }
     if (W->w8a8) {
-        const int have16 = x8 == NULL; /* x16 holds the input as f16 */
-        if (!x8) {
-            KERNEL(qrr_cuda_quantize_rows(x16, M, W->k, cs->a8, cs->as, cs->stream), "quantize");
-            x8 = cs->a8;
-            xs = cs->as;
-        }
-        int rc = qrr_cuda_gemm_i8(cs->gemm, x8, W->k, M, W->w, W->n, W->k, cs->acc, W->n,
-                                  cs->stream, d);
+        int rc = w8a8_product(cs, W, x16, x8, xs, M, &xs, d);
         if (rc == QRR_OK) {
-            snprintf(what, sizeof what, "int8 GEMM %s", W->what);
-            GEMM(rc, what);
             snprintf(what, sizeof what, "W8A8 dequantize %s", W->what);
             KERNEL(qrr_cuda_dequant(cs->acc, M, W->n, xs, W->scale, y16, y32, ldy, add,
                                     cs->stream), what);
             return QRR_OK;
         }
         if (rc != QRR_ERR_UNSUPPORTED) return rc;
-        W->w8a8 = 0;
-        cs->i8_refused++;
-        if (!have16)
-            KERNEL(qrr_cuda_dequantize_rows(x8, xs, M, W->k, x16, cs->stream), "int8 to f16");
     }
     snprintf(what, sizeof what, "W8A16 GEMM %s", W->what);
     KERNEL(qrr_cuda_w8a16_gemm(x16, W->k, M, W->w, W->scale, W->block, W->n, W->k, y16, y32,
@@ -636,15 +651,29 @@ static int norm_for(qrr_cuda_state *cs, const dev_weight *W, const float *x, con
     return QRR_OK;
 }
 
-/* x [rows, H] += MLP(RMSNorm(x)). */
+/* x [rows, H] += MLP(RMSNorm(x)). A W8A8 gate|up product goes to SwiGLU as int32. */
 static int mlp_block(const qrr_model *m, qrr_cuda_state *cs, dev_layer *G, float *x,
                      int rows, qrr_diag *d)
 {
     const int I = m->I, q8 = G->down.i8 && G->down.w8a8;
+    uint16_t *act16 = q8 ? NULL : cs->act;
+    int8_t *act8 = q8 ? cs->a8 : NULL;
+    float *act_s = q8 ? cs->as : NULL;
     TRY(norm_for(cs, &G->gu, x, G->mlp_norm, rows, m->H, m->rms_eps, d));
-    TRY(linear(cs, &G->gu, cs->xn, cs->a8, cs->as, rows, cs->gu, NULL, 2 * I, 0, d));
-    KERNEL(qrr_cuda_swiglu(cs->gu, rows, I, q8 ? NULL : cs->act, q8 ? cs->a8 : NULL,
-                           q8 ? cs->as : NULL, cs->stream), "SwiGLU");
+    int rc = QRR_ERR_UNSUPPORTED;
+    if (G->gu.i8 && G->gu.w8a8) {
+        const float *xs;
+        rc = w8a8_product(cs, &G->gu, cs->xn, cs->a8, cs->as, rows, &xs, d);
+        if (rc == QRR_OK)
+            KERNEL(qrr_cuda_swiglu_i32(cs->acc, xs, G->gu.scale, rows, I, act16, act8, act_s,
+                                       cs->stream), "SwiGLU (W8A8 dequantize)");
+        else if (rc != QRR_ERR_UNSUPPORTED)
+            return rc;
+    }
+    if (rc != QRR_OK) {
+        TRY(linear(cs, &G->gu, cs->xn, cs->a8, cs->as, rows, cs->gu, NULL, 2 * I, 0, d));
+        KERNEL(qrr_cuda_swiglu(cs->gu, rows, I, act16, act8, act_s, cs->stream), "SwiGLU");
+    }
     TRY(linear(cs, &G->down, cs->act, cs->a8, cs->as, rows, NULL, x, m->H, 1, d));
     return QRR_OK;
 }

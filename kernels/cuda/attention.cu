@@ -10,6 +10,36 @@
 #include "cuda_common.cuh"
 
 /* ------------------------------------------------------------------------------------- */
+/* Stages keys and values t0 .. t0 + ROWS - 1 of sequence (base, P) for kv head kvh into
+ * shared rows of ld halves, rows at or past n_keys as zeros. All of a thread's copies are
+ * in flight at once; the caller's __syncthreads makes the tile visible. */
+template <int ROWS, int D>
+static __device__ __forceinline__ void stage_kv(uint16_t *ks, uint16_t *vs, int ld, int t0,
+                                                int n_keys, const uint16_t *k,
+                                                const uint16_t *v, int ldkv,
+                                                const uint16_t *pk, const uint16_t *pv, int P,
+                                                int nk, int base, int kvh)
+{
+    constexpr int CH = D / 8; /* 16-byte chunks per row */
+    for (int i = threadIdx.x; i < ROWS * CH; i += blockDim.x) {
+        const int r = i / CH, c = (i % CH) * 8, j = t0 + r;
+        const uint16_t *kr = k, *vr = v; /* mapped addresses for the zero fill */
+        if (j < n_keys) {
+            if (j < P) {
+                kr = pk + (size_t)j * nk * D + (size_t)kvh * D + c;
+                vr = pv + (size_t)j * nk * D + (size_t)kvh * D + c;
+            } else {
+                kr = k + (size_t)(base + j - P) * ldkv + (size_t)kvh * D + c;
+                vr = v + (size_t)(base + j - P) * ldkv + (size_t)kvh * D + c;
+            }
+        }
+        qrr__cp_async16(ks + r * ld + c, kr, j < n_keys);
+        qrr__cp_async16(vs + r * ld + c, vr, j < n_keys);
+    }
+    qrr__cp_async_wait_all();
+}
+
+/* ------------------------------------------------------------------------------------- */
 /* Simple version. Block = (sequence, query tile of BQ, head); 4 warps, each warp owns BQ/4
  * queries; a tile of 32 keys and values is staged in shared memory and shared by them. */
 
@@ -58,25 +88,8 @@ attn_simple_kernel(const uint16_t *q, int ldq, const uint16_t *k, const uint16_t
     const int n_keys = P + q0 + nqs; /* keys the last query of the tile sees */
     for (int t0 = 0; t0 < n_keys; t0 += S_TK) {
         __syncthreads(); /* previous tile consumed (and qs written, the first time) */
-        constexpr int CH = D / 8; /* 16-byte chunks per row */
-        for (int i = threadIdx.x; i < S_TK * CH; i += blockDim.x) {
-            int r = i / CH, c = (i % CH) * 8, j = t0 + r;
-            uint4 kk = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-            if (j < n_keys) {
-                const uint16_t *kr, *vr;
-                if (j < P) {
-                    kr = pk + (size_t)j * nk * D + (size_t)kvh * D;
-                    vr = pv + (size_t)j * nk * D + (size_t)kvh * D;
-                } else {
-                    kr = k + (size_t)(base + j - P) * ldkv + (size_t)kvh * D;
-                    vr = v + (size_t)(base + j - P) * ldkv + (size_t)kvh * D;
-                }
-                kk = *(const uint4 *)(kr + c);
-                vv = *(const uint4 *)(vr + c);
-            }
-            *(uint4 *)&ks[r][c] = kk;
-            *(uint4 *)&vs[r][c] = vv;
-        }
+        stage_kv<S_TK, D>(&ks[0][0], &vs[0][0], KP, t0, n_keys, k, v, ldkv, pk, pv, P, nk, base,
+                          kvh);
         __syncthreads();
 #pragma unroll
         for (int a = 0; a < S_QPW; a++) {
@@ -172,11 +185,12 @@ attn_tc_kernel(const uint16_t *q, int ldq, const uint16_t *k, const uint16_t *v,
     constexpr int CH = T_D / 8;
 
     for (int i = threadIdx.x; i < T_BQ * CH; i += blockDim.x) {
-        int r = i / CH, c = (i % CH) * 8;
-        uint4 val = make_uint4(0, 0, 0, 0);
-        if (r < nqs) val = *(const uint4 *)(q + (size_t)(base + q0 + r) * ldq + (size_t)h * T_D + c);
-        *(uint4 *)&sm.q[r][c] = val;
+        const int r = i / CH, c = (i % CH) * 8;
+        const uint16_t *src = q;
+        if (r < nqs) src = q + (size_t)(base + q0 + r) * ldq + (size_t)h * T_D + c;
+        qrr__cp_async16(&sm.q[r][c], src, r < nqs);
     }
+    /* waited for with the first key tile's copies */
     for (int i = threadIdx.x; i < T_BQ * T_D; i += blockDim.x) sm.o[i / T_D][i % T_D] = 0.0f;
     for (int i = threadIdx.x; i < T_BQ; i += blockDim.x) {
         sm.m[i] = -INFINITY;
@@ -187,24 +201,8 @@ attn_tc_kernel(const uint16_t *q, int ldq, const uint16_t *k, const uint16_t *v,
     const int n_keys = P + q0 + nqs;
     for (int t0 = 0; t0 < n_keys; t0 += T_TK) {
         __syncthreads(); /* previous tile's k/v consumed; first time: q, o, m, l written */
-        for (int i = threadIdx.x; i < T_TK * CH; i += blockDim.x) {
-            int r = i / CH, c = (i % CH) * 8, j = t0 + r;
-            uint4 kk = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-            if (j < n_keys) {
-                const uint16_t *kr, *vr;
-                if (j < P) {
-                    kr = pk + (size_t)j * nk * T_D + (size_t)kvh * T_D;
-                    vr = pv + (size_t)j * nk * T_D + (size_t)kvh * T_D;
-                } else {
-                    kr = k + (size_t)(base + j - P) * ldkv + (size_t)kvh * T_D;
-                    vr = v + (size_t)(base + j - P) * ldkv + (size_t)kvh * T_D;
-                }
-                kk = *(const uint4 *)(kr + c);
-                vv = *(const uint4 *)(vr + c);
-            }
-            *(uint4 *)&sm.k[r][c] = kk;
-            *(uint4 *)&sm.v[r][c] = vv;
-        }
+        stage_kv<T_TK, T_D>((uint16_t *)&sm.k[0][0], (uint16_t *)&sm.v[0][0], T_LDH, t0, n_keys,
+                            k, v, ldkv, pk, pv, P, nk, base, kvh);
         __syncthreads();
         /* Rows of this warp that see any key of this tile: row r sees keys <= P + q0 + r. */
         const bool active = r0 < nqs && t0 <= P + q0 + r0 + 15;

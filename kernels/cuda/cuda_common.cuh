@@ -71,6 +71,23 @@ static __device__ __forceinline__ float qrr__row_scale(float amax)
     return amax > FLT_MAX ? NAN : amax > 0.0f ? amax / 127.0f : 1.0f;
 }
 
+/* 16-byte asynchronous copy from global to shared memory (sm_80+), so that a thread's
+ * loads of a tile are all in flight at once; valid 0 writes 16 zero bytes and reads
+ * nothing (src must still be a mapped address). Wait with qrr__cp_async_wait_all, then
+ * __syncthreads before other threads read the tile. */
+static __device__ __forceinline__ void qrr__cp_async16(void *dst, const void *src, bool valid)
+{
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
+                 "r"(valid ? 16 : 0)
+                 : "memory");
+}
+
+static __device__ __forceinline__ void qrr__cp_async_wait_all(void)
+{
+    asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;\n" ::: "memory");
+}
+
 /* The status of the launch just queued (configuration errors show here; faults later). */
 static inline int qrr__launched(void)
 {

@@ -60,6 +60,10 @@ int qrr_cuda_qk_norm_rope(uint16_t *qkv, int ld, int T, int nq, int nk, int D,
  * with per-row scale os. */
 int qrr_cuda_swiglu(const uint16_t *gu, int T, int I, uint16_t *out16, int8_t *out8,
                     float *os, qrr_cuda_stream st);
+/* The same from the int32 product acc [T, 2I] of a W8A8 GEMM, dequantized on the way in
+ * with row scales sx [T] and column scales sw [2I]; os may be sx. */
+int qrr_cuda_swiglu_i32(const int32_t *acc, const float *sx, const float *sw, int T, int I,
+                        uint16_t *out16, int8_t *out8, float *os, qrr_cuda_stream st);
 
 /* ---- int8 helpers (quant.cu) ---- */
 /* Per-row symmetric int8 of x (f16 [rows, n]): q = round(x / s), s = max|x| / 127. */
