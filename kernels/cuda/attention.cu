@@ -1,12 +1,11 @@
 /* attention.cu — causal grouped-query attention over packed variable-length sequences that
  * also attend to a shared prefix's cached keys/values. Two versions: a simple one (fp32
- * FMA, one lane per key of a 32-key tile, online softmax) and a tensor-core one (WMMA
- * 16x16x16 f16 products, fp32 accumulation, online softmax in fp32 over shared memory).
+ * FMA, one lane per key of a 32-key tile, online softmax; any head size, and the last
+ * layer's one query per sequence) and a tensor-core one for head size 128 (mma.sync f16
+ * products with fp32 accumulation, scores and output held in registers).
  *
  * Virtual key index j of a sequence: j < P is prefix row j, j >= P own token j - P. Query
  * token i (own index) sees keys 0 .. P + i. */
-#include <mma.h>
-
 #include "cuda_common.cuh"
 
 /* ------------------------------------------------------------------------------------- */
@@ -140,140 +139,175 @@ attn_simple_kernel(const uint16_t *q, int ldq, const uint16_t *k, const uint16_t
 }
 
 /* ------------------------------------------------------------------------------------- */
-/* Tensor-core version (D = 128). Block = (sequence, query tile of 64, head); 4 warps, each
- * owning 16 query rows. Per 64-key tile: S = Q·K^T with WMMA into shared fp32; each warp
- * turns its 16 rows into probabilities (online softmax, 2 lanes per row), rescales its fp32
- * output rows in shared memory, then O += P·V with WMMA (accumulators loaded from and stored
- * back to shared memory). Dynamic shared memory: about 104 KB. */
+/* Tensor-core version (D = 128): mma.sync m16n8k16 with the scores, probabilities and output
+ * kept in registers, FlashAttention-2 style. Block = (sequence, query tile of 16 * WARPS,
+ * head); each warp owns 16 query rows, whose q fragments it reads once from global memory.
+ * Per 64-key tile staged in shared memory: S = Q·K^T (8 column blocks of 8 keys), masked
+ * online softmax across each quad of lanes (a row's 16 values of the tile are spread over
+ * 4 lanes), then O += P·V with P's accumulators reused as the A operand and V read with
+ * ldmatrix.trans. Fragment layouts are PTX's for m16n8k16: lane = 4 g + t holds rows g and
+ * g + 8, columns 2t, 2t + 1 (and + 8 for A). */
 
-namespace wmma = nvcuda::wmma;
-
-#define T_BQ 64
-#define T_TK 64
 #define T_D 128
-#define T_WARPS 4
-#define T_LDH (T_D + 8)   /* f16 rows of q, k, v (halves) */
-#define T_LDS (T_TK + 4)  /* fp32 rows of scores (floats) */
-#define T_LDP (T_TK + 8)  /* f16 rows of probabilities (halves) */
-#define T_LDO (T_D + 4)   /* fp32 rows of the output (floats) */
+#define T_TK 64
+#define T_LD (T_D + 8) /* halves per shared row: 8 rows of an ldmatrix hit distinct banks */
 
-struct attn_tc_smem {
-    __half q[T_BQ][T_LDH];
-    __half k[T_TK][T_LDH];
-    __half v[T_TK][T_LDH];
-    __half p[T_BQ][T_LDP];
-    float s[T_BQ][T_LDS];
-    float o[T_BQ][T_LDO];
-    float m[T_BQ], l[T_BQ];
-};
-
-static __global__ void __launch_bounds__(T_WARPS * QRR_WARP)
-attn_tc_kernel(const uint16_t *q, int ldq, const uint16_t *k, const uint16_t *v, int ldkv,
-               const uint16_t *pk, const uint16_t *pv, int P, const int *starts,
-               const int *lens, int n_qtiles, int nq, int nk, uint16_t *out, int ldo)
+static __device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0,
+                                                uint32_t b1)
 {
-    extern __shared__ __align__(128) unsigned char smem_raw[];
-    attn_tc_smem &sm = *(attn_tc_smem *)smem_raw;
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/* The B fragment (16 keys x 8 dims) of row-major V at p: lanes 0-15 address rows 0-15. */
+static __device__ __forceinline__ void ldmatrix_x2_trans(uint32_t &b0, uint32_t &b1,
+                                                         const uint16_t *p)
+{
+    const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
+                 : "=r"(b0), "=r"(b1)
+                 : "r"(a));
+}
+
+static __device__ __forceinline__ uint32_t pack_half2(float lo, float hi)
+{
+    const __half2 h = __floats2half2_rn(lo, hi); /* lo in the low 16 bits: the lower column */
+    return *(const uint32_t *)&h;
+}
+
+/* max (max_op 1) or sum over the 4 lanes of a quad, which share a row */
+static __device__ __forceinline__ float quad_reduce(float v, int max_op)
+{
+    for (int o = 1; o < 4; o <<= 1) {
+        const float w = __shfl_xor_sync(0xffffffffu, v, o);
+        v = max_op ? fmaxf(v, w) : v + w;
+    }
+    return v;
+}
+
+template <int WARPS>
+static __global__ void __launch_bounds__(WARPS * QRR_WARP)
+attn_tc_kernel(const uint16_t *q, int ldq, const uint16_t *k, const uint16_t *v, int ldkv,
+               const uint16_t *pk, const uint16_t *pv, int P, const int *starts, const int *lens,
+               int n_qtiles, int nq, int nk, uint16_t *out, int ldo)
+{
+    __shared__ __align__(16) uint16_t ks[T_TK * T_LD];
+    __shared__ __align__(16) uint16_t vs[T_TK * T_LD];
+    constexpr int BQ = 16 * WARPS;
     const int s = blockIdx.x / n_qtiles, tile = blockIdx.x % n_qtiles;
     const int h = blockIdx.y, kvh = h / (nq / nk);
     const int len = lens[s], base = starts[s];
-    const int q0 = tile * T_BQ;
-    const int nqs = min(T_BQ, len - q0);
+    const int q0 = tile * BQ;
+    const int nqs = min(BQ, len - q0);
     if (nqs <= 0) return;
     const int warp = threadIdx.x / QRR_WARP, lane = threadIdx.x % QRR_WARP;
+    const int g = lane / 4, t = lane % 4;
+    const int r0 = warp * 16;                 /* the warp's first row in the tile */
+    const int ra = r0 + g, rb = r0 + g + 8;   /* this lane's two rows */
     const float scale = rsqrtf((float)T_D);
-    constexpr int CH = T_D / 8;
 
-    for (int i = threadIdx.x; i < T_BQ * CH; i += blockDim.x) {
-        const int r = i / CH, c = (i % CH) * 8;
-        const uint16_t *src = q;
-        if (r < nqs) src = q + (size_t)(base + q0 + r) * ldq + (size_t)h * T_D + c;
-        qrr__cp_async16(&sm.q[r][c], src, r < nqs);
+    /* q fragments for the 8 steps of 16 dims; rows past the sequence are zeros */
+    uint32_t qa[T_D / 16][4];
+    {
+        const uint16_t *qh = q + (size_t)h * T_D;
+        const uint32_t *qra = (const uint32_t *)(qh + (size_t)(base + q0 + ra) * ldq);
+        const uint32_t *qrb = (const uint32_t *)(qh + (size_t)(base + q0 + rb) * ldq);
+#pragma unroll
+        for (int kk = 0; kk < T_D / 16; kk++) {
+            const int c = kk * 8 + t; /* in half2 words: dims 16 kk + 2t */
+            qa[kk][0] = ra < nqs ? qra[c] : 0u;
+            qa[kk][1] = rb < nqs ? qrb[c] : 0u;
+            qa[kk][2] = ra < nqs ? qra[c + 4] : 0u;
+            qa[kk][3] = rb < nqs ? qrb[c + 4] : 0u;
+        }
     }
-    /* waited for with the first key tile's copies */
-    for (int i = threadIdx.x; i < T_BQ * T_D; i += blockDim.x) sm.o[i / T_D][i % T_D] = 0.0f;
-    for (int i = threadIdx.x; i < T_BQ; i += blockDim.x) {
-        sm.m[i] = -INFINITY;
-        sm.l[i] = 0.0f;
-    }
+    float o[T_D / 8][4];
+#pragma unroll
+    for (int n = 0; n < T_D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    float ma = -INFINITY, mb = -INFINITY, la = 0.0f, lb = 0.0f;
+    const int lim_a = P + q0 + ra, lim_b = P + q0 + rb; /* last key each row sees */
 
-    const int r0 = warp * 16; /* this warp's first query row in the tile */
     const int n_keys = P + q0 + nqs;
     for (int t0 = 0; t0 < n_keys; t0 += T_TK) {
-        __syncthreads(); /* previous tile's k/v consumed; first time: q, o, m, l written */
-        stage_kv<T_TK, T_D>((uint16_t *)&sm.k[0][0], (uint16_t *)&sm.v[0][0], T_LDH, t0, n_keys,
-                            k, v, ldkv, pk, pv, P, nk, base, kvh);
+        __syncthreads(); /* previous tile consumed */
+        stage_kv<T_TK, T_D>(ks, vs, T_LD, t0, n_keys, k, v, ldkv, pk, pv, P, nk, base, kvh);
         __syncthreads();
-        /* Rows of this warp that see any key of this tile: row r sees keys <= P + q0 + r. */
-        const bool active = r0 < nqs && t0 <= P + q0 + r0 + 15;
-        if (active) {
-            /* S[r0 .. r0+15][0 .. 63] = Q · K^T */
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> sf[T_TK / 16];
+        if (r0 >= nqs || t0 > P + q0 + r0 + 15) continue; /* no row of this warp sees it */
+        float sc[T_TK / 8][4];
 #pragma unroll
-            for (int n = 0; n < T_TK / 16; n++) wmma::fill_fragment(sf[n], 0.0f);
+        for (int n = 0; n < T_TK / 8; n++) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
 #pragma unroll
-            for (int kk = 0; kk < T_D; kk += 16) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> af;
-                wmma::load_matrix_sync(af, &sm.q[r0][kk], T_LDH);
+        for (int kk = 0; kk < T_D / 16; kk++) {
 #pragma unroll
-                for (int n = 0; n < T_TK / 16; n++) {
-                    wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> bf;
-                    wmma::load_matrix_sync(bf, &sm.k[n * 16][kk], T_LDH);
-                    wmma::mma_sync(sf[n], af, bf, sf[n]);
-                }
+            for (int n = 0; n < T_TK / 8; n++) {
+                const uint16_t *kr = ks + (n * 8 + g) * T_LD + kk * 16 + 2 * t;
+                mma16816(sc[n], qa[kk], *(const uint32_t *)kr, *(const uint32_t *)(kr + 8));
             }
+        }
+        /* mask, scale and the rows' new maxima */
+        float mxa = -INFINITY, mxb = -INFINITY;
 #pragma unroll
-            for (int n = 0; n < T_TK / 16; n++)
-                wmma::store_matrix_sync(&sm.s[r0][n * 16], sf[n], T_LDS, wmma::mem_row_major);
-            __syncwarp();
-            /* Online softmax: lanes 2i and 2i+1 share row r0 + i, 32 columns each. */
-            const int r = r0 + lane / 2, half = lane % 2;
-            const int limit = P + q0 + r; /* last key row r sees */
-            float mx = -INFINITY;
-            for (int c = half * 32; c < half * 32 + 32; c++)
-                if (t0 + c <= limit && t0 + c < n_keys) mx = fmaxf(mx, sm.s[r][c] * scale);
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            const float m_old = sm.m[r];
-            const float m_new = fmaxf(m_old, mx);
-            /* A row with no visible key here (m_new = -inf) keeps its state: p = 0, alpha = 1. */
-            const float alpha = m_new == -INFINITY ? 1.0f : __expf(m_old - m_new);
-            float sum = 0.0f;
-            for (int c = half * 32; c < half * 32 + 32; c++) {
-                float p = 0.0f;
-                if (t0 + c <= limit && t0 + c < n_keys) p = __expf(sm.s[r][c] * scale - m_new);
-                sum += p;
-                sm.p[r][c] = __float2half_rn(p);
+        for (int n = 0; n < T_TK / 8; n++) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int j = t0 + n * 8 + 2 * t + e;
+                sc[n][e] = j <= lim_a && j < n_keys ? sc[n][e] * scale : -INFINITY;
+                sc[n][2 + e] = j <= lim_b && j < n_keys ? sc[n][2 + e] * scale : -INFINITY;
+                mxa = fmaxf(mxa, sc[n][e]);
+                mxb = fmaxf(mxb, sc[n][2 + e]);
             }
-            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-            for (int c = half * 64; c < half * 64 + 64; c++) sm.o[r][c] *= alpha;
-            __syncwarp();
-            if (half == 0) {
-                sm.m[r] = m_new;
-                sm.l[r] = sm.l[r] * alpha + sum;
+        }
+        const float na = fmaxf(ma, quad_reduce(mxa, 1)), nb = fmaxf(mb, quad_reduce(mxb, 1));
+        /* a row with no visible key yet (new max -inf) keeps its state: p = 0, alpha = 1 */
+        const float alpha_a = na == -INFINITY ? 1.0f : __expf(ma - na);
+        const float alpha_b = nb == -INFINITY ? 1.0f : __expf(mb - nb);
+        float sa = 0.0f, sb = 0.0f;
+#pragma unroll
+        for (int n = 0; n < T_TK / 8; n++) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                sc[n][e] = na == -INFINITY ? 0.0f : __expf(sc[n][e] - na);
+                sc[n][2 + e] = nb == -INFINITY ? 0.0f : __expf(sc[n][2 + e] - nb);
+                sa += sc[n][e];
+                sb += sc[n][2 + e];
             }
-            __syncwarp();
-            /* O[r0 .. r0+15][:] += P · V */
+        }
+        la = la * alpha_a + quad_reduce(sa, 0);
+        lb = lb * alpha_b + quad_reduce(sb, 0);
+        ma = na;
+        mb = nb;
 #pragma unroll
-            for (int n = 0; n < T_D / 16; n++) {
-                wmma::fragment<wmma::accumulator, 16, 16, 16, float> of;
-                wmma::load_matrix_sync(of, &sm.o[r0][n * 16], T_LDO, wmma::mem_row_major);
+        for (int n = 0; n < T_D / 8; n++) {
+            o[n][0] *= alpha_a;
+            o[n][1] *= alpha_a;
+            o[n][2] *= alpha_b;
+            o[n][3] *= alpha_b;
+        }
+        /* O += P · V, 16 keys a step: P's A fragment is two adjacent score blocks */
 #pragma unroll
-                for (int kk = 0; kk < T_TK; kk += 16) {
-                    wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> pf;
-                    wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> vf;
-                    wmma::load_matrix_sync(pf, &sm.p[r0][kk], T_LDP);
-                    wmma::load_matrix_sync(vf, &sm.v[kk][n * 16], T_LDH);
-                    wmma::mma_sync(of, pf, vf, of);
-                }
-                wmma::store_matrix_sync(&sm.o[r0][n * 16], of, T_LDO, wmma::mem_row_major);
+        for (int kj = 0; kj < T_TK / 16; kj++) {
+            const uint32_t pa[4] = {pack_half2(sc[2 * kj][0], sc[2 * kj][1]),
+                                    pack_half2(sc[2 * kj][2], sc[2 * kj][3]),
+                                    pack_half2(sc[2 * kj + 1][0], sc[2 * kj + 1][1]),
+                                    pack_half2(sc[2 * kj + 1][2], sc[2 * kj + 1][3])};
+            const uint16_t *vr = vs + (kj * 16 + lane % 16) * T_LD;
+#pragma unroll
+            for (int n = 0; n < T_D / 8; n++) {
+                uint32_t b0, b1;
+                ldmatrix_x2_trans(b0, b1, vr + n * 8);
+                mma16816(o[n], pa, b0, b1);
             }
         }
     }
-    __syncthreads();
-    for (int i = threadIdx.x; i < T_BQ * T_D; i += blockDim.x) {
-        int r = i / T_D, c = i % T_D;
-        if (r >= nqs) continue;
-        out[(size_t)(base + q0 + r) * ldo + (size_t)h * T_D + c] = qrr__f2h(sm.o[r][c] / sm.l[r]);
+    const float ia = ra < nqs ? 1.0f / la : 0.0f, ib = rb < nqs ? 1.0f / lb : 0.0f;
+    uint32_t *oa = (uint32_t *)(out + (size_t)(base + q0 + ra) * ldo + (size_t)h * T_D);
+    uint32_t *ob = (uint32_t *)(out + (size_t)(base + q0 + rb) * ldo + (size_t)h * T_D);
+#pragma unroll
+    for (int n = 0; n < T_D / 8; n++) {
+        if (ra < nqs) oa[n * 4 + t] = pack_half2(o[n][0] * ia, o[n][1] * ia);
+        if (rb < nqs) ob[n * 4 + t] = pack_half2(o[n][2] * ib, o[n][3] * ib);
     }
 }
 
@@ -292,25 +326,40 @@ static int launch_simple(const uint16_t *q, int ldq, const uint16_t *k, const ui
     return qrr__launched();
 }
 
-static int launch_tc(const uint16_t *q, int ldq, const uint16_t *k, const uint16_t *v, int ldkv,
-                     const uint16_t *pk, const uint16_t *pv, int P, const int *starts,
+/* The current device's multiprocessors, read at context creation (a hint only). */
+static int attn_sm_count = 132;
+
+/* Four warps (64 query rows) a block, or two when that leaves the card's multiprocessors
+ * idle (one short sequence: more, smaller blocks). */
+static int launch_tc(const uint16_t *q, int ldq, const uint16_t *k, const uint16_t *v,
+                     int ldkv, const uint16_t *pk, const uint16_t *pv, int P, const int *starts,
                      const int *lens, int S, int max_len, int nq, int nk, uint16_t *out, int ldo,
                      cudaStream_t st)
 {
-    const size_t smem = sizeof(attn_tc_smem);
-    const int n_qtiles = (max_len + T_BQ - 1) / T_BQ;
-    dim3 grid((unsigned)(S * n_qtiles), (unsigned)nq);
-    attn_tc_kernel<<<grid, T_WARPS * QRR_WARP, smem, st>>>(q, ldq, k, v, ldkv, pk, pv, P, starts,
-                                                           lens, n_qtiles, nq, nk, out, ldo);
+    const long long blocks64 = (long long)S * ((max_len + 63) / 64) * nq;
+    if (blocks64 >= 2LL * attn_sm_count) {
+        const int n_qtiles = (max_len + 63) / 64;
+        dim3 grid((unsigned)(S * n_qtiles), (unsigned)nq);
+        attn_tc_kernel<4><<<grid, 4 * QRR_WARP, 0, st>>>(q, ldq, k, v, ldkv, pk, pv, P, starts,
+                                                         lens, n_qtiles, nq, nk, out, ldo);
+    } else {
+        const int n_qtiles = (max_len + 31) / 32;
+        dim3 grid((unsigned)(S * n_qtiles), (unsigned)nq);
+        attn_tc_kernel<2><<<grid, 2 * QRR_WARP, 0, st>>>(q, ldq, k, v, ldkv, pk, pv, P, starts,
+                                                         lens, n_qtiles, nq, nk, out, ldo);
+    }
     return qrr__launched();
 }
 
-/* Raised once per context rather than at each launch, so that no launch makes a call that
+/* Read once per context rather than at each launch, so that no launch makes a call that
  * is not stream work (a forward may be captured into a CUDA graph). */
 extern "C" int qrr_cuda_attention_setup(void)
 {
-    return (int)cudaFuncSetAttribute(attn_tc_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     (int)sizeof(attn_tc_smem));
+    int dev = 0, sms = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+    if (e == cudaSuccess && sms > 0) attn_sm_count = sms;
+    return (int)e;
 }
 
 extern "C" int qrr_cuda_attention(const uint16_t *q, int ldq, const uint16_t *k,
