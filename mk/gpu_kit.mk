@@ -3,15 +3,16 @@
 # that they need nothing from outside but glibc, libstdc++, libgcc and the CUDA toolkit's
 # cuBLASLt (jansson, xxHash, zlib, utf8proc, PCRE2 and the CUDA runtime are linked in
 # statically), the reference data (xz, trimmed by bench/kit_trim.py), the Python scripts and
-# run.sh (bench/gpu_check.sh).
+# run.sh (bench/gpu_check.sh), and profile.sh (bench/gpu_profile.sh), which times every
+# kernel of a forward under Nsight Compute.
 # `make gpu-dryrun` runs that kit in an empty directory with the CPU standing in for the GPU.
 # How to use it on a GPU machine: docs/cuda.md. CI builds neither.
 
 KIT         ?= $(BUILD)/gpu-kit
 KIT_MAX_MIB := 48
 KIT_PY      := $(KIT)/py/transformers_gpu.py $(KIT)/py/reference_scores.py \
-               $(KIT)/py/score_diff.py $(KIT)/py/gpu_report.py
-KIT_FILES   := $(KIT)/run.sh $(KIT)/data/reference.tar.xz $(KIT)/data/shared_query.jsonl $(KIT_PY)
+               $(KIT)/py/score_diff.py $(KIT)/py/gpu_report.py $(KIT)/py/ncu_summary.py
+KIT_FILES   := $(KIT)/run.sh $(KIT)/profile.sh $(KIT)/data/reference.tar.xz $(KIT)/data/shared_query.jsonl $(KIT_PY)
 
 .PHONY: gpu-kit gpu-dryrun
 
@@ -50,6 +51,10 @@ $(KIT)/bin/gemm_peak: $(BUILD)/obj/bench/gemm_peak.o $(BUILD)/libqrr.a
 	$(KIT_LINK)
 
 $(KIT)/run.sh: bench/gpu_check.sh
+	@mkdir -p $(dir $@)
+	cp $< $@ && chmod +x $@
+
+$(KIT)/profile.sh: bench/gpu_profile.sh
 	@mkdir -p $(dir $@)
 	cp $< $@ && chmod +x $@
 
