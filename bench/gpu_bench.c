@@ -46,12 +46,13 @@ int main(int argc, char **argv)
 {
     if (argc < 3 || !strcmp(argv[1], "--help")) {
         fprintf(stderr, "usage: gpu_bench MODEL.qrr WORKLOAD.jsonl [--pairs N] [--repeat N] "
-                        "[--max-length N] [--device cpu|cuda] [--no-share-prefix]\n"
+                        "[--max-length N] [--device cpu|cuda] [--no-share-prefix] "
+                        "[--max-batch-tokens N]\n"
                         "Prints one JSON line: tokens/s, pairs/s, one-pair latency, upload "
                         "time, device memory of the context.\n");
         return argc > 1 && !strcmp(argv[1], "--help") ? 0 : 2;
     }
-    int pairs = 0, repeat = 5, max_length = 0, share = 1;
+    int pairs = 0, repeat = 5, max_length = 0, share = 1, batch_tokens = 0;
     qrr_device dev = QRR_DEVICE_CUDA;
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -60,6 +61,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--max-length") && v) max_length = atoi(argv[++i]);
         else if (!strcmp(a, "--device") && v) dev = !strcmp(argv[++i], "cpu") ? QRR_DEVICE_CPU : QRR_DEVICE_CUDA;
         else if (!strcmp(a, "--no-share-prefix")) share = 0;
+        else if (!strcmp(a, "--max-batch-tokens") && v) batch_tokens = atoi(argv[++i]);
         else { fprintf(stderr, "gpu_bench: unknown option %s\n", a); return 2; }
     }
     if (repeat < 1 || repeat > 1000) repeat = 5;
@@ -95,6 +97,7 @@ int main(int argc, char **argv)
     qrr_ctx_params cp = qrr_ctx_default_params();
     cp.device = dev;
     cp.share_prefix = share;
+    cp.max_batch_tokens = batch_tokens; /* 0: the library's default */
     qrr_ctx *ctx;
     double t0 = qrr_time_seconds();
     if (qrr_ctx_create(m, cp, &ctx) != QRR_OK) return die("context");
@@ -115,10 +118,10 @@ int main(int argc, char **argv)
     printf("{\"model\":\"%s\",\"device\":\"%s\",\"context\":\"%s\",\"pairs\":%d,\"tokens\":%zu,\"tokens_computed\":%zu,\"seconds\":%.6f,"
            "\"tokens_per_s\":%.1f,\"pairs_per_s\":%.2f,\"latency_one_pair_s\":%.6f,"
            "\"latency_pair_tokens\":%zu,\"ctx_create_s\":%.3f,\"ctx_device_mib\":%.1f,"
-           "\"first_score\":%.6f}\n",
+           "\"first_score\":%.6f,\"max_batch_tokens\":%d}\n",
            argv[1], dev == QRR_DEVICE_CUDA ? "cuda" : "cpu", desc, n, tok_all, comp_all, t_all,
            (double)tok_all / t_all, n / t_all, t_one, tok_one, create_s,
-           (double)(free0 > free1 ? free0 - free1 : 0) / 1048576.0, first);
+           (double)(free0 > free1 ? free0 - free1 : 0) / 1048576.0, first, batch_tokens);
     qrr_ctx_free(ctx);
     qrr_model_close(m);
     for (int i = 0; i < n; i++) free((void *)docs[i]);

@@ -465,10 +465,11 @@ step_cpu_vs_cuda_06b() {
 # bench SHAPE DTYPE ENV: our throughput and batch-1 latency (bench/gpu_bench.c)
 step_bench() {
     local shape=$1 dt=$2 envv=$3 model=$WORK/m$1-$2.qrr out
+    shift 3 # the rest: more gpu_bench options
     [ -f "$model" ] || skip "no $model (its generation did not finish)"
     out=$LOG/${STEP}.json
     env $envv "$KIT/bin/gpu_bench" "$model" "$WORK/work.jsonl" --pairs "$BENCH_PAIRS" \
-        --max-length 256 --repeat "$BENCH_REPEAT" --device "$DEVICE" | tee "$LOG/$STEP.out"
+        --max-length 256 --repeat "$BENCH_REPEAT" --device "$DEVICE" "$@" | tee "$LOG/$STEP.out"
     bench_json "${PIPESTATUS[0]}" gpu_bench "$out"
     key "$(bench_figures "$out")" \
         "context $(j "$out" ctx_device_mib) MiB; $(j "$out" context | cut -d';' -f2,3,4 | sed 's/^ //')"
@@ -712,6 +713,9 @@ main() {
     # what CUDA graphs gain: the 0.6B runs again without them
     run bench_06b_f16_nographs 150 20 bench 06 f16 "QRR_CUDA_ATTENTION=tc QRR_CUDA_GRAPHS=0"
     run bench_06b_int8_nographs 150 20 bench 06 int8 "QRR_CUDA_INT8=w8a8 QRR_CUDA_GRAPHS=0"
+    # a 32-pair request in one forward instead of three of at most 2,048 tokens (the default)
+    run bench_06b_f16_8k 150 20 bench 06 f16 QRR_CUDA_ATTENTION=tc --max-batch-tokens 8192
+    run bench_06b_int8_8k 150 20 bench 06 int8 QRR_CUDA_INT8=w8a8 --max-batch-tokens 8192
     local failed s
     failed=$(awk -F'\t' '$2 == "FAIL" || $2 == "timeout"' "$WORK/steps.tsv" | wc -l)
     STATE="done in $(elapsed)s, $failed step(s) failed"
