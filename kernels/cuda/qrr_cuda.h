@@ -94,8 +94,9 @@ int qrr_cuda_w8a16_gemm(const uint16_t *x, int ldx, int M, const int8_t *w, cons
  * with stride ldo, at the query's row. When last_only != 0 only each sequence's last token
  * is a query, and its output goes to row s of out (the gathered layout).
  * max_len bounds lens[]. impl: 0 = best available, 1 = simple (fp32 FMA), 2 = tensor cores.
- * qrr_cuda_attention_setup must have run once on the device first (it raises the tensor-core
- * kernel's shared-memory limit); it returns a cudaError_t. */
+ * qrr_cuda_attention_setup must have run once on the device first (it reads the device's
+ * multiprocessor count, which sizes the tensor-core kernel's blocks); it returns a
+ * cudaError_t. */
 int qrr_cuda_attention_setup(void);
 int qrr_cuda_attention(const uint16_t *q, int ldq, const uint16_t *k, const uint16_t *v,
                        int ldkv, const uint16_t *pk, const uint16_t *pv, int P,
