@@ -329,25 +329,33 @@ static int launch_simple(const uint16_t *q, int ldq, const uint16_t *k, const ui
 /* The current device's multiprocessors, read at context creation (a hint only). */
 static int attn_sm_count = 132;
 
-/* Four warps (64 query rows) a block, or two when that leaves the card's multiprocessors
- * idle (one short sequence: more, smaller blocks). */
+/* One launch of the tensor-core kernel with WARPS warps (16 query rows each) a block. */
+template <int WARPS>
+static void launch_tc_warps(const uint16_t *q, int ldq, const uint16_t *k, const uint16_t *v,
+                            int ldkv, const uint16_t *pk, const uint16_t *pv, int P,
+                            const int *starts, const int *lens, int S, int max_len, int nq,
+                            int nk, uint16_t *out, int ldo, cudaStream_t st)
+{
+    const int n_qtiles = (max_len + 16 * WARPS - 1) / (16 * WARPS);
+    dim3 grid((unsigned)(S * n_qtiles), (unsigned)nq);
+    attn_tc_kernel<WARPS><<<grid, WARPS * QRR_WARP, 0, st>>>(q, ldq, k, v, ldkv, pk, pv, P, starts,
+                                                             lens, n_qtiles, nq, nk, out, ldo);
+}
+
+/* Four warps (64 query rows) a block, or two when four would leave the card's
+ * multiprocessors idle (one short sequence: more, smaller blocks). */
 static int launch_tc(const uint16_t *q, int ldq, const uint16_t *k, const uint16_t *v,
                      int ldkv, const uint16_t *pk, const uint16_t *pv, int P, const int *starts,
                      const int *lens, int S, int max_len, int nq, int nk, uint16_t *out, int ldo,
                      cudaStream_t st)
 {
-    const long long blocks64 = (long long)S * ((max_len + 63) / 64) * nq;
-    if (blocks64 >= 2LL * attn_sm_count) {
-        const int n_qtiles = (max_len + 63) / 64;
-        dim3 grid((unsigned)(S * n_qtiles), (unsigned)nq);
-        attn_tc_kernel<4><<<grid, 4 * QRR_WARP, 0, st>>>(q, ldq, k, v, ldkv, pk, pv, P, starts,
-                                                         lens, n_qtiles, nq, nk, out, ldo);
-    } else {
-        const int n_qtiles = (max_len + 31) / 32;
-        dim3 grid((unsigned)(S * n_qtiles), (unsigned)nq);
-        attn_tc_kernel<2><<<grid, 2 * QRR_WARP, 0, st>>>(q, ldq, k, v, ldkv, pk, pv, P, starts,
-                                                         lens, n_qtiles, nq, nk, out, ldo);
-    }
+    const long long blocks4 = (long long)S * ((max_len + 63) / 64) * nq;
+    if (blocks4 >= 2LL * attn_sm_count)
+        launch_tc_warps<4>(q, ldq, k, v, ldkv, pk, pv, P, starts, lens, S, max_len, nq, nk, out,
+                           ldo, st);
+    else
+        launch_tc_warps<2>(q, ldq, k, v, ldkv, pk, pv, P, starts, lens, S, max_len, nq, nk, out,
+                           ldo, st);
     return qrr__launched();
 }
 
