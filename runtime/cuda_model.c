@@ -102,7 +102,7 @@ struct qrr_cuda_state {
     uint16_t *xn;        /* [T, H] normed input of a block, f16 */
     uint16_t *qkv;       /* [T, E] */
     uint16_t *att;       /* [T, Q*D] */
-    uint16_t *gu;        /* [T, 2I] */
+    uint16_t *gu;        /* [T, 2I]; in acc's room when any weight is W8A8 */
     uint16_t *act;       /* [T, I] */
     int8_t *a8;          /* [T, max(H, Q*D, I)] int8 activations (W8A8) */
     float *as;           /* [T] their per-row scales */
@@ -357,7 +357,8 @@ static void graphs_drop(qrr_cuda_state *cs)
 static void free_scratch(qrr_cuda_state *cs)
 {
     graphs_drop(cs);
-    void *dev[] = {cs->x, cs->xn, cs->qkv, cs->att, cs->gu, cs->act, cs->a8, cs->as, cs->acc,
+    void *gu = (void *)cs->gu == (void *)cs->acc ? NULL : cs->gu; /* acc's room, or its own */
+    void *dev[] = {cs->x, cs->xn, cs->qkv, cs->att, gu, cs->act, cs->a8, cs->as, cs->acc,
                    cs->x_last, cs->h_final, cs->d_logits, cs->d_ints};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) cudaFree(dev[i]);
     cudaFreeHost(cs->h_ints);
@@ -519,13 +520,16 @@ static int scratch_reserve(const qrr_model *m, qrr_cuda_state *cs, size_t T, siz
     ALLOC(cs->xn, T, H, 2, "normed activations");
     ALLOC(cs->qkv, T, E, 2, "q|k|v");
     ALLOC(cs->att, T, QD, 2, "attention output");
-    ALLOC(cs->gu, T, 2 * I, 2, "gate|up");
     ALLOC(cs->act, T, I, 2, "SwiGLU output");
+    if (!cs->any_w8a8) ALLOC(cs->gu, T, 2 * I, 2, "gate|up");
     if (cs->any_w8a8) {
         if (Tp < 0) return qrr_fail(d, QRR_ERR_INVALID_ARG, "%zu tokens in one chunk", T);
         ALLOC(cs->a8, (size_t)Tp, wa, 1, "int8 activations");
         ALLOC(cs->as, T, 1, sizeof(float), "activation scales");
         ALLOC(cs->acc, (size_t)Tp, wacc, sizeof(int32_t), "int32 GEMM results");
+        /* f16 gate|up rows exist only where the gate|up product is not W8A8, and live from
+         * that product to SwiGLU, while no int32 result does: they share acc's room. */
+        cs->gu = (uint16_t *)cs->acc;
         /* The padding rows an int8 GEMM reads are never written: give them defined values. */
         CU(cudaMemsetAsync(cs->a8, 0, (size_t)Tp * wa, cs->stream), "cudaMemset");
     }
@@ -685,12 +689,25 @@ static const char *attention_name(const qrr_cuda_state *cs, int last_only)
                                            : "attention (tensor-core kernel)";
 }
 
-/* RMSNorm, q|k|v for T rows, q/k norm and RoPE at positions pos (device, [T]). */
+/* RMSNorm, q|k|v for T rows, q/k norm and RoPE at positions pos (device, [T]). A W8A8
+ * q|k|v product goes to q/k norm + RoPE as int32. */
 static int qkv_block(const qrr_model *m, qrr_cuda_state *cs, dev_layer *G, int T,
                      const int *pos, qrr_diag *d)
 {
     const int E = (m->Q + 2 * m->K) * m->D;
     TRY(norm_for(cs, &G->qkv, cs->x, G->attn_norm, T, m->H, m->rms_eps, d));
+    if (G->qkv.i8 && G->qkv.w8a8) {
+        const float *xs;
+        int rc = w8a8_product(cs, &G->qkv, cs->xn, cs->a8, cs->as, T, &xs, d);
+        if (rc == QRR_OK) {
+            KERNEL(qrr_cuda_qk_norm_rope_i32(cs->acc, xs, G->qkv.scale, cs->qkv, E, T, m->Q,
+                                             m->K, m->D, G->q_norm, G->k_norm, m->rms_eps,
+                                             pos, cs->inv_freq, cs->stream),
+                   "q/k norm + RoPE (W8A8 dequantize)");
+            return QRR_OK;
+        }
+        if (rc != QRR_ERR_UNSUPPORTED) return rc;
+    }
     TRY(linear(cs, &G->qkv, cs->xn, cs->a8, cs->as, T, cs->qkv, NULL, E, 0, d));
     KERNEL(qrr_cuda_qk_norm_rope(cs->qkv, E, T, m->Q, m->K, m->D, G->q_norm, G->k_norm,
                                  m->rms_eps, pos, cs->inv_freq, cs->stream), "q/k norm + RoPE");

@@ -71,6 +71,85 @@ static __device__ __forceinline__ float qrr__row_scale(float amax)
     return amax > FLT_MAX ? NAN : amax > 0.0f ? amax / 127.0f : 1.0f;
 }
 
+static __device__ __forceinline__ int8_t qrr__q8(float v, float s)
+{
+    return (int8_t)fminf(127.0f, fmaxf(-127.0f, rintf(v / s)));
+}
+
+/* ---- rows held in registers, four consecutive columns at a time ----
+ * A row kernel of this kind gives each thread V chunks of 4 columns (chunk j = threadIdx.x
+ * + k * blockDim.x), so the row is read once with vector loads and a fused quantization
+ * needs no second pass over memory. Needs the width a multiple of 4 and the rows aligned
+ * to the vectors (qrr__aligned); the launchers fall back to a scalar kernel otherwise. */
+static __device__ __forceinline__ float4 qrr__h4_to_f4(uint2 b)
+{
+    const float2 lo = __half22float2(*reinterpret_cast<const __half2 *>(&b.x));
+    const float2 hi = __half22float2(*reinterpret_cast<const __half2 *>(&b.y));
+    return make_float4(lo.x, lo.y, hi.x, hi.y);
+}
+
+static __device__ __forceinline__ uint2 qrr__f4_to_h4(float4 v)
+{
+    const __half2 lo = __floats2half2_rn(v.x, v.y), hi = __floats2half2_rn(v.z, v.w);
+    return make_uint2(*reinterpret_cast<const unsigned *>(&lo),
+                      *reinterpret_cast<const unsigned *>(&hi));
+}
+
+static __device__ __forceinline__ float qrr__amax_add4(float amax, float4 v)
+{
+    return qrr__amax_add(qrr__amax_add(qrr__amax_add(qrr__amax_add(amax, v.x), v.y), v.z), v.w);
+}
+
+/* The end of a fused per-row quantization: amax (this thread's part) over the block gives
+ * the row's scale, written to *s_out; the thread's V chunks of the row (n4 chunks in all)
+ * go to q as int8. Every thread of the block must call it. */
+template <int V>
+static __device__ __forceinline__ void qrr__quantize_regs(const float4 (&v)[V], int n4,
+                                                          float amax, float *red, char4 *q,
+                                                          float *s_out)
+{
+    amax = qrr__block_reduce(amax, red, 1);
+    const float s = qrr__row_scale(amax);
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+        const int j = threadIdx.x + k * blockDim.x;
+        if (j < n4)
+            q[j] = make_char4(qrr__q8(v[k].x, s), qrr__q8(v[k].y, s), qrr__q8(v[k].z, s),
+                              qrr__q8(v[k].w, s));
+    }
+    if (threadIdx.x == 0) *s_out = s;
+}
+
+/* Block size and chunks per thread for a row of n4 chunks of 4: at most 4 chunks a thread,
+ * at least 128 threads; 0 threads when the row is too wide for one block. */
+static inline unsigned qrr__row_threads(int n4)
+{
+    unsigned t = ((unsigned)(n4 + 3) / 4 + 31) / 32 * 32;
+    if (t < 128) t = 128;
+    return t > 1024 ? 0 : t;
+}
+
+static inline int qrr__row_chunks(int n4, unsigned threads)
+{
+    return (int)(((unsigned)n4 + threads - 1) / threads);
+}
+
+/* kernel<V><<<grid, threads, 0, st>>>(args...) for V = chunks (1 to 4). */
+#define QRR__ROW_LAUNCH(kernel, chunks, grid, threads, st, ...)                              \
+    do {                                                                                     \
+        switch (chunks) {                                                                    \
+        case 1: kernel<1><<<(grid), (threads), 0, (st)>>>(__VA_ARGS__); break;              \
+        case 2: kernel<2><<<(grid), (threads), 0, (st)>>>(__VA_ARGS__); break;              \
+        case 3: kernel<3><<<(grid), (threads), 0, (st)>>>(__VA_ARGS__); break;              \
+        default: kernel<4><<<(grid), (threads), 0, (st)>>>(__VA_ARGS__); break;             \
+        }                                                                                    \
+    } while (0)
+
+static inline bool qrr__aligned(const void *p, size_t bytes)
+{
+    return (uintptr_t)p % bytes == 0;
+}
+
 /* 16-byte asynchronous copy from global to shared memory (sm_80+), so that a thread's
  * loads of a tile are all in flight at once; valid 0 writes 16 zero bytes and reads
  * nothing (src must still be a mapped address). Wait with qrr__cp_async_wait_all, then

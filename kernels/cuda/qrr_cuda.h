@@ -54,6 +54,13 @@ int qrr_cuda_rmsnorm(const float *x, const float *w, int rows, int n, float eps,
 int qrr_cuda_qk_norm_rope(uint16_t *qkv, int ld, int T, int nq, int nk, int D,
                           const float *qw, const float *kw, float eps, const int *pos,
                           const float *inv_freq, qrr_cuda_stream st);
+/* The same from the int32 product acc [T, ld] of a W8A8 GEMM (q|k|v columns, as qkv),
+ * dequantized on the way in with row scales sx [T] and column scales sw [ld]; the result,
+ * values included (dequantized only), is written as f16 into qkv [T, ld]. */
+int qrr_cuda_qk_norm_rope_i32(const int32_t *acc, const float *sx, const float *sw,
+                              uint16_t *qkv, int ld, int T, int nq, int nk, int D,
+                              const float *qw, const float *kw, float eps, const int *pos,
+                              const float *inv_freq, qrr_cuda_stream st);
 
 /* ---- SwiGLU (swiglu.cu) ---- */
 /* out[t, i] = silu(gu[t, i]) * gu[t, I + i] (gu f16 [T, 2I]); into f16 out16, or int8 out8

@@ -3,6 +3,26 @@
  * the fp32 residual stream); and the way back from int8 activations to f16. */
 #include "cuda_common.cuh"
 
+/* One block per row, held in registers (cuda_common.cuh). */
+template <int V>
+static __global__ void quantize_rows_regs_kernel(const uint16_t *x, int n, int8_t *q, float *s)
+{
+    __shared__ float red[32];
+    const size_t r = blockIdx.x;
+    const int n4 = n / 4;
+    const uint2 *xr = reinterpret_cast<const uint2 *>(x + r * n);
+    float4 v[V];
+    float amax = 0.0f;
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+        const int j = threadIdx.x + k * blockDim.x;
+        v[k] = j < n4 ? qrr__h4_to_f4(xr[j]) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        amax = qrr__amax_add4(amax, v[k]);
+    }
+    qrr__quantize_regs(v, n4, amax, red, reinterpret_cast<char4 *>(q + r * n), s + r);
+}
+
+/* Any width and alignment. */
 static __global__ void quantize_rows_kernel(const uint16_t *x, int n, int8_t *q, float *s)
 {
     __shared__ float red[32];
@@ -12,8 +32,7 @@ static __global__ void quantize_rows_kernel(const uint16_t *x, int n, int8_t *q,
     for (int j = threadIdx.x; j < n; j += blockDim.x) amax = qrr__amax_add(amax, qrr__h2f(xr[j]));
     amax = qrr__block_reduce(amax, red, 1);
     const float sc = qrr__row_scale(amax);
-    for (int j = threadIdx.x; j < n; j += blockDim.x)
-        q[r * n + j] = (int8_t)fminf(127.0f, fmaxf(-127.0f, rintf(qrr__h2f(xr[j]) / sc)));
+    for (int j = threadIdx.x; j < n; j += blockDim.x) q[r * n + j] = qrr__q8(qrr__h2f(xr[j]), sc);
     if (threadIdx.x == 0) s[r] = sc;
 }
 
@@ -21,7 +40,13 @@ extern "C" int qrr_cuda_quantize_rows(const uint16_t *x, int rows, int n, int8_t
                                       qrr_cuda_stream st)
 {
     if (rows <= 0) return 0;
-    quantize_rows_kernel<<<(unsigned)rows, 256, 0, (cudaStream_t)st>>>(x, n, q, s);
+    cudaStream_t cs = (cudaStream_t)st;
+    const unsigned threads = n > 0 && n % 4 == 0 ? qrr__row_threads(n / 4) : 0;
+    if (threads && qrr__aligned(x, 8) && qrr__aligned(q, 4))
+        QRR__ROW_LAUNCH(quantize_rows_regs_kernel, qrr__row_chunks(n / 4, threads),
+                        (unsigned)rows, threads, cs, x, n, q, s);
+    else
+        quantize_rows_kernel<<<(unsigned)rows, 256, 0, cs>>>(x, n, q, s);
     return qrr__launched();
 }
 
@@ -42,6 +67,34 @@ extern "C" int qrr_cuda_dequantize_rows(const int8_t *q, const float *s, int row
     return qrr__launched();
 }
 
+/* One block per row, four columns at a time (N and ldy multiples of 4, aligned). */
+static __global__ void dequant_rows_kernel(const int32_t *acc, int N, const float *sx,
+                                           const float *sw, uint16_t *y16, float *y32, int ldy,
+                                           int add)
+{
+    const size_t m = blockIdx.x;
+    const float s = sx[m];
+    const int4 *a = reinterpret_cast<const int4 *>(acc + m * N);
+    const float4 *w = reinterpret_cast<const float4 *>(sw);
+    for (int j = threadIdx.x; j < N / 4; j += blockDim.x) {
+        const int4 c = a[j];
+        const float4 g = w[j];
+        float4 v = make_float4((float)c.x * s * g.x, (float)c.y * s * g.y, (float)c.z * s * g.z,
+                               (float)c.w * s * g.w);
+        if (y16) {
+            reinterpret_cast<uint2 *>(y16 + m * ldy)[j] = qrr__f4_to_h4(v);
+            continue;
+        }
+        float4 *o = reinterpret_cast<float4 *>(y32 + m * ldy) + j;
+        if (add) {
+            const float4 p = *o;
+            v = make_float4(p.x + v.x, p.y + v.y, p.z + v.z, p.w + v.w);
+        }
+        *o = v;
+    }
+}
+
+/* Any shape and alignment. */
 static __global__ void dequant_kernel(const int32_t *acc, int M, int N, const float *sx,
                                       const float *sw, uint16_t *y16, float *y32, int ldy,
                                       int add)
@@ -62,8 +115,15 @@ extern "C" int qrr_cuda_dequant(const int32_t *acc, int M, int N, const float *s
 {
     if (M <= 0 || N <= 0) return 0;
     if (!y16 && !y32) return (int)cudaErrorInvalidValue;
+    cudaStream_t s = (cudaStream_t)st;
+    if (N % 4 == 0 && ldy % 4 == 0 && qrr__aligned(acc, 16) && qrr__aligned(sw, 16) &&
+        qrr__aligned(y16, 8) && qrr__aligned(y32, 16)) {
+        const unsigned threads = N / 4 >= 256 ? 256 : (unsigned)(N / 4 + 31) / 32 * 32;
+        dequant_rows_kernel<<<(unsigned)M, threads, 0, s>>>(acc, N, sx, sw, y16, y32, ldy, add);
+        return qrr__launched();
+    }
     unsigned blocks = qrr__blocks((size_t)M * N, 256);
     if (blocks > 8192) blocks = 8192;
-    dequant_kernel<<<blocks, 256, 0, (cudaStream_t)st>>>(acc, M, N, sx, sw, y16, y32, ldy, add);
+    dequant_kernel<<<blocks, 256, 0, s>>>(acc, M, N, sx, sw, y16, y32, ldy, add);
     return qrr__launched();
 }

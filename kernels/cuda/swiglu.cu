@@ -10,6 +10,15 @@ struct gu_f16 {
     int I;
     __device__ float gate(size_t r, int i) const { return qrr__h2f(gu[r * 2 * I + i]); }
     __device__ float up(size_t r, int i) const { return qrr__h2f(gu[r * 2 * I + I + i]); }
+    /* columns 4j .. 4j + 3 (I a multiple of 4, gu 8-byte aligned) */
+    __device__ float4 gate4(size_t r, int j) const
+    {
+        return qrr__h4_to_f4(reinterpret_cast<const uint2 *>(gu + r * 2 * I)[j]);
+    }
+    __device__ float4 up4(size_t r, int j) const
+    {
+        return qrr__h4_to_f4(reinterpret_cast<const uint2 *>(gu + r * 2 * I + I)[j]);
+    }
 };
 
 /* The same from an int8 GEMM's int32 product [T, 2I], row scale sx and column scales sw. */
@@ -23,13 +32,49 @@ struct gu_i32 {
     {
         return (float)acc[r * 2 * I + I + i] * sx * sw[I + i];
     }
+    /* columns 4j .. 4j + 3 (I a multiple of 4, acc and sw 16-byte aligned) */
+    __device__ float4 gate4(size_t r, int j) const { return at4(r * 2 * I, 0, j); }
+    __device__ float4 up4(size_t r, int j) const { return at4(r * 2 * I, I, j); }
+    __device__ float4 at4(size_t row0, int col0, int j) const
+    {
+        const int4 c = reinterpret_cast<const int4 *>(acc + row0 + col0)[j];
+        const float4 g = reinterpret_cast<const float4 *>(sw + col0)[j];
+        return make_float4((float)c.x * sx * g.x, (float)c.y * sx * g.y, (float)c.z * sx * g.z,
+                           (float)c.w * sx * g.w);
+    }
 };
+
+static __device__ __forceinline__ float swiglu(float gate, float up)
+{
+    return gate / (1.0f + expf(-gate)) * up;
+}
 
 template <class GU>
 static __device__ __forceinline__ float swiglu_at(const GU &in, size_t r, int i)
 {
-    const float a = in.gate(r, i);
-    return a / (1.0f + expf(-a)) * in.up(r, i);
+    return swiglu(in.gate(r, i), in.up(r, i));
+}
+
+/* Row r held in registers (cuda_common.cuh): one read of gate|up, vector stores. */
+template <int V, class GU>
+static __device__ void swiglu_row_regs(const GU &in, size_t r, int I, uint16_t *out16,
+                                       int8_t *out8, float *os)
+{
+    __shared__ float red[32];
+    const int n4 = I / 4;
+    float4 v[V];
+    float amax = 0.0f;
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+        const int j = threadIdx.x + k * blockDim.x;
+        v[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (j >= n4) continue;
+        const float4 g = in.gate4(r, j), u = in.up4(r, j);
+        v[k] = make_float4(swiglu(g.x, u.x), swiglu(g.y, u.y), swiglu(g.z, u.z), swiglu(g.w, u.w));
+        if (out16) reinterpret_cast<uint2 *>(out16 + r * I)[j] = qrr__f4_to_h4(v[k]);
+        amax = qrr__amax_add4(amax, v[k]);
+    }
+    if (out8) qrr__quantize_regs(v, n4, amax, red, reinterpret_cast<char4 *>(out8 + r * I), os + r);
 }
 
 template <class GU>
@@ -47,7 +92,7 @@ static __device__ void swiglu_row(const GU &in, size_t r, int I, uint16_t *out16
     amax = qrr__block_reduce(amax, red, 1);
     const float s = qrr__row_scale(amax);
     for (int i = threadIdx.x; i < I; i += blockDim.x)
-        out8[r * I + i] = (int8_t)fminf(127.0f, fmaxf(-127.0f, rintf(swiglu_at(in, r, i) / s)));
+        out8[r * I + i] = qrr__q8(swiglu_at(in, r, i), s);
     if (threadIdx.x == 0) os[r] = s;
 }
 
@@ -55,6 +100,13 @@ static __global__ void swiglu_kernel(const uint16_t *gu, int I, uint16_t *out16,
                                      float *os)
 {
     swiglu_row(gu_f16{gu, I}, blockIdx.x, I, out16, out8, os);
+}
+
+template <int V>
+static __global__ void swiglu_regs_kernel(const uint16_t *gu, int I, uint16_t *out16,
+                                          int8_t *out8, float *os)
+{
+    swiglu_row_regs<V>(gu_f16{gu, I}, blockIdx.x, I, out16, out8, os);
 }
 
 /* sx may be os: each block reads its row's scale before the reduction that precedes the
@@ -66,12 +118,37 @@ static __global__ void swiglu_i32_kernel(const int32_t *acc, const float *sx, co
     swiglu_row(gu_i32{acc, sw, I, s}, blockIdx.x, I, out16, out8, os);
 }
 
+template <int V>
+static __global__ void swiglu_i32_regs_kernel(const int32_t *acc, const float *sx,
+                                              const float *sw, int I, uint16_t *out16,
+                                              int8_t *out8, float *os)
+{
+    const float s = sx[blockIdx.x];
+    swiglu_row_regs<V>(gu_i32{acc, sw, I, s}, blockIdx.x, I, out16, out8, os);
+}
+
+/* The register kernels' block size, or 0 when the scalar kernels must run. */
+static unsigned regs_threads(int I, const void *in, size_t in_align, const uint16_t *out16,
+                             const int8_t *out8)
+{
+    if (I <= 0 || I % 4 || !qrr__aligned(in, in_align) || !qrr__aligned(out16, 8) ||
+        !qrr__aligned(out8, 4))
+        return 0;
+    return qrr__row_threads(I / 4);
+}
+
 extern "C" int qrr_cuda_swiglu(const uint16_t *gu, int T, int I, uint16_t *out16, int8_t *out8,
                                float *os, qrr_cuda_stream st)
 {
     if (T <= 0) return 0;
     if (out8 && !os) return (int)cudaErrorInvalidValue;
-    swiglu_kernel<<<(unsigned)T, 256, 0, (cudaStream_t)st>>>(gu, I, out16, out8, os);
+    cudaStream_t s = (cudaStream_t)st;
+    const unsigned threads = regs_threads(I, gu, 8, out16, out8);
+    if (threads)
+        QRR__ROW_LAUNCH(swiglu_regs_kernel, qrr__row_chunks(I / 4, threads), (unsigned)T,
+                        threads, s, gu, I, out16, out8, os);
+    else
+        swiglu_kernel<<<(unsigned)T, 256, 0, s>>>(gu, I, out16, out8, os);
     return qrr__launched();
 }
 
@@ -81,7 +158,12 @@ extern "C" int qrr_cuda_swiglu_i32(const int32_t *acc, const float *sx, const fl
 {
     if (T <= 0) return 0;
     if ((out8 && !os) || (!out8 && !out16)) return (int)cudaErrorInvalidValue;
-    swiglu_i32_kernel<<<(unsigned)T, 256, 0, (cudaStream_t)st>>>(acc, sx, sw, I, out16, out8,
-                                                                  os);
+    cudaStream_t s = (cudaStream_t)st;
+    const unsigned threads = qrr__aligned(sw, 16) ? regs_threads(I, acc, 16, out16, out8) : 0;
+    if (threads)
+        QRR__ROW_LAUNCH(swiglu_i32_regs_kernel, qrr__row_chunks(I / 4, threads), (unsigned)T,
+                        threads, s, acc, sx, sw, I, out16, out8, os);
+    else
+        swiglu_i32_kernel<<<(unsigned)T, 256, 0, s>>>(acc, sx, sw, I, out16, out8, os);
     return qrr__launched();
 }
