@@ -121,7 +121,8 @@ int main(int argc, char **argv)
            "\"first_score\":%.6f,\"max_batch_tokens\":%d}\n",
            argv[1], dev == QRR_DEVICE_CUDA ? "cuda" : "cpu", desc, n, tok_all, comp_all, t_all,
            (double)tok_all / t_all, n / t_all, t_one, tok_one, create_s,
-           (double)(free0 > free1 ? free0 - free1 : 0) / 1048576.0, first, batch_tokens);
+           (double)(free0 > free1 ? free0 - free1 : 0) / 1048576.0, first,
+           batch_tokens ? batch_tokens : qrr_default_max_batch_tokens(dev));
     qrr_ctx_free(ctx);
     qrr_model_close(m);
     for (int i = 0; i < n; i++) free((void *)docs[i]);

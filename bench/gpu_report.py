@@ -45,7 +45,7 @@ def main():
         runs = [f"bench_{shape}_f16", f"bench_{shape}_int8_w8a8", f"bench_{shape}_int8",
                 f"bench_{shape}_int8_w8a16", f"bench_{shape}_f16_simple",
                 f"bench_{shape}_f16_nographs", f"bench_{shape}_int8_nographs",
-                f"bench_{shape}_f16_8k", f"bench_{shape}_int8_8k",
+                f"bench_{shape}_f16_2k", f"bench_{shape}_int8_2k",
                 f"hf_{shape}_keep1", f"hf_{shape}_official"]
         rows = [(r, load(os.path.join(logs, r + ".json"))) for r in runs]
         rows = [(r, x) for r, x in rows if x]

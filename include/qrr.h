@@ -61,7 +61,8 @@ typedef struct qrr_model_params {
 typedef struct qrr_ctx_params {
     int n_threads;      /* CPU threads; 0 = one per online CPU */
     qrr_device device;  /* QRR_DEVICE_CPU by default */
-    int max_batch_tokens; /* tokens per forward chunk; 0 = default (memory stays bounded) */
+    int max_batch_tokens; /* tokens per forward chunk; 0 = the device's default,
+                             qrr_default_max_batch_tokens (memory stays bounded) */
     int share_prefix;   /* 1 (default): the prompt prefix all documents of a request share
                            is computed once, and on the CPU the prompt head of the default
                            instruction (system turn to "<Query>:") once per context, for
@@ -80,6 +81,11 @@ QRR_API
 qrr_model_params qrr_model_default_params(void);
 QRR_API
 qrr_ctx_params qrr_ctx_default_params(void);
+/* Tokens per forward chunk when qrr_ctx_params.max_batch_tokens is 0: 2048 on the CPU,
+ * 8192 on CUDA, where a larger chunk keeps the GPU busier (a request of 32 documents of
+ * 256 tokens is then one forward); 0 for an unknown device. */
+QRR_API
+int qrr_default_max_batch_tokens(qrr_device device);
 QRR_API
 qrr_score_params qrr_score_default_params(void);
 

@@ -8,13 +8,16 @@
 
 #include "context.h"
 
-#define DEFAULT_BATCH_TOKENS 2048
-
 qrr_ctx_params qrr_ctx_default_params(void)
 {
     qrr_ctx_params p = {.n_threads = 0, .device = QRR_DEVICE_CPU, .max_batch_tokens = 0,
                           .share_prefix = 1};
     return p;
+}
+
+int qrr_default_max_batch_tokens(qrr_device device)
+{
+    return device == QRR_DEVICE_CPU ? 2048 : device == QRR_DEVICE_CUDA ? 8192 : 0;
 }
 
 int qrr_ctx_create(const qrr_model *m, qrr_ctx_params params, qrr_ctx **out)
@@ -38,7 +41,8 @@ int qrr_ctx_create(const qrr_model *m, qrr_ctx_params params, qrr_ctx **out)
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         params.n_threads = n > 0 && n <= 1024 ? (int)n : 1;
     }
-    if (params.max_batch_tokens == 0) params.max_batch_tokens = DEFAULT_BATCH_TOKENS;
+    if (params.max_batch_tokens == 0)
+        params.max_batch_tokens = qrr_default_max_batch_tokens(params.device);
     qrr_ctx *c = calloc(1, sizeof *c);
     if (!c) return qrr__errorf(QRR_ERR_NOMEM, "out of memory");
     c->m = m;

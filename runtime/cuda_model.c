@@ -127,6 +127,15 @@ struct qrr_cuda_state {
     long graphs_captured, graph_launches;
     char graphs_off_why[200]; /* set when a capture failed and graphs were turned off */
 
+    /* A W8A8 product of o_proj or down_proj in acc still to be added into the residual rows
+     * x: linear() leaves the add to the RMSNorm that reads x next, which does both in one
+     * pass (x NULL: none). Host-side bookkeeping of the launch sequence, reset by each. */
+    struct {
+        float *x;
+        const float *sx, *sw;
+        int rows, n;
+    } pending;
+
     /* upload staging */
     void *stage;
     size_t stage_bytes;
@@ -631,6 +640,11 @@ static int linear(qrr_cuda_state *cs, dev_weight *W, uint16_t *x16, const int8_t
     }
     if (W->w8a8) {
         int rc = w8a8_product(cs, W, x16, x8, xs, M, &xs, d);
+        if (rc == QRR_OK && y32 && add && ldy == W->n) {
+            cs->pending.x = y32, cs->pending.sx = xs, cs->pending.sw = W->scale;
+            cs->pending.rows = M, cs->pending.n = W->n;
+            return QRR_OK;
+        }
         if (rc == QRR_OK) {
             snprintf(what, sizeof what, "W8A8 dequantize %s", W->what);
             KERNEL(qrr_cuda_dequant(cs->acc, M, W->n, xs, W->scale, y16, y32, ldy, add,
@@ -645,14 +659,42 @@ static int linear(qrr_cuda_state *cs, dev_weight *W, uint16_t *x16, const int8_t
     return QRR_OK;
 }
 
+/* The pending residual add on its own (cs->pending). */
+static int flush_pending(qrr_cuda_state *cs, qrr_diag *d)
+{
+    if (!cs->pending.x) return QRR_OK;
+    float *x = cs->pending.x;
+    cs->pending.x = NULL;
+    KERNEL(qrr_cuda_dequant(cs->acc, cs->pending.rows, cs->pending.n, cs->pending.sx,
+                            cs->pending.sw, NULL, x, cs->pending.n, 1, cs->stream),
+           "W8A8 dequantize + residual");
+    return QRR_OK;
+}
+
+/* RMSNorm of rows of x into y16 / y8 (scales ys) / y32 (qrr_cuda_rmsnorm), after the
+ * residual add pending for x, if any, in the same pass. */
+static int norm_rows(qrr_cuda_state *cs, float *x, const float *w, int rows, int n, float eps,
+                     uint16_t *y16, int8_t *y8, float *ys, float *y32, qrr_diag *d)
+{
+    if (cs->pending.x != x || cs->pending.rows != rows || cs->pending.n != n) {
+        TRY(flush_pending(cs, d)); /* not these rows: never the case in the layer sequence */
+        KERNEL(qrr_cuda_rmsnorm(x, w, rows, n, eps, y16, y8, ys, y32, cs->stream), "RMSNorm");
+        return QRR_OK;
+    }
+    cs->pending.x = NULL;
+    KERNEL(qrr_cuda_rmsnorm_add_i32(x, cs->acc, cs->pending.sx, cs->pending.sw, w, rows, n, eps,
+                                    y16, y8, ys, y32, cs->stream),
+           "W8A8 dequantize + residual + RMSNorm");
+    return QRR_OK;
+}
+
 /* xn (f16, or int8 into a8/as when W takes W8A8) = RMSNorm(x) for rows. */
-static int norm_for(qrr_cuda_state *cs, const dev_weight *W, const float *x, const float *w,
+static int norm_for(qrr_cuda_state *cs, const dev_weight *W, float *x, const float *w,
                     int rows, int n, float eps, qrr_diag *d)
 {
     const int q8 = W->i8 && W->w8a8;
-    KERNEL(qrr_cuda_rmsnorm(x, w, rows, n, eps, q8 ? NULL : cs->xn, q8 ? cs->a8 : NULL,
-                            q8 ? cs->as : NULL, NULL, cs->stream), "RMSNorm");
-    return QRR_OK;
+    return norm_rows(cs, x, w, rows, n, eps, q8 ? NULL : cs->xn, q8 ? cs->a8 : NULL,
+                     q8 ? cs->as : NULL, NULL, d);
 }
 
 /* x [rows, H] += MLP(RMSNorm(x)). A W8A8 gate|up product goes to SwiGLU as int32. */
@@ -723,6 +765,7 @@ static int prefix_launches(const qrr_model *m, qrr_cuda_state *cs, graph_key k, 
     const int *d_lens = d_starts + 1;
     const size_t QD = (size_t)m->Q * m->D, KD = (size_t)m->K * m->D, E = QD + 2 * KD;
     cs->at_layer = -1;
+    cs->pending.x = NULL;
     KERNEL(qrr_cuda_embed(d_ids, n, cs->embed, cs->embed_dtype, cs->embed_scale,
                           cs->embed_block, m->H, cs->x, cs->stream), "embedding");
     for (int l = 0; l < m->n_layers; l++) {
@@ -744,7 +787,7 @@ static int prefix_launches(const qrr_model *m, qrr_cuda_state *cs, graph_key k, 
         TRY(mlp_block(m, cs, G, cs->x, n, d));
     }
     cs->at_layer = -1;
-    return QRR_OK;
+    return flush_pending(cs, d); /* none: the last layer ends at its q|k|v */
 }
 
 /* The launches of a scoring forward of k.S packed sequences, k.T tokens (uploaded), up to
@@ -756,6 +799,7 @@ static int score_launches(const qrr_model *m, qrr_cuda_state *cs, graph_key k, q
     const int *d_lens = d_starts + S, *d_last = d_lens + S;
     const size_t QD = (size_t)m->Q * m->D, KD = (size_t)m->K * m->D, E = QD + 2 * KD;
     cs->at_layer = -1;
+    cs->pending.x = NULL;
     KERNEL(qrr_cuda_embed(d_ids, Ti, cs->embed, cs->embed_dtype, cs->embed_scale,
                           cs->embed_block, m->H, cs->x, cs->stream), "embedding");
     for (int l = 0; l < m->n_layers; l++) {
@@ -782,8 +826,8 @@ static int score_launches(const qrr_model *m, qrr_cuda_state *cs, graph_key k, q
         TRY(mlp_block(m, cs, G, cs->x_last, S, d));
     }
     cs->at_layer = -1;
-    KERNEL(qrr_cuda_rmsnorm(cs->x_last, cs->final_norm, S, m->H, m->rms_eps, NULL, NULL, NULL,
-                            cs->h_final, cs->stream), "final norm");
+    TRY(norm_rows(cs, cs->x_last, cs->final_norm, S, m->H, m->rms_eps, NULL, NULL, NULL,
+                  cs->h_final, d));
     KERNEL(qrr_cuda_head(cs->h_final, S, m->H, cs->head, m->head_rows, cs->d_logits,
                          cs->stream), "head");
     return QRR_OK;

@@ -21,7 +21,7 @@
 qrr_server_config qrr_server_default_config(void)
 {
     qrr_server_config c = {.host = "127.0.0.1", .port = 3000, .threads = 0,
-                           .device = QRR_DEVICE_CPU, .verify = 1, .max_batch_tokens = 2048,
+                           .device = QRR_DEVICE_CPU, .verify = 1, .max_batch_tokens = 0,
                            .max_client_batch_size = 32, .payload_limit = 2000000,
                            .max_concurrent_requests = 512, .api_key = NULL, .read_timeout = 10,
                            .drain_timeout = 60, .log_requests = 1};
@@ -286,8 +286,12 @@ static int wait_for_signal(const sigset_t *set)
     return sig;
 }
 
-int qrr_server_run(const qrr_server_config *cfg)
+int qrr_server_run(const qrr_server_config *given)
 {
+    qrr_server_config resolved = *given; /* the chunk size, which /info shows, made explicit */
+    if (resolved.max_batch_tokens == 0)
+        resolved.max_batch_tokens = qrr_default_max_batch_tokens(resolved.device);
+    const qrr_server_config *cfg = &resolved;
     server srv = {.cfg = cfg};
     model_name_of(cfg->model_path, srv.model_name, sizeof srv.model_name);
     sigset_t set;

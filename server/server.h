@@ -14,7 +14,7 @@ typedef struct qrr_server_config {
     int threads;                /* scoring threads; 0 = one per CPU */
     qrr_device device;
     int verify;                 /* check weight checksums at open */
-    int max_batch_tokens;       /* tokens per forward chunk */
+    int max_batch_tokens;       /* tokens per forward chunk; 0 = the device's default */
     int max_client_batch_size;  /* texts per request */
     size_t payload_limit;       /* request body bytes */
     int max_concurrent_requests;

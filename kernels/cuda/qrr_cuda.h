@@ -46,6 +46,12 @@ int qrr_cuda_embed(const int32_t *ids, int T, const void *table, uint32_t dtype,
  * y32 when y32 != NULL. Any combination. */
 int qrr_cuda_rmsnorm(const float *x, const float *w, int rows, int n, float eps,
                      uint16_t *y16, int8_t *y8, float *ys, float *y32, qrr_cuda_stream st);
+/* The same after adding the W8A8 product acc [rows, n] into x (x[r, j] += acc[r, j] *
+ * sx[r] * sw[j], as qrr_cuda_dequant), in place, in the same pass: the residual add of
+ * o_proj or down_proj fused with the RMSNorm that follows. ys may be sx. */
+int qrr_cuda_rmsnorm_add_i32(float *x, const int32_t *acc, const float *sx, const float *sw,
+                             const float *w, int rows, int n, float eps, uint16_t *y16,
+                             int8_t *y8, float *ys, float *y32, qrr_cuda_stream st);
 
 /* ---- q/k RMSNorm + RoPE (qk_norm_rope.cu) ---- */
 /* In place on qkv [T, ld] (f16): the first Q heads of width D at column 0 are the queries,

@@ -20,7 +20,8 @@ static void help(void)
            "  --port N                     port (default %d; 0 = any free port, printed)\n"
            "  --threads N                  scoring threads (default 0 = one per CPU)\n"
            "  --device cpu|cuda            where to score (default cpu)\n"
-           "  --max-batch-tokens N         tokens per forward chunk (default %d)\n"
+           "  --max-batch-tokens N         tokens per forward chunk (default %d on the CPU,\n"
+           "                               %d on cuda)\n"
            "  --max-client-batch-size N    texts per request (default %d; more: 422)\n"
            "  --payload-limit BYTES        request body size (default %zu; more: 413)\n"
            "  --max-concurrent-requests N  requests handled at once (default %d; more: 429)\n"
@@ -32,7 +33,8 @@ static void help(void)
            "  --no-verify                  skip the weight checksums at open\n"
            "  --quiet                      no line per request on stderr\n\n"
            "Exit: 0 after a drain, 1 when the model or the address cannot be opened, 2 usage.\n",
-           d.host, d.port, d.max_batch_tokens, d.max_client_batch_size, d.payload_limit,
+           d.host, d.port, qrr_default_max_batch_tokens(QRR_DEVICE_CPU),
+           qrr_default_max_batch_tokens(QRR_DEVICE_CUDA), d.max_client_batch_size, d.payload_limit,
            d.max_concurrent_requests, d.read_timeout, d.drain_timeout);
 }
 
