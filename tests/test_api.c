@@ -127,6 +127,15 @@ static void expect_refused_before_compute(const char *last_doc, int status, cons
                  "found", st.tokens_computed);
 }
 
+Test(api, default_chunk_size_depends_on_the_device)
+{
+    cr_expect_eq(qrr_default_max_batch_tokens(QRR_DEVICE_CPU), 2048);
+    cr_expect_eq(qrr_default_max_batch_tokens(QRR_DEVICE_CUDA), 8192);
+    cr_expect_eq(qrr_default_max_batch_tokens(QRR_DEVICE_COUNT), 0);
+    cr_expect_eq(qrr_default_max_batch_tokens((qrr_device)-1), 0);
+    cr_expect_eq(qrr_ctx_default_params().max_batch_tokens, 0, "0 = the device's default");
+}
+
 Test(api, arguments_checked_before_any_compute)
 {
     expect_refused_before_compute(NULL, QRR_ERR_INVALID_ARG, "document 299");

@@ -352,6 +352,9 @@ Test(server, health_info_metrics)
     cr_expect_eq(json_integer_value(json_object_get(o, "max_input_length")), 8192);
     cr_expect_eq(json_integer_value(json_object_get(json_object_get(o, "limits"),
                                                     "max_client_batch_size")), 32);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(o, "limits"),
+                                                    "max_batch_tokens")),
+                 qrr_default_max_batch_tokens(QRR_DEVICE_CPU), "the CPU's default, resolved");
     json_decref(o);
     free(r.body);
     r = http(s.port, "/rerank", tei_body(""));
