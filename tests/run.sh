@@ -26,7 +26,7 @@ if [ -n "${QRR_PYTEST:-}" ]; then
     echo "python: skipped (pytest or numpy not installed: python3 -m pip install pytest numpy)"
   else
     out=$(QRR_LIBRARY="$QRR_BUILD/libqrr.so" QRR_QCONVERT="$QRR_BUILD/qconvert" \
-          PYTHONPATH="$PWD/python" python3 -m pytest -q -rs -p no:cacheprovider python/tests 2>&1); rc=$?
+          PYTHONPATH="$PWD/python" python3 -m pytest -q -rfEs -p no:cacheprovider python/tests 2>&1); rc=$?
     printf '%s\n' "$out" | tail -n 40
     line=$(printf '%s\n' "$out" | tail -n 1)
     p=$(grep -oE '[0-9]+ passed' <<<"$line" | awk '{s += $1} END {print s + 0}')

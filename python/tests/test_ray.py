@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -95,28 +96,51 @@ def test_a_killed_actor_is_restarted_and_no_row_is_lost(local_ray, tied):
     """SIGKILL one of two scoring actors once the first rows are back: Ray starts it again
     (a new process) and retries its batches; every row comes out exactly once."""
     from qrr.ray import rerank_dataset
-    rows = make_rows(4000, seed=5)
+    rows = make_rows(8000, seed=5)
     out = rerank_dataset(local_ray.data.from_items(rows), tied, actors=2, batch_size=8)
     me = os.getpid()
     seen_before, seen_after = set(), set()
     record = {}
+    done = threading.Event()
+
+    def watch():  # every scoring process once the victim is gone, however briefly it lives
+        gone = False
+        while not done.is_set():
+            pids = set(scorer_pids(me))
+            gone = gone or record["victim"] not in pids
+            if gone:
+                seen_after.update(pids)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
 
     def run():
         got = []
         for batch in out.iter_batches(batch_format="pyarrow", batch_size=None):
             got += batch.to_pylist()
+            if "victim" in record:
+                # Hold the stream until the new process shows up, so that the job cannot
+                # end before Ray has restarted the actor.
+                deadline = time.monotonic() + 60
+                while not seen_after - seen_before and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                continue
             pids = set(scorer_pids(me))
-            if "victim" not in record and len(pids) == 2:
+            if len(pids) == 2:
                 seen_before.update(pids)
                 record["victim"] = min(pids)
                 record["rows_then"] = len(got)
                 os.kill(record["victim"], signal.SIGKILL)
                 record["killed_at"] = time.monotonic()
-            elif "victim" in record:
-                seen_after.update(pids)
+                watcher.start()
         return got
 
-    got = bounded(run, 240)
+    try:
+        got = bounded(run, 240)
+    finally:
+        done.set()
+        if watcher.is_alive():
+            watcher.join()
     assert "victim" in record, "the two actors never showed up"
     assert record["rows_then"] < len(rows), "the job ended before the kill"
     restarted = seen_after - seen_before
