@@ -236,6 +236,9 @@ step_parity() {
         graphs)     export QRR_CUDA_GRAPHS=always  # every case captured, then launched
                     files=(tiny-tied-f16 tiny-untied-f16 tiny-seqcls-f16 tiny-tied-int8
                            tiny-seqcls-int8) ;;
+        tune)       export QRR_CUDA_GEMM_TUNE=1  # cuBLASLt's candidates timed per shape
+                    files=(tiny-tied-f16 tiny-untied-f16 tiny-seqcls-f16 tiny-tied-int8
+                           tiny-seqcls-int8) ;;
     esac
     [ "$variant" = graphs ] || export QRR_CUDA_SYNC=1  # (no graphs under QRR_CUDA_SYNC)
     for f in "${files[@]}"; do
@@ -259,6 +262,9 @@ step_parity() {
             fi
             if [ "$variant" = graphs ] && ! graphs_ran "$desc" always; then
                 echo "FAIL: $f ran '$desc', not from captured graphs"; rc=1
+            fi
+            if [ "$variant" = tune ] && [ "${desc#*GEMM tuning on}" = "$desc" ]; then
+                echo "FAIL: $f ran '$desc', without GEMM tuning"; rc=1
             fi
         fi
     done
@@ -689,6 +695,7 @@ main() {
     run prefix_f16 120 8 prefix f16
     run prefix_int8 120 8 prefix int8
     run parity_graphs 120 8 parity graphs
+    run parity_tune 120 8 parity tune
     run graphs_f16 120 8 graphs f16
     run graphs_int8 120 8 graphs int8
     run memcheck_f16 180 40 memcheck f16
@@ -701,6 +708,9 @@ main() {
     run bench_06b_int8_w8a8 150 20 bench 06 int8 QRR_CUDA_INT8=w8a8
     run bench_06b_int8_w8a16 150 20 bench 06 int8 QRR_CUDA_INT8=w8a16
     run bench_06b_f16_simple 150 20 bench 06 f16 QRR_CUDA_ATTENTION=simple
+    # cuBLASLt's candidates timed per shape against its heuristic's first choice
+    run bench_06b_f16_tune 150 20 bench 06 f16 "QRR_CUDA_ATTENTION=tc QRR_CUDA_GEMM_TUNE=1"
+    run bench_06b_int8_tune 150 20 bench 06 int8 "QRR_CUDA_INT8=w8a8 QRR_CUDA_GEMM_TUNE=1"
     run hf_06b_keep1 240 45 hf 06
     run hf_06b_official 240 45 hf 06 --official
     if join_bg_8b 150; then

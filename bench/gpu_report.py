@@ -46,6 +46,7 @@ def main():
                 f"bench_{shape}_int8_w8a16", f"bench_{shape}_f16_simple",
                 f"bench_{shape}_f16_nographs", f"bench_{shape}_int8_nographs",
                 f"bench_{shape}_f16_2k", f"bench_{shape}_int8_2k",
+                f"bench_{shape}_f16_tune", f"bench_{shape}_int8_tune",
                 f"hf_{shape}_keep1", f"hf_{shape}_official"]
         rows = [(r, load(os.path.join(logs, r + ".json"))) for r in runs]
         rows = [(r, x) for r, x in rows if x]

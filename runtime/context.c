@@ -118,15 +118,18 @@ int qrr_ctx_describe(const qrr_ctx *c, char *buf, size_t cap)
     if (c->cuda) {
         qrr_cuda_info i;
         qrr__cuda_info(c->cuda, &i);
+        char tune[64] = "";
+        if (i.gemm_tuning)
+            snprintf(tune, sizeof tune, "; GEMM tuning on (%ld shapes timed)", i.gemm_tuned);
         n = snprintf(buf, cap, "cuda: %s; int8 %s (%d of %d int8 weights on cuBLASLt, %d refused "
                      "by it); attention %s; graphs %s (%ld captured, %ld graph launches%s%s); %.1f MiB "
-                     "of weights uploaded in %.2f s; %.1f MiB of scratch%s", i.device,
+                     "of weights uploaded in %.2f s; %.1f MiB of scratch%s%s", i.device,
                      i.int8_mode, i.w8a8_weights, i.int8_weights, i.int8_refused, i.attention,
                      i.graphs, i.graphs_captured, i.graph_launches,
                      i.graphs_off_why ? ", turned off: " : "",
                      i.graphs_off_why ? i.graphs_off_why : "", (double)i.weight_bytes / 1048576.0,
                      i.upload_seconds, (double)i.scratch_bytes / 1048576.0,
-                     i.sync ? "; QRR_CUDA_SYNC=1" : "");
+                     i.sync ? "; QRR_CUDA_SYNC=1" : "", tune);
     } else
 #endif
         n = snprintf(buf, cap, "cpu, %d threads, %s %s GEMM kernels, %s attention",

@@ -80,6 +80,7 @@ struct qrr_cuda_state {
     int sync;            /* QRR_CUDA_SYNC=1: check every launch with a stream synchronise */
     int at_layer;        /* layer being computed, for messages; -1 outside the layers */
     int any_i8, any_w8a8;
+    int gemm_tune;       /* QRR_CUDA_GEMM_TUNE=1: cuBLASLt's candidates timed per shape */
     int i8_refused;      /* int8 weights moved to the W8A16 kernel because cuBLASLt refused */
     char device_name[160];
     double upload_seconds;
@@ -441,11 +442,13 @@ int qrr__cuda_ctx_create(const qrr_model *m, qrr_cuda_state **out, qrr_diag *d)
     static const char *const attention_values[] = {"tc", "simple", NULL};
     static const char *const graphs_values[] = {"0", "auto", "always", NULL};
     static const char *const sync_values[] = {"0", "1", NULL};
-    int i8, att, graphs, sync;
+    static const char *const tune_values[] = {"0", "1", NULL};
+    int i8, att, graphs, sync, tune;
     TRY(env_choice("QRR_CUDA_INT8", int8_values, 0, &i8, d));
     TRY(env_choice("QRR_CUDA_ATTENTION", attention_values, 0, &att, d));
     TRY(env_choice("QRR_CUDA_GRAPHS", graphs_values, 1, &graphs, d));
     TRY(env_choice("QRR_CUDA_SYNC", sync_values, 0, &sync, d));
+    TRY(env_choice("QRR_CUDA_GEMM_TUNE", tune_values, 0, &tune, d));
     qrr_cuda_state *cs = calloc(1, sizeof *cs);
     if (!cs) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
     cs->int8 = i8 ? INT8_W8A16 : INT8_W8A8;
@@ -463,6 +466,8 @@ int qrr__cuda_ctx_create(const qrr_model *m, qrr_cuda_state **out, qrr_diag *d)
     if (rc == QRR_OK)
         rc = qrr_cuda_device_describe(cs->device, cs->device_name, sizeof cs->device_name, d);
     if (rc == QRR_OK) rc = qrr_cuda_gemm_create(&cs->gemm, GEMM_WORKSPACE, d);
+    if (rc == QRR_OK) qrr_cuda_gemm_set_tuning(cs->gemm, tune);
+    cs->gemm_tune = tune;
     if (rc == QRR_OK)
         rc = dev_alloc(cs, (void **)&cs->d_overflow, 1, sizeof(int), NULL, "a counter", d);
     double t0 = qrr_time_seconds();
@@ -495,6 +500,8 @@ void qrr__cuda_info(const qrr_cuda_state *cs, qrr_cuda_info *out)
         }
     }
     out->int8_refused = cs->i8_refused;
+    out->gemm_tuning = cs->gemm_tune;
+    out->gemm_tuned = cs->gemm ? qrr_cuda_gemm_tuned(cs->gemm) : 0;
     out->int8_mode = !out->int8_weights ? "none"
                      : out->w8a8_weights == out->int8_weights ? "w8a8"
                      : out->w8a8_weights ? "w8a8+w8a16" : "w8a16";

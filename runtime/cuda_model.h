@@ -46,6 +46,8 @@ typedef struct qrr_cuda_info {
     int int8_refused;       /* moved to W8A16 because cuBLASLt refused their shape */
     const char *attention;  /* "tc" or "simple" (the last layer always runs "simple") */
     int sync;               /* QRR_CUDA_SYNC=1: every launch checked with a synchronise */
+    int gemm_tuning;        /* QRR_CUDA_GEMM_TUNE=1 */
+    long gemm_tuned;        /* GEMM shapes whose cuBLASLt algorithm was chosen by timing */
     const char *graphs;     /* QRR_CUDA_GRAPHS now: "auto", "always" or "off" */
     long graphs_captured;   /* CUDA graphs captured so far */
     long graph_launches;    /* forwards launched from a graph */

@@ -4,7 +4,9 @@
  * handle, the workspace and one plan per shape (descriptors and the heuristic's algorithm)
  * are made once and reused. int8 products run over a row count padded to a multiple of 32
  * (cuBLASLt commonly has no int8 kernel for 16 rows or fewer); a shape it still refuses
- * comes back as QRR_ERR_UNSUPPORTED, so that the caller can take another kernel. */
+ * comes back as QRR_ERR_UNSUPPORTED, so that the caller can take another kernel. With tuning
+ * on, the heuristic's candidates for a shape are timed on its first run outside graph
+ * capture and the fastest is kept. */
 #include <cublasLt.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -13,6 +15,8 @@
 #include "cuda_common.cuh"
 
 #define PLAN_CACHE 96
+#define CANDIDATES 8 /* heuristic results kept per plan */
+#define TUNE_RUNS 3  /* timed runs of each candidate, after one warm-up */
 
 typedef struct plan {
     int used;
@@ -20,7 +24,10 @@ typedef struct plan {
     int align[3];                                   /* bytes: x, w, y (capped at 256) */
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t la, lb, lc;
-    cublasLtMatmulAlgo_t algo;
+    cublasLtMatmulAlgo_t algo;              /* the one that runs */
+    cublasLtMatmulAlgo_t cand[CANDIDATES];  /* the heuristic's, its best first */
+    int n_cand;
+    int tuned; /* the candidates were timed, or will not be */
 } plan;
 
 struct qrr_cuda_gemm {
@@ -29,6 +36,9 @@ struct qrr_cuda_gemm {
     size_t ws_bytes;
     plan plans[PLAN_CACHE];
     int next; /* slot replaced next when the cache is full */
+    int tune;          /* time the candidates (qrr_cuda_gemm_set_tuning) */
+    long tuned;        /* plans whose algorithm was chosen by timing */
+    cudaEvent_t ev[2]; /* for the timing, made on first use */
 };
 
 static int lt_fail(qrr_diag *d, cublasStatus_t s, const char *what)
@@ -75,6 +85,8 @@ extern "C" void qrr_cuda_gemm_free(qrr_cuda_gemm *g)
 {
     if (!g) return;
     for (int i = 0; i < PLAN_CACHE; i++) plan_release(&g->plans[i]);
+    for (int i = 0; i < 2; i++)
+        if (g->ev[i]) cudaEventDestroy(g->ev[i]);
     cudaFree(g->ws);
     cublasLtDestroy(g->lt);
     free(g);
@@ -127,17 +139,21 @@ static int plan_make(qrr_cuda_gemm *g, plan *p, qrr_diag *d)
                                          sizeof ay);
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ay,
                                          sizeof ay);
-    cublasLtMatmulHeuristicResult_t res;
+    cublasLtMatmulHeuristicResult_t res[CANDIDATES];
     int found = 0;
-    s = cublasLtMatmulAlgoGetHeuristic(g->lt, p->op, p->la, p->lb, p->lc, p->lc, pref, 1, &res,
-                                       &found);
+    s = cublasLtMatmulAlgoGetHeuristic(g->lt, p->op, p->la, p->lb, p->lc, p->lc, pref,
+                                       CANDIDATES, res, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     if (s != CUBLAS_STATUS_SUCCESS && s != CUBLAS_STATUS_NOT_SUPPORTED)
         return lt_fail(d, s, "MatmulAlgoGetHeuristic");
-    if (s != CUBLAS_STATUS_SUCCESS || found < 1 || res.state != CUBLAS_STATUS_SUCCESS)
+    for (int i = 0; s == CUBLAS_STATUS_SUCCESS && i < found && i < CANDIDATES; i++)
+        if (res[i].state == CUBLAS_STATUS_SUCCESS) p->cand[p->n_cand++] = res[i].algo;
+    if (p->n_cand == 0)
         return qrr_fail(d, QRR_ERR_UNSUPPORTED, "cuBLASLt has no %s algorithm for M %d N %d K %d "
                         "(ldx %d, ldy %d)", i8 ? "int8" : "f16", p->M, p->N, p->K, p->ldx, p->ldy);
-    p->algo = res.algo;
+    p->algo = p->cand[0];
+    /* An accumulating product cannot be run again on its operands to time it. */
+    p->tuned = !g->tune || p->n_cand == 1 || p->accumulate;
     return QRR_OK;
 }
 
@@ -174,19 +190,67 @@ static int plan_get(qrr_cuda_gemm *g, const plan *key, plan **out, qrr_diag *d)
     return QRR_OK;
 }
 
+static cublasStatus_t matmul(qrr_cuda_gemm *g, const plan *p, const cublasLtMatmulAlgo_t *algo,
+                             const void *alpha, const void *beta, const void *x, const void *w,
+                             void *y, cudaStream_t st)
+{
+    return cublasLtMatmul(g->lt, p->op, alpha, w, p->la, x, p->lb, beta, y, p->lc, y, p->lc,
+                          algo, g->ws, g->ws_bytes, st);
+}
+
+/* Time each candidate on the real operands (y is written; the caller's run then writes it
+ * again) and keep the fastest. Not while the stream is being captured: the plan is then
+ * timed at a later run outside capture. Any failure keeps the heuristic's choice. */
+static void plan_tune(qrr_cuda_gemm *g, plan *p, const void *alpha, const void *beta,
+                      const void *x, const void *w, void *y, cudaStream_t st)
+{
+    cudaStreamCaptureStatus cap;
+    if (cudaStreamIsCapturing(st, &cap) != cudaSuccess || cap != cudaStreamCaptureStatusNone)
+        return;
+    p->tuned = 1;
+    for (int i = 0; i < 2; i++)
+        if (!g->ev[i] && cudaEventCreate(&g->ev[i]) != cudaSuccess) return;
+    float best = INFINITY;
+    int best_i = 0;
+    for (int i = 0; i < p->n_cand; i++) {
+        if (matmul(g, p, &p->cand[i], alpha, beta, x, w, y, st) != CUBLAS_STATUS_SUCCESS)
+            continue; /* warm-up, and a candidate that does not run is out */
+        int ok = cudaEventRecord(g->ev[0], st) == cudaSuccess;
+        for (int r = 0; r < TUNE_RUNS && ok; r++)
+            ok = matmul(g, p, &p->cand[i], alpha, beta, x, w, y, st) == CUBLAS_STATUS_SUCCESS;
+        float ms = 0.0f;
+        ok = ok && cudaEventRecord(g->ev[1], st) == cudaSuccess &&
+             cudaEventSynchronize(g->ev[1]) == cudaSuccess &&
+             cudaEventElapsedTime(&ms, g->ev[0], g->ev[1]) == cudaSuccess;
+        if (ok && ms < best) best = ms, best_i = i;
+    }
+    p->algo = p->cand[best_i];
+    g->tuned++;
+}
+
 static int run(qrr_cuda_gemm *g, const plan *key, const void *alpha, const void *beta,
                const void *x, const void *w, void *y, cudaStream_t st, qrr_diag *d)
 {
     plan *p;
     int rc = plan_get(g, key, &p, d);
     if (rc != QRR_OK) return rc;
-    cublasStatus_t s = cublasLtMatmul(g->lt, p->op, alpha, w, p->la, x, p->lb, beta, y, p->lc,
-                                      y, p->lc, &p->algo, g->ws, g->ws_bytes, st);
+    if (!p->tuned) plan_tune(g, p, alpha, beta, x, w, y, st);
+    cublasStatus_t s = matmul(g, p, &p->algo, alpha, beta, x, w, y, st);
     if (s == CUBLAS_STATUS_NOT_SUPPORTED)
         return qrr_fail(d, QRR_ERR_UNSUPPORTED, "cuBLASLt refused the %s product M %d N %d K %d",
                         p->kind ? "int8" : "f16", p->M, p->N, p->K);
     if (s != CUBLAS_STATUS_SUCCESS) return lt_fail(d, s, "Matmul");
     return QRR_OK;
+}
+
+extern "C" void qrr_cuda_gemm_set_tuning(qrr_cuda_gemm *g, int on)
+{
+    g->tune = on != 0;
+}
+
+extern "C" long qrr_cuda_gemm_tuned(const qrr_cuda_gemm *g)
+{
+    return g->tuned;
 }
 
 extern "C" int qrr_cuda_gemm_f16(qrr_cuda_gemm *g, const uint16_t *x, int ldx, int M,

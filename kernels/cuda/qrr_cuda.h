@@ -130,6 +130,12 @@ int qrr_cuda_head(const float *h, int S, int H, const float *head, int n_rows, d
 typedef struct qrr_cuda_gemm qrr_cuda_gemm; /* handle, workspace, per-shape plan cache */
 int qrr_cuda_gemm_create(qrr_cuda_gemm **out, size_t workspace_bytes, qrr_diag *d);
 void qrr_cuda_gemm_free(qrr_cuda_gemm *g);
+/* on: shapes planned from now on time the heuristic's candidates (up to 8) at their first
+ * run outside graph capture and keep the fastest, instead of taking its first; products
+ * that accumulate into their output keep the first. Off by default. */
+void qrr_cuda_gemm_set_tuning(qrr_cuda_gemm *g, int on);
+/* Plans whose algorithm was chosen by timing so far. */
+long qrr_cuda_gemm_tuned(const qrr_cuda_gemm *g);
 /* Y[M, N] (+)= X[M, K] · W[N, K]^T; X and W f16, K contiguous (the "TN" case); fp32
  * accumulation. Y is f16 (y_f32 = 0) or fp32 (y_f32 = 1); accumulate adds into Y (fp32
  * only). */
