@@ -95,6 +95,18 @@ static __device__ __forceinline__ uint2 qrr__f4_to_h4(float4 v)
                       *reinterpret_cast<const unsigned *>(&hi));
 }
 
+/* Four int32 results of an int8 GEMM dequantized: acc * row scale s * column scales w. */
+static __device__ __forceinline__ float4 qrr__dequant4(int4 acc, float s, float4 w)
+{
+    return make_float4((float)acc.x * s * w.x, (float)acc.y * s * w.y, (float)acc.z * s * w.z,
+                       (float)acc.w * s * w.w);
+}
+
+static __device__ __forceinline__ float4 qrr__add4(float4 a, float4 b)
+{
+    return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
+}
+
 static __device__ __forceinline__ float qrr__amax_add4(float amax, float4 v)
 {
     return qrr__amax_add(qrr__amax_add(qrr__amax_add(qrr__amax_add(amax, v.x), v.y), v.z), v.w);

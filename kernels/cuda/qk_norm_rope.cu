@@ -23,9 +23,7 @@ struct qkv_i32 {
     {
         const int4 a = *reinterpret_cast<const int4 *>(acc + t * ld + c);
         const float4 g = *reinterpret_cast<const float4 *>(sw + c);
-        const float s = sx[t];
-        return make_float4((float)a.x * s * g.x, (float)a.y * s * g.y, (float)a.z * s * g.z,
-                           (float)a.w * s * g.w);
+        return qrr__dequant4(a, sx[t], g);
     }
 };
 

@@ -77,20 +77,13 @@ static __global__ void dequant_rows_kernel(const int32_t *acc, int N, const floa
     const int4 *a = reinterpret_cast<const int4 *>(acc + m * N);
     const float4 *w = reinterpret_cast<const float4 *>(sw);
     for (int j = threadIdx.x; j < N / 4; j += blockDim.x) {
-        const int4 c = a[j];
-        const float4 g = w[j];
-        float4 v = make_float4((float)c.x * s * g.x, (float)c.y * s * g.y, (float)c.z * s * g.z,
-                               (float)c.w * s * g.w);
+        const float4 v = qrr__dequant4(a[j], s, w[j]);
         if (y16) {
             reinterpret_cast<uint2 *>(y16 + m * ldy)[j] = qrr__f4_to_h4(v);
             continue;
         }
         float4 *o = reinterpret_cast<float4 *>(y32 + m * ldy) + j;
-        if (add) {
-            const float4 p = *o;
-            v = make_float4(p.x + v.x, p.y + v.y, p.z + v.z, p.w + v.w);
-        }
-        *o = v;
+        *o = add ? qrr__add4(*o, v) : v;
     }
 }
 

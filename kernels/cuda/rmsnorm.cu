@@ -24,10 +24,8 @@ static __global__ void rmsnorm_regs_kernel(const float *x, const int32_t *acc, c
         const int j = threadIdx.x + k * blockDim.x;
         v[k] = j < n4 ? xr[j] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         if (acc && j < n4) {
-            const int4 c = reinterpret_cast<const int4 *>(acc + r * n)[j];
-            const float4 g = reinterpret_cast<const float4 *>(sw)[j];
-            v[k] = make_float4(v[k].x + (float)c.x * s * g.x, v[k].y + (float)c.y * s * g.y,
-                               v[k].z + (float)c.z * s * g.z, v[k].w + (float)c.w * s * g.w);
+            v[k] = qrr__add4(v[k], qrr__dequant4(reinterpret_cast<const int4 *>(acc + r * n)[j], s,
+                                                 reinterpret_cast<const float4 *>(sw)[j]));
             reinterpret_cast<float4 *>(x_out + r * n)[j] = v[k];
         }
         ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;

@@ -37,10 +37,8 @@ struct gu_i32 {
     __device__ float4 up4(size_t r, int j) const { return at4(r * 2 * I, I, j); }
     __device__ float4 at4(size_t row0, int col0, int j) const
     {
-        const int4 c = reinterpret_cast<const int4 *>(acc + row0 + col0)[j];
-        const float4 g = reinterpret_cast<const float4 *>(sw + col0)[j];
-        return make_float4((float)c.x * sx * g.x, (float)c.y * sx * g.y, (float)c.z * sx * g.z,
-                           (float)c.w * sx * g.w);
+        return qrr__dequant4(reinterpret_cast<const int4 *>(acc + row0 + col0)[j], sx,
+                             reinterpret_cast<const float4 *>(sw + col0)[j]);
     }
 };
 
