@@ -132,18 +132,20 @@ static __device__ __forceinline__ void qrr__quantize_regs(const float4 (&v)[V], 
     if (threadIdx.x == 0) *s_out = s;
 }
 
-/* Block size and chunks per thread for a row of n4 chunks of 4: at most 4 chunks a thread,
- * at least 128 threads; 0 threads when the row is too wide for one block. */
-static inline unsigned qrr__row_threads(int n4)
+/* Block size and chunks per thread for a row of n columns, n / 4 chunks of 4: at most 4
+ * chunks a thread, at least 128 threads; 0 threads when n is not a positive multiple of 4
+ * or the row is too wide for one block (then the scalar kernel runs). */
+static inline unsigned qrr__row_threads(int n)
 {
-    unsigned t = ((unsigned)(n4 + 3) / 4 + 31) / 32 * 32;
+    if (n <= 0 || n % 4) return 0;
+    unsigned t = ((unsigned)(n / 4 + 3) / 4 + 31) / 32 * 32;
     if (t < 128) t = 128;
     return t > 1024 ? 0 : t;
 }
 
-static inline int qrr__row_chunks(int n4, unsigned threads)
+static inline int qrr__row_chunks(int n, unsigned threads)
 {
-    return (int)(((unsigned)n4 + threads - 1) / threads);
+    return (int)(((unsigned)(n / 4) + threads - 1) / threads);
 }
 
 /* kernel<V><<<grid, threads, 0, st>>>(args...) for V = chunks (1 to 4). */

@@ -41,9 +41,9 @@ extern "C" int qrr_cuda_quantize_rows(const uint16_t *x, int rows, int n, int8_t
 {
     if (rows <= 0) return 0;
     cudaStream_t cs = (cudaStream_t)st;
-    const unsigned threads = n > 0 && n % 4 == 0 ? qrr__row_threads(n / 4) : 0;
+    const unsigned threads = qrr__row_threads(n);
     if (threads && qrr__aligned(x, 8) && qrr__aligned(q, 4))
-        QRR__ROW_LAUNCH(quantize_rows_regs_kernel, qrr__row_chunks(n / 4, threads),
+        QRR__ROW_LAUNCH(quantize_rows_regs_kernel, qrr__row_chunks(n, threads),
                         (unsigned)rows, threads, cs, x, n, q, s);
     else
         quantize_rows_kernel<<<(unsigned)rows, 256, 0, cs>>>(x, n, q, s);

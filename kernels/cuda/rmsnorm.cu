@@ -76,10 +76,10 @@ static __global__ void rmsnorm_kernel(const float *x, const float *w, int n, flo
 static unsigned regs_threads(const float *x, const float *w, int n, const uint16_t *y16,
                              const int8_t *y8, const float *y32)
 {
-    if (n <= 0 || n % 4 || !qrr__aligned(x, 16) || !qrr__aligned(w, 16) ||
-        !qrr__aligned(y16, 8) || !qrr__aligned(y8, 4) || !qrr__aligned(y32, 16))
+    if (!qrr__aligned(x, 16) || !qrr__aligned(w, 16) || !qrr__aligned(y16, 8) ||
+        !qrr__aligned(y8, 4) || !qrr__aligned(y32, 16))
         return 0;
-    return qrr__row_threads(n / 4);
+    return qrr__row_threads(n);
 }
 
 extern "C" int qrr_cuda_rmsnorm(const float *x, const float *w, int rows, int n, float eps,
@@ -91,7 +91,7 @@ extern "C" int qrr_cuda_rmsnorm(const float *x, const float *w, int rows, int n,
     cudaStream_t s = (cudaStream_t)st;
     const unsigned threads = regs_threads(x, w, n, y16, y8, y32);
     if (threads)
-        QRR__ROW_LAUNCH(rmsnorm_regs_kernel, qrr__row_chunks(n / 4, threads), (unsigned)rows,
+        QRR__ROW_LAUNCH(rmsnorm_regs_kernel, qrr__row_chunks(n, threads), (unsigned)rows,
                         threads, s, x, (const int32_t *)NULL, (const float *)NULL,
                         (const float *)NULL, (float *)NULL, w, n, eps, y16, y8, ys, y32);
     else
@@ -112,7 +112,7 @@ extern "C" int qrr_cuda_rmsnorm_add_i32(float *x, const int32_t *acc, const floa
         int e = qrr_cuda_dequant(acc, rows, n, sx, sw, NULL, x, n, 1, st);
         return e ? e : qrr_cuda_rmsnorm(x, w, rows, n, eps, y16, y8, ys, y32, st);
     }
-    QRR__ROW_LAUNCH(rmsnorm_regs_kernel, qrr__row_chunks(n / 4, threads), (unsigned)rows,
+    QRR__ROW_LAUNCH(rmsnorm_regs_kernel, qrr__row_chunks(n, threads), (unsigned)rows,
                     threads, (cudaStream_t)st, x, acc, sx, sw, x, w, n, eps, y16, y8, ys, y32);
     return qrr__launched();
 }

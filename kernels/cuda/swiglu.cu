@@ -129,10 +129,9 @@ static __global__ void swiglu_i32_regs_kernel(const int32_t *acc, const float *s
 static unsigned regs_threads(int I, const void *in, size_t in_align, const uint16_t *out16,
                              const int8_t *out8)
 {
-    if (I <= 0 || I % 4 || !qrr__aligned(in, in_align) || !qrr__aligned(out16, 8) ||
-        !qrr__aligned(out8, 4))
+    if (!qrr__aligned(in, in_align) || !qrr__aligned(out16, 8) || !qrr__aligned(out8, 4))
         return 0;
-    return qrr__row_threads(I / 4);
+    return qrr__row_threads(I);
 }
 
 extern "C" int qrr_cuda_swiglu(const uint16_t *gu, int T, int I, uint16_t *out16, int8_t *out8,
@@ -143,7 +142,7 @@ extern "C" int qrr_cuda_swiglu(const uint16_t *gu, int T, int I, uint16_t *out16
     cudaStream_t s = (cudaStream_t)st;
     const unsigned threads = regs_threads(I, gu, 8, out16, out8);
     if (threads)
-        QRR__ROW_LAUNCH(swiglu_regs_kernel, qrr__row_chunks(I / 4, threads), (unsigned)T,
+        QRR__ROW_LAUNCH(swiglu_regs_kernel, qrr__row_chunks(I, threads), (unsigned)T,
                         threads, s, gu, I, out16, out8, os);
     else
         swiglu_kernel<<<(unsigned)T, 256, 0, s>>>(gu, I, out16, out8, os);
@@ -159,7 +158,7 @@ extern "C" int qrr_cuda_swiglu_i32(const int32_t *acc, const float *sx, const fl
     cudaStream_t s = (cudaStream_t)st;
     const unsigned threads = qrr__aligned(sw, 16) ? regs_threads(I, acc, 16, out16, out8) : 0;
     if (threads)
-        QRR__ROW_LAUNCH(swiglu_i32_regs_kernel, qrr__row_chunks(I / 4, threads), (unsigned)T,
+        QRR__ROW_LAUNCH(swiglu_i32_regs_kernel, qrr__row_chunks(I, threads), (unsigned)T,
                         threads, s, acc, sx, sw, I, out16, out8, os);
     else
         swiglu_i32_kernel<<<(unsigned)T, 256, 0, s>>>(acc, sx, sw, I, out16, out8, os);
