@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -35,11 +36,20 @@ typedef struct request {
     char *body;
     size_t len, cap;
     int answered;     /* a reply was queued before the whole body was read */
+    int wrong_method; /* a known route asked with another method */
+    size_t dropped;   /* bytes read past the payload limit, not kept */
     double started;
 } request;
 
-/* The route of (method, url); ROUTE_OTHER with *known_url = 1 when only the method is wrong. */
-static route_id find_route(const char *method, const char *url, int *known_url)
+/* A body over the payload limit that comes without Content-Length (chunked) can only be
+ * answered once it has ended: libmicrohttpd takes no reply in the middle of an upload. The
+ * rest is read and dropped until the body reaches this many times the limit; past that
+ * the connection is closed without a reply. */
+#define DROP_LIMITS 4
+
+/* The route of url (ROUTE_OTHER: none); *wrong_method = 1 when it takes another method.
+ * HEAD is served wherever GET is (libmicrohttpd then sends the headers only). */
+static route_id find_route(const char *method, const char *url, int *wrong_method)
 {
     static const struct {
         const char *url;
@@ -48,12 +58,13 @@ static route_id find_route(const char *method, const char *url, int *known_url)
     } table[] = {{"/rerank", ROUTE_RERANK, 1}, {"/v1/rerank", ROUTE_V1, 1},
                  {"/v2/rerank", ROUTE_V2, 1},  {"/health", ROUTE_HEALTH, 0},
                  {"/info", ROUTE_INFO, 0},     {"/metrics", ROUTE_METRICS, 0}};
+    *wrong_method = 0;
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (!strcmp(url, table[i].url)) {
-            *known_url = 1;
-            return strcmp(method, table[i].post ? "POST" : "GET") ? ROUTE_OTHER : table[i].id;
+            *wrong_method = table[i].post ? strcmp(method, "POST") != 0
+                                          : strcmp(method, "GET") && strcmp(method, "HEAD");
+            return table[i].id;
         }
-    *known_url = 0;
     return ROUTE_OTHER;
 }
 
@@ -64,6 +75,16 @@ static void log_request(const server *srv, const char *method, const char *url,
     fprintf(stderr, "qrr serve: %s %s %d pairs=%zu tokens=%zu tokenize_ms=%.1f queue_ms=%.1f "
             "inference_ms=%.1f total_ms=%.1f\n", method, url, r->status, r->pairs, r->tokens,
             r->tokenization_s * 1e3, r->queue_s * 1e3, r->inference_s * 1e3, seconds * 1e3);
+}
+
+/* Count r in the metrics and log it; q is answered from here on. */
+static void record_reply(server *srv, request *q, const char *method, const char *url,
+                         reply *r)
+{
+    double seconds = qrr_time_seconds() - q->started;
+    metrics_request(srv->mx, r->route, r->status < 300, r->why, seconds);
+    log_request(srv, method, url, r, seconds);
+    q->answered = 1;
 }
 
 /* Send r, record it, and free its body. */
@@ -83,10 +104,7 @@ static enum MHD_Result send_reply(server *srv, struct MHD_Connection *conn, requ
     if (r->status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
     enum MHD_Result ok = MHD_queue_response(conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
-    double seconds = qrr_time_seconds() - q->started;
-    metrics_request(srv->mx, r->route, r->status < 300, r->why, seconds);
-    log_request(srv, method, url, r, seconds);
-    q->answered = 1;
+    record_reply(srv, q, method, url, r);
     return ok;
 }
 
@@ -96,17 +114,24 @@ static int authorized(const server *srv, struct MHD_Connection *conn, route_id r
     if (!key || route == ROUTE_HEALTH || route == ROUTE_METRICS) return 1;
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                 MHD_HTTP_HEADER_AUTHORIZATION);
-    return h && !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, key);
+    if (!h || strncasecmp(h, "Bearer ", 7)) return 0; /* the scheme's name has no case */
+    h += 7;
+    while (*h == ' ') h++;
+    return !strcmp(h, key);
 }
 
 /* The checks made when a request's headers have arrived; 1 with r filled if it is refused. */
-static int refuse_early(server *srv, struct MHD_Connection *conn, request *q, int known_url,
-                        reply *r)
+static int refuse_early(server *srv, struct MHD_Connection *conn, request *q, reply *r)
 {
+    const int scoring = q->route == ROUTE_RERANK || q->route == ROUTE_V1 || q->route == ROUTE_V2;
     if (q->route == ROUTE_OTHER) {
-        reply_error(r, known_url ? 405 : 404, FAIL_NOT_FOUND, known_url ?
-                    "this route takes another method (GET for /health, /info and /metrics, "
-                    "POST for the rerank routes)" : "no such route; see docs/server.md");
+        reply_error(r, 404, FAIL_NOT_FOUND, "no such route; see docs/server.md");
+        return 1;
+    }
+    if (q->wrong_method) {
+        reply_error(r, 405, FAIL_NOT_FOUND, "%s takes %s", route_name(q->route),
+                    scoring ? "POST" : "GET or HEAD");
+        reply_header(r, "Allow", "%s", scoring ? "POST" : "GET, HEAD");
         return 1;
     }
     if (!authorized(srv, conn, q->route)) {
@@ -114,7 +139,7 @@ static int refuse_early(server *srv, struct MHD_Connection *conn, request *q, in
                     "\"Authorization: Bearer <key>\"");
         return 1;
     }
-    if (q->route != ROUTE_RERANK && q->route != ROUTE_V1 && q->route != ROUTE_V2) return 0;
+    if (!scoring) return 0;
     /* Count first, then look at draining: the drain waits for in_flight after setting
      * draining, so one of the two sees the other. */
     int now_in_flight = atomic_fetch_add(&srv->in_flight, 1) + 1;
@@ -166,29 +191,35 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     request *q = *req_cls;
     reply r = {.content_type = "application/json"};
     if (!q) { /* headers are in: route and early checks */
-        int known_url;
         if (!(q = calloc(1, sizeof *q))) return MHD_NO;
         *req_cls = q;
         q->started = qrr_time_seconds();
-        q->route = find_route(method, url, &known_url);
+        q->route = find_route(method, url, &q->wrong_method);
         r.route = q->route;
-        if (refuse_early(srv, conn, q, known_url, &r))
-            return send_reply(srv, conn, q, method, url, &r);
+        if (refuse_early(srv, conn, q, &r)) return send_reply(srv, conn, q, method, url, &r);
         return MHD_YES;
     }
     r.route = q->route;
+    const size_t limit = srv->cfg->payload_limit;
     if (*upload_size) { /* a piece of the body */
         size_t n = *upload_size;
         *upload_size = 0;
         if (q->answered) return MHD_YES; /* refused already: drop the rest */
-        if (add_body(q, upload, n, srv->cfg->payload_limit)) {
-            reply_error(&r, 413, FAIL_TOO_LARGE, "the body is over the limit of %zu bytes "
-                        "(--payload-limit)", srv->cfg->payload_limit);
-            return send_reply(srv, conn, q, method, url, &r);
-        }
-        return MHD_YES;
+        if (!q->dropped && add_body(q, upload, n, limit) == 0) return MHD_YES;
+        q->dropped += n;
+        if ((q->len + q->dropped) / DROP_LIMITS <= limit) return MHD_YES;
+        reply_error(&r, 413, FAIL_TOO_LARGE, "the body went on past %d times --payload-limit "
+                    "(%zu bytes); connection closed", DROP_LIMITS, limit);
+        record_reply(srv, q, method, url, &r);
+        free(r.body);
+        return MHD_NO;
     }
     if (q->answered) return MHD_YES;
+    if (q->dropped) {
+        reply_error(&r, 413, FAIL_TOO_LARGE, "the body is over the limit of %zu bytes "
+                    "(--payload-limit)", limit);
+        return send_reply(srv, conn, q, method, url, &r);
+    }
     switch (q->route) {
     case ROUTE_HEALTH: route_health(srv, &r); break;
     case ROUTE_INFO: route_info(srv, &r); break;
@@ -320,8 +351,9 @@ int qrr_server_run(const qrr_server_config *given)
         metrics_free(srv.mx);
         return 1;
     }
-    fprintf(stderr, "qrr serve: listening on http://%s:%d (loading %s)\n", cfg->host, port,
-            cfg->model_path);
+    const int v6 = strchr(cfg->host, ':') != NULL; /* an IPv6 address goes in brackets */
+    fprintf(stderr, "qrr serve: listening on http://%s%s%s:%d (loading %s)\n", v6 ? "[" : "",
+            cfg->host, v6 ? "]" : "", port, cfg->model_path);
     if (load(&srv) != 0) {
         MHD_stop_daemon(d);
         close(fd);

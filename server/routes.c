@@ -240,7 +240,7 @@ static json_t *build_response(server *srv, const rerank_request *q, const size_t
 void route_rerank(server *srv, const char *body, size_t len, reply *r)
 {
     json_error_t je;
-    json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, &je);
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     rerank_request q = {0};
     sched_job job = {0};
     float *scores = NULL, *logits = NULL;

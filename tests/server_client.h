@@ -47,8 +47,10 @@ static inline served serve_start(const char *tmp, const char *model, const char 
     close(fd);
     for (int tries = 0; tries < 1000; tries++) { /* up to 20 s */
         char *text = tu_slurp(s.log, NULL);
-        const char *at = strstr(text, "http://127.0.0.1:");
-        if (at) s.port = atoi(at + strlen("http://127.0.0.1:"));
+        const char *at = strstr(text, "listening on http://");
+        const char *end = at ? strchr(at + strlen("listening on "), ' ') : NULL; /* URL's end */
+        while (end && end > at && *end != ':') end--; /* the port follows the last ':' */
+        if (end && end > at) s.port = atoi(end + 1);
         int ready = strstr(text, "qrr serve: ready") != NULL;
         free(text);
         if (ready && s.port) return s;

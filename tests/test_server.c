@@ -265,6 +265,11 @@ Test(server, errors)
     snprintf(big, 6000, "{\"query\": \"q\", \"texts\": [\"%0*d\"]}", 5000, 1);
     EXPECT_ERROR("/rerank", big, 413, "validation", "--payload-limit");
     free(big);
+    EXPECT_ERROR("/rerank", "{\"query\": \"q\", \"query\": \"r\", \"texts\": [\"a\"]}", 400,
+                 "validation", "duplicate");
+    /* a wrong method gets the route's own error shape */
+    expect_error(s.port, "/rerank", NULL, 0, 405, "not_found", "POST");
+    expect_error(s.port, "/v1/rerank", NULL, 0, 405, "not_found_error", "POST");
     EXPECT_ERROR("/v1/rerank", "{\"query\": \"q\", \"documents\": []}", 400, NULL, "documents");
     EXPECT_ERROR("/v2/rerank", "{\"query\": \"q\", \"documents\": [{\"txt\": \"a\"}]}", 422,
                  "invalid_request_error", "\"documents\"[0]");
@@ -275,14 +280,141 @@ Test(server, errors)
     http_result r = http(s.port, "/nowhere", NULL);
     cr_expect_eq(r.status, 404);
     free(r.body);
-    r = http(s.port, "/rerank", NULL); /* GET on a POST route */
-    cr_expect_eq(r.status, 405);
-    free(r.body);
     r = http(s.port, "/metrics", NULL);
     cr_expect(strstr(r.body, "qrr_request_failure{route=\"/rerank\",reason=\"too_large\"} 1"),
               "%s", r.body);
+    cr_expect(strstr(r.body, "qrr_request_failure{route=\"/v1/rerank\",reason=\"not_found\"} 1"),
+              "%s", r.body);
     cr_expect(strstr(r.body, "qrr_request_failure{route=\"/rerank\",reason=\"empty\"} 1"));
     free(r.body);
+    cr_expect_eq(serve_stop(&s), 0);
+}
+
+/* POST a body of `total` bytes in chunks of 1,000 (no Content-Length) on a raw connection;
+ * what the server answers until it closes or 5 s pass. */
+static char *post_chunked(int port, size_t total, int *closed)
+{
+    int fd = raw_connect(port);
+    raw_send(fd, "POST /rerank HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n");
+    char chunk[1008];
+    memcpy(chunk, "3e8\r\n", 5);
+    memset(chunk + 5, 'a', 1000);
+    memcpy(chunk + 1005, "\r\n", 2);
+    /* the server may close before the end: later sends then fail, which is fine */
+    for (size_t sent = 0; sent < total; sent += 1000)
+        if (send(fd, chunk, 1007, MSG_NOSIGNAL) != 1007) break;
+    send(fd, "0\r\n\r\n", 5, MSG_NOSIGNAL);
+    char *got = raw_read_all(fd, 5.0, closed);
+    close(fd);
+    return got;
+}
+
+Test(server, chunked_body_over_the_limit)
+{
+    const char *extra[] = {"--payload-limit", "4096", NULL};
+    served s = serve_start(tmp, model, extra);
+    int closed;
+    /* over the limit, ended soon after: a 413 with the JSON error once the body has ended */
+    char *got = post_chunked(s.port, 6000, &closed);
+    cr_expect(!strncmp(got, "HTTP/1.1 413", 12), "%.300s", got);
+    cr_expect(strstr(got, "\"error_type\":\"validation\"") && strstr(got, "--payload-limit"),
+              "%.600s", got);
+    free(got);
+    /* far over it: the connection is closed once 4 times the limit has come */
+    got = post_chunked(s.port, 200000, &closed);
+    cr_expect(closed, "the connection stayed open");
+    cr_expect(!strstr(got, "HTTP/1.1 200"), "%.300s", got);
+    free(got);
+    http_result r = http(s.port, "/rerank", tei_body(""));
+    cr_expect_eq(r.status, 200, "served after them: %s", r.body);
+    free(r.body);
+    r = http(s.port, "/metrics", NULL);
+    cr_expect(strstr(r.body, "qrr_request_failure{route=\"/rerank\",reason=\"too_large\"} 2"),
+              "%s", r.body);
+    free(r.body);
+    cr_expect_eq(serve_stop(&s), 0);
+}
+
+/* `method path` with no body: the status, the headers and what body came back. */
+static http_result request_method(int port, const char *method, const char *path)
+{
+    http_result r = {0};
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    if (!strcmp(method, "HEAD")) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    else curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    cr_expect_eq(curl_easy_perform(c), CURLE_OK, "%s %s", method, path);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_easy_cleanup(c);
+    if (!r.body) r.body = strdup("");
+    return r;
+}
+
+Test(server, methods)
+{
+    served s = serve_start(tmp, model, NULL);
+    static const struct {
+        const char *method, *path;
+        long status;
+        const char *allow;
+    } cases[] = {{"GET", "/rerank", 405, "Allow: POST"},
+                 {"PUT", "/v2/rerank", 405, "Allow: POST"},
+                 {"POST", "/health", 405, "Allow: GET, HEAD"},
+                 {"DELETE", "/metrics", 405, "Allow: GET, HEAD"},
+                 {"HEAD", "/health", 200, NULL},
+                 {"HEAD", "/info", 200, NULL},
+                 {"HEAD", "/rerank", 405, "Allow: POST"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        http_result r = request_method(s.port, cases[i].method, cases[i].path);
+        cr_expect_eq(r.status, cases[i].status, "%s %s: %ld", cases[i].method, cases[i].path,
+                     r.status);
+        if (cases[i].allow)
+            cr_expect(has_header(&r, cases[i].allow), "%s %s lacks '%s': %s", cases[i].method,
+                      cases[i].path, cases[i].allow, r.headers);
+        if (!strcmp(cases[i].method, "HEAD")) cr_expect_eq(r.len, 0, "HEAD got a body");
+        free(r.body);
+    }
+    cr_expect_eq(serve_stop(&s), 0);
+}
+
+/* Whether this machine can listen on IPv6's loopback. */
+static int have_ipv6_loopback(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0) close(fd);
+    return ok;
+}
+
+Test(server, ipv6_address_in_brackets)
+{
+    if (!have_ipv6_loopback()) cr_skip_test("no IPv6 loopback here");
+    const char *extra[] = {"--host", "::1", NULL};
+    served s = serve_start(tmp, model, extra);
+    char *text = tu_slurp(s.log, NULL);
+    char want[64], url[64];
+    snprintf(want, sizeof want, "listening on http://[::1]:%d ", s.port);
+    cr_expect(strstr(text, want), "'%s' not in: %s", want, text);
+    free(text);
+    snprintf(url, sizeof url, "http://[::1]:%d/health", s.port);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    long status = 0;
+    cr_expect_eq(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    cr_expect_eq(status, 200, "GET %s: %ld", url, status);
     cr_expect_eq(serve_stop(&s), 0);
 }
 
@@ -323,6 +455,9 @@ Test(server, api_key)
     free(r.body);
     r = http_on(NULL, s.port, "/rerank", body, strlen(body), "Bearer s3cret");
     cr_expect_eq(r.status, 200, "%s", r.body);
+    free(r.body);
+    r = http_on(NULL, s.port, "/rerank", body, strlen(body), "bearer  s3cret");
+    cr_expect_eq(r.status, 200, "the scheme's name has no case: %s", r.body);
     free(r.body);
     r = http_on(NULL, s.port, "/info", NULL, 0, NULL);
     cr_expect_eq(r.status, 401);
