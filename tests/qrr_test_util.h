@@ -1,11 +1,14 @@
 /* qrr_test_util.h — what several test files need: where the reference data and the built
- * programs are, temporary directories, model directories with the tokenizer beside the
- * weights, running qconvert. Header-only (static functions) since each tests/test_*.c is its
- * own binary. */
+ * programs are, temporary directories (removed when the test ends), model directories with
+ * the tokenizer beside the weights, running qconvert. Header-only (static functions) since
+ * each tests/test_*.c is its own binary. */
 #ifndef QRR_TEST_UTIL_H
 #define QRR_TEST_UTIL_H
 
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,11 +50,47 @@ static inline const char *tu_build(void)
     return b && *b ? b : "build";
 }
 
-/* A fresh directory under /tmp (path written into out). */
+static int tu__remove(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* Remove path and everything under it (links themselves, never what they point to). */
+static inline void tu_rmtree(const char *path)
+{
+    nftw(path, tu__remove, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The directories tu_tmpdir made, removed when the process exits. Criterion runs each test
+ * in a process of its own and exits it normally after a failed assertion in the test, so a
+ * failing test leaves nothing in /tmp either. A failed assertion in a suite's .init aborts
+ * the process instead: there the model helpers below (tu_model_dir, tu_convert) remove their
+ * tmp themselves before they fail. A test killed at its timeout leaves its own. */
+static char tu__tmpdirs[16][sizeof "/tmp/qrr-test-XXXXXX"];
+static int tu__n_tmpdirs;
+static pid_t tu__tmpdirs_owner; /* a forked child that calls exit() must not remove them */
+
+static void tu__remove_tmpdirs(void)
+{
+    if (getpid() != tu__tmpdirs_owner) return;
+    for (int i = 0; i < tu__n_tmpdirs; i++) tu_rmtree(tu__tmpdirs[i]);
+}
+
+/* A fresh directory under /tmp (path written into out), removed with its contents when the
+ * test's process exits; a test may remove it earlier. */
 static inline void tu_tmpdir(char *out, size_t n)
 {
-    snprintf(out, n, "/tmp/qrr-test-XXXXXX");
-    cr_assert_not_null(mkdtemp(out), "mkdtemp failed");
+    char made[] = "/tmp/qrr-test-XXXXXX";
+    cr_assert_not_null(mkdtemp(made), "mkdtemp failed");
+    snprintf(out, n, "%s", made);
+    if (tu__n_tmpdirs == 0) {
+        tu__tmpdirs_owner = getpid();
+        atexit(tu__remove_tmpdirs);
+    }
+    /* More than fit is only possible with --no-fork (one process for every test); those
+     * tests still remove their own directories when they pass. */
+    if (tu__n_tmpdirs < 16) memcpy(tu__tmpdirs[tu__n_tmpdirs++], made, sizeof made);
 }
 
 /* A whole file in a malloc'ed buffer with a NUL after its bytes; its length in *len (may
@@ -86,15 +125,72 @@ static inline int tu_system(const char *fmt, ...)
     return st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st);
 }
 
+/* Link each entry of directory src (but dot files, as the shell's * would) into directory
+ * dst, by absolute path. Returns 0, or -1 with the reason in why. */
+static inline int tu_link_entries(const char *src, const char *dst, char *why, size_t n)
+{
+    char *abs = realpath(src, NULL);
+    DIR *d = abs ? opendir(abs) : NULL;
+    if (!d) {
+        snprintf(why, n, "cannot read %s: %s", src, strerror(errno));
+        free(abs);
+        return -1;
+    }
+    int rc = 0;
+    struct dirent *e;
+    char from[4096], to[4096];
+    while (rc == 0 && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(from, sizeof from, "%s/%s", abs, e->d_name);
+        snprintf(to, sizeof to, "%s/%s", dst, e->d_name);
+        if (symlink(from, to) != 0) {
+            snprintf(why, n, "cannot link %s into %s: %s", e->d_name, dst, strerror(errno));
+            rc = -1;
+        }
+    }
+    closedir(d);
+    free(abs);
+    return rc;
+}
+
+/* Make directory dir holding links to reference model `name`'s files and the reference
+ * tokenizer files. Returns 0, or -1 with the reason in why: a missing reference folder says
+ * which variable names it. No Criterion asserts, for test_concurrency's standalone build. */
+static inline int tu_model_links(const char *name, const char *dir, char *why, size_t n)
+{
+    struct stat st;
+    if (stat(tu_reference(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(why, n, "reference data not found at %s: set QRR_REFERENCE to the reference "
+                 "folder", tu_reference());
+        return -1;
+    }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(why, n, "cannot make %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    char src[1024];
+    snprintf(src, sizeof src, "%s/models/%s", tu_reference(), name);
+    int rc = tu_link_entries(src, dir, why, n);
+    snprintf(src, sizeof src, "%s/tokenizer", tu_reference());
+    if (rc == 0) rc = tu_link_entries(src, dir, why, n);
+    return rc;
+}
+
+/* rc, after removing directory tmp when rc is not 0: the step failed and the test will,
+ * maybe in a suite's .init, where nothing else would remove tmp (see tu_tmpdir). */
+static inline int tu__or_remove(int rc, const char *tmp)
+{
+    if (rc != 0) tu_rmtree(tmp);
+    return rc;
+}
+
 /* A model directory in tmp holding links to reference model `name`'s files and the
  * reference tokenizer files. */
 static inline void tu_model_dir(const char *name, const char *tmp, char *out, size_t n)
 {
+    char why[1600];
     snprintf(out, n, "%s/%s", tmp, name);
-    cr_assert_eq(tu_system("mkdir -p '%s' && ln -s \"$(realpath '%s/models/%s')\"/* '%s'/ && "
-                           "ln -s \"$(realpath '%s/tokenizer')\"/* '%s'/",
-                           out, tu_reference(), name, out, tu_reference(), out), 0,
-                 "could not lay out model directory %s", out);
+    cr_assert_eq(tu__or_remove(tu_model_links(name, out, why, sizeof why), tmp), 0, "%s", why);
 }
 
 /* Convert reference model `name` at dtype into tmp/<name>-<dtype>.qrr (path in out). With
@@ -109,18 +205,21 @@ static inline void tu_convert(const char *name, const char *dtype, const char *t
     snprintf(out, n, "%s/%s-%s.qrr", tmp, name, dtype);
     const char *cache = getenv("QRR_TEST_MODEL_CACHE");
     if (!cache || !*cache) {
-        cr_assert_eq(tu_system("'%s/qconvert' '%s' -o '%s' --dtype %s --quiet", tu_build(), dir,
-                               out, dtype), 0, "qconvert %s --dtype %s failed", name, dtype);
+        cr_assert_eq(tu__or_remove(tu_system("'%s/qconvert' '%s' -o '%s' --dtype %s --quiet",
+                                             tu_build(), dir, out, dtype), tmp),
+                     0, "qconvert %s --dtype %s failed", name, dtype);
         return;
     }
     char kept[1024], part[1100];
     snprintf(kept, sizeof kept, "%s/%s-%s.qrr", cache, name, dtype);
     snprintf(part, sizeof part, "%s/part-%d-%s-%s.qrr", cache, (int)getpid(), name, dtype);
     if (access(kept, R_OK) != 0) /* test processes that race each convert; rename is atomic */
-        cr_assert_eq(tu_system("mkdir -p '%s' && '%s/qconvert' '%s' -o '%s' --dtype %s --quiet && "
-                               "mv -f '%s' '%s'", cache, tu_build(), dir, part, dtype, part, kept),
+        cr_assert_eq(tu__or_remove(tu_system("mkdir -p '%s' && '%s/qconvert' '%s' -o '%s' "
+                                             "--dtype %s --quiet && mv -f '%s' '%s'", cache,
+                                             tu_build(), dir, part, dtype, part, kept), tmp),
                      0, "qconvert %s --dtype %s failed", name, dtype);
-    cr_assert_eq(tu_system("cp '%s' '%s'", kept, out), 0, "could not copy %s", kept);
+    cr_assert_eq(tu__or_remove(tu_system("cp '%s' '%s'", kept, out), tmp), 0,
+                 "could not copy %s", kept);
 }
 
 /* The fixture several suites share: tiny-tied converted to f32 in a fresh directory, opened,

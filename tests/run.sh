@@ -3,7 +3,13 @@
 # package's pytest suite against this build's libqrr; print each one's synthesis and a
 # closing total "N passed, N failed" (over tests, not binaries); exit 1 if any test failed.
 # QRR_PYTEST=sanitized says the build's libqrr cannot load into python: one line, no tests.
+# Without the reference data (QRR_REFERENCE) it says so once and runs nothing (exit 2).
 set -uo pipefail
+ref=${QRR_REFERENCE:-../shared/reference}  # the tests' own default, from the repository root
+if [ ! -d "$ref" ]; then
+  echo "reference data not found at $ref: set QRR_REFERENCE to the reference folder" >&2
+  exit 2
+fi
 passed=0; failed=0; bad_bins=()
 for t in "$@"; do
   echo "== $t"

@@ -66,13 +66,12 @@ static void setup(void)
 {
     snprintf(tmp, sizeof tmp, "/tmp/qrr-test-XXXXXX");
     CHECK(mkdtemp(tmp) != NULL, "mkdtemp failed");
-    char dir[512];
+    char dir[512], why[1600];
     snprintf(dir, sizeof dir, "%s/tiny-untied", tmp);
     snprintf(path, sizeof path, "%s/tiny-untied-f16.qrr", tmp);
-    CHECK(tu_system("mkdir -p '%s' && ln -s \"$(realpath '%s/models/tiny-untied')\"/* '%s'/ && "
-                    "ln -s \"$(realpath '%s/tokenizer')\"/* '%s'/ && "
-                    "'%s/qconvert' '%s' -o '%s' --dtype f16 --quiet", dir, tu_reference(), dir,
-                    tu_reference(), dir, tu_build(), dir, path) == 0,
+    CHECK(tu_model_links("tiny-untied", dir, why, sizeof why) == 0, "%s", why);
+    CHECK(tu_system("'%s/qconvert' '%s' -o '%s' --dtype f16 --quiet", tu_build(), dir,
+                    path) == 0,
           "could not convert tiny-untied (QRR_BUILD=%s, QRR_REFERENCE=%s)", tu_build(),
           tu_reference());
     CHECK(qrr_model_open(path, qrr_model_default_params(), &model) == QRR_OK, "%s",

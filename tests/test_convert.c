@@ -40,11 +40,11 @@ static char *fmt(const char *f, const char *a, const char *b)
     return s;
 }
 
+/* tu_tmpdir's directory, so that a failed test's is removed too. */
 static char *make_tmpdir(void)
 {
-    char tmpl[] = "/tmp/qrr-convert-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    cr_assert_not_null(d);
+    char d[64];
+    tu_tmpdir(d, sizeof d);
     return strdup(d);
 }
 

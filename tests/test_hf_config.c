@@ -10,6 +10,7 @@
 
 #include "hf_config.h"
 #include "qrr_format.h"
+#include "qrr_test_util.h"
 
 static const char *reference(void)
 {
@@ -369,11 +370,11 @@ Test(labels, rules_in_order)
 
 Test(labels, tokenizer_without_yes)
 {
-    char tmpl[] = "/tmp/qrr-hf-XXXXXX";
-    char *dir = mkdtemp(tmpl);
-    char p[512];
+    char dir[64], p[512];
+    tu_tmpdir(dir, sizeof dir);
     snprintf(p, sizeof p, "%s/tokenizer.json", dir);
     FILE *f = fopen(p, "w");
+    cr_assert_not_null(f, "cannot create %s", p);
     fputs("{\"added_tokens\": [], \"model\": {\"type\": \"BPE\", \"vocab\": {\"no\": 5, \"maybe\": 6}}}", f);
     fclose(f);
     qrr_hf_vocab *v;

@@ -1,6 +1,6 @@
 /* test_parity.c — end-to-end parity with Transformers: each reference checkpoint converted
  * at f32, f16 and int8, every reference case's prompt ids identical and its logit
- * difference and score within DESIGN.md's tolerances of the fp64 reference (on the CPU,
+ * difference and score within the tolerances (docs/ci.md) of the fp64 reference (on the CPU,
  * one case at a time, so that all but the first attend to the context's prompt head). */
 #include <jansson.h>
 #include <math.h>

@@ -8,7 +8,6 @@
 #include <criterion/criterion.h>
 #include "qrr_test_util.h"
 #include <fcntl.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
@@ -59,11 +58,6 @@ static int run_qgen(const char *const *args) {
 
 #define QGEN(...) run_qgen((const char *const[]){__VA_ARGS__, NULL})
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 typedef struct {
     char root[64];
 } tmpdir;
@@ -80,12 +74,12 @@ static tmpdir tmp_make(void) {
 }
 
 static void tmp_remove(tmpdir *t) {
-    nftw(t->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tu_rmtree(t->root);
     g_tmp_root[0] = 0;
 }
 
 static void cleanup(void) {
-    if (g_tmp_root[0]) nftw(g_tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (g_tmp_root[0]) tu_rmtree(g_tmp_root);
 }
 
 TestSuite(qgen, .fini = cleanup);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qrr_test_util.h"
 #include "safetensors.h"
 
 static const char *reference(void)
@@ -187,10 +188,11 @@ Test(set, reference_sharded)
     qrr_st_set_close(s);
 }
 
-static char *sharded_copy(const char *weight_map_json)
+/* A temporary directory (its path in dir) with links to tiny-untied's two shards and an
+ * index holding weight_map_json. */
+static void sharded_copy(const char *weight_map_json, char *dir, size_t n)
 {
-    char tmpl[] = "/tmp/qrr-st-XXXXXX";
-    char *dir = strdup(mkdtemp(tmpl));
+    tu_tmpdir(dir, n);
     char src[512], dst[512];
     for (int i = 1; i <= 2; i++) {
         snprintf(src, sizeof src, "%s/models/tiny-untied/model-0000%d-of-00002.safetensors", reference(), i);
@@ -202,14 +204,15 @@ static char *sharded_copy(const char *weight_map_json)
     }
     snprintf(dst, sizeof dst, "%s/model.safetensors.index.json", dir);
     FILE *f = fopen(dst, "w");
+    cr_assert_not_null(f, "cannot create %s", dst);
     fprintf(f, "{\"metadata\": {}, \"weight_map\": %s}", weight_map_json);
     fclose(f);
-    return dir;
 }
 
 Test(set, index_names_missing_shard)
 {
-    char *dir = sharded_copy("{\"model.norm.weight\": \"model-00009-of-00009.safetensors\"}");
+    char dir[64];
+    sharded_copy("{\"model.norm.weight\": \"model-00009-of-00009.safetensors\"}", dir, sizeof dir);
     qrr_st_set *s;
     qrr_diag d;
     cr_assert_eq(qrr_st_set_open(dir, &s, &d), QRR_ERR_SAFETENSORS);
@@ -218,7 +221,8 @@ Test(set, index_names_missing_shard)
 
 Test(set, index_points_to_wrong_shard)
 {
-    char *dir = sharded_copy("{\"lm_head.weight\": \"model-00001-of-00002.safetensors\"}");
+    char dir[64];
+    sharded_copy("{\"lm_head.weight\": \"model-00001-of-00002.safetensors\"}", dir, sizeof dir);
     qrr_st_set *s;
     qrr_diag d;
     cr_assert_eq(qrr_st_set_open(dir, &s, &d), QRR_ERR_SAFETENSORS);
@@ -227,7 +231,8 @@ Test(set, index_points_to_wrong_shard)
 
 Test(set, index_path_escape)
 {
-    char *dir = sharded_copy("{\"lm_head.weight\": \"../model-00002-of-00002.safetensors\"}");
+    char dir[64];
+    sharded_copy("{\"lm_head.weight\": \"../model-00002-of-00002.safetensors\"}", dir, sizeof dir);
     qrr_st_set *s;
     qrr_diag d;
     cr_assert_eq(qrr_st_set_open(dir, &s, &d), QRR_ERR_SAFETENSORS);
@@ -236,8 +241,8 @@ Test(set, index_path_escape)
 
 Test(set, no_checkpoint)
 {
-    char tmpl[] = "/tmp/qrr-st-XXXXXX";
-    char *dir = mkdtemp(tmpl);
+    char dir[64];
+    tu_tmpdir(dir, sizeof dir);
     qrr_st_set *s;
     qrr_diag d;
     cr_assert_eq(qrr_st_set_open(dir, &s, &d), QRR_ERR_SAFETENSORS);
