@@ -12,9 +12,9 @@ import shutil
 from pathlib import Path
 from typing import List, Tuple
 
-import pyarrow as pa
+from .ray import RowError, check_text  # first: without the [ray] extra it says what to install
 
-from .ray import RowError, check_text
+import pyarrow as pa
 
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 PARQUET_SUFFIX = ".parquet"

@@ -7,6 +7,7 @@ ray_rerank.py, its reading and writing _ray_io.py. Needs `pip install "qrr[ray]"
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import json
 import os
 import secrets
@@ -15,6 +16,13 @@ import site
 import sys
 import tempfile
 from typing import TYPE_CHECKING, Any, List, Optional, Union
+
+# Both come with the [ray] extra. ray is only looked for here: it is imported where it is used
+# (init_local must come first).
+_missing = [m for m in ("ray", "pyarrow") if importlib.util.find_spec(m) is None]
+if _missing:
+    raise ImportError(f"qrr.ray needs the [ray] extra ({' and '.join(_missing)} not installed): "
+                      'pip install "qrr[ray]" (from a checkout: pip install "./python[ray]")')
 
 import pyarrow as pa
 

@@ -10,7 +10,7 @@ INPUT: a .jsonl/.json/.ndjson file (JSON lines), a .parquet file, or a directory
 (or a URL pyarrow reads, such as s3://...), readable by every node. OUTPUT: a .jsonl/.json
 file, a .parquet file, or else a directory of Parquet files, written by this process.
 Without --address a local Ray instance is started, bound to 127.0.0.1 only; with one, the
-job joins that cluster. Exit status: 0 done, 1 the job failed, 2 usage.
+job joins that cluster. Exit status: 0 done, 1 the job failed, 2 usage (or no [ray] extra).
 """
 from __future__ import annotations
 
@@ -22,7 +22,13 @@ import time
 from collections import Counter
 from typing import List, Optional
 
-from ._ray_io import PART_ROWS, UsageError, Writer, input_format, output_format, read_input
+try:
+    from ._ray_io import PART_ROWS, UsageError, Writer, input_format, output_format, read_input
+except ImportError as e:  # no [ray] extra: as a program, say what to install in one line
+    if __name__ != "__main__":
+        raise
+    print(f"qrr.ray_rerank: {e}", file=sys.stderr)
+    sys.exit(2)
 
 NODE_COLUMN = "__qrr_node"  # added by the actors, counted here, never written
 ACTOR_START_S = 300         # how long the actors may take to start

@@ -265,6 +265,10 @@ class Reranker:
         {"corpus_id": index in documents, "score": P("yes")[, "text": the document]},
         best first (equal scores keep the documents' order), the first ``top_k`` only
         when given."""
+        if isinstance(documents, (str, bytes)):  # would rank each character as a document
+            raise TypeError(f"documents must be a list of str, not {type(documents).__name__}")
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 0):
+            raise ValueError(f"top_k must be None or an int >= 0, not {top_k!r}")
         docs = list(documents)
         scores = self.predict([(query, d) for d in docs], instruction=instruction,
                               batch_size=batch_size, show_progress_bar=show_progress_bar,

@@ -3,6 +3,8 @@ names the file, the field or the argument."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -72,3 +74,19 @@ def test_convert_failure_names_the_file(tmp_path):
         qrr.convert(src, tmp_path / "out.qrr")
     assert "config.json" in str(e.value)
     assert not (tmp_path / "out.qrr").exists()
+
+
+def test_missing_ray_extra_names_what_to_install():
+    """Without the [ray] extra (ray and pyarrow unimportable here, whether installed or
+    not), `import qrr.ray` and `python -m qrr.ray_rerank` say what to install."""
+    without = "import sys; sys.modules.update(ray=None, pyarrow=None); "
+    message = ('qrr.ray needs the [ray] extra (ray and pyarrow not installed): '
+               'pip install "qrr[ray]" (from a checkout: pip install "./python[ray]")')
+    imported = subprocess.run([sys.executable, "-c", without + "import qrr.ray"],
+                              capture_output=True, text=True)
+    assert imported.returncode == 1
+    assert imported.stderr.splitlines()[-1] == f"ImportError: {message}"
+    as_main = "import runpy; runpy.run_module('qrr.ray_rerank', run_name='__main__', alter_sys=True)"
+    cli = subprocess.run([sys.executable, "-c", without + as_main, "--help"],
+                         capture_output=True, text=True)
+    assert (cli.returncode, cli.stdout, cli.stderr) == (2, "", f"qrr.ray_rerank: {message}\n")

@@ -1,5 +1,5 @@
 """predict: the same numbers as the C API for every reference case, the reference scores
-within DESIGN.md's tolerance, logits with raw=True, a lone pair, batching."""
+within the tolerances of docs/ci.md, logits with raw=True, a lone pair, batching."""
 from __future__ import annotations
 
 import math
@@ -37,7 +37,7 @@ def test_predict_equals_the_c_api(models, name):
 
 
 def test_predict_meets_the_reference_scores(tied):
-    """f32 weights on the CPU: |score - fp64 reference| <= 1e-5 (DESIGN.md)."""
+    """f32 weights on the CPU: |score - fp64 reference| <= 1e-5 (docs/ci.md's table)."""
     lines = cases("tiny-tied")
     ref = reference_lines("tiny-tied")
     with qrr.Reranker(tied) as model:

@@ -1,5 +1,8 @@
-"""rank: CrossEncoder.rank's shape of answer, ordered best first, from predict's scores."""
+"""rank: CrossEncoder.rank's shape of answer, ordered best first, from predict's scores;
+a negative top_k and a str for the documents refused."""
 from __future__ import annotations
+
+import pytest
 
 import qrr
 
@@ -34,3 +37,15 @@ def test_instruction_changes_the_ranking_scores(tied):
         default = model.rank(QUERY, DOCS)
         other = model.rank(QUERY, DOCS, instruction="Find documents about physics")
     assert {h["corpus_id"]: h["score"] for h in default} != {h["corpus_id"]: h["score"] for h in other}
+
+
+def test_bad_arguments(tied):
+    with qrr.Reranker(tied) as model:
+        assert model.rank(QUERY, DOCS, top_k=0) == []
+        for top_k in (-1, 1.5, "2"):
+            with pytest.raises(ValueError, match="top_k"):
+                model.rank(QUERY, DOCS, top_k=top_k)
+        with pytest.raises(TypeError, match="documents must be a list of str, not str"):
+            model.rank(QUERY, "abc")  # not three documents "a", "b", "c"
+        with pytest.raises(TypeError, match="documents must be a list of str, not bytes"):
+            model.rank(QUERY, b"abc")
