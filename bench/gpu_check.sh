@@ -274,7 +274,7 @@ step_parity() {
 }
 
 # device_tolerances DTYPE: tl and ts, the |dlogit| and score bounds of the device against
-# the CPU (DESIGN.md's f16 and int8 ones; the CPU against itself in the dry run)
+# the CPU (docs/ci.md's f16 and int8 ones; the CPU against itself in the dry run)
 device_tolerances() {
     if [ "$1" = int8 ]; then tl=0.25 ts=0.06; else tl=0.05 ts=5e-3; fi
     if [ "$DEVICE" = cpu ] && [ "$1" = f16 ]; then tl=1e-4 ts=1e-5; fi

@@ -13,7 +13,7 @@
 #define QRR_HF_MAX_CONFIG (16u << 20)
 #define QRR_HF_MAX_PROMPT (1u << 20)
 
-/* The default prompts (DESIGN.md: the official recipe). */
+/* The default prompts (the official recipe). */
 #define QRR_DEFAULT_PREFIX                                                                      \
     "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query " \
     "and the Instruct provided. Note that the answer can only be \"yes\" or \"no\".<|im_end|>\n"  \
@@ -93,7 +93,7 @@ typedef struct qrr_label_inputs {
     int force;
 } qrr_label_inputs;
 
-/* The rules of DESIGN.md "Telling a reranker from its siblings", in order. Refusals:
+/* The rules telling a reranker from its siblings (docs/qconvert.md), in order. Refusals:
  * QRR_ERR_NOT_RERANKER (embedding look-alike without force, labels that cannot be
  * inferred or a token the tokenizer lacks), QRR_ERR_CONFIG (a label map qconvert cannot
  * use). */

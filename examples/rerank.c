@@ -25,7 +25,7 @@ int main(int argc, char **argv)
     }
     qrr_model *model = NULL;
     if (qrr_model_open(argv[1], qrr_model_default_params(), &model) != QRR_OK) {
-        fprintf(stderr, "cannot open %s: %s\n", argv[1], qrr_last_error());
+        fprintf(stderr, "%s\n", qrr_last_error()); /* names the file */
         return 1;
     }
     qrr_ctx *ctx = NULL;

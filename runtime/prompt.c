@@ -1,4 +1,5 @@
-/* prompt.c — prompt assembly per DESIGN.md: ids(prefix) + ids(body)[:budget] + ids(suffix),
+/* prompt.c — prompt assembly, the recipe of docs/reference.md:
+ * ids(prefix) + ids(body)[:budget] + ids(suffix),
  * body = query_template(instruction) + query + document_template + document. */
 #include "prompt.h"
 

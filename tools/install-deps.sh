@@ -8,7 +8,13 @@
 #             which would replace the amd64 one, is unpacked by tools/arm64_criterion.sh.
 set -euo pipefail
 arm64=0
-[ "${1:-}" = --arm64 ] && arm64=1
+for a in "$@"; do
+  case $a in
+    --arm64) arm64=1 ;;
+    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "install-deps: unknown option $a (options: --arm64, --help)" >&2; exit 2 ;;
+  esac
+done
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 pkgs=(build-essential pkg-config zlib1g-dev libxxhash-dev libutf8proc-dev libpcre2-dev

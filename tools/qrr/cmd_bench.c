@@ -170,7 +170,7 @@ static int run(const bench_opts *o)
         if (o->as_json) {
             cli_print_json(r);
         } else {
-            printf("model            %s (%d threads)\n", o->path, o->model.ctx.n_threads);
+            printf("model            %s\n", o->path); /* threads in use: the device line */
             printf("device           %s\n", device);
             printf("cpu kernels      %s\n", qrr_cpu_kernels());
             printf("request          1 query x %d documents, %zu prompt tokens (%zu computed)\n",

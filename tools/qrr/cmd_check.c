@@ -151,7 +151,7 @@ static void source_dtype(const qrr_model *m, char *out, size_t n)
     for (char *c = out; *c; c++) *c = (char)tolower((unsigned char)*c); /* "BF16" = "bf16" */
 }
 
-/* DESIGN.md's table: what a correct build reaches against the fp64 reference. */
+/* The tolerance table (docs/ci.md): what a correct build reaches against the fp64 reference. */
 static tolerance default_tolerance(const qrr_model *m, qrr_device device)
 {
     tolerance t = {1e-4, 1e-5, ""};
@@ -176,7 +176,7 @@ static tolerance default_tolerance(const qrr_model *m, qrr_device device)
         t.delta = 1e-2, t.score = 3e-3;
         snprintf(t.why, sizeof t.why, "f16 weights rounded from %s checkpoint weights", src);
     } else {
-        /* bf16 rounded from wider weights: DESIGN.md has no row. bf16 keeps 3 mantissa bits
+        /* bf16 rounded from wider weights. bf16 keeps 3 mantissa bits
          * fewer than f16, so its rounding error is 8x larger: 8x the f16 row. */
         t.delta = 8e-2, t.score = 2.4e-2;
         snprintf(t.why, sizeof t.why, "%s weights rounded from %s checkpoint weights", w, src);
