@@ -376,3 +376,20 @@ Test(cli, readme_link_line_builds_the_example)
     cr_expect(strstr(text, "Beijing.") && strstr(text, "Seoul."), "%s", text);
     free(text);
 }
+
+Test(cli, output_that_cannot_be_written_fails)
+{
+    /* a full disk, or no stdout at all: exit 1 and a message, never a silent 0 */
+    const char *runs[] = {"score '%s' > /dev/full", "tokenize '%s' > /dev/full",
+                          "info '%s' > /dev/full", "info --json '%s' >&-"};
+    char cmd[512], err[1100];
+    snprintf(err, sizeof err, "%s/write-err.txt", tmp);
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        snprintf(cmd, sizeof cmd, runs[i], model);
+        cr_expect_eq(tu_system("echo '{\"query\": \"q\", \"document\": \"d\", \"text\": \"t\"}' | "
+                               "'%s/qrr' %s 2> '%s'", tu_build(), cmd, err), 1, "qrr %s", cmd);
+        char *text = tu_slurp(err, NULL);
+        cr_expect(strstr(text, "cannot write the output"), "qrr %s: %s", cmd, text);
+        free(text);
+    }
+}

@@ -227,7 +227,7 @@ int qrr_cmd_score(int argc, char **argv)
             flush(ctx, items, n, &failures);
             n = 0;
         }
-        if (!items || !(line = cli_next_line(&in, &len))) break;
+        if (!items || ferror(stdout) || !(line = cli_next_line(&in, &len))) break;
         if (cli_is_blank(line, len)) continue;
         item it = {.lineno = in.lineno};
         jsonl_request req = {0};

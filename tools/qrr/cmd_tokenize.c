@@ -85,7 +85,8 @@ int qrr_cmd_tokenize(int argc, char **argv)
         if (json_object_get(o, "error")) failures++;
         cli_print_json(o);
         json_decref(o);
-        fflush(stdout); /* one answer per line, at once: a caller may be waiting for it */
+        /* one answer per line, at once: a caller may be waiting for it */
+        if (fflush(stdout) != 0) break; /* the output is gone: main says so */
     }
     if (in.error) {
         fprintf(stderr, "qrr tokenize: error reading standard input: %s\n", strerror(in.error));

@@ -1,5 +1,7 @@
 /* main.c — the qrr command: dispatch to a subcommand. Each subcommand lives in its own
  * cmd_<name>.c; what they share is in cli.c. */
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
@@ -32,6 +34,17 @@ static void usage(FILE *to)
                 "qrr %s\n", qrr_version());
 }
 
+/* rc, or QRR_EXIT_FAIL with a message when some of the output could not be written (a full
+ * disk, a closed stdout): output lost must not look like success. */
+static int output_written(const char *cmd, int rc)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return rc;
+    fprintf(stderr, "qrr %s: cannot write the output%s%s\n", cmd, errno ? ": " : "",
+            errno ? strerror(errno) : "");
+    return rc == QRR_EXIT_USAGE ? rc : QRR_EXIT_FAIL;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -47,7 +60,8 @@ int main(int argc, char **argv)
         return QRR_EXIT_OK;
     }
     for (size_t i = 0; i < N_COMMANDS; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name))
+            return output_written(commands[i].name, commands[i].run(argc - 1, argv + 1));
     fprintf(stderr, "qrr: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return QRR_EXIT_USAGE;
