@@ -25,7 +25,7 @@ qrr_server_config qrr_server_default_config(void)
                            .device = QRR_DEVICE_CPU, .verify = 1, .max_batch_tokens = 0,
                            .max_client_batch_size = 32, .payload_limit = 2000000,
                            .max_concurrent_requests = 512, .api_key = NULL, .read_timeout = 10,
-                           .drain_timeout = 60, .log_requests = 1};
+                           .request_timeout = 30, .drain_timeout = 60, .log_requests = 1};
     return c;
 }
 
@@ -68,10 +68,29 @@ static route_id find_route(const char *method, const char *url, int *wrong_metho
     return ROUTE_OTHER;
 }
 
+/* s for a log line: control bytes and backslashes as \xNN, so that a request's URL cannot
+ * end the line or forge another; cut at the buffer's end. */
+static const char *log_safe(const char *s, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (; *s && n + 5 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c == 0x7f || c == '\\')
+            n += (size_t)snprintf(buf + n, cap - n, "\\x%02x", c);
+        else
+            buf[n++] = (char)c;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
 static void log_request(const server *srv, const char *method, const char *url,
                         const reply *r, double seconds)
 {
     if (!srv->cfg->log_requests) return;
+    char m[64], u[512];
+    method = log_safe(method, m, sizeof m);
+    url = log_safe(url, u, sizeof u);
     fprintf(stderr, "qrr serve: %s %s %d pairs=%zu tokens=%zu tokenize_ms=%.1f queue_ms=%.1f "
             "inference_ms=%.1f total_ms=%.1f\n", method, url, r->status, r->pairs, r->tokens,
             r->tokenization_s * 1e3, r->queue_s * 1e3, r->inference_s * 1e3, seconds * 1e3);
@@ -182,6 +201,30 @@ static int add_body(request *q, const char *data, size_t n, size_t limit)
     return 0;
 }
 
+/* The deadline clock of a connection (NULL: none). */
+static conn_clock *clock_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* A connection opens or closes: its deadline clock starts or is forgotten (libmicrohttpd
+ * tells of the close before it closes the socket). */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci ? deadlines_add(srv->deadlines, ci->connect_fd) : NULL;
+    } else {
+        deadlines_remove(srv->deadlines, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **req_cls)
@@ -214,6 +257,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         free(r.body);
         return MHD_NO;
     }
+    deadlines_received(srv->deadlines, clock_of(conn)); /* the whole request is in */
     if (q->answered) return MHD_YES;
     if (q->dropped) {
         reply_error(&r, 413, FAIL_TOO_LARGE, "the body is over the limit of %zu bytes "
@@ -232,9 +276,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode code)
 {
-    (void)conn, (void)code;
+    (void)code;
     server *srv = cls;
     request *q = *req_cls;
+    deadlines_restart(srv->deadlines, clock_of(conn)); /* for the next request, if any */
     if (!q) return;
     if (q->counted) atomic_fetch_sub(&srv->in_flight, 1);
     free(q->body);
@@ -317,6 +362,13 @@ static int wait_for_signal(const sigset_t *set)
     return sig;
 }
 
+/* Free the metrics and stop the deadline watchdog (after the HTTP daemon has stopped). */
+static void release(server *srv)
+{
+    deadlines_stop(srv->deadlines);
+    metrics_free(srv->mx);
+}
+
 int qrr_server_run(const qrr_server_config *given)
 {
     qrr_server_config resolved = *given; /* the chunk size, which /info shows, made explicit */
@@ -331,11 +383,16 @@ int qrr_server_run(const qrr_server_config *given)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread started below inherits it */
     signal(SIGPIPE, SIG_IGN);
-    if (!(srv.mx = metrics_create())) return 1;
+    if (!(srv.mx = metrics_create()) ||
+        !(srv.deadlines = deadlines_start(cfg->request_timeout, cfg->log_requests))) {
+        fprintf(stderr, "qrr serve: out of memory or threads\n");
+        release(&srv);
+        return 1;
+    }
 
     int port = 0, fd = listen_on(cfg->host, cfg->port, &port);
     if (fd < 0) {
-        metrics_free(srv.mx);
+        release(&srv);
         return 1;
     }
     struct MHD_Daemon *d = MHD_start_daemon(
@@ -344,11 +401,12 @@ int qrr_server_run(const qrr_server_config *given)
         0, NULL, NULL, on_request, &srv, MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->read_timeout,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(cfg->max_concurrent_requests + 64),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, &srv, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "qrr serve: the HTTP server did not start\n");
         close(fd);
-        metrics_free(srv.mx);
+        release(&srv);
         return 1;
     }
     const int v6 = strchr(cfg->host, ':') != NULL; /* an IPv6 address goes in brackets */
@@ -358,7 +416,7 @@ int qrr_server_run(const qrr_server_config *given)
         MHD_stop_daemon(d);
         close(fd);
         qrr_model_close(srv.model);
-        metrics_free(srv.mx);
+        release(&srv);
         return 1;
     }
     atomic_store(&srv.ready, 1);
@@ -377,7 +435,7 @@ int qrr_server_run(const qrr_server_config *given)
     sched_stop(srv.sched);
     qrr_ctx_free(srv.ctx);
     qrr_model_close(srv.model);
-    metrics_free(srv.mx);
+    release(&srv);
     if (left) fprintf(stderr, "qrr serve: %d request(s) still running after %d s\n", left,
                       cfg->drain_timeout);
     fprintf(stderr, "qrr serve: stopped\n");

@@ -20,6 +20,7 @@ typedef struct qrr_server_config {
     int max_concurrent_requests;
     const char *api_key;        /* NULL = no key needed */
     int read_timeout;           /* seconds a connection may stay idle or stalled */
+    int request_timeout;        /* seconds a client has to send a whole request */
     int drain_timeout;          /* seconds SIGTERM waits for requests in flight */
     int log_requests;           /* one line per request on stderr */
 } qrr_server_config;

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "deadline.h"
 #include "metrics.h"
 #include "qrr.h"
 #include "scheduler.h"
@@ -19,6 +20,7 @@ typedef struct server {
     qrr_ctx *ctx;           /* the scheduler's */
     scheduler *sched;
     metrics *mx;
+    deadlines *deadlines;   /* the time each client has to send its request */
     atomic_int ready;       /* model loaded, scheduler running */
     atomic_int draining;
     atomic_int in_flight;   /* scoring requests being handled */

@@ -611,6 +611,44 @@ Test(server, stalled_client_does_not_stop_others)
     cr_expect_eq(serve_stop(&s), 0);
 }
 
+Test(server, trickling_clients_are_cut_off)
+{
+    /* 70 clients that send a header line now and then, never the whole request: more than
+     * the 65 connections allowed here (--max-concurrent-requests 1, plus 64). The read
+     * timeout never fires on them; the request timeout closes them, and a normal client
+     * gets in after at most about that long. */
+    const char *extra[] = {"--request-timeout", "2", "--read-timeout", "60",
+                           "--max-concurrent-requests", "1", NULL};
+    served s = serve_start(tmp, model, extra);
+    enum { SLOW = 70 };
+    int fds[SLOW];
+    for (int i = 0; i < SLOW; i++) {
+        fds[i] = raw_connect(s.port);
+        raw_send(fds[i], "GET /health HTTP/1.1\r\nHost: x\r\n");
+    }
+    for (int round = 0; round < 4; round++) { /* one header line a client every 0.25 s */
+        usleep(250000);
+        for (int i = 0; i < SLOW; i++) raw_send(fds[i], "X: y\r\n");
+    }
+    http_result r = http(s.port, "/rerank", tei_body(""));
+    cr_expect_eq(r.status, 200, "%ld %s", r.status, r.body);
+    cr_expect_lt(r.seconds, 8.0, "a normal request waited %.1f s behind trickling clients",
+                 r.seconds);
+    free(r.body);
+    int open_left = 0;
+    for (int i = 0; i < SLOW; i++) {
+        int closed;
+        free(raw_read_all(fds[i], 6.0, &closed)); /* cut at 2 s after its accept */
+        open_left += !closed;
+        close(fds[i]);
+    }
+    cr_expect_eq(open_left, 0, "%d trickling connections still open", open_left);
+    cr_expect_eq(serve_stop(&s), 0);
+    char *log = tu_slurp(s.log, NULL);
+    cr_expect(strstr(log, "did not send its request within 2 s (--request-timeout)"), "%s", log);
+    free(log);
+}
+
 Test(server, too_many_concurrent_requests_get_429)
 {
     const char *extra[] = {"--max-concurrent-requests", "1", "--read-timeout", "5", NULL};
@@ -725,6 +763,22 @@ Test(server, missing_model_exits_1)
     cr_expect(strstr(err, "/nonexistent/model.qrr") != NULL, "%s", err);
     free(err);
     cr_expect_eq(tu_system("'%s/qrr' serve 2>/dev/null", tu_build()), 2);
+    /* an empty key (an unset variable, most likely) would lock every client out */
+    cr_expect_eq(tu_system("'%s/qrr' serve '%s' --port 0 --api-key '' 2>/dev/null", tu_build(),
+                           model), 2);
+}
+
+Test(server, a_url_cannot_forge_a_log_line)
+{
+    served s = serve_start(tmp, model, NULL);
+    http_result r = http(s.port, "/x%0Aqrr%20serve:%20FORGED%1b%5b31m", NULL);
+    cr_expect_eq(r.status, 404);
+    free(r.body);
+    cr_expect_eq(serve_stop(&s), 0);
+    char *log = tu_slurp(s.log, NULL);
+    cr_expect(strstr(log, "GET /x\\x0aqrr serve: FORGED\\x1b[31m 404 "), "%s", log);
+    cr_expect(!strstr(log, "\nqrr serve: FORGED"), "%s", log);
+    free(log);
 }
 
 Test(server, loading_answers_503)

@@ -29,13 +29,16 @@ static void help(void)
            "                               /health and /metrics); also $QRR_API_KEY\n"
            "  --read-timeout S             close a connection idle or stalled S seconds\n"
            "                               (default %d)\n"
+           "  --request-timeout S          close a connection whose request (headers and\n"
+           "                               body) is not in within S seconds (default %d)\n"
            "  --drain-timeout S            how long SIGTERM waits for requests (default %d)\n"
            "  --no-verify                  skip the weight checksums at open\n"
            "  --quiet                      no line per request on stderr\n\n"
            "Exit: 0 after a drain, 1 when the model or the address cannot be opened, 2 usage.\n",
            d.host, d.port, qrr_default_max_batch_tokens(QRR_DEVICE_CPU),
            qrr_default_max_batch_tokens(QRR_DEVICE_CUDA), d.max_client_batch_size, d.payload_limit,
-           d.max_concurrent_requests, d.read_timeout, d.drain_timeout);
+           d.max_concurrent_requests, d.read_timeout, d.request_timeout,
+           d.drain_timeout);
 }
 
 /* A server option with an integer value in [lo, hi]: 1 when argv[*i] is `name` (then its
@@ -59,7 +62,8 @@ int qrr_cmd_serve(int argc, char **argv)
     if (c.api_key && !*c.api_key) c.api_key = NULL;
     long port = c.port, chunk = c.max_batch_tokens, texts = c.max_client_batch_size,
          payload = (long)c.payload_limit, concurrent = c.max_concurrent_requests,
-         read_timeout = c.read_timeout, drain_timeout = c.drain_timeout;
+         read_timeout = c.read_timeout, request_timeout = c.request_timeout,
+         drain_timeout = c.drain_timeout;
     const struct {
         const char *name;
         long lo, hi;
@@ -70,6 +74,7 @@ int qrr_cmd_serve(int argc, char **argv)
                 {"--payload-limit", 1, 1L << 31, &payload},
                 {"--max-concurrent-requests", 1, 100000, &concurrent},
                 {"--read-timeout", 1, 3600, &read_timeout},
+                {"--request-timeout", 1, 3600, &request_timeout},
                 {"--drain-timeout", 0, 86400, &drain_timeout}};
     for (int i = 1; i < argc; i++) {
         int r = cli_common_option("serve", CLI_OPT_THREADS | CLI_OPT_DEVICE | CLI_OPT_VERIFY,
@@ -86,6 +91,9 @@ int qrr_cmd_serve(int argc, char **argv)
             c.host = argv[++i];
         } else if (!strcmp(a, "--api-key") && i + 1 < argc) {
             c.api_key = argv[++i];
+            if (!*c.api_key) /* no client could send it: most likely an unset variable */
+                return cli_usage_error("serve", "--api-key is empty (to serve without a key, "
+                                       "leave the option out)");
         } else if (!strcmp(a, "--quiet")) {
             c.log_requests = 0;
         } else if (a[0] == '-') {
@@ -103,6 +111,7 @@ int qrr_cmd_serve(int argc, char **argv)
     c.payload_limit = (size_t)payload;
     c.max_concurrent_requests = (int)concurrent;
     c.read_timeout = (int)read_timeout;
+    c.request_timeout = (int)request_timeout;
     c.drain_timeout = (int)drain_timeout;
     c.threads = mo.ctx.n_threads;
     c.device = mo.ctx.device;
