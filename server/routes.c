@@ -38,7 +38,8 @@ static int get_bool(json_t *o, const char *key, int *out, reply *r)
     return 0;
 }
 
-/* A string field; required unless out may stay NULL (then absent or null is fine). */
+/* A string field; required unless out may stay NULL (then absent or null is fine). len
+ * NULL: the caller reads it as a C string, so an embedded NUL ("\u0000") is refused. */
 static int get_string(json_t *o, const char *key, int required, const char **out, size_t *len,
                       reply *r)
 {
@@ -50,7 +51,12 @@ static int get_string(json_t *o, const char *key, int required, const char **out
         return -1;
     }
     *out = json_string_value(v);
-    *len = json_string_length(v);
+    if (len) {
+        *len = json_string_length(v);
+    } else if (strlen(*out) != json_string_length(v)) {
+        reply_error(r, 422, FAIL_VALIDATION, "\"%s\" cannot hold a NUL character", key);
+        return -1;
+    }
     return 0;
 }
 
@@ -100,7 +106,6 @@ static int parse_request(json_t *o, route_id route, const qrr_server_config *cfg
                          rerank_request *q, reply *r)
 {
     int cohere = route != ROUTE_RERANK;
-    size_t unused;
     q->docs_field = cohere ? "documents" : "texts";
     q->truncate = 1;
     if (get_string(o, "query", 1, &q->query, &q->query_len, r) ||
@@ -118,18 +123,17 @@ static int parse_request(json_t *o, route_id route, const qrr_server_config *cfg
             }
             if ((size_t)json_integer_value(top) < q->n) q->top_n = (size_t)json_integer_value(top);
         }
-        if (get_string(o, "model", 0, &q->model, &unused, r) ||
+        if (get_string(o, "model", 0, &q->model, NULL, r) ||
             get_bool(o, "return_documents", &ret_docs, r))
             return -1;
         q->return_text = ret_docs;
         return 0;
     }
     const char *dir = NULL;
-    size_t dir_len = 0;
     if (get_bool(o, "raw_scores", &q->raw_scores, r) ||
         get_bool(o, "return_text", &q->return_text, r) ||
         get_bool(o, "truncate", &q->truncate, r) ||
-        get_string(o, "truncation_direction", 0, &dir, &dir_len, r))
+        get_string(o, "truncation_direction", 0, &dir, NULL, r))
         return -1;
     if (dir && strcasecmp(dir, "right") != 0) {
         reply_error(r, 422, FAIL_VALIDATION, strcasecmp(dir, "left") == 0 ?

@@ -257,6 +257,10 @@ Test(server, errors)
                  "validation", "instruction");
     EXPECT_ERROR("/rerank", "{\"query\": \"q\", \"texts\": [\"a\"], \"truncation_direction\": "
                  "\"left\"}", 422, "validation", "truncation_direction");
+    EXPECT_ERROR("/rerank", "{\"query\": \"q\", \"texts\": [\"a\"], \"truncation_direction\": "
+                 "\"right\\u0000x\"}", 422, "validation", "NUL");
+    EXPECT_ERROR("/v1/rerank", "{\"query\": \"q\", \"documents\": [\"a\"], \"model\": "
+                 "\"m\\u0000hidden\"}", 422, "invalid_request_error", "\"model\"");
     /* invalid UTF-8 inside a JSON string */
     const char bad_utf8[] = "{\"query\": \"q\xff\", \"texts\": [\"a\"]}";
     expect_error(s.port, "/rerank", bad_utf8, sizeof bad_utf8 - 1, 400, "validation", "UTF-8");
