@@ -21,7 +21,7 @@ struct conn_clock {
 };
 
 struct deadlines {
-    int timeout_s, log, stopping;
+    int timeout_s, idle_s, log, stopping;
     pthread_mutex_t lock;
     pthread_cond_t wake;
     pthread_t thread;
@@ -34,7 +34,7 @@ static void *watch(void *arg)
     pthread_mutex_lock(&d->lock);
     while (!d->stopping) {
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
+        clock_gettime(CLOCK_MONOTONIC, &until); /* the condition variable's clock */
         until.tv_nsec += 500000000L;
         if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
         pthread_cond_timedwait(&d->wake, &d->lock, &until);
@@ -52,14 +52,19 @@ static void *watch(void *arg)
     return NULL;
 }
 
-deadlines *deadlines_start(int timeout_s, int log)
+deadlines *deadlines_start(int timeout_s, int idle_s, int log)
 {
     deadlines *d = calloc(1, sizeof *d);
     if (!d) return NULL;
     d->timeout_s = timeout_s;
+    d->idle_s = idle_s;
     d->log = log;
     pthread_mutex_init(&d->lock, NULL);
-    pthread_cond_init(&d->wake, NULL);
+    pthread_condattr_t ca; /* waits on the monotonic clock: a wall-clock step cannot stall them */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d->wake, &ca);
+    pthread_condattr_destroy(&ca);
     if (pthread_create(&d->thread, NULL, watch, d) != 0) {
         pthread_cond_destroy(&d->wake);
         pthread_mutex_destroy(&d->lock);
@@ -108,21 +113,22 @@ void deadlines_remove(deadlines *d, conn_clock *c)
     free(c);
 }
 
-static void set_waiting(deadlines *d, conn_clock *c, int waiting)
+/* c waits for a request (or not), its time counted from `after` seconds from now. */
+static void set_waiting(deadlines *d, conn_clock *c, int waiting, double after)
 {
     if (!c) return;
     pthread_mutex_lock(&d->lock);
     c->waiting = waiting;
-    c->since = qrr_time_seconds();
+    c->since = qrr_time_seconds() + after;
     pthread_mutex_unlock(&d->lock);
 }
 
 void deadlines_received(deadlines *d, conn_clock *c)
 {
-    set_waiting(d, c, 0);
+    set_waiting(d, c, 0, 0.0);
 }
 
 void deadlines_restart(deadlines *d, conn_clock *c)
 {
-    set_waiting(d, c, 1);
+    set_waiting(d, c, 1, d->idle_s);
 }

@@ -249,6 +249,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_size = 0;
         if (q->answered) return MHD_YES; /* refused already: drop the rest */
         if (!q->dropped && add_body(q, upload, n, limit) == 0) return MHD_YES;
+        if (!q->dropped) { /* from here on the body is only counted */
+            free(q->body);
+            q->body = NULL;
+            q->cap = 0;
+        }
         q->dropped += n;
         if ((q->len + q->dropped) / DROP_LIMITS <= limit) return MHD_YES;
         reply_error(&r, 413, FAIL_TOO_LARGE, "the body went on past %d times --payload-limit "
@@ -384,7 +389,8 @@ int qrr_server_run(const qrr_server_config *given)
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread started below inherits it */
     signal(SIGPIPE, SIG_IGN);
     if (!(srv.mx = metrics_create()) ||
-        !(srv.deadlines = deadlines_start(cfg->request_timeout, cfg->log_requests))) {
+        !(srv.deadlines = deadlines_start(cfg->request_timeout, cfg->read_timeout,
+                                          cfg->log_requests))) {
         fprintf(stderr, "qrr serve: out of memory or threads\n");
         release(&srv);
         return 1;

@@ -632,7 +632,8 @@ Test(server, trickling_clients_are_cut_off)
     }
     for (int round = 0; round < 4; round++) { /* one header line a client every 0.25 s */
         usleep(250000);
-        for (int i = 0; i < SLOW; i++) raw_send(fds[i], "X: y\r\n");
+        for (int i = 0; i < SLOW; i++) /* fails once the server has cut it: fine */
+            send(fds[i], "X: y\r\n", strlen("X: y\r\n"), MSG_NOSIGNAL);
     }
     http_result r = http(s.port, "/rerank", tei_body(""));
     cr_expect_eq(r.status, 200, "%ld %s", r.status, r.body);
@@ -651,6 +652,27 @@ Test(server, trickling_clients_are_cut_off)
     char *log = tu_slurp(s.log, NULL);
     cr_expect(strstr(log, "did not send its request within 2 s (--request-timeout)"), "%s", log);
     free(log);
+}
+
+Test(server, an_idle_kept_alive_connection_outlives_the_request_timeout)
+{
+    /* idle between requests is the read timeout's business: the request timeout (1 s)
+     * starts once the read timeout's idle allowance (5 s) is over */
+    const char *extra[] = {"--request-timeout", "1", "--read-timeout", "5", NULL};
+    served s = serve_start(tmp, model, extra);
+    CURL *keep = curl_easy_init();
+    http_result r = http_on(keep, s.port, "/health", NULL, 0, NULL);
+    cr_expect_eq(r.status, 200);
+    free(r.body);
+    usleep(2500000);
+    r = http_on(keep, s.port, "/health", NULL, 0, NULL);
+    cr_expect_eq(r.status, 200);
+    free(r.body);
+    long connects = -1;
+    curl_easy_getinfo(keep, CURLINFO_NUM_CONNECTS, &connects);
+    cr_expect_eq(connects, 0, "the kept-alive connection was closed while idle");
+    curl_easy_cleanup(keep);
+    cr_expect_eq(serve_stop(&s), 0);
 }
 
 Test(server, too_many_concurrent_requests_get_429)

@@ -5,6 +5,7 @@ prompt, truncation, batching of one query's documents and the scores are all lib
 from __future__ import annotations
 
 import ctypes
+import operator
 import os
 import threading
 from ctypes import POINTER, byref, c_char_p, c_float, c_int32, c_size_t, c_void_p
@@ -267,8 +268,12 @@ class Reranker:
         when given."""
         if isinstance(documents, (str, bytes)):  # would rank each character as a document
             raise TypeError(f"documents must be a list of str, not {type(documents).__name__}")
-        if top_k is not None and (not isinstance(top_k, int) or top_k < 0):
-            raise ValueError(f"top_k must be None or an int >= 0, not {top_k!r}")
+        if top_k is not None:
+            if isinstance(top_k, bool):
+                raise TypeError("top_k must be None or an int >= 0, not a bool")
+            top_k = operator.index(top_k)  # any integer (NumPy's too); TypeError otherwise
+            if top_k < 0:
+                raise ValueError(f"top_k must be None or an int >= 0, not {top_k}")
         docs = list(documents)
         scores = self.predict([(query, d) for d in docs], instruction=instruction,
                               batch_size=batch_size, show_progress_bar=show_progress_bar,

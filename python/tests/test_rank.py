@@ -2,6 +2,7 @@
 a negative top_k and a str for the documents refused."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import qrr
@@ -42,8 +43,11 @@ def test_instruction_changes_the_ranking_scores(tied):
 def test_bad_arguments(tied):
     with qrr.Reranker(tied) as model:
         assert model.rank(QUERY, DOCS, top_k=0) == []
-        for top_k in (-1, 1.5, "2"):
-            with pytest.raises(ValueError, match="top_k"):
+        assert len(model.rank(QUERY, DOCS, top_k=np.int64(2))) == 2
+        with pytest.raises(ValueError, match="top_k"):
+            model.rank(QUERY, DOCS, top_k=-1)
+        for top_k in (1.5, "2", True):
+            with pytest.raises(TypeError):
                 model.rank(QUERY, DOCS, top_k=top_k)
         with pytest.raises(TypeError, match="documents must be a list of str, not str"):
             model.rank(QUERY, "abc")  # not three documents "a", "b", "c"
