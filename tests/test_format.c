@@ -15,6 +15,8 @@
 #include <xxhash.h>
 #include <zlib.h>
 
+#include "qrr_test_util.h"
+
 #include "qrr_file.h"
 #include "qrr_format.h"
 #include "qrr_meta.h"
@@ -303,23 +305,12 @@ static char tmpdir[256];
 
 static void setup(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/qrr-test-format-XXXXXX");
-    cr_assert(mkdtemp(tmpdir));
+    tu_tmpdir(tmpdir, sizeof tmpdir);
 }
 
 static void teardown(void)
 {
-    DIR *dir = opendir(tmpdir);
-    if (!dir) return;
-    struct dirent *de;
-    char p[512];
-    while ((de = readdir(dir)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", tmpdir, de->d_name);
-            unlink(p);
-        }
-    closedir(dir);
-    rmdir(tmpdir);
+    tu_rmtree(tmpdir);
 }
 
 static int dir_entries(void)

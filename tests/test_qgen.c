@@ -62,27 +62,16 @@ typedef struct {
     char root[64];
 } tmpdir;
 
-// The test's temp dir, removed by the suite's fini even when an assertion ends the test.
-static char g_tmp_root[64];
-
+// The test's temp dir (tu_tmpdir's: removed when the test ends, even by a failed assertion).
 static tmpdir tmp_make(void) {
     tmpdir t;
-    strcpy(t.root, "/tmp/qrr-test-qgen-XXXXXX");
-    cr_assert(mkdtemp(t.root) != NULL);
-    strcpy(g_tmp_root, t.root);
+    tu_tmpdir(t.root, sizeof t.root);
     return t;
 }
 
 static void tmp_remove(tmpdir *t) {
     tu_rmtree(t->root);
-    g_tmp_root[0] = 0;
 }
-
-static void cleanup(void) {
-    if (g_tmp_root[0]) tu_rmtree(g_tmp_root);
-}
-
-TestSuite(qgen, .fini = cleanup);
 
 // root/name into a static rotating buffer (enough for a few paths per expression).
 static const char *at(const tmpdir *t, const char *name) {
