@@ -23,7 +23,8 @@ qrr_server_config qrr_server_default_config(void)
 {
     qrr_server_config c = {.host = "127.0.0.1", .port = 3000, .threads = 0,
                            .device = QRR_DEVICE_CPU, .verify = 1, .max_batch_tokens = 0,
-                           .max_client_batch_size = 32, .payload_limit = 2000000,
+                           .max_client_batch_size = 32, .max_documents = 1000,
+                           .payload_limit = 2000000,
                            .max_concurrent_requests = 512, .api_key = NULL, .read_timeout = 10,
                            .request_timeout = 30, .drain_timeout = 60, .log_requests = 1};
     return c;
@@ -38,6 +39,7 @@ typedef struct request {
     int answered;     /* a reply was queued before the whole body was read */
     int wrong_method; /* a known route asked with another method */
     size_t dropped;   /* bytes read past the payload limit, not kept */
+    reply refusal;    /* a refusal of a request without a body, sent at its end */
     double started;
 } request;
 
@@ -68,14 +70,15 @@ static route_id find_route(const char *method, const char *url, int *wrong_metho
     return ROUTE_OTHER;
 }
 
-/* s for a log line: control bytes and backslashes as \xNN, so that a request's URL cannot
- * end the line or forge another; cut at the buffer's end. */
+/* s for a log line: control bytes, backslashes and every byte of a non-ASCII character as
+ * \xNN, so that a request's URL cannot end the line or forge another (U+0085 and U+2028
+ * end lines too for some log readers); cut at the buffer's end. */
 static const char *log_safe(const char *s, char *buf, size_t cap)
 {
     size_t n = 0;
     for (; *s && n + 5 < cap; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c < 0x20 || c == 0x7f || c == '\\')
+        if (c < 0x20 || c >= 0x7f || c == '\\')
             n += (size_t)snprintf(buf + n, cap - n, "\\x%02x", c);
         else
             buf[n++] = (char)c;
@@ -183,6 +186,16 @@ static int refuse_early(server *srv, struct MHD_Connection *conn, request *q, re
     return 0;
 }
 
+/* Whether the request comes with a body (Content-Length above 0, or chunked). */
+static int has_body(struct MHD_Connection *conn)
+{
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return (cl && strtoull(cl, NULL, 10) > 0) ||
+           MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_TRANSFER_ENCODING);
+}
+
 /* Append a piece of the body; 0, or -1 past the payload limit. */
 static int add_body(request *q, const char *data, size_t n, size_t limit)
 {
@@ -239,7 +252,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         q->started = qrr_time_seconds();
         q->route = find_route(method, url, &q->wrong_method);
         r.route = q->route;
-        if (refuse_early(srv, conn, q, &r)) return send_reply(srv, conn, q, method, url, &r);
+        if (!refuse_early(srv, conn, q, &r)) return MHD_YES;
+        /* libmicrohttpd closes the connection after a reply queued before the body: that
+         * spares reading an unwanted body, but a request without one keeps its connection
+         * if the reply waits for the request's end. */
+        if (has_body(conn)) return send_reply(srv, conn, q, method, url, &r);
+        q->refusal = r;
         return MHD_YES;
     }
     r.route = q->route;
@@ -264,6 +282,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     deadlines_received(srv->deadlines, clock_of(conn)); /* the whole request is in */
     if (q->answered) return MHD_YES;
+    if (q->refusal.body) {
+        r = q->refusal;
+        q->refusal.body = NULL;
+        return send_reply(srv, conn, q, method, url, &r);
+    }
     if (q->dropped) {
         reply_error(&r, 413, FAIL_TOO_LARGE, "the body is over the limit of %zu bytes "
                     "(--payload-limit)", limit);
@@ -287,6 +310,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     deadlines_restart(srv->deadlines, clock_of(conn)); /* for the next request, if any */
     if (!q) return;
     if (q->counted) atomic_fetch_sub(&srv->in_flight, 1);
+    free(q->refusal.body); /* a refusal that was not sent: the client left */
     free(q->body);
     free(q);
     *req_cls = NULL;

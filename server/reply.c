@@ -57,9 +57,12 @@ void reply_error(reply *r, int status, fail_reason why, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     json_t *body;
-    if (r->route == ROUTE_V1 || r->route == ROUTE_V2)
-        body = json_pack("{s:{s:s,s:s,s:s}}", "error", "message", msg, "type", api_type(why),
-                         "code", fail_reason_name(why));
+    if (r->route == ROUTE_V1 || r->route == ROUTE_V2) /* the message also where Cohere's
+                                                        * ("message") and Jina's ("detail")
+                                                        * clients look for it */
+        body = json_pack("{s:{s:s,s:s,s:s},s:s,s:s}", "error", "message", msg, "type",
+                         api_type(why), "code", fail_reason_name(why), "message", msg,
+                         "detail", msg);
     else
         body = json_pack("{s:s,s:s}", "error", msg, "error_type", tei_type(why));
     r->why = why;

@@ -61,7 +61,7 @@ static int get_string(json_t *o, const char *key, int required, const char **out
 }
 
 /* The documents: strings (both APIs) or, for Cohere/Jina, objects with a string "text". */
-static int get_documents(json_t *o, int objects_ok, const qrr_server_config *cfg,
+static int get_documents(json_t *o, int cohere, const qrr_server_config *cfg,
                          rerank_request *q, reply *r)
 {
     json_t *arr = json_object_get(o, q->docs_field);
@@ -75,10 +75,11 @@ static int get_documents(json_t *o, int objects_ok, const qrr_server_config *cfg
         reply_error(r, 400, FAIL_EMPTY, "\"%s\" cannot be empty", q->docs_field);
         return -1;
     }
-    if (q->n > (size_t)cfg->max_client_batch_size) {
+    const int limit = cohere ? cfg->max_documents : cfg->max_client_batch_size;
+    if (q->n > (size_t)limit) {
         reply_error(r, 422, FAIL_VALIDATION, "\"%s\" holds %zu items; this server takes at "
-                    "most %d per request (--max-client-batch-size)", q->docs_field, q->n,
-                    cfg->max_client_batch_size);
+                    "most %d per request (%s)", q->docs_field, q->n, limit,
+                    cohere ? "--max-documents" : "--max-client-batch-size");
         return -1;
     }
     q->docs = calloc(q->n, sizeof *q->docs);
@@ -89,9 +90,9 @@ static int get_documents(json_t *o, int objects_ok, const qrr_server_config *cfg
     }
     for (size_t i = 0; i < q->n; i++) {
         json_t *d = json_array_get(arr, i);
-        if (objects_ok && json_is_object(d)) d = json_object_get(d, "text");
+        if (cohere && json_is_object(d)) d = json_object_get(d, "text");
         if (!json_is_string(d)) {
-            reply_error(r, 422, FAIL_VALIDATION, objects_ok ?
+            reply_error(r, 422, FAIL_VALIDATION, cohere ?
                         "\"%s\"[%zu] must be a string or an object with a string \"text\"" :
                         "\"%s\"[%zu] must be a string", q->docs_field, i);
             return -1;
@@ -331,13 +332,24 @@ void route_metrics(server *srv, reply *r)
 void route_info(server *srv, reply *r)
 {
     const qrr_server_config *c = srv->cfg;
-    json_t *o = json_pack("{s:s,s:s,s:s,s:b,s:{s:i,s:I,s:i,s:i}}", "model_id", srv->model_name,
-                          "version", qrr_version(), "device",
+    json_t *o = json_pack("{s:s,s:s,s:s,s:b,s:{s:i,s:i,s:I,s:i,s:i}}", "model_id",
+                          srv->model_name, "version", qrr_version(), "device",
                           c->device == QRR_DEVICE_CUDA ? "cuda" : "cpu", "ready",
                           atomic_load(&srv->ready), "limits", "max_client_batch_size",
-                          c->max_client_batch_size, "payload_limit", (json_int_t)c->payload_limit,
+                          c->max_client_batch_size, "max_documents", c->max_documents,
+                          "payload_limit", (json_int_t)c->payload_limit,
                           "max_concurrent_requests", c->max_concurrent_requests,
                           "max_batch_tokens", c->max_batch_tokens);
+    /* The keys of text-embeddings-inference's /info that clients read to tell a reranker
+     * (model_type) and its limits. */
+    json_t *tei = json_pack("{s:{s:{s:{s:s},s:{s:i}}},s:i,s:i,s:i,s:n,s:b}", "model_type",
+                            "reranker", "id2label", "0", "LABEL_0", "label2id", "LABEL_0", 0,
+                            "max_client_batch_size", c->max_client_batch_size,
+                            "max_batch_tokens", c->max_batch_tokens,
+                            "max_concurrent_requests", c->max_concurrent_requests,
+                            "max_batch_requests", "auto_truncate", 1);
+    if (o && tei) json_object_update(o, tei);
+    json_decref(tei);
     qrr_model_info mi;
     if (o && atomic_load(&srv->ready) && qrr_model_get_info(srv->model, &mi) == QRR_OK) {
         json_object_set_new(o, "model_dtype", json_string(mi.weight_dtype));

@@ -48,7 +48,7 @@ typedef struct reply {
 /* r's status and body from a JSON value (stolen). */
 void reply_json(reply *r, int status, json_t *body);
 /* r as an error in the shape of r->route's API: {"error", "error_type"} for TEI's routes,
- * {"error": {"message", "type", "code"}} for /v1 and /v2. */
+ * {"error": {"message", "type", "code"}, "message", "detail"} for /v1 and /v2. */
 void reply_error(reply *r, int status, fail_reason why, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Add a response header (name must be a string literal). */

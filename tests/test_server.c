@@ -223,6 +223,11 @@ static void expect_error(int port, const char *path, const char *body, size_t le
         msg = json_string_value(json_object_get(e, "message"));
         got_type = json_string_value(json_object_get(e, "type"));
         cr_expect_not_null(json_object_get(e, "code"), "%s", r.body);
+        /* where Cohere's and Jina's own clients read the message */
+        cr_expect(msg && json_is_string(json_object_get(o, "message")) &&
+                  !strcmp(json_string_value(json_object_get(o, "message")), msg), "%s", r.body);
+        cr_expect(msg && json_is_string(json_object_get(o, "detail")) &&
+                  !strcmp(json_string_value(json_object_get(o, "detail")), msg), "%s", r.body);
     } else {
         msg = json_string_value(json_object_get(o, "error"));
         got_type = json_string_value(json_object_get(o, "error_type"));
@@ -239,11 +244,19 @@ static void expect_error(int port, const char *path, const char *body, size_t le
 
 Test(server, errors)
 {
-    const char *extra[] = {"--payload-limit", "4096", "--max-client-batch-size", "3", NULL};
+    const char *extra[] = {"--payload-limit", "4096", "--max-client-batch-size", "3",
+                           "--max-documents", "4", NULL};
     served s = serve_start(tmp, model, extra);
     EXPECT_ERROR("/rerank", "{\"query\": \"q\", \"texts\": []}", 400, "empty", "texts");
     EXPECT_ERROR("/rerank", "{\"query\": \"q\", \"texts\": [\"a\", \"b\", \"c\", \"d\"]}", 422,
                  "validation", "--max-client-batch-size");
+    /* the Cohere and Jina routes have their own limit */
+    EXPECT_ERROR("/v2/rerank", "{\"query\": \"q\", \"documents\": [\"a\", \"b\", \"c\", \"d\", "
+                 "\"e\"]}", 422, "invalid_request_error", "at most 4 per request (--max-documents)");
+    http_result four = http(s.port, "/v1/rerank", "{\"query\": \"q\", \"documents\": [\"a\", "
+                            "\"b\", \"c\", \"d\"]}");
+    cr_expect_eq(four.status, 200, "%s", four.body);
+    free(four.body);
     EXPECT_ERROR("/rerank", "{\"query\": \"q\", \"texts\": [\"a\"", 400, "validation", "JSON");
     EXPECT_ERROR("/rerank", "[1, 2]", 422, "validation", "object");
     EXPECT_ERROR("/rerank", "{\"texts\": [\"a\"]}", 422, "validation", "query");
@@ -389,6 +402,35 @@ Test(server, methods)
     cr_expect_eq(serve_stop(&s), 0);
 }
 
+Test(server, a_refused_request_without_a_body_keeps_its_connection)
+{
+    const char *extra[] = {"--api-key", "sesame", NULL};
+    served s = serve_start(tmp, model, extra);
+    CURL *keep = curl_easy_init();
+    static const struct {
+        const char *path, *body;
+        long status;
+        long connects; /* new connections the request needed */
+    } steps[] = {{"/health", NULL, 200, 1}, {"/nope", NULL, 404, 0}, {"/info", NULL, 401, 0},
+                 {"/rerank", NULL, 405, 0}, {"/health", NULL, 200, 0},
+                 /* a refusal before an unread body closes the connection; the next request
+                  * opens another */
+                 {"/rerank", "{\"query\":\"q\",\"texts\":[\"d\"]}", 401, 0},
+                 {"/health", NULL, 200, 1}};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        const char *b = steps[i].body;
+        http_result r = http_on(keep, s.port, steps[i].path, b, b ? strlen(b) : 0, NULL);
+        long connects = -1;
+        curl_easy_getinfo(keep, CURLINFO_NUM_CONNECTS, &connects);
+        cr_expect_eq(r.status, steps[i].status, "step %zu: %s %ld", i, steps[i].path, r.status);
+        cr_expect_eq(connects, steps[i].connects, "step %zu: %s opened %ld connections", i,
+                     steps[i].path, connects);
+        free(r.body);
+    }
+    curl_easy_cleanup(keep);
+    cr_expect_eq(serve_stop(&s), 0);
+}
+
 /* Whether this machine can listen on IPv6's loopback. */
 static int have_ipv6_loopback(void)
 {
@@ -491,6 +533,16 @@ Test(server, health_info_metrics)
     cr_expect_eq(json_integer_value(json_object_get(o, "max_input_length")), 8192);
     cr_expect_eq(json_integer_value(json_object_get(json_object_get(o, "limits"),
                                                     "max_client_batch_size")), 32);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(o, "limits"),
+                                                    "max_documents")), 1000);
+    /* text-embeddings-inference's keys, which its clients read to tell a reranker */
+    cr_expect(json_is_object(json_object_get(json_object_get(o, "model_type"), "reranker")),
+              "%s", r.body);
+    cr_expect_eq(json_integer_value(json_object_get(o, "max_client_batch_size")), 32);
+    cr_expect_eq(json_integer_value(json_object_get(o, "max_concurrent_requests")), 512);
+    cr_expect_eq(json_integer_value(json_object_get(o, "max_batch_tokens")),
+                 qrr_default_max_batch_tokens(QRR_DEVICE_CPU));
+    cr_expect(json_is_true(json_object_get(o, "auto_truncate")), "%s", r.body);
     cr_expect_eq(json_integer_value(json_object_get(json_object_get(o, "limits"),
                                                     "max_batch_tokens")),
                  qrr_default_max_batch_tokens(QRR_DEVICE_CPU), "the CPU's default, resolved");
@@ -800,9 +852,14 @@ Test(server, a_url_cannot_forge_a_log_line)
     http_result r = http(s.port, "/x%0Aqrr%20serve:%20FORGED%1b%5b31m", NULL);
     cr_expect_eq(r.status, 404);
     free(r.body);
+    /* U+0085 and U+2028 end a line for some log tools */
+    r = http(s.port, "/y%C2%85z%E2%80%A8", NULL);
+    cr_expect_eq(r.status, 404);
+    free(r.body);
     cr_expect_eq(serve_stop(&s), 0);
     char *log = tu_slurp(s.log, NULL);
     cr_expect(strstr(log, "GET /x\\x0aqrr serve: FORGED\\x1b[31m 404 "), "%s", log);
+    cr_expect(strstr(log, "GET /y\\xc2\\x85z\\xe2\\x80\\xa8 404 "), "%s", log);
     cr_expect(!strstr(log, "\nqrr serve: FORGED"), "%s", log);
     free(log);
 }

@@ -22,7 +22,10 @@ static void help(void)
            "  --device cpu|cuda            where to score (default cpu)\n"
            "  --max-batch-tokens N         tokens per forward chunk (default %d on the CPU,\n"
            "                               %d on cuda)\n"
-           "  --max-client-batch-size N    texts per request (default %d; more: 422)\n"
+           "  --max-client-batch-size N    texts per /rerank request (default %d, as in\n"
+           "                               text-embeddings-inference; more: 422)\n"
+           "  --max-documents N            documents per /v1 or /v2 request (default %d;\n"
+           "                               more: 422)\n"
            "  --payload-limit BYTES        request body size (default %zu; more: 413)\n"
            "  --max-concurrent-requests N  requests handled at once (default %d; more: 429)\n"
            "  --api-key KEY                require \"Authorization: Bearer KEY\" (not on\n"
@@ -37,7 +40,8 @@ static void help(void)
            "  --quiet                      no line per request on stderr\n\n"
            "Exit: 0 after a drain, 1 when the model or the address cannot be opened, 2 usage.\n",
            d.host, d.port, qrr_default_max_batch_tokens(QRR_DEVICE_CPU),
-           qrr_default_max_batch_tokens(QRR_DEVICE_CUDA), d.max_client_batch_size, d.payload_limit,
+           qrr_default_max_batch_tokens(QRR_DEVICE_CUDA), d.max_client_batch_size, d.max_documents,
+           d.payload_limit,
            d.max_concurrent_requests, d.read_timeout, d.request_timeout,
            d.drain_timeout);
 }
@@ -62,7 +66,7 @@ int qrr_cmd_serve(int argc, char **argv)
     c.api_key = getenv("QRR_API_KEY");
     if (c.api_key && !*c.api_key) c.api_key = NULL;
     long port = c.port, chunk = c.max_batch_tokens, texts = c.max_client_batch_size,
-         payload = (long)c.payload_limit, concurrent = c.max_concurrent_requests,
+         documents = c.max_documents, payload = (long)c.payload_limit, concurrent = c.max_concurrent_requests,
          read_timeout = c.read_timeout, request_timeout = c.request_timeout,
          drain_timeout = c.drain_timeout;
     const struct {
@@ -72,6 +76,7 @@ int qrr_cmd_serve(int argc, char **argv)
     } ints[] = {{"--port", 0, 65535, &port},
                 {"--max-batch-tokens", 1, 1 << 20, &chunk},
                 {"--max-client-batch-size", 1, 100000, &texts},
+                {"--max-documents", 1, 100000, &documents},
                 {"--payload-limit", 1, 1L << 31, &payload},
                 {"--max-concurrent-requests", 1, 100000, &concurrent},
                 {"--read-timeout", 1, 3600, &read_timeout},
@@ -109,6 +114,7 @@ int qrr_cmd_serve(int argc, char **argv)
     c.port = (int)port;
     c.max_batch_tokens = (int)chunk;
     c.max_client_batch_size = (int)texts;
+    c.max_documents = (int)documents;
     c.payload_limit = (size_t)payload;
     c.max_concurrent_requests = (int)concurrent;
     c.read_timeout = (int)read_timeout;
