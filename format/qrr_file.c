@@ -42,8 +42,9 @@ static const char *const section_names[QRR_SECTION_COUNT] = {"META", "TOKENIZER"
 static int check_header(qrr_file *f, qrr_diag *d)
 {
     if (f->len < QRR_HEADER_SIZE)
-        return qrr_fail(d, QRR_ERR_TRUNCATED, "file is %zu bytes, shorter than the %u-byte header",
-                        f->len, QRR_HEADER_SIZE);
+        return qrr_fail(d, QRR_ERR_TRUNCATED,
+                        "file is %zu byte%s, shorter than the %u-byte header", f->len,
+                        f->len == 1 ? "" : "s", QRR_HEADER_SIZE);
     qrr_header_disk *h = &f->h;
     memcpy(h, f->bytes, sizeof *h);
     if (memcmp(h->magic, QRR_MAGIC, sizeof h->magic) != 0)

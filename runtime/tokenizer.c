@@ -41,7 +41,8 @@ typedef struct {
 static int parse_header(const uint8_t *b, size_t len, blob_view *v, qrr_diag *d)
 {
     if (len < QRR_TOK_HEADER_SIZE)
-        return BAD("%zu bytes, shorter than the %d-byte header", len, QRR_TOK_HEADER_SIZE);
+        return BAD("%zu byte%s, shorter than the %d-byte header", len, len == 1 ? "" : "s",
+                   QRR_TOK_HEADER_SIZE);
     if (memcmp(b, QRR_TOK_MAGIC, 8)) return BAD("bad magic (expected \"%s\")", QRR_TOK_MAGIC);
     uint32_t version = rd32(b + QRR_TOK_H_VERSION);
     if (version != QRR_TOK_VERSION)

@@ -37,6 +37,15 @@ Test(cli, info_text_and_json)
     cr_expect_eq(json_integer_value(json_object_get(json_object_get(j, "head"), "yes_id")), 9693);
     json_decref(j);
     cr_expect_eq(tu_system("'%s/qrr' info /nonexistent.qrr 2>/dev/null", tu_build()), 1);
+    snprintf(p, sizeof p, "%s/one-byte.qrr", tmp);
+    FILE *f = fopen(p, "wb");
+    fputc('Q', f);
+    fclose(f);
+    cr_expect_eq(tu_system("'%s/qrr' info '%s' 2> '%s/one.err'", tu_build(), p, tmp), 1);
+    snprintf(p, sizeof p, "%s/one.err", tmp);
+    text = tu_slurp(p, NULL);
+    cr_expect(strstr(text, "file is 1 byte, shorter than") != NULL, "%s", text);
+    free(text);
     cr_expect_eq(tu_system("'%s/qrr' info 2>/dev/null", tu_build()), 2);
     cr_expect_eq(tu_system("'%s/qrr' frobnicate 2>/dev/null", tu_build()), 2);
 }
@@ -295,6 +304,16 @@ Test(cli, score_accepts_nul_and_blank_lines_and_refuses_mixed_lines)
     cr_assert_eq(n, 1);
     cr_expect(strstr(out[0], "line 1") && strstr(out[0], "not both"), "%s", out[0]);
     free(out[0]);
+
+    /* a byte-order mark at the start of the input (some Windows editors write one) is
+     * skipped; one later in the input is not JSON */
+    cr_expect_eq(score_lines("\xef\xbb\xbf{\"query\":\"q\",\"document\":\"Beijing\"}\n"
+                             "{\"query\":\"q\",\"document\":\"Beijing\"}\n"
+                             "\xef\xbb\xbf{\"query\":\"q\",\"document\":\"d\"}\n", out, 8, &n), 1);
+    cr_assert_eq(n, 3);
+    cr_expect_eq(field(out[0], "logit"), field(out[1], "logit"));
+    cr_expect(strstr(out[2], "line 3") && strstr(out[2], "not valid JSON"), "%s", out[2]);
+    for (int i = 0; i < n; i++) free(out[i]);
 
     /* max_length 0 means the model's default, as in the API */
     cr_expect_eq(score_lines("{\"query\":\"q\",\"document\":\"d\",\"max_length\":0}\n"

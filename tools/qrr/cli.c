@@ -132,7 +132,10 @@ const char *cli_next_line(cli_lines *r, size_t *len)
     r->start = nl < r->buf + r->end ? (size_t)(nl - r->buf) + 1 : r->end;
     line[n] = '\0'; /* fill() keeps one byte spare, so this is in bounds at the end too */
     while (n > 0 && line[n - 1] == '\r') line[--n] = '\0';
-    r->lineno++;
+    if (r->lineno++ == 0 && n >= 3 && !memcmp(line, "\xef\xbb\xbf", 3)) {
+        line += 3; /* the byte-order mark some editors write at a UTF-8 file's start */
+        n -= 3;
+    }
     *len = n;
     return line;
 }
