@@ -21,12 +21,15 @@
  *
  * Thread safety: a qrr_model is immutable once opened and may be shared by any number of
  * threads; a qrr_ctx holds scratch memory and device state and must be used by one thread
- * at a time (create one per thread). qrr_last_error() is per thread. Free every context of
+ * at a time (create one per thread): a scoring call made while another runs on the same
+ * context fails with QRR_ERR_INVALID_ARG. qrr_last_error() is per thread. Free every context of
  * a model before closing the model.
  *
  * Errors: every function that can fail returns a qrr_status (QRR_OK = 0, negative on error)
  * and leaves a detailed message for qrr_last_error(). The library never prints, exits or
- * aborts on bad input.
+ * aborts on bad input. A scoring call checks every argument before it writes any output; a
+ * failure found later (out of memory, a non-finite result) may leave part of the outputs
+ * written.
  *
  * Building: `make install` puts this header and qrr_status.h under PREFIX/include and the
  * libraries under PREFIX/lib; `cc app.c $(pkg-config --cflags --libs qrr)`. libqrr.so

@@ -47,6 +47,7 @@ int qrr_ctx_create(const qrr_model *m, qrr_ctx_params params, qrr_ctx **out)
     if (!c) return qrr__errorf(QRR_ERR_NOMEM, "out of memory");
     c->m = m;
     c->params = params;
+    atomic_init(&c->busy, 0);
     c->pool = qrr_pool_create(params.n_threads);
     if (!c->pool) {
         free(c);

@@ -4,6 +4,8 @@
 #ifndef QRR_CONTEXT_H
 #define QRR_CONTEXT_H
 
+#include <stdatomic.h>
+
 #include "model.h"
 #include "prompt.h"
 #include "qwen3.h"
@@ -28,6 +30,7 @@ struct qrr_ctx {
     qrr_prefix_kv head;   /* the prompt head's keys/values (prompt_head.c) */
     qrr_ids head_ids;     /* its ids */
     int head_state;       /* 0: not built yet, 1: built, -1: none for this context */
+    atomic_int busy;      /* 1 while a scoring call runs: a second thread is refused */
 #ifdef QRR_WITH_CUDA
     qrr_cuda_state *cuda; /* device state when params.device is QRR_DEVICE_CUDA */
 #endif

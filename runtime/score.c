@@ -26,6 +26,20 @@ static int reserve_prompts(qrr_ctx *c, size_t n, qrr_diag *d)
     return QRR_OK;
 }
 
+/* A context serves one thread at a time: a call that finds another running is refused
+ * rather than left to overwrite its scratch (and both calls' scores). */
+static int ctx_enter(qrr_ctx *c, const char *fn)
+{
+    if (atomic_exchange(&c->busy, 1) == 0) return QRR_OK;
+    return qrr__errorf(QRR_ERR_INVALID_ARG, "%s: the context is in use by another thread (a "
+                       "context serves one thread at a time: create one per thread)", fn);
+}
+
+static void ctx_leave(qrr_ctx *c)
+{
+    atomic_store(&c->busy, 0);
+}
+
 int qrr_ctx_score_ids(qrr_ctx *c, const int32_t *const *ids, const size_t *lens, size_t n,
                       float *scores, float *logits)
 {
@@ -39,11 +53,13 @@ int qrr_ctx_score_groups(qrr_ctx *c, const qrr_group *groups, size_t n_groups)
 {
     if (!c || (n_groups && !groups))
         return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_ctx_score_groups: NULL argument");
+    if (ctx_enter(c, "qrr_ctx_score_groups") != QRR_OK) return QRR_ERR_INVALID_ARG;
     qrr_diag d;
     qrr_diag_clear(&d);
     c->stats = (qrr_stats){0, 0};
     int rc = qrr__score_groups(c, groups, n_groups, &d);
     qrr__ctx_release_large(c);
+    ctx_leave(c);
     return rc == QRR_OK ? QRR_OK : qrr__set_error(&d);
 }
 
@@ -121,7 +137,10 @@ int qrr_ctx_score(qrr_ctx *c, const char *query, const char *const *docs, size_t
 {
     if (!c || !query || (n_docs && !docs) || (!scores && !logits && n_docs))
         return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_ctx_score: NULL argument");
-    return score_texts(c, query, strlen(query), docs, NULL, n_docs, &params, scores, logits);
+    if (ctx_enter(c, "qrr_ctx_score") != QRR_OK) return QRR_ERR_INVALID_ARG;
+    int rc = score_texts(c, query, strlen(query), docs, NULL, n_docs, &params, scores, logits);
+    ctx_leave(c);
+    return rc;
 }
 
 int qrr_ctx_score_len(qrr_ctx *c, const char *query, size_t query_len, const char *const *docs,
@@ -131,7 +150,10 @@ int qrr_ctx_score_len(qrr_ctx *c, const char *query, size_t query_len, const cha
     if (!c || (!query && query_len) || (n_docs && (!docs || !doc_lens)) ||
         (!scores && !logits && n_docs))
         return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_ctx_score_len: NULL argument");
-    return score_texts(c, query, query_len, docs, doc_lens, n_docs, &params, scores, logits);
+    if (ctx_enter(c, "qrr_ctx_score_len") != QRR_OK) return QRR_ERR_INVALID_ARG;
+    int rc = score_texts(c, query, query_len, docs, doc_lens, n_docs, &params, scores, logits);
+    ctx_leave(c);
+    return rc;
 }
 
 static int prompt_ids(const qrr_model *m, const char *query, size_t query_len,

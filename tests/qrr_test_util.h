@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "qrr.h"
@@ -42,6 +43,14 @@ static inline const char *tu_reference(void)
 {
     const char *r = getenv("QRR_REFERENCE");
     return r && *r ? r : "../shared/reference";
+}
+
+/* Seconds on the monotonic clock. */
+static inline double tu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static inline const char *tu_build(void)

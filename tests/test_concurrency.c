@@ -7,6 +7,7 @@
  * build has its own main() that runs the same tests one after the other. */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "qrr.h"
 #include "qrr_test_util.h"
@@ -255,6 +256,70 @@ TEST(pooled_contexts_in_parallel)
     }
 }
 
+/* One context used by two threads at once, against the rule of one thread at a time: a
+ * call that finds the other running is refused with a message, and every call that runs
+ * gives the results of the request scored alone (it used to overwrite the other's scratch
+ * and return wrong scores without an error). */
+typedef struct sharer {
+    qrr_ctx *c;
+    const request *r;
+    atomic_int *refusals_seen; /* by both threads: each runs until both saw one, or time */
+    int ok, refused, wrong, other_error;
+    char first_error[256];
+} sharer;
+
+static void *run_sharer(void *arg)
+{
+    sharer *sh = arg;
+    const double until = tu_now() + 10.0;
+    while (tu_now() < until && atomic_load(sh->refusals_seen) < 2) {
+        float s[N_DOCS], l[N_DOCS];
+        int rc = qrr_ctx_score(sh->c, sh->r->query, (const char *const *)sh->r->docs, N_DOCS,
+                               sh->r->sp, s, l);
+        if (rc == QRR_OK) {
+            sh->ok++;
+            sh->wrong += !same_bits(s, sh->r->expect_s, N_DOCS) ||
+                         !same_bits(l, sh->r->expect_l, N_DOCS);
+        } else if (rc == QRR_ERR_INVALID_ARG && strstr(qrr_last_error(), "in use by another")) {
+            if (sh->refused++ == 0) atomic_fetch_add(sh->refusals_seen, 1);
+        } else if (sh->other_error++ == 0) {
+            snprintf(sh->first_error, sizeof sh->first_error, "%d %s", rc, qrr_last_error());
+        }
+    }
+    return NULL;
+}
+
+TEST(a_shared_context_refuses_a_second_thread)
+{
+    qrr_ctx *c = one_thread_ctx();
+    CHECK(c != NULL, "%s", qrr_last_error());
+    for (int t = 0; t < 2; t++) {
+        make_request(t + 5, &reqs[t]);
+        CHECK(qrr_ctx_score(c, reqs[t].query, (const char *const *)reqs[t].docs, N_DOCS,
+                            reqs[t].sp, reqs[t].expect_s, reqs[t].expect_l) == QRR_OK, "%s",
+              qrr_last_error());
+    }
+    atomic_int refusals_seen;
+    atomic_init(&refusals_seen, 0);
+    sharer sh[2];
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++) {
+        sh[t] = (sharer){.c = c, .r = &reqs[t], .refusals_seen = &refusals_seen};
+        CHECK(pthread_create(&th[t], NULL, run_sharer, &sh[t]) == 0, "pthread_create");
+    }
+    for (int t = 0; t < 2; t++) pthread_join(th[t], NULL);
+    qrr_ctx_free(c);
+    for (int t = 0; t < 2; t++) {
+        printf("concurrency: shared context, thread %d: %d calls ran, %d refused\n", t, sh[t].ok,
+               sh[t].refused);
+        CHECK(sh[t].wrong == 0, "thread %d: %d of %d calls returned wrong scores", t,
+              sh[t].wrong, sh[t].ok);
+        CHECK(sh[t].other_error == 0, "thread %d: unexpected error %s", t, sh[t].first_error);
+        CHECK(sh[t].ok > 0, "thread %d: no call ran", t);
+    }
+    CHECK(sh[0].refused + sh[1].refused > 0, "no call was refused in 10 s of overlapping calls");
+}
+
 #ifdef STANDALONE
 int main(void)
 {
@@ -264,7 +329,10 @@ int main(void)
     setup();
     pooled_contexts_in_parallel();
     teardown();
-    printf("test_concurrency: 2 tests passed (standalone build)\n");
+    setup();
+    a_shared_context_refuses_a_second_thread();
+    teardown();
+    printf("test_concurrency: 3 tests passed (standalone build)\n");
     return 0;
 }
 #endif

@@ -28,13 +28,6 @@ static void teardown(void) { tu_tiny_close(&fx); }
 
 TestSuite(limits, .init = setup, .fini = teardown, .timeout = 120);
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Token ids of text through the model's tokenizer (malloc'ed). */
 static int32_t *tokenize(const char *text, size_t *n)
 {
@@ -86,10 +79,10 @@ Test(limits, one_megabyte_document)
 {
     char *doc = big_text(1u << 20);
     const char *q = "Which river is the longest?";
-    double t0 = now();
+    double t0 = tu_now();
     size_t n;
     int32_t *ids = prompt(q, doc, qrr_score_default_params(), &n);
-    double t_prompt = now() - t0;
+    double t_prompt = tu_now() - t0;
     /* Default max_length: the converter's default, 8192 tokens (docs/qconvert.md). */
     cr_assert_eq(n, 8192, "a 1 MB document gives a prompt of %zu tokens", n);
     assert_framed(ids, n);
@@ -103,9 +96,9 @@ Test(limits, one_megabyte_document)
     assert_framed(ids, n);
     float s = -1, l = NAN, s_ids = -1, l_ids = NAN;
     const char *docs[] = {doc};
-    t0 = now();
+    t0 = tu_now();
     cr_assert_eq(qrr_ctx_score(ctx, q, docs, 1, sp, &s, &l), QRR_OK, "%s", qrr_last_error());
-    double t_score = now() - t0;
+    double t_score = tu_now() - t0;
     cr_assert(isfinite(s) && isfinite(l) && s >= 0 && s <= 1, "score %g logit %g", s, l);
     const int32_t *pid = ids;
     cr_assert_eq(qrr_ctx_score_ids(ctx, &pid, &n, 1, &s_ids, &l_ids), QRR_OK);
@@ -194,10 +187,10 @@ Test(limits, ten_thousand_documents_bounded_memory)
     cr_assert_eq(qrr_ctx_score(ctx, q, (const char *const *)docs, WARM, qrr_score_default_params(),
                                s, l), QRR_OK, "%s", qrr_last_error());
     long before = peak_rss_kib();
-    double t0 = now();
+    double t0 = tu_now();
     cr_assert_eq(qrr_ctx_score(ctx, q, (const char *const *)docs, N, qrr_score_default_params(),
                                s, l), QRR_OK, "%s", qrr_last_error());
-    double t = now() - t0;
+    double t = tu_now() - t0;
     long after = peak_rss_kib();
     qrr_stats st = qrr_ctx_last_stats(ctx);
     for (int i = 0; i < N; i++)
