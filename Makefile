@@ -144,6 +144,9 @@ install: all
 	install -m 644 $(BUILD)/libqrr.a $(DESTDIR)$(PREFIX)/lib/
 	sed 's|@PREFIX@|$(PREFIX)|' $(BUILD)/qrr.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/qrr.pc
 	install -m 755 $(BUILD)/qrr $(BUILD)/qconvert $(DESTDIR)$(PREFIX)/bin/
+	@# The loader finds a new library in /usr/local/lib only once its cache is refreshed.
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then PATH="$$PATH:/sbin:/usr/sbin"; \
+	  if command -v ldconfig >/dev/null; then echo ldconfig; ldconfig; fi; fi
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/,$(INSTALLED))

@@ -60,6 +60,12 @@ Test(cli, version_and_bench_name_the_kernels)
     cr_expect(!strncmp(text, "qrr ", 4) && strstr(text, "\ncpu kernels: f32/f16/bf16 GEMM ") &&
               strstr(text, ", int8 GEMM ") && strstr(text, ", attention "), "%s", text);
     free(text);
+    /* a QRR_CPU_ISA that names no level is ignored, and the line says so */
+    cr_assert_eq(tu_system("QRR_CPU_ISA=avx-512 '%s/qrr' --version > '%s/version.txt'",
+                           tu_build(), tmp), 0);
+    text = tu_slurp(p, NULL);
+    cr_expect(strstr(text, "QRR_CPU_ISA=avx-512 ignored: not scalar|") != NULL, "%s", text);
+    free(text);
     cr_assert_eq(tu_system("'%s/qrr' bench '%s' --docs 2 --min-words 5 --max-words 10 --repeat 1 "
                            "--threads 1 --json > '%s/bench.json'", tu_build(), model, tmp), 0);
     snprintf(p, sizeof p, "%s/bench.json", tmp);

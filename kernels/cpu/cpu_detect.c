@@ -106,6 +106,11 @@ static const char *const level_names[QRR__ISA_COUNT] = {
 #endif
 };
 
+_Static_assert(QRR__ISA_COUNT == 3, "the message of describe_init names three levels");
+
+/* A QRR_CPU_ISA value that names no level here (ignored; the description says so). */
+static char g_unknown_isa[32];
+
 static void init(void)
 {
     g_feat = detect();
@@ -121,8 +126,13 @@ static void init(void)
 #endif
     g_isa = g_max;
     const char *e = getenv("QRR_CPU_ISA");
+    int known = !e || !*e;
     for (int l = 0; e && l < (int)QRR__ISA_COUNT; l++)
-        if (strcmp(e, level_names[l]) == 0 && (qrr__isa)l < g_isa) g_isa = (qrr__isa)l;
+        if (strcmp(e, level_names[l]) == 0) {
+            known = 1;
+            if ((qrr__isa)l < g_isa) g_isa = (qrr__isa)l;
+        }
+    if (!known) snprintf(g_unknown_isa, sizeof g_unknown_isa, "%s", e);
 }
 
 qrr_cpu_features qrr_cpu_detect(void)
@@ -208,11 +218,16 @@ static void describe_init(void)
     snprintf(feats, sizeof feats, "no vector versions for this architecture");
     (void)f;
 #endif
-    const char *lowered = qrr__cpu_isa() < qrr__cpu_isa_max() ? ", lowered by QRR_CPU_ISA" : "";
+    char env[96] = "";
+    if (qrr__cpu_isa() < qrr__cpu_isa_max())
+        snprintf(env, sizeof env, ", lowered by QRR_CPU_ISA");
+    else if (g_unknown_isa[0])
+        snprintf(env, sizeof env, "; QRR_CPU_ISA=%s ignored: not %s|%s|%s", g_unknown_isa,
+                 level_names[0], level_names[1], level_names[2]);
     snprintf(g_describe, sizeof g_describe,
              "f32/f16/bf16 GEMM %s, int8 GEMM %s, attention %s, norm/rope/swiglu %s (%s%s)",
              qrr_cpu_gemm_impl(0), qrr_cpu_gemm_impl(3), qrr_cpu_attention_impl(),
-             qrr_cpu_ops_impl(), feats, lowered);
+             qrr_cpu_ops_impl(), feats, env);
 }
 
 const char *qrr_cpu_describe(void)
