@@ -4,6 +4,7 @@ prompt, truncation, batching of one query's documents and the scores are all lib
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import operator
 import os
@@ -22,6 +23,11 @@ _DEVICES = {"cpu": _capi.QRR_DEVICE_CPU, "cuda": _capi.QRR_DEVICE_CUDA}
 
 Pair = Tuple[str, str]
 
+# Bounds checked here because ctypes would silently wrap a larger Python int to 32 bits.
+MAX_LENGTH_CAP = 1000000  # the qrr command's bound on "max_length" (tools/qrr/jsonl_cases.c)
+MAX_THREADS = 1024  # the library's bound on n_threads (runtime/context.c)
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+
 
 def _utf8(text: str, what: str) -> bytes:
     if not isinstance(text, str):
@@ -30,6 +36,32 @@ def _utf8(text: str, what: str) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError as e:  # lone surrogates
         raise ValueError(f"{what} cannot be encoded as UTF-8: {e}") from None
+
+
+def _int_in(value: Any, what: str, lo: int, hi: int) -> int:
+    if not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"{what} must be an int in [{lo}, {hi}], not {value!r}")
+    return value
+
+
+def _token_ids(ids: Iterable[int]) -> List[int]:
+    """ids as ints that fit int32 (the library then checks them against the vocabulary)."""
+    out = []
+    for i, t in enumerate(ids):
+        v = operator.index(t)  # any integer (NumPy's too); TypeError otherwise
+        if not INT32_MIN <= v <= INT32_MAX:
+            raise ValueError(f"ids[{i}] = {v} is not a token id (it does not fit int32)")
+        out.append(v)
+    return out
+
+
+def _path_bytes(path: Union[str, bytes, "os.PathLike[Any]"]) -> bytes:
+    """A file name as the C library takes it: str, bytes or os.PathLike, spelled as the
+    operating system does (a non-UTF-8 name survives)."""
+    raw = os.fsencode(path)
+    if b"\0" in raw:  # the C string would end there: another file
+        raise ValueError(f"path must not contain a NUL character: {path!r}")
+    return raw
 
 
 def _encode_pairs(items: Sequence[Pair]) -> List[Tuple[bytes, bytes]]:
@@ -55,19 +87,19 @@ class Reranker:
     the GIL, and the mapped file is shared by the operating system.
     """
 
-    def __init__(self, path: Union[str, "os.PathLike[str]"], threads: int = 0,
+    def __init__(self, path: Union[str, bytes, "os.PathLike[Any]"], threads: int = 0,
                  device: str = "cpu", verify: bool = True):
         self._model = c_void_p()
         self._ctx = c_void_p()
         self._lock = threading.Lock()
         if device not in _DEVICES:
             raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}")
-        if not isinstance(threads, int) or threads < 0:
-            raise ValueError(f"threads must be an int >= 0, not {threads!r}")
-        self.path = str(path)
+        _int_in(threads, "threads", 0, MAX_THREADS)
+        raw = _path_bytes(path)
+        self.path = os.fsdecode(raw)
         mp = _lib.qrr_model_default_params()
         mp.verify_weights = 1 if verify else 0
-        check(_lib.qrr_model_open(self.path.encode(), mp, byref(self._model)))
+        check(_lib.qrr_model_open(raw, mp, byref(self._model)))
         cp = _lib.qrr_ctx_default_params()
         cp.n_threads = threads
         cp.device = _DEVICES[device]
@@ -99,9 +131,20 @@ class Reranker:
         if getattr(self, "_lock", None) is not None:
             self.close()
 
+    def __reduce__(self):
+        raise TypeError(f"a Reranker holds an open model and cannot be pickled or copied: "
+                        f"open the file again in the other process (qrr.Reranker({self.path!r}))")
+
     def _need_open(self) -> None:
         if not self._ctx:
             raise QrrError(f"{self.path}: this Reranker is closed", -3, "QRR_ERR_INVALID_ARG")
+
+    @contextlib.contextmanager
+    def _open_model(self):
+        """Hold the lock with the model open: close() waits until the call is done."""
+        with self._lock:
+            self._need_open()
+            yield
 
     # ---- scoring ----------------------------------------------------------------------
 
@@ -114,9 +157,7 @@ class Reranker:
             sp.instruction = ins  # b"" is an empty instruction; None keeps the default
             sp.instruction_len = len(ins)
         if max_length is not None:
-            if not isinstance(max_length, int) or max_length < 1:
-                raise ValueError(f"max_length must be an int >= 1, not {max_length!r}")
-            sp.max_length = max_length
+            sp.max_length = _int_in(max_length, "max_length", 1, MAX_LENGTH_CAP)
         return sp
 
     def _score_group(self, query: bytes, docs: Sequence[bytes], sp, scores, logits) -> None:
@@ -125,8 +166,7 @@ class Reranker:
         ptrs = (c_char_p * n)(*docs)
         lens = (c_size_t * n)(*(len(d) for d in docs))
         fp = POINTER(c_float)
-        with self._lock:
-            self._need_open()
+        with self._open_model():
             status = _lib.qrr_ctx_score_len(self._ctx, query, len(query), ptrs, lens, n, sp,
                                             scores.ctypes.data_as(fp), logits.ctypes.data_as(fp))
             if status != _capi.QRR_OK:
@@ -159,6 +199,7 @@ class Reranker:
         """(scores, logits) of the pairs, as float32 arrays in input order."""
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, not {batch_size!r}")
+        self._need_open()  # also when there is nothing to score
         keep: List[bytes] = []
         sp = self._score_params(instruction, max_length, keep)
         n = len(items)
@@ -189,6 +230,7 @@ class Reranker:
         """
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, not {batch_size!r}")
+        self._need_open()  # also when there is nothing to score
         keep: List[bytes] = []
         sp = self._score_params(instruction, max_length, keep)
         encoded = _encode_pairs(list(pairs))
@@ -220,8 +262,7 @@ class Reranker:
         fp = POINTER(c_float)
         keep: List[Any] = []
         structs = (_capi.Group * len(groups))()
-        with self._lock:
-            self._need_open()
+        with self._open_model():
             for g, idx in enumerate(groups):
                 prompts = [self._prompt_array(*encoded[i], sp) for i in idx]
                 ptrs = (ip * len(idx))(*(p.ctypes.data_as(ip) for p in prompts))
@@ -254,8 +295,8 @@ class Reranker:
     def last_stats(self) -> Dict[str, int]:
         """Token counts of the last library call: {"tokens": prompt tokens in all,
         "tokens_computed": those the forward pass ran (fewer when a prefix was shared)}."""
-        self._need_open()
-        st = _lib.qrr_ctx_last_stats(self._ctx)
+        with self._open_model():
+            st = _lib.qrr_ctx_last_stats(self._ctx)
         return {"tokens": st.tokens, "tokens_computed": st.tokens_computed}
 
     def rank(self, query: str, documents: Sequence[str], top_k: Optional[int] = None,
@@ -309,28 +350,28 @@ class Reranker:
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of token ids (special tokens written as their text)."""
-        self._need_open()
-        arr = (c_int32 * len(ids := list(ids)))(*ids)
+        arr = (c_int32 * len(ids := _token_ids(ids)))(*ids)
         need = c_size_t(0)
-        status = _lib.qrr_model_decode(self._model, arr, len(ids), None, 0, byref(need))
-        if status not in (_capi.QRR_OK, _capi.QRR_ERR_BUFFER_TOO_SMALL):
-            raise last_error(status)
-        out = ctypes.create_string_buffer(need.value + 1)
-        check(_lib.qrr_model_decode(self._model, arr, len(ids), out, len(out), byref(need)))
+        with self._open_model():
+            status = _lib.qrr_model_decode(self._model, arr, len(ids), None, 0, byref(need))
+            if status not in (_capi.QRR_OK, _capi.QRR_ERR_BUFFER_TOO_SMALL):
+                raise last_error(status)
+            out = ctypes.create_string_buffer(need.value + 1)
+            check(_lib.qrr_model_decode(self._model, arr, len(ids), out, len(out), byref(need)))
         return out.raw[:need.value].decode("utf-8")
 
     def _ids(self, call) -> List[int]:
-        self._need_open()
         cap = 256
-        while True:
-            buf = (c_int32 * cap)()
-            n = c_size_t(0)
-            status = call(buf, cap, byref(n))
-            if status == _capi.QRR_ERR_BUFFER_TOO_SMALL and n.value > cap:
-                cap = n.value
-                continue
-            check(status)
-            return list(buf[:n.value])
+        with self._open_model():
+            while True:
+                buf = (c_int32 * cap)()
+                n = c_size_t(0)
+                status = call(buf, cap, byref(n))
+                if status == _capi.QRR_ERR_BUFFER_TOO_SMALL and n.value > cap:
+                    cap = n.value
+                    continue
+                check(status)
+                return list(buf[:n.value])
 
     # ---- what the model holds ---------------------------------------------------------
 
@@ -339,7 +380,13 @@ class Reranker:
         type, head and labels (and how they were found), prompt sizes, max_length,
         tokenizer counts, the metadata strings ("strings": prompts, labels, provenance)
         and the tensors."""
-        self._need_open()
+        with self._open_model():  # the accessors' strings point into the mapped file
+            out = self._model_info()
+            out["strings"] = self._meta_strings()
+            out["tensors"] = self._tensors(out["n_tensors"])
+        return out
+
+    def _model_info(self) -> Dict[str, Any]:
         mi = _capi.ModelInfo()
         check(_lib.qrr_model_get_info(self._model, byref(mi)))
         out: Dict[str, Any] = {}
@@ -347,6 +394,9 @@ class Reranker:
             v = getattr(mi, name)
             out[name] = v.decode() if isinstance(v, bytes) else v
         out["tied"] = bool(out["tied"])
+        return out
+
+    def _meta_strings(self) -> Dict[str, str]:
         strings = {}
         i = 0
         while (key := _lib.qrr_model_meta_key(i)) is not None:
@@ -354,15 +404,16 @@ class Reranker:
             p = _lib.qrr_model_meta_str(self._model, key, byref(n))
             strings[key.decode()] = ctypes.string_at(p, n.value).decode("utf-8") if p else ""
             i += 1
-        out["strings"] = strings
+        return strings
+
+    def _tensors(self, count: int) -> List[Dict[str, Any]]:
         tensors = []
-        for t in range(mi.n_tensors):
+        for t in range(count):
             ti = _capi.TensorInfo()
             check(_lib.qrr_model_tensor(self._model, t, byref(ti)))
             tensors.append({"name": ti.name.decode(), "dtype": ti.dtype.decode(),
                             "shape": list(ti.dims[:ti.ndim]), "bytes": ti.bytes})
-        out["tensors"] = tensors
-        return out
+        return tensors
 
     def __repr__(self) -> str:
         return f"Reranker({self.path!r})"

@@ -2,6 +2,9 @@
 names the file, the field or the argument."""
 from __future__ import annotations
 
+import copy
+import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -65,6 +68,47 @@ def test_closed_reranker_refuses(tied):
     model.close()
     with pytest.raises(qrr.QrrError, match="closed"):
         model.predict([("q", "d")])
+    # nothing to score is no reason to answer: a closed model refuses it too
+    for call in (lambda: model.predict([]), lambda: model.rank("q", []),
+                 lambda: model.score_grouped([]), lambda: model.tokenize("x"),
+                 lambda: model.decode([1]), model.info, model.last_stats):
+        with pytest.raises(qrr.QrrError, match="closed"):
+            call()
+
+
+def test_integers_ctypes_would_wrap_are_refused(tied):
+    """ctypes keeps the low 32 bits of a Python int: 2**32 + 49 would be 49."""
+    with pytest.raises(ValueError, match="threads"):
+        qrr.Reranker(tied, threads=2**32)
+    with qrr.Reranker(tied) as model:
+        for max_length in (2**32 + 49, 2**32, 2**31, 1000001):
+            with pytest.raises(ValueError, match=r"max_length must be an int in \[1, 1000000\]"):
+                model.predict(("q", "d"), max_length=max_length)
+        assert model.decode([9707]) == "Hello"
+        with pytest.raises(ValueError, match=r"ids\[1\] = 4294977003"):
+            model.decode([9707, 2**32 + 9707])
+        with pytest.raises(qrr.QrrError, match="2147483647 at position 0 is not a token"):
+            model.decode([2**31 - 1])
+
+
+def test_paths_are_str_bytes_or_path_like(tied, tmp_path):
+    with qrr.Reranker(os.fsencode(tied)) as model:
+        assert model.path == tied and model.predict(("q", "d")) > 0
+    odd = tmp_path / os.fsdecode(b"model-\xff.qrr")  # not UTF-8: as the file system spells it
+    shutil.copy(tied, odd)
+    with qrr.Reranker(odd) as model:
+        assert model.path == str(odd) and model.predict(("q", "d")) > 0
+    with pytest.raises(ValueError, match="NUL"):
+        qrr.Reranker(tied + "\0junk")  # would open tied
+    with pytest.raises(qrr.QrrError, match="nowhere.qrr: No such file"):
+        qrr.Reranker(b"nowhere.qrr")
+
+
+def test_reranker_cannot_be_pickled_or_copied(tied):
+    with qrr.Reranker(tied) as model:
+        for copy_it in (pickle.dumps, copy.copy):
+            with pytest.raises(TypeError, match="holds an open model and cannot be pickled"):
+                copy_it(model)
 
 
 def test_convert_failure_names_the_file(tmp_path):

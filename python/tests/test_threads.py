@@ -1,13 +1,15 @@
 """Threads: two Rerankers in two threads score at the same time (ctypes calls the library
 without the GIL) and get the same numbers as alone; one Reranker shared by threads stays
-correct (its calls take turns)."""
+correct (its calls take turns); close() waits for a call in another thread."""
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 import time
 
 import numpy as np
+import pytest
 
 import qrr
 
@@ -65,3 +67,40 @@ def test_one_reranker_shared_by_threads(tied):
     for g in got:
         assert np.array_equal(g, want)
     model.close()
+
+
+# A thread calls one of the text calls over and over while the main thread closes the
+# model: the main thread gets the GIL back while the other is inside the library, so
+# without the lock close() would free the model under that call (a segfault).
+CLOSE_DURING_CALLS = """
+import sys, threading, time
+import qrr
+model = qrr.Reranker(sys.argv[1], threads=1)
+text = "h\\u00e9llo w\\u00f6rld " * 2000
+ids = model.tokenize(text)
+call = {"tokenize": lambda: model.tokenize(text),
+        "prompt_ids": lambda: model.prompt_ids("q", text),
+        "decode": lambda: model.decode(ids),
+        "info": model.info}[sys.argv[2]]
+ended = []
+def work():
+    try:
+        while True:
+            call()
+    except qrr.QrrError as e:
+        ended.append(str(e))
+worker = threading.Thread(target=work)
+worker.start()
+time.sleep(0.05)
+model.close()
+worker.join()
+print(ended[0])
+"""
+
+
+@pytest.mark.parametrize("call", ["tokenize", "prompt_ids", "decode", "info"])
+def test_close_waits_for_a_call_in_another_thread(tied, call):
+    done = subprocess.run([sys.executable, "-c", CLOSE_DURING_CALLS, tied, call],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert done.stdout == f"{tied}: this Reranker is closed\n"
