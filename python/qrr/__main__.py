@@ -1,7 +1,7 @@
 """python -m qrr score|info: the qrr command's two everyday commands over the Python package.
 
     python -m qrr score MODEL.qrr [--threads N] [--device cpu|cuda] [--no-verify]
-        JSON lines {"query", "document", "instruction"?, "max_length"?} on stdin ->
+        JSON lines {"query", "document", "instruction"?, "max_length"?} on stdin (UTF-8) ->
         {"score", "logit"} (or {"error"}) on stdout, one line per line, in order.
     python -m qrr info MODEL.qrr [--json] [--no-verify]
 
@@ -11,52 +11,102 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import List, Optional
 
 from . import QrrError, Reranker
+from .reranker import MAX_LENGTH_CAP, MAX_THREADS
+
+
+class _OutputError(Exception):
+    """stdout refused a write (a closed pipe, a full disk)."""
+
+
+def _write(text: str) -> None:
+    try:
+        print(text, flush=True)
+    except OSError as e:
+        raise _OutputError(e.strerror or str(e)) from None
+
+
+def _max_length(o: dict) -> Optional[int]:
+    """The line's "max_length", checked as the qrr command checks it; None: the default."""
+    ml = o.get("max_length")
+    if ml is not None and (isinstance(ml, bool) or not isinstance(ml, int)
+                           or not 0 <= ml <= MAX_LENGTH_CAP):
+        raise ValueError(f'field "max_length" must be an integer in [0, {MAX_LENGTH_CAP}] '
+                         "(0 = the model's default) or null")
+    return ml or None
+
+
+def _score_line(model: Reranker, raw: bytes) -> dict:
+    try:  # the bytes as the qrr command reads them, whatever the locale's encoding
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"not valid UTF-8 at column {e.start + 1} ({e.reason})") from None
+    o = json.loads(text)
+    if not isinstance(o, dict):
+        raise ValueError("expected a JSON object")
+    query, document = o.get("query"), o.get("document")
+    if not isinstance(query, str) or not isinstance(document, str):
+        raise ValueError('needs string fields "query" and "document"')
+    scores, logits = model._score_pairs([(query, document)], o.get("instruction"), 1, False,
+                                        _max_length(o))
+    return {"score": float(scores[0]), "logit": float(logits[0])}
 
 
 def _score(model: Reranker) -> int:
     failures = 0
-    for lineno, line in enumerate(sys.stdin, 1):
+    for lineno, line in enumerate(sys.stdin.buffer, 1):
         if not line.strip():
             continue
         try:
-            o = json.loads(line)
-            if not isinstance(o, dict):
-                raise ValueError("expected a JSON object")
-            query, document = o.get("query"), o.get("document")
-            if not isinstance(query, str) or not isinstance(document, str):
-                raise ValueError('needs string fields "query" and "document"')
-            scores, logits = model._score_pairs([(query, document)], o.get("instruction"), 1,
-                                                False, o.get("max_length") or None)
-            out = {"score": float(scores[0]), "logit": float(logits[0])}
+            out = _score_line(model, line)
         except (ValueError, TypeError, QrrError) as e:
             failures += 1
             out = {"error": f"line {lineno}: {e}"}
             print(f"python -m qrr score: line {lineno}: {e}", file=sys.stderr)
-        print(json.dumps(out), flush=True)
+        _write(json.dumps(out))
     return 1 if failures else 0
 
 
 def _info(model: Reranker, as_json: bool) -> int:
     info = model.info()
     if as_json:
-        print(json.dumps(info, indent=2))
+        _write(json.dumps(info, indent=2))
         return 0
-    print(f"model        {info['arch']}, {info['n_layers']} layers, hidden {info['hidden']}, "
-          f"heads {info['n_heads']}/{info['n_kv_heads']} (q/kv), head_dim {info['head_dim']}, "
-          f"intermediate {info['intermediate']}, vocab {info['vocab_size']}")
-    print(f"weights      {info['weight_dtype']}")
-    print(f"head         {info['head_kind']}; labels {info['label_source']}")
-    print(f"             {info['strings']['label_reason']}")
-    print(f"prompts      max_length {info['max_length']}, prefix {info['n_prefix_ids']} tokens, "
-          f"suffix {info['n_suffix_ids']} tokens")
-    print(f"tokenizer    {info['tokenizer_ids']} ids, {info['tokenizer_merges']} merges, "
-          f"{info['tokenizer_added']} added tokens")
-    print(f"tensors      {info['n_tensors']}, {info['tensor_bytes'] / (1 << 20):.1f} MiB")
+    _write(f"model        {info['arch']}, {info['n_layers']} layers, hidden {info['hidden']}, "
+           f"heads {info['n_heads']}/{info['n_kv_heads']} (q/kv), head_dim {info['head_dim']}, "
+           f"intermediate {info['intermediate']}, vocab {info['vocab_size']}")
+    _write(f"weights      {info['weight_dtype']}")
+    _write(f"head         {info['head_kind']}; labels {info['label_source']}")
+    _write(f"             {info['strings']['label_reason']}")
+    _write(f"prompts      max_length {info['max_length']}, prefix {info['n_prefix_ids']} tokens, "
+           f"suffix {info['n_suffix_ids']} tokens")
+    _write(f"tokenizer    {info['tokenizer_ids']} ids, {info['tokenizer_merges']} merges, "
+           f"{info['tokenizer_added']} added tokens")
+    _write(f"tensors      {info['n_tensors']}, {info['tensor_bytes'] / (1 << 20):.1f} MiB")
     return 0
+
+
+def _threads(text: str) -> int:
+    """--threads as the qrr command takes it: a bad value is a usage error (exit 2)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"must be 0..{MAX_THREADS}, not {text!r}")
+    return n
+
+
+def _lose_output() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush of what stdout could
+    not take fails no more (a second error, with a traceback, at exit)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -64,7 +114,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     score = sub.add_parser("score", help="JSON lines of (query, document) on stdin -> scores")
     score.add_argument("model")
-    score.add_argument("--threads", type=int, default=0)
+    score.add_argument("--threads", type=_threads, default=0)
     score.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     score.add_argument("--no-verify", action="store_true")
     info = sub.add_parser("info", help="what a .qrr file holds")
@@ -79,7 +129,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"python -m qrr {args.command}: cannot open model: {e}", file=sys.stderr)
         return 1
     with model:
-        return _score(model) if args.command == "score" else _info(model, args.json)
+        try:
+            return _score(model) if args.command == "score" else _info(model, args.json)
+        except _OutputError as e:
+            _lose_output()
+            print(f"python -m qrr {args.command}: cannot write the output: {e}", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

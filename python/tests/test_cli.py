@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -32,3 +33,57 @@ def test_info_and_usage(tied, tmp_path):
     missing = run(["info", str(tmp_path / "none.qrr")])
     assert missing.returncode == 1 and "none.qrr" in missing.stderr
     assert run(["frobnicate"]).returncode == 2
+
+
+def test_score_reads_utf8_whatever_the_locale(tied):
+    """Lines are UTF-8 bytes, as `qrr score` reads them, not text in the locale's encoding;
+    a line that is not UTF-8 gets its own error and the lines after it are scored."""
+    good = [{"query": "Où est la tour Eiffel ?", "document": "À Paris, près de la Seine."},
+            {"query": "q", "document": "Grüße aus Köln"}]
+    data = (json.dumps(good[0], ensure_ascii=False).encode() + b"\n"
+            + b'{"query": "q", "document": "\xff"}\n'
+            + json.dumps(good[1], ensure_ascii=False).encode() + b"\n")
+    env = dict(os.environ, PYTHONIOENCODING="latin-1")
+    done = subprocess.run([sys.executable, "-m", "qrr", "score", tied, "--threads", "1"],
+                          input=data, capture_output=True, env=env)
+    assert done.returncode == 1, done.stderr
+    out = [json.loads(l) for l in done.stdout.splitlines()]
+    assert len(out) == 3
+    assert out[1] == {"error": "line 2: not valid UTF-8 at column 29 (invalid start byte)"}
+    for (score, logit), o in zip(c_api_scores(tied, good), [out[0], out[2]]):
+        assert abs(o["score"] - score) <= 1e-6 and abs(o["logit"] - logit) <= 1e-6
+
+
+def test_max_length_out_of_range_is_refused_as_qrr_does(tied):
+    line = json.dumps({"query": "q", "document": "d", "max_length": 2**32 + 49}) + "\n"
+    done = run(["score", tied], line)
+    assert done.returncode == 1
+    assert json.loads(done.stdout) == {"error": 'line 1: field "max_length" must be an integer '
+                                       "in [0, 1000000] (0 = the model's default) or null"}
+
+
+def test_unwritable_output_is_one_line_and_exit_1(tied):
+    """A closed pipe (| head -0) or a full disk: one line on stderr, no traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        closed = subprocess.run([sys.executable, "-m", "qrr", "score", tied],
+                                input=b'{"query": "q", "document": "d"}\n', stdout=write_end,
+                                stderr=subprocess.PIPE)
+    finally:
+        os.close(write_end)
+    assert closed.returncode == 1
+    assert closed.stderr.decode().splitlines() == [
+        "python -m qrr score: cannot write the output: Broken pipe"]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "qrr", "info", tied, "--json"],
+                              stdout=full, stderr=subprocess.PIPE, text=True)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "python -m qrr info: cannot write the output: No space left on device"]
+
+
+def test_bad_option_value_is_a_usage_error(tied):
+    for value in ("-1", "1025", "two"):
+        done = run(["score", tied, "--threads", value])
+        assert done.returncode == 2 and "--threads" in done.stderr, done.stderr
