@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Optional, Union
 
 from . import _capi
 from .errors import QrrError
 
 PathLike = Union[str, "os.PathLike[str]"]
 _EXIT_STATUS = {1: "bad input", 2: "usage error", 3: "I/O error writing the output"}
+
+
+def _labels_option(labels: Sequence[str]) -> str:
+    """--labels NO,YES from a (no, yes) pair of str; a str alone would be split into its
+    characters."""
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, Sequence):
+        raise TypeError(f"labels must be a (no, yes) pair of str, not {type(labels).__name__}")
+    if len(labels) != 2 or not all(isinstance(x, str) for x in labels):
+        raise ValueError(f"labels must be a (no, yes) pair of str, not {labels!r}")
+    return f"{labels[0]},{labels[1]}"
 
 
 def convert(src_dir: PathLike, dst: PathLike, dtype: str = "int8",
@@ -27,17 +38,16 @@ def convert(src_dir: PathLike, dst: PathLike, dtype: str = "int8",
     of this many inputs instead of per row. Raises QrrError with qconvert's message (it
     names the file and field at fault); a failed conversion leaves no output file.
     """
-    cmd = [_capi.qconvert_path(), os.fspath(src_dir), "-o", os.fspath(dst), "--dtype", dtype,
-           "--quiet"]
+    cmd = [_capi.qconvert_path(), "-o", os.fspath(dst), "--dtype", dtype, "--quiet"]
     if labels is not None:
-        no, yes = labels
-        cmd += ["--labels", f"{no},{yes}"]
+        cmd += ["--labels", _labels_option(labels)]
     if max_length is not None:
         cmd += ["--max-length", str(int(max_length))]
     if quant_block is not None:
         cmd += ["--quant-block", str(int(quant_block))]
     if force:
         cmd.append("--force")
+    cmd += ["--", os.fspath(src_dir)]  # a directory named "-x" is no option
     done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, errors="replace")
     if done.returncode != 0:
