@@ -15,6 +15,11 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 from setuptools.dist import Distribution
 
+try:
+    from setuptools.command.bdist_wheel import bdist_wheel
+except ImportError:  # setuptools < 70.1: the wheel package's
+    from wheel.bdist_wheel import bdist_wheel
+
 HERE = Path(__file__).resolve().parent
 REPO = Path(os.environ.get("QRR_SOURCE_DIR") or HERE.parent).resolve()
 
@@ -50,4 +55,13 @@ class BinaryDistribution(Distribution):
         return True
 
 
-setup(version=version(), cmdclass={"build_py": BuildWithLibqrr}, distclass=BinaryDistribution)
+class AnyPythonWheel(bdist_wheel):
+    """py3-none-PLATFORM: the library is loaded with ctypes, not built against CPython, so
+    the wheel suits any Python 3 on this platform."""
+
+    def get_tag(self):
+        return ("py3", "none", super().get_tag()[2])
+
+
+setup(version=version(), cmdclass={"build_py": BuildWithLibqrr, "bdist_wheel": AnyPythonWheel},
+      distclass=BinaryDistribution)
