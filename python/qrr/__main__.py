@@ -19,6 +19,9 @@ from . import QrrError, Reranker
 from .reranker import MAX_LENGTH_CAP, MAX_THREADS
 
 
+_BOM = b"\xef\xbb\xbf"  # the byte-order mark some editors write at a UTF-8 file's start
+
+
 class _OutputError(Exception):
     """stdout refused a write (a closed pipe, a full disk)."""
 
@@ -59,6 +62,8 @@ def _score_line(model: Reranker, raw: bytes) -> dict:
 def _score(model: Reranker) -> int:
     failures = 0
     for lineno, line in enumerate(sys.stdin.buffer, 1):
+        if lineno == 1 and line.startswith(_BOM):  # skipped, as qrr score skips it
+            line = line[len(_BOM):]
         if not line.strip():
             continue
         try:

@@ -54,6 +54,18 @@ def test_score_reads_utf8_whatever_the_locale(tied):
         assert abs(o["score"] - score) <= 1e-6 and abs(o["logit"] - logit) <= 1e-6
 
 
+def test_a_byte_order_mark_at_the_start_is_skipped(tied):
+    lines = [{"query": "q", "document": "d"}] * 2
+    data = b"\xef\xbb\xbf" + "".join(json.dumps(l) + "\n" for l in lines).encode()
+    done = subprocess.run([sys.executable, "-m", "qrr", "score", tied, "--threads", "1"],
+                          input=data, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    out = [json.loads(l) for l in done.stdout.splitlines()]
+    assert len(out) == 2
+    for (score, logit), o in zip(c_api_scores(tied, lines), out):
+        assert abs(o["score"] - score) <= 1e-6 and abs(o["logit"] - logit) <= 1e-6
+
+
 def test_max_length_out_of_range_is_refused_as_qrr_does(tied):
     line = json.dumps({"query": "q", "document": "d", "max_length": 2**32 + 49}) + "\n"
     done = run(["score", tied], line)
