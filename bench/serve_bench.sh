@@ -98,8 +98,7 @@ printf '%-12s %-30s %5s %9s %9s %9s %9s %9s %7s\n' server model conns requests p
   p50_ms p95_ms p99_ms errors
 for m in "$tiny" "$m06"; do
   name=$(basename "$m" .qrr)
-  "$B/qrr" serve "$m" --port "$port" --threads "$THREADS" --quiet \
-    --max-client-batch-size 64 2>"$OUT/qrr-serve.log" &
+  "$B/qrr" serve "$m" --port "$port" --threads "$THREADS" --quiet 2>"$OUT/qrr-serve.log" &
   pid=$!
   wait_ready "http://127.0.0.1:$port/health"
   load "qrr-serve" "$name" "http://127.0.0.1:$port/v1/rerank" "$SECS"

@@ -24,7 +24,7 @@ qrr_server_config qrr_server_default_config(void)
     qrr_server_config c = {.host = "127.0.0.1", .port = 3000, .threads = 0,
                            .device = QRR_DEVICE_CPU, .verify = 1, .max_batch_tokens = 0,
                            .max_client_batch_size = 32, .max_documents = 1000,
-                           .payload_limit = 2000000,
+                           .max_request_tokens = 262144, .payload_limit = 2000000,
                            .max_concurrent_requests = 512, .api_key = NULL, .read_timeout = 10,
                            .request_timeout = 30, .drain_timeout = 60, .log_requests = 1};
     return c;
@@ -39,7 +39,8 @@ typedef struct request {
     int answered;     /* a reply was queued before the whole body was read */
     int wrong_method; /* a known route asked with another method */
     size_t dropped;   /* bytes read past the payload limit, not kept */
-    reply refusal;    /* a refusal of a request without a body, sent at its end */
+    int refused;      /* a request without a body was refused: refusal is sent at its end */
+    reply refusal;
     double started;
 } request;
 
@@ -257,6 +258,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * spares reading an unwanted body, but a request without one keeps its connection
          * if the reply waits for the request's end. */
         if (has_body(conn)) return send_reply(srv, conn, q, method, url, &r);
+        q->refused = 1;
         q->refusal = r;
         return MHD_YES;
     }
@@ -282,7 +284,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     deadlines_received(srv->deadlines, clock_of(conn)); /* the whole request is in */
     if (q->answered) return MHD_YES;
-    if (q->refusal.body) {
+    if (q->refused) {
         r = q->refusal;
         q->refusal.body = NULL;
         return send_reply(srv, conn, q, method, url, &r);

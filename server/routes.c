@@ -182,6 +182,15 @@ static int build_prompts(server *srv, const rerank_request *q, sched_job *job, r
         memcpy(ids[i], buf, n * sizeof **ids);
         lens[i] = n;
         job->tokens += n;
+        /* every prompt repeats the query: bounded here, not by the body's size */
+        if (job->tokens > (size_t)srv->cfg->max_request_tokens) {
+            free(buf);
+            reply_error(r, 413, FAIL_TOO_LARGE, "the prompts of the first %zu of %zu documents "
+                        "hold %zu tokens, over the limit of %d a request "
+                        "(--max-request-tokens): send fewer or shorter documents", i + 1, q->n,
+                        job->tokens, srv->cfg->max_request_tokens);
+            return -1;
+        }
     }
     free(buf);
     return 0;
@@ -332,11 +341,12 @@ void route_metrics(server *srv, reply *r)
 void route_info(server *srv, reply *r)
 {
     const qrr_server_config *c = srv->cfg;
-    json_t *o = json_pack("{s:s,s:s,s:s,s:b,s:{s:i,s:i,s:I,s:i,s:i}}", "model_id",
+    json_t *o = json_pack("{s:s,s:s,s:s,s:b,s:{s:i,s:i,s:i,s:I,s:i,s:i}}", "model_id",
                           srv->model_name, "version", qrr_version(), "device",
                           c->device == QRR_DEVICE_CUDA ? "cuda" : "cpu", "ready",
                           atomic_load(&srv->ready), "limits", "max_client_batch_size",
                           c->max_client_batch_size, "max_documents", c->max_documents,
+                          "max_request_tokens", c->max_request_tokens,
                           "payload_limit", (json_int_t)c->payload_limit,
                           "max_concurrent_requests", c->max_concurrent_requests,
                           "max_batch_tokens", c->max_batch_tokens);

@@ -17,6 +17,7 @@ typedef struct qrr_server_config {
     int max_batch_tokens;       /* tokens per forward chunk; 0 = the device's default */
     int max_client_batch_size;  /* texts per /rerank request (TEI's limit) */
     int max_documents;          /* documents per /v1 or /v2 request (Cohere's and Jina's) */
+    int max_request_tokens;     /* prompt tokens of one request's documents in all */
     size_t payload_limit;       /* request body bytes */
     int max_concurrent_requests;
     const char *api_key;        /* NULL = no key needed */

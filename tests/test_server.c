@@ -245,7 +245,7 @@ static void expect_error(int port, const char *path, const char *body, size_t le
 Test(server, errors)
 {
     const char *extra[] = {"--payload-limit", "4096", "--max-client-batch-size", "3",
-                           "--max-documents", "4", NULL};
+                           "--max-documents", "4", "--max-request-tokens", "400", NULL};
     served s = serve_start(tmp, model, extra);
     EXPECT_ERROR("/rerank", "{\"query\": \"q\", \"texts\": []}", 400, "empty", "texts");
     EXPECT_ERROR("/rerank", "{\"query\": \"q\", \"texts\": [\"a\", \"b\", \"c\", \"d\"]}", 422,
@@ -257,6 +257,15 @@ Test(server, errors)
                             "\"b\", \"c\", \"d\"]}");
     cr_expect_eq(four.status, 200, "%s", four.body);
     free(four.body);
+    /* every prompt repeats the query: a long one with a few documents is over the prompt
+     * tokens a request may hold, though its body is small */
+    char long_query[1000];
+    int k = snprintf(long_query, sizeof long_query, "{\"query\": \"");
+    for (int i = 0; i < 100; i++)
+        k += snprintf(long_query + k, sizeof long_query - (size_t)k, "word ");
+    snprintf(long_query + k, sizeof long_query - (size_t)k, "\", \"documents\": [\"a\", \"b\", \"c\"]}");
+    EXPECT_ERROR("/v2/rerank", long_query, 413, "invalid_request_error",
+                 "over the limit of 400 a request (--max-request-tokens)");
     EXPECT_ERROR("/rerank", "{\"query\": \"q\", \"texts\": [\"a\"", 400, "validation", "JSON");
     EXPECT_ERROR("/rerank", "[1, 2]", 422, "validation", "object");
     EXPECT_ERROR("/rerank", "{\"texts\": [\"a\"]}", 422, "validation", "query");

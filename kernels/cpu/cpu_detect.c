@@ -132,7 +132,13 @@ static void init(void)
             known = 1;
             if ((qrr__isa)l < g_isa) g_isa = (qrr__isa)l;
         }
-    if (!known) snprintf(g_unknown_isa, sizeof g_unknown_isa, "%s", e);
+    if (!known) { /* shown as printable ASCII, cut with "..." */
+        size_t n = 0;
+        for (; e[n] && n + 1 < sizeof g_unknown_isa; n++)
+            g_unknown_isa[n] = e[n] > 0x20 && e[n] < 0x7f ? e[n] : '?';
+        if (e[n]) memcpy(g_unknown_isa + n - 3, "...", 3);
+        g_unknown_isa[n] = '\0';
+    }
 }
 
 qrr_cpu_features qrr_cpu_detect(void)

@@ -26,6 +26,8 @@ static void help(void)
            "                               text-embeddings-inference; more: 422)\n"
            "  --max-documents N            documents per /v1 or /v2 request (default %d;\n"
            "                               more: 422)\n"
+           "  --max-request-tokens N       prompt tokens of a request's documents in all\n"
+           "                               (default %d; more: 413)\n"
            "  --payload-limit BYTES        request body size (default %zu; more: 413)\n"
            "  --max-concurrent-requests N  requests handled at once (default %d; more: 429)\n"
            "  --api-key KEY                require \"Authorization: Bearer KEY\" (not on\n"
@@ -41,7 +43,7 @@ static void help(void)
            "Exit: 0 after a drain, 1 when the model or the address cannot be opened, 2 usage.\n",
            d.host, d.port, qrr_default_max_batch_tokens(QRR_DEVICE_CPU),
            qrr_default_max_batch_tokens(QRR_DEVICE_CUDA), d.max_client_batch_size, d.max_documents,
-           d.payload_limit,
+           d.max_request_tokens, d.payload_limit,
            d.max_concurrent_requests, d.read_timeout, d.request_timeout,
            d.drain_timeout);
 }
@@ -66,7 +68,8 @@ int qrr_cmd_serve(int argc, char **argv)
     c.api_key = getenv("QRR_API_KEY");
     if (c.api_key && !*c.api_key) c.api_key = NULL;
     long port = c.port, chunk = c.max_batch_tokens, texts = c.max_client_batch_size,
-         documents = c.max_documents, payload = (long)c.payload_limit, concurrent = c.max_concurrent_requests,
+         documents = c.max_documents, request_tokens = c.max_request_tokens,
+         payload = (long)c.payload_limit, concurrent = c.max_concurrent_requests,
          read_timeout = c.read_timeout, request_timeout = c.request_timeout,
          drain_timeout = c.drain_timeout;
     const struct {
@@ -77,6 +80,7 @@ int qrr_cmd_serve(int argc, char **argv)
                 {"--max-batch-tokens", 1, 1 << 20, &chunk},
                 {"--max-client-batch-size", 1, 100000, &texts},
                 {"--max-documents", 1, 100000, &documents},
+                {"--max-request-tokens", 1, 1L << 30, &request_tokens},
                 {"--payload-limit", 1, 1L << 31, &payload},
                 {"--max-concurrent-requests", 1, 100000, &concurrent},
                 {"--read-timeout", 1, 3600, &read_timeout},
@@ -115,6 +119,7 @@ int qrr_cmd_serve(int argc, char **argv)
     c.max_batch_tokens = (int)chunk;
     c.max_client_batch_size = (int)texts;
     c.max_documents = (int)documents;
+    c.max_request_tokens = (int)request_tokens;
     c.payload_limit = (size_t)payload;
     c.max_concurrent_requests = (int)concurrent;
     c.read_timeout = (int)read_timeout;
