@@ -17,8 +17,11 @@ from setuptools.dist import Distribution
 
 try:
     from setuptools.command.bdist_wheel import bdist_wheel
-except ImportError:  # setuptools < 70.1: the wheel package's
-    from wheel.bdist_wheel import bdist_wheel
+except ImportError:  # setuptools < 70.1: the wheel package's, if it is there
+    try:
+        from wheel.bdist_wheel import bdist_wheel
+    except ImportError:
+        bdist_wheel = None
 
 HERE = Path(__file__).resolve().parent
 REPO = Path(os.environ.get("QRR_SOURCE_DIR") or HERE.parent).resolve()
@@ -55,13 +58,15 @@ class BinaryDistribution(Distribution):
         return True
 
 
-class AnyPythonWheel(bdist_wheel):
-    """py3-none-PLATFORM: the library is loaded with ctypes, not built against CPython, so
-    the wheel suits any Python 3 on this platform."""
+COMMANDS = {"build_py": BuildWithLibqrr}
+if bdist_wheel is not None:
+    class AnyPythonWheel(bdist_wheel):
+        """py3-none-PLATFORM: the library is loaded with ctypes, not built against CPython,
+        so the wheel suits any Python 3 on this platform."""
 
-    def get_tag(self):
-        return ("py3", "none", super().get_tag()[2])
+        def get_tag(self):
+            return ("py3", "none", super().get_tag()[2])
 
+    COMMANDS["bdist_wheel"] = AnyPythonWheel
 
-setup(version=version(), cmdclass={"build_py": BuildWithLibqrr, "bdist_wheel": AnyPythonWheel},
-      distclass=BinaryDistribution)
+setup(version=version(), cmdclass=COMMANDS, distclass=BinaryDistribution)
