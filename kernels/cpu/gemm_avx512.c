@@ -279,6 +279,19 @@ QRR__AVX512 void qrr__gemm_fp_avx512(const qrr__gemm_args *a, int i0, int i1, in
 
 #define QRR__VNNI QRR__AVX512VNNI
 
+/* Prefetches into L2 part `part` of `parts` of the cache lines of `rows` rows of `bytes` bytes
+ * each, `stride` bytes apart: the int8 W panel the next pack reads. Spread over the kernels of
+ * the current panel, it keeps that pack from waiting on memory: 32 strided rows are more
+ * streams than the hardware prefetcher follows (the packing loads were a third of a one-pair
+ * int8 forward's time; the fp packs, which convert as they load, gained nothing from it). */
+static ALWAYS_INLINE QRR__VNNI void prefetch_part(const char *first, size_t stride, int rows,
+                                                   size_t bytes, int part, int parts)
+{
+    int lines = (int)((bytes + 63) / 64), total = rows * lines;
+    for (int t = total * part / parts; t < total * (part + 1) / parts; t++)
+        _mm_prefetch(first + (size_t)(t / lines) * stride + (size_t)(t % lines) * 64, _MM_HINT_T1);
+}
+
 /* 64 consecutive int8 weights of one row; cnt < 64 loads only that many. */
 static ALWAYS_INLINE QRR__VNNI __m512i load_w64(const int8_t *p, int cnt)
 {
@@ -489,8 +502,18 @@ QRR__VNNI void qrr__gemm_i8_vnni(const qrr__gemm_args *a, int i0, int i1, int j0
                 int nbc = per_block ? kc / bsz : 1;
                 if (per_block) memset(wsum, 0, sizeof(int32_t) * NR * (size_t)nbc);
                 pack_i8(w, jp, nr, k0, kc, buf, wsum, per_block ? bsz : KCI + 4);
+                /* the panel packed next, in this loop's order */
+                int nj = jp, nk0 = k0 + chunk;
+                if (nk0 >= k) {
+                    nk0 = 0;
+                    nj = jp + NR < j1 ? jp + NR : ie < i1 ? j0 : j1; /* j1: none */
+                }
+                int nnr = j1 - nj < NR ? j1 - nj : NR, nkc = k - nk0 < chunk ? k - nk0 : chunk;
                 int ng = (ie - ic + MRI - 1) / MRI; /* near-equal row groups */
                 for (int gi = 0; gi < ng; gi++) {
+                    if (nj < j1)
+                        prefetch_part((const char *)w->data + (size_t)nj * (size_t)k + (size_t)nk0,
+                                      (size_t)k, nnr, (size_t)nkc, gi, ng);
                     int ip = ic + (ie - ic) * gi / ng;
                     int mr = ic + (ie - ic) * (gi + 1) / ng - ip;
                     const uint8_t *xq = a->xq + (size_t)ip * a->ldq + k0;
