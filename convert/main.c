@@ -13,6 +13,7 @@
 
 #include "convert.h"
 #include "qrr_format.h"
+#include "tokenizer.h" /* qrr__utf8_check */
 
 enum { EXIT_OK = 0, EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_OUTPUT = 3 };
 
@@ -90,7 +91,9 @@ static int needs_quotes(const char *a)
 }
 
 /* The command line for the provenance: argv in the order typed (call it before getopt,
- * which reorders argv), each word that needs it in single quotes, ' written as '\''. */
+ * which reorders argv), each word that needs it in single quotes, ' written as '\''. The
+ * provenance is JSON, so a byte that is not part of valid UTF-8 (a file name in another
+ * encoding) is recorded as U+FFFD. */
 static char *join_args(int argc, char **argv)
 {
     size_t n = 1;
@@ -105,9 +108,16 @@ static char *join_args(int argc, char **argv)
             continue;
         }
         *p++ = '\'';
-        for (; *a; a++) {
-            if (*a == '\'') p = stpcpy(p, "'\\''");
-            else *p++ = *a;
+        for (size_t i = 0, len = strlen(a); i < len;) {
+            size_t valid_end = i + qrr__utf8_check((const uint8_t *)a + i, len - i);
+            for (; i < valid_end; i++) {
+                if (a[i] == '\'') p = stpcpy(p, "'\\''");
+                else *p++ = a[i];
+            }
+            if (i < len) {
+                p = stpcpy(p, "\xEF\xBF\xBD");
+                i++;
+            }
         }
         *p++ = '\'';
     }

@@ -925,6 +925,32 @@ Test(program, provenance_command_line_as_typed)
     cleanup(dir);
 }
 
+/* An output name that is not UTF-8 (a file name in another encoding) converts, and the
+ * command line in the provenance has U+FFFD for each byte that is not valid UTF-8: the
+ * provenance is JSON, which holds only UTF-8. */
+Test(program, output_name_not_utf8)
+{
+    char *dir = model_dir("tiny-tied", NULL);
+    char *out = fmt("%s/out\xff\xc3.qrr", dir, NULL);
+    const char *b = getenv("QRR_BUILD");
+    char line[4096];
+    snprintf(line, sizeof line, "%s/qconvert '%s' -o '%s' --dtype f32 --quiet >/dev/null 2>&1",
+             b && *b ? b : "build", dir, out);
+    cr_assert_eq(system(line), 0, "%s", line);
+    loaded l = load_qrr(out);
+    const qrr_str *pv = &qrr_file_meta(l.f)->strings[QRR_STR_PROVENANCE];
+    json_error_t je;
+    json_t *root = json_loadb(pv->ptr, pv->len, 0, &je);
+    cr_assert_not_null(root, "provenance is not JSON: %s", je.text);
+    const char *got = json_string_value(json_object_get(root, "command_line"));
+    cr_assert_not_null(got);
+    cr_assert(strstr(got, "/out\xef\xbf\xbd\xef\xbf\xbd.qrr'"), "command line: %s", got);
+    json_decref(root);
+    unload(&l);
+    free(out);
+    cleanup(dir);
+}
+
 /* ---- max length and the attention window ---------------------------------------------- */
 
 /* A tiny-tied directory whose config.json is the reference one with the keys of patch
