@@ -1,6 +1,7 @@
 """python -m qrr score|info mirror the qrr command: the same scores, line for line."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -86,13 +87,13 @@ def test_unwritable_output_is_one_line_and_exit_1(tied):
         os.close(write_end)
     assert closed.returncode == 1
     assert closed.stderr.decode().splitlines() == [
-        "python -m qrr score: cannot write the output: Broken pipe"]
+        f"python -m qrr score: cannot write the output: {os.strerror(errno.EPIPE)}"]
     with open("/dev/full", "w") as full:
         done = subprocess.run([sys.executable, "-m", "qrr", "info", tied, "--json"],
                               stdout=full, stderr=subprocess.PIPE, text=True)
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
-        "python -m qrr info: cannot write the output: No space left on device"]
+        f"python -m qrr info: cannot write the output: {os.strerror(errno.ENOSPC)}"]
 
 
 def test_bad_option_value_is_a_usage_error(tied):
