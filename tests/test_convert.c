@@ -893,6 +893,22 @@ static void sh_word(char *out, size_t cap, const char *a)
     out[k] = '\0';
 }
 
+/* The command line recorded in the provenance of the .qrr at path (to free). */
+static char *recorded_command_line(const char *path)
+{
+    loaded l = load_qrr(path);
+    const qrr_str *pv = &qrr_file_meta(l.f)->strings[QRR_STR_PROVENANCE];
+    json_error_t je;
+    json_t *root = json_loadb(pv->ptr, pv->len, 0, &je);
+    cr_assert_not_null(root, "provenance is not JSON: %s", je.text);
+    const char *got = json_string_value(json_object_get(root, "command_line"));
+    cr_assert_not_null(got);
+    char *copy = strdup(got);
+    json_decref(root);
+    unload(&l);
+    return copy;
+}
+
 /* The provenance records the command line in the order it was typed (getopt reorders argv
  * while parsing), with words that need it quoted. */
 Test(program, provenance_command_line_as_typed)
@@ -910,16 +926,9 @@ Test(program, provenance_command_line_as_typed)
     }
     snprintf(cmd, sizeof cmd, "%s >/dev/null 2>&1", want);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
-    loaded l = load_qrr(out);
-    const qrr_str *pv = &qrr_file_meta(l.f)->strings[QRR_STR_PROVENANCE];
-    json_error_t je;
-    json_t *root = json_loadb(pv->ptr, pv->len, 0, &je);
-    cr_assert_not_null(root, "provenance is not JSON: %s", je.text);
-    const char *got = json_string_value(json_object_get(root, "command_line"));
-    cr_assert_not_null(got);
+    char *got = recorded_command_line(out);
     cr_assert_str_eq(got, want);
-    json_decref(root);
-    unload(&l);
+    free(got);
     free(prog);
     free(out);
     cleanup(dir);
@@ -937,16 +946,9 @@ Test(program, output_name_not_utf8)
     snprintf(line, sizeof line, "%s/qconvert '%s' -o '%s' --dtype f32 --quiet >/dev/null 2>&1",
              b && *b ? b : "build", dir, out);
     cr_assert_eq(system(line), 0, "%s", line);
-    loaded l = load_qrr(out);
-    const qrr_str *pv = &qrr_file_meta(l.f)->strings[QRR_STR_PROVENANCE];
-    json_error_t je;
-    json_t *root = json_loadb(pv->ptr, pv->len, 0, &je);
-    cr_assert_not_null(root, "provenance is not JSON: %s", je.text);
-    const char *got = json_string_value(json_object_get(root, "command_line"));
-    cr_assert_not_null(got);
+    char *got = recorded_command_line(out);
     cr_assert(strstr(got, "/out\xef\xbf\xbd\xef\xbf\xbd.qrr'"), "command line: %s", got);
-    json_decref(root);
-    unload(&l);
+    free(got);
     free(out);
     cleanup(dir);
 }
