@@ -88,6 +88,18 @@ static const char *log_safe(const char *s, char *buf, size_t cap)
     return buf;
 }
 
+/* libmicrohttpd's own messages (a header over its memory pool, a connection it dropped),
+ * as lines of this log: same prefix, made safe like a URL, one line each. */
+static void log_http_library(void *unused, const char *format, va_list ap)
+{
+    (void)unused;
+    char text[512], safe[2048];
+    vsnprintf(text, sizeof text, format, ap);
+    size_t n = strlen(text);
+    while (n && (text[n - 1] == '\n' || text[n - 1] == '\r')) text[--n] = '\0';
+    fprintf(stderr, "qrr serve: http: %s\n", log_safe(text, safe, sizeof safe));
+}
+
 static void log_request(const server *srv, const char *method, const char *url,
                         const reply *r, double seconds)
 {
@@ -430,7 +442,8 @@ int qrr_server_run(const qrr_server_config *given)
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
             MHD_USE_ERROR_LOG,
-        0, NULL, NULL, on_request, &srv, MHD_OPTION_LISTEN_SOCKET, fd,
+        0, NULL, NULL, on_request, &srv, MHD_OPTION_EXTERNAL_LOGGER, log_http_library, NULL,
+        MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->read_timeout,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(cfg->max_concurrent_requests + 64),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv,

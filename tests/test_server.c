@@ -878,6 +878,38 @@ Test(server, a_url_cannot_forge_a_log_line)
     free(log);
 }
 
+Test(server, oversized_headers_get_431_and_a_log_line_of_ours)
+{
+    served s = serve_start(tmp, model, NULL);
+    /* 48 KiB of one header: more than the HTTP library's per-connection memory */
+    size_t big = 48 * 1024;
+    char *req = malloc(big + 128);
+    int k = snprintf(req, 128, "GET /health HTTP/1.1\r\nHost: localhost\r\nX-Big: ");
+    memset(req + k, 'a', big);
+    memcpy(req + k + big, "\r\n\r\n", 5);
+    int fd = raw_connect(s.port);
+    send(fd, req, (size_t)k + big + 4, MSG_NOSIGNAL); /* it may close before the end */
+    free(req);
+    int closed;
+    char *got = raw_read_all(fd, 10.0, &closed);
+    close(fd);
+    cr_expect(!strncmp(got, "HTTP/1.1 431 ", 13), "answered: %.200s", got);
+    free(got);
+    /* and everyone else is still served */
+    http_result r = http(s.port, "/rerank", tei_body(""));
+    cr_expect_eq(r.status, 200, "%ld %s", r.status, r.body);
+    free(r.body);
+    cr_expect_eq(serve_stop(&s), 0);
+    /* the library's message about it is a line of this log, like every other line */
+    char *log = tu_slurp(s.log, NULL);
+    cr_expect(strstr(log, "\nqrr serve: http: "), "no message from the HTTP library: %s", log);
+    for (const char *line = log; *line; line = strchr(line, '\n') + 1) {
+        cr_expect(!strncmp(line, "qrr serve: ", 11), "a line of another shape: %.200s", line);
+        if (!strchr(line, '\n')) break;
+    }
+    free(log);
+}
+
 Test(server, loading_answers_503)
 {
     /* A FIFO as the model: opening it waits for a writer, so the server stays "loading"
