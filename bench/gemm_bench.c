@@ -3,7 +3,8 @@
  * projection shapes for several token counts, dtypes and thread counts, printing GFLOP/s
  * (GOP/s for int8), the fraction of the matching peak, and GB/s of weights read.
  * The peaks are x86-64 (AVX-512) loops; elsewhere only the GEMM times are printed.
- * Usage: gemm_bench [--dtype f32|f16|bf16|i8] [--m N] [--threads N] [--min-time S] */
+ * Usage: gemm_bench [--dtype f32|f16|bf16|i8] [--m N] [--threads N] [--min-time S]
+ *                   [--i8-packing once|per-call] [--part gemm|attn] */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +159,7 @@ static const int dt_size[] = {4, 2, 2, 1};
 int main(int argc, char **argv)
 {
     int only_dt = -1, only_m = 0, only_t = 0, part = 3; /* bit 0 gemm, bit 1 attention */
+    int i8_unpacked = 0; /* int8: W packed by each call instead of once, as a CPU context has it */
     double min_time = 0.15;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--dtype")) {
@@ -167,6 +169,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--threads")) only_t = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--min-time")) min_time = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--part")) part = !strcmp(argv[i + 1], "attn") ? 2 : 1;
+        else if (!strcmp(argv[i], "--i8-packing")) i8_unpacked = !strcmp(argv[i + 1], "per-call");
     }
     qrr_cpu_features f = qrr_cpu_detect();
     double fpk[3] = {0}, ipk[3] = {0};
@@ -184,6 +187,11 @@ int main(int argc, char **argv)
 #endif
     printf("kernels: f32 %s, f16 %s, bf16 %s, i8 %s\n", qrr_cpu_gemm_impl(0), qrr_cpu_gemm_impl(1),
            qrr_cpu_gemm_impl(2), qrr_cpu_gemm_impl(3));
+    qrr_cpu_weight probe = {3, NULL, NULL, 32, 64, 0, NULL};
+    printf("i8 weights: %s\n", !qrr_cpu_i8_packed_size(&probe) ? "read as stored"
+                               : i8_unpacked ? "packed by every call (--i8-packing per-call)"
+                                             : "packed once, as a CPU context holds them "
+                                               "(--i8-packing per-call: by every call)");
     printf("%-5s %-9s %5s %5s %5s %3s %10s %8s %8s %8s\n", "dtype", "shape", "m", "n", "k", "thr",
            "ms", "G(FL)OP/s", "of peak", "W GB/s");
     const int ms[] = {1, 16, 64, 256, 512};
@@ -211,7 +219,10 @@ int main(int argc, char **argv)
                 }
                 for (int i = 0; i < n; i++) sc[i] = 0.01f;
                 for (size_t i = 0; i < (size_t)512 * k; i++) x[i] = (float)((i * 13) % 17) - 8.0f;
-                qrr_cpu_weight wt = {(uint32_t)dt, w, sc, n, k, 0};
+                qrr_cpu_weight wt = {(uint32_t)dt, w, sc, n, k, 0, NULL};
+                size_t packed_bytes = dt == 3 && !i8_unpacked ? qrr_cpu_i8_packed_size(&wt) : 0;
+                void *packed = packed_bytes ? aligned_alloc(64, (packed_bytes + 63) / 64 * 64) : NULL;
+                if (packed) qrr_cpu_i8_pack(&wt, packed);
                 for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
                     int m = ms[mi];
                     if (only_m && m != only_m) continue;
@@ -235,6 +246,7 @@ int main(int argc, char **argv)
                     fflush(stdout);
                 }
                 free(w);
+                free(packed);
                 free(sc);
                 free(x);
                 free(y);

@@ -103,6 +103,8 @@ int qrr_model_open_memory(const void *data, size_t len, qrr_model_params params,
 QRR_API
 void qrr_model_close(qrr_model *model);
 
+/* A scoring context. The first CPU context of a model on a CPU with AVX-512 VNNI also
+ * copies the model's int8 weights, once, into the layout its int8 GEMM reads (docs/api.md). */
 QRR_API
 int qrr_ctx_create(const qrr_model *model, qrr_ctx_params params, qrr_ctx **out);
 QRR_API

@@ -53,6 +53,7 @@ int qrr_ctx_create(const qrr_model *m, qrr_ctx_params params, qrr_ctx **out)
         free(c);
         return qrr__errorf(QRR_ERR_NOMEM, "could not start %d threads", params.n_threads);
     }
+    if (params.device == QRR_DEVICE_CPU) qrr__model_pack_for_cpu(m, c->pool);
 #ifdef QRR_WITH_CUDA
     if (params.device == QRR_DEVICE_CUDA) {
         qrr_diag d;

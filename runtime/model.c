@@ -67,6 +67,7 @@ static int bind_weight(const qrr_model *m, const char *name, qrr_cpu_weight *w, 
     w->k = (int)t->dims[1];
     w->scale = NULL;
     w->block = (int)m->meta->fixed.quant_block;
+    w->packed = NULL;
     if (t->dtype == QRR_DTYPE_I8) {
         char sname[QRR_TENSOR_NAME_MAX + 8];
         snprintf(sname, sizeof sname, "%s_scale", name);
@@ -253,5 +254,6 @@ void qrr_model_close(qrr_model *m)
     free(m->suffix_ids);
     for (int i = 0; i < QRR_META_STRING_COUNT; i++) free(m->strings[i]);
     if (m->map) munmap(m->map, m->map_len);
+    free(m->cpu_packed_weights);
     free(m);
 }

@@ -1,9 +1,11 @@
 /* model.h — the opened model as the runtime sees it: the checked file, its tokenizer, the
- * weights bound per layer, and the prompt pieces tokenized once. Immutable after open.
+ * weights bound per layer, and the prompt pieces tokenized once. Immutable after open, but
+ * for the int8 weights' packed copies the first CPU context adds once (cpu_pack.c).
  * Private to libqrr; the public view is the opaque qrr_model in qrr.h. */
 #ifndef QRR_MODEL_H
 #define QRR_MODEL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "qrr.h"
@@ -48,7 +50,14 @@ struct qrr_model {
     const char *document_template;        /* = strings[QRR_STR_DOCUMENT_TEMPLATE] */
     const char *default_instruction;      /* = strings[QRR_STR_INSTRUCTION] */
     int max_length;
+
+    atomic_int cpu_packed;    /* 1 once qrr__model_pack_for_cpu has run */
+    void *cpu_packed_weights; /* what the packed copies live in, or NULL */
 };
+
+/* Packs the int8 projection weights for this CPU's int8 GEMM, once per model (the first CPU
+ * context's call does it on its pool; later calls return at once). Thread-safe. */
+void qrr__model_pack_for_cpu(const qrr_model *m, qrr_pool *pool);
 
 /* Record a failure for qrr_last_error() and return its status. */
 int qrr__set_error(const qrr_diag *d);

@@ -1,8 +1,8 @@
 /* test_concurrency.c — one qrr_model shared by 8 threads, each with its own qrr_ctx (one
  * compute thread), each scoring its own requests (queries, documents, instructions differ)
  * several times: every result must be bit-identical to the same request scored alone on one
- * thread beforehand. Also: tokenizing through the shared model, and qrr_last_error() being
- * per thread. Built with SANITIZE=thread this is the data-race check of the model; since
+ * thread beforehand. Also: tokenizing through the shared model, qrr_last_error() being
+ * per thread, and an int8 model's first contexts made by several threads at once. Built with SANITIZE=thread this is the data-race check of the model; since
  * Criterion's runner cannot start under ThreadSanitizer (its shared arena fails to map), that
  * build has its own main() that runs the same tests one after the other. */
 #include <math.h>
@@ -208,18 +208,18 @@ typedef struct pooled_job {
     int rc;
 } pooled_job;
 
-static qrr_ctx *two_thread_ctx(void)
+static qrr_ctx *two_thread_ctx(const qrr_model *m)
 {
     qrr_ctx_params cp = qrr_ctx_default_params();
     cp.n_threads = 2;
     qrr_ctx *c = NULL;
-    return qrr_ctx_create(model, cp, &c) == QRR_OK ? c : NULL;
+    return qrr_ctx_create(m, cp, &c) == QRR_OK ? c : NULL;
 }
 
 static void *run_pooled(void *arg)
 {
     pooled_job *j = arg;
-    qrr_ctx *c = two_thread_ctx();
+    qrr_ctx *c = two_thread_ctx(model);
     j->rc = QRR_ERR_NOMEM;
     if (!c) return NULL;
     for (int round = 0; round < N_ROUNDS && (round == 0 || j->rc == QRR_OK); round++)
@@ -232,7 +232,7 @@ static void *run_pooled(void *arg)
 TEST(pooled_contexts_in_parallel)
 {
     enum { N = 3 };
-    qrr_ctx *c = two_thread_ctx();
+    qrr_ctx *c = two_thread_ctx(model);
     CHECK(c != NULL, "%s", qrr_last_error());
     for (int t = 0; t < N; t++) {
         make_request(t + 3, &reqs[t]);
@@ -324,6 +324,74 @@ TEST(a_shared_context_refuses_a_second_thread)
     CHECK(sh[0].refused + sh[1].refused > 0, "no call was refused in 10 s of overlapping calls");
 }
 
+/* The first CPU contexts of an int8 model, made by four threads at once: one of them packs
+ * the model's weights for the int8 GEMM (where this CPU's GEMM reads them packed) while the
+ * others wait, and every thread's results equal those of the same model opened separately
+ * and used from one thread. */
+typedef struct first_ctx_job {
+    const qrr_model *m;
+    const request *r;
+    atomic_int *ready; /* the threads start their qrr_ctx_create together */
+    float s[N_DOCS], l[N_DOCS];
+    int rc;
+} first_ctx_job;
+
+static void *run_first_ctx(void *arg)
+{
+    first_ctx_job *j = arg;
+    atomic_fetch_add(j->ready, 1);
+    while (atomic_load(j->ready) < 4) usleep(100);
+    qrr_ctx *c = two_thread_ctx(j->m);
+    j->rc = c ? qrr_ctx_score(c, j->r->query, (const char *const *)j->r->docs, N_DOCS,
+                              j->r->sp, j->s, j->l)
+              : QRR_ERR_NOMEM;
+    qrr_ctx_free(c);
+    return NULL;
+}
+
+TEST(int8_first_contexts_made_at_once)
+{
+    enum { N = 4 };
+    char dir[512], int8_path[1100];
+    snprintf(dir, sizeof dir, "%s/tiny-untied", tmp);
+    snprintf(int8_path, sizeof int8_path, "%s/tiny-untied-int8.qrr", tmp);
+    CHECK(tu_system("'%s/qconvert' '%s' -o '%s' --dtype int8 --quiet", tu_build(), dir,
+                    int8_path) == 0, "could not convert tiny-untied to int8");
+    qrr_model *alone = NULL, *shared = NULL;
+    CHECK(qrr_model_open(int8_path, qrr_model_default_params(), &alone) == QRR_OK, "%s",
+          qrr_last_error());
+    qrr_ctx *c = two_thread_ctx(alone);
+    CHECK(c != NULL, "%s", qrr_last_error());
+    for (int t = 0; t < N; t++) {
+        make_request(t + 2, &reqs[t]);
+        CHECK(qrr_ctx_score(c, reqs[t].query, (const char *const *)reqs[t].docs, N_DOCS,
+                            reqs[t].sp, reqs[t].expect_s, reqs[t].expect_l) == QRR_OK, "%s",
+              qrr_last_error());
+    }
+    qrr_ctx_free(c);
+    qrr_model_close(alone);
+    CHECK(!same_bits(reqs[0].expect_s, reqs[1].expect_s, N_DOCS), "requests 0 and 1 score alike");
+
+    CHECK(qrr_model_open(int8_path, qrr_model_default_params(), &shared) == QRR_OK, "%s",
+          qrr_last_error());
+    atomic_int ready;
+    atomic_init(&ready, 0);
+    first_ctx_job jobs[N];
+    pthread_t th[N];
+    for (int t = 0; t < N; t++) {
+        jobs[t] = (first_ctx_job){.m = shared, .r = &reqs[t], .ready = &ready};
+        CHECK(pthread_create(&th[t], NULL, run_first_ctx, &jobs[t]) == 0, "pthread_create");
+    }
+    for (int t = 0; t < N; t++) pthread_join(th[t], NULL);
+    qrr_model_close(shared);
+    for (int t = 0; t < N; t++) {
+        CHECK(jobs[t].rc == QRR_OK, "thread %d: status %d", t, jobs[t].rc);
+        CHECK(same_bits(jobs[t].s, reqs[t].expect_s, N_DOCS) &&
+                  same_bits(jobs[t].l, reqs[t].expect_l, N_DOCS),
+              "thread %d: results differ from the model used from one thread", t);
+    }
+}
+
 #ifdef STANDALONE
 int main(void)
 {
@@ -336,7 +404,10 @@ int main(void)
     setup();
     a_shared_context_refuses_a_second_thread();
     teardown();
-    printf("test_concurrency: 3 tests passed (standalone build)\n");
+    setup();
+    int8_first_contexts_made_at_once();
+    teardown();
+    printf("test_concurrency: 4 tests passed (standalone build)\n");
     return 0;
 }
 #endif

@@ -54,7 +54,7 @@ static wbuf make_weight(uint32_t dtype, int n, int k, int block, int positive)
         }
     }
     for (size_t i = 0; i < cnt; i++) b.scale[i] = 0.002f + 0.01f * fabsf(frand());
-    b.w = (qrr_cpu_weight){dtype, b.data, b.scale, n, k, block};
+    b.w = (qrr_cpu_weight){dtype, b.data, b.scale, n, k, block, NULL};
     return b;
 }
 
@@ -176,6 +176,61 @@ Test(gemm, i8_per_block)
     gemm_case(3, 12, 9, 30, 6, 0, 0, pool);        /* block not a multiple of 4: scalar */
     qrr_pool_free(pool);
     report("int8 GEMM per block (relative to each output)");
+}
+
+/* A weight packed once (qrr_cpu_i8_pack) gives bit for bit what the same weight gives
+ * unpacked, at every row count (1 to 4 rows take another path without it), with and without
+ * accumulating, on one and two threads; per-block weights and other dtypes have no packed
+ * copy. Runs where this CPU's int8 GEMM reads one (AVX-512 VNNI). */
+Test(gemm, i8_packed_weight_bit_identical)
+{
+    wbuf blocked = make_weight(3, 40, 256, 32, 0);
+    cr_expect_eq(qrr_cpu_i8_packed_size(&blocked.w), 0, "a per-block weight has a packed size");
+    free_weight(&blocked);
+    wbuf f16 = make_weight(1, 40, 256, 0, 0);
+    cr_expect_eq(qrr_cpu_i8_packed_size(&f16.w), 0, "an f16 weight has a packed size");
+    free_weight(&f16);
+    wbuf probe = make_weight(3, 40, 256, 0, 0);
+    size_t probe_size = qrr_cpu_i8_packed_size(&probe.w);
+    free_weight(&probe);
+    if (probe_size == 0) cr_skip_test("this CPU's int8 GEMM reads no packed copy");
+
+    static const int shapes[][3] = { /* m, n, k */
+        {1, 1, 1}, {2, 33, 63}, {3, 64, 1024}, {4, 100, 1029}, {5, 127, 127}, {13, 65, 2101},
+        {67, 1024, 1024}, {67, 96, 3072}, {300, 40, 1030}, {9, 70, 257},
+    };
+    qrr_pool *two = qrr_pool_create(2);
+    cr_assert_not_null(two);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2], ldy = n + 3;
+        wbuf wb = make_weight(3, n, k, 0, 0);
+        size_t bytes = qrr_cpu_i8_packed_size(&wb.w);
+        cr_assert_gt(bytes, 0, "n %d k %d: no packed size", n, k);
+        void *mem = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        float *x = malloc(sizeof(float) * (size_t)m * k);
+        float *y0 = malloc(sizeof(float) * (size_t)m * ldy), *y1 = malloc(sizeof(float) * (size_t)m * ldy);
+        cr_assert(mem && x && y0 && y1);
+        for (size_t i = 0; i < (size_t)m * k; i++) x[i] = frand();
+        qrr_cpu_weight packed = wb.w;
+        qrr_cpu_i8_pack(&packed, mem);
+        cr_assert_eq(packed.packed, mem);
+        for (int acc = 0; acc <= 1; acc++)
+            for (int threads = 1; threads <= 2; threads++) {
+                qrr_pool *pool = threads == 2 ? two : NULL;
+                for (size_t i = 0; i < (size_t)m * ldy; i++) y0[i] = y1[i] = frand();
+                qrr_cpu_gemm(x, k, m, &wb.w, y0, ldy, acc, pool);
+                qrr_cpu_gemm(x, k, m, &packed, y1, ldy, acc, pool);
+                cr_assert(!memcmp(y0, y1, sizeof(float) * (size_t)m * ldy),
+                          "m %d n %d k %d acc %d threads %d: packed and unpacked differ", m, n,
+                          k, acc, threads);
+            }
+        free(mem);
+        free(x);
+        free(y0);
+        free(y1);
+        free_weight(&wb);
+    }
+    qrr_pool_free(two);
 }
 
 /* Deep sums: each output within 1e-5 of the fp64 product, K up to 12288. */

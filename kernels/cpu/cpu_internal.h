@@ -135,6 +135,10 @@ void qrr__gemm_fp_avx2(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
 void qrr__gemm_fp_avx512(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
 void qrr__gemm_i8_avx2(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
 void qrr__gemm_i8_vnni(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
+/* W packed for qrr__gemm_i8_vnni: for each panel of 32 columns (zeros past n) the depth in
+ * [ceil(k/4)][32][4] order, then each panel's 32 row sums (int32). */
+size_t qrr__i8_vnni_packed_size(int n, int k);
+void qrr__i8_vnni_pack(const qrr_cpu_weight *w, uint8_t *mem);
 void qrr__gemm_fp_neon(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
 void qrr__gemm_i8_neon(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
 void qrr__gemm_i8_dotprod(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);

@@ -208,6 +208,32 @@ void qrr_cpu_gemm_isa(int isa, const float *x, int ldx, int m, const qrr_cpu_wei
     free(heap);
 }
 
+size_t qrr_cpu_i8_packed_size(const qrr_cpu_weight *w)
+{
+#if defined(QRR__X86)
+    int offset;
+    int per_block = w->block > 0 && w->block < w->k;
+    if (w->dtype == 3 && w->n > 0 && w->k > 0 && !per_block && i8_shape_ok(w) &&
+        vector_i8((int)qrr__cpu_isa(), &offset) == qrr__gemm_i8_vnni)
+        return qrr__i8_vnni_packed_size(w->n, w->k);
+#else
+    (void)w;
+#endif
+    return 0;
+}
+
+void qrr_cpu_i8_pack(qrr_cpu_weight *w, void *mem)
+{
+#if defined(QRR__X86)
+    if (qrr_cpu_i8_packed_size(w) == 0) return;
+    qrr__i8_vnni_pack(w, mem);
+    w->packed = mem;
+#else
+    (void)w;
+    (void)mem;
+#endif
+}
+
 void qrr_cpu_gemm(const float *x, int ldx, int m, const qrr_cpu_weight *w, float *y, int ldy,
                   int accumulate, qrr_pool *pool)
 {

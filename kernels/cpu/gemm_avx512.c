@@ -2,9 +2,10 @@
  * x KC depth is converted to fp32 and transposed once into [KC][NR] (L1-resident) and an
  * MR x NR register-blocked kernel runs over every MR rows of X; a handful of rows instead use
  * dot products that convert W on the fly; moderate m (X transposed by the driver) uses Y^T
- * tiles that read W rows without the transpose. int8 weights (VNNI): W panels packed on the fly into
- * vpdpbusd order [K/4][NR][4] against X quantized to u8 (q + 128), corrected by W's sums,
- * with an MRI x NR kernel. Stack per call: 32 KiB (fp), 128 KiB (int8). */
+ * tiles that read W rows without the transpose. int8 weights (VNNI): W panels in vpdpbusd
+ * order [K/4][NR][4] (packed on the fly, or read from the weight's packed copy) against X
+ * quantized to u8 (q + 128), corrected by W's sums, with an MRI x NR kernel. Stack per call:
+ * 32 KiB (fp), 128 KiB (int8). */
 #include <immintrin.h>
 #include "cpu_internal.h"
 #include "avx512_transpose.h"
@@ -346,6 +347,34 @@ static QRR__VNNI void pack_i8(const qrr_cpu_weight *w, int j0, int nr, int k0, i
     }
 }
 
+/* Bytes of one packed panel: the whole depth, 4-deep steps of NR columns. */
+static size_t packed_panel_bytes(int k)
+{
+    return (size_t)((k + 3) / 4) * NR * 4;
+}
+
+size_t qrr__i8_vnni_packed_size(int n, int k)
+{
+    size_t panels = (size_t)((n + NR - 1) / NR);
+    return panels * (packed_panel_bytes(k) + NR * sizeof(int32_t));
+}
+
+/* The chunks of a panel follow each other, so chunk k0 (a multiple of KCI, itself a multiple
+ * of 4) starts k0 / 4 steps in: the layout pack_i8 writes one chunk of. */
+QRR__VNNI void qrr__i8_vnni_pack(const qrr_cpu_weight *w, uint8_t *mem)
+{
+    int n = w->n, k = w->k, panels = (n + NR - 1) / NR;
+    int32_t *sums = (int32_t *)(mem + (size_t)panels * packed_panel_bytes(k));
+    for (int p = 0; p < panels; p++) {
+        int jp = p * NR, nr = n - jp < NR ? n - jp : NR;
+        uint8_t *panel = mem + (size_t)p * packed_panel_bytes(k);
+        memset(sums + (size_t)p * NR, 0, NR * sizeof(int32_t));
+        for (int k0 = 0; k0 < k; k0 += KCI)
+            pack_i8(w, jp, nr, k0, k - k0 < KCI ? k - k0 : KCI, panel + (size_t)k0 * NR,
+                    sums + (size_t)p * NR, KCI + 4);
+    }
+}
+
 /* acc[0..mr][0..NR) (+)= u8 rows of X . packed W over `steps` 4-deep steps. */
 static ALWAYS_INLINE QRR__VNNI void kernel_i8(int mr, int steps, const uint8_t *xq, size_t ldq,
                                               const uint8_t *buf, int32_t *acc, int init)
@@ -481,7 +510,9 @@ QRR__VNNI void qrr__gemm_i8_vnni(const qrr__gemm_args *a, int i0, int i1, int j0
     int k = w->k;
     int per_block = w->block > 0 && w->block < k;
     int bsz = per_block ? w->block : k, nb = k / bsz;
-    if (i1 - i0 <= DOT_ROWS || (per_block && bsz > KCI)) {
+    /* the weight packed once (per channel only), or each panel packed here as it is read */
+    const uint8_t *prepacked = per_block ? NULL : w->packed;
+    if ((i1 - i0 <= DOT_ROWS && !prepacked) || (per_block && bsz > KCI)) {
         for (int i = i0; i < i1; i += DOT_ROWS)
             dot_rows_i8(i1 - i < DOT_ROWS ? i1 - i : DOT_ROWS, a, i, j0, j1);
         return;
@@ -491,18 +522,27 @@ QRR__VNNI void qrr__gemm_i8_vnni(const qrr__gemm_args *a, int i0, int i1, int j0
     _Alignas(64) uint8_t buf[KCI * NR];
     _Alignas(64) int32_t itile[MCI * NR];
     _Alignas(64) float ftile[MCI * NR];
-    _Alignas(64) int32_t wsum[(KCI / 4) * NR]; /* per block of the chunk, or one row */
+    _Alignas(64) int32_t wsum_buf[(KCI / 4) * NR]; /* per block of the chunk, or one row */
+    const size_t panel_bytes = packed_panel_bytes(k);
+    const int32_t *packed_sums =
+        prepacked ? (const int32_t *)(prepacked + (size_t)((w->n + NR - 1) / NR) * panel_bytes) : NULL;
     for (int ic = i0; ic < i1; ic += MCI) {
         int ie = ic + MCI < i1 ? ic + MCI : i1;
         for (int jp = j0; jp < j1; jp += NR) {
             int nr = j1 - jp < NR ? j1 - jp : NR;
-            if (!per_block) memset(wsum, 0, sizeof(int32_t) * NR);
+            const int32_t *wsum = prepacked ? packed_sums + (size_t)(jp / NR) * NR : wsum_buf;
+            if (!per_block && !prepacked) memset(wsum_buf, 0, sizeof(int32_t) * NR);
             for (int k0 = 0; k0 < k; k0 += chunk) {
                 int kc = k - k0 < chunk ? k - k0 : chunk;
                 int nbc = per_block ? kc / bsz : 1;
-                if (per_block) memset(wsum, 0, sizeof(int32_t) * NR * (size_t)nbc);
-                pack_i8(w, jp, nr, k0, kc, buf, wsum, per_block ? bsz : KCI + 4);
-                /* the panel packed next, in this loop's order */
+                if (per_block) memset(wsum_buf, 0, sizeof(int32_t) * NR * (size_t)nbc);
+                const uint8_t *panel = buf;
+                if (prepacked)
+                    panel = prepacked + (size_t)(jp / NR) * panel_bytes + (size_t)k0 * NR;
+                else
+                    pack_i8(w, jp, nr, k0, kc, buf, wsum_buf, per_block ? bsz : KCI + 4);
+                /* the panel packed next, in this loop's order (a weight packed once is read as
+                 * one run of bytes, which the hardware prefetcher follows) */
                 int nj = jp, nk0 = k0 + chunk;
                 if (nk0 >= k) {
                     nk0 = 0;
@@ -511,7 +551,7 @@ QRR__VNNI void qrr__gemm_i8_vnni(const qrr__gemm_args *a, int i0, int i1, int j0
                 int nnr = j1 - nj < NR ? j1 - nj : NR, nkc = k - nk0 < chunk ? k - nk0 : chunk;
                 int ng = (ie - ic + MRI - 1) / MRI; /* near-equal row groups */
                 for (int gi = 0; gi < ng; gi++) {
-                    if (nj < j1)
+                    if (nj < j1 && !prepacked)
                         prefetch_part((const char *)w->data + (size_t)nj * (size_t)k + (size_t)nk0,
                                       (size_t)k, nnr, (size_t)nkc, gi, ng);
                     int ip = ic + (ie - ic) * gi / ng;
@@ -520,11 +560,11 @@ QRR__VNNI void qrr__gemm_i8_vnni(const qrr__gemm_args *a, int i0, int i1, int j0
                     int32_t *acc = itile + (ip - ic) * NR;
                     float *facc = ftile + (ip - ic) * NR;
                     if (!per_block) {
-                        kernel_i8_any(mr, (kc + 3) / 4, xq, a->ldq, buf, acc, k0 == 0);
+                        kernel_i8_any(mr, (kc + 3) / 4, xq, a->ldq, panel, acc, k0 == 0);
                         continue;
                     }
                     for (int b = 0; b < nbc; b++) {
-                        kernel_i8_any(mr, bsz / 4, xq + b * bsz, a->ldq, buf + (size_t)b * bsz * NR, acc, 1);
+                        kernel_i8_any(mr, bsz / 4, xq + b * bsz, a->ldq, panel + (size_t)b * bsz * NR, acc, 1);
                         int gb = (k0 + b * bsz) / bsz; /* block index in the row */
                         __m512i cr0 = _mm512_slli_epi32(_mm512_loadu_si512((const __m512i *)(wsum + b * NR)), 7);
                         __m512i cr1 = _mm512_slli_epi32(_mm512_loadu_si512((const __m512i *)(wsum + b * NR + 16)), 7);

@@ -17,6 +17,7 @@ typedef struct qrr_cpu_weight {
     const float *scale;  /* I8 only: [n] per channel, or [n, k / block] per block */
     int n, k;
     int block;           /* I8 only: 0 per channel, else block size along k */
+    const void *packed;  /* I8 only, optional: W in the GEMM's own layout (qrr_cpu_i8_pack) */
 } qrr_cpu_weight;
 
 /* Y[m, n] (+)= X[m, k] · W[n, k]^T, fp32 accumulation. accumulate: 0 overwrite, 1 add into Y
@@ -31,6 +32,14 @@ typedef struct qrr_cpu_weight {
  * Thread-safe for distinct outputs; one call at a time per pool. */
 void qrr_cpu_gemm(const float *x, int ldx, int m, const qrr_cpu_weight *w,
                   float *y, int ldy, int accumulate, qrr_pool *pool);
+/* The AVX-512 VNNI int8 GEMM reads W as panels of 32 columns in 4-byte groups, and packs each
+ * panel it reads into that layout on every call unless w->packed holds the whole weight so
+ * packed. qrr_cpu_i8_packed_size: the bytes of w's packed copy; 0 where the int8 GEMM this
+ * CPU uses (qrr_cpu_gemm's choice) reads no such copy: other CPUs, per-block scales, other
+ * dtypes. qrr_cpu_i8_pack: writes it into mem (64-byte aligned, that many bytes) and points
+ * w->packed at it; the results stay bit for bit those of the unpacked weight. */
+size_t qrr_cpu_i8_packed_size(const qrr_cpu_weight *w);
+void qrr_cpu_i8_pack(qrr_cpu_weight *w, void *mem);
 void qrr_cpu_ref_gemm(const float *x, int ldx, int m, const qrr_cpu_weight *w,
                       float *y, int ldy, int accumulate);
 
