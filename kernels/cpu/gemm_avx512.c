@@ -353,10 +353,15 @@ static size_t packed_panel_bytes(int k)
     return (size_t)((k + 3) / 4) * NR * 4;
 }
 
+/* Where the panels' row sums start: after every panel. */
+static size_t packed_sums_offset(int n, int k)
+{
+    return (size_t)((n + NR - 1) / NR) * packed_panel_bytes(k);
+}
+
 size_t qrr__i8_vnni_packed_size(int n, int k)
 {
-    size_t panels = (size_t)((n + NR - 1) / NR);
-    return panels * (packed_panel_bytes(k) + NR * sizeof(int32_t));
+    return packed_sums_offset(n, k) + (size_t)((n + NR - 1) / NR) * NR * sizeof(int32_t);
 }
 
 /* The chunks of a panel follow each other, so chunk k0 (a multiple of KCI, itself a multiple
@@ -364,7 +369,7 @@ size_t qrr__i8_vnni_packed_size(int n, int k)
 QRR__VNNI void qrr__i8_vnni_pack(const qrr_cpu_weight *w, uint8_t *mem)
 {
     int n = w->n, k = w->k, panels = (n + NR - 1) / NR;
-    int32_t *sums = (int32_t *)(mem + (size_t)panels * packed_panel_bytes(k));
+    int32_t *sums = (int32_t *)(mem + packed_sums_offset(n, k));
     for (int p = 0; p < panels; p++) {
         int jp = p * NR, nr = n - jp < NR ? n - jp : NR;
         uint8_t *panel = mem + (size_t)p * packed_panel_bytes(k);
@@ -525,7 +530,7 @@ QRR__VNNI void qrr__gemm_i8_vnni(const qrr__gemm_args *a, int i0, int i1, int j0
     _Alignas(64) int32_t wsum_buf[(KCI / 4) * NR]; /* per block of the chunk, or one row */
     const size_t panel_bytes = packed_panel_bytes(k);
     const int32_t *packed_sums =
-        prepacked ? (const int32_t *)(prepacked + (size_t)((w->n + NR - 1) / NR) * panel_bytes) : NULL;
+        prepacked ? (const int32_t *)(prepacked + packed_sums_offset(w->n, k)) : NULL;
     for (int ic = i0; ic < i1; ic += MCI) {
         int ie = ic + MCI < i1 ? ic + MCI : i1;
         for (int jp = j0; jp < j1; jp += NR) {
@@ -541,19 +546,23 @@ QRR__VNNI void qrr__gemm_i8_vnni(const qrr__gemm_args *a, int i0, int i1, int j0
                     panel = prepacked + (size_t)(jp / NR) * panel_bytes + (size_t)k0 * NR;
                 else
                     pack_i8(w, jp, nr, k0, kc, buf, wsum_buf, per_block ? bsz : KCI + 4);
-                /* the panel packed next, in this loop's order (a weight packed once is read as
-                 * one run of bytes, which the hardware prefetcher follows) */
-                int nj = jp, nk0 = k0 + chunk;
-                if (nk0 >= k) {
-                    nk0 = 0;
-                    nj = jp + NR < j1 ? jp + NR : ie < i1 ? j0 : j1; /* j1: none */
+                /* the panel packed next, in this loop's order (none after the last; a weight
+                 * packed once is read as one run of bytes, which the hardware prefetcher follows) */
+                const char *next = NULL;
+                int nnr = 0, nkc = 0;
+                if (!prepacked) {
+                    int nj = jp, nk0 = k0 + chunk;
+                    if (nk0 >= k) {
+                        nk0 = 0;
+                        nj = jp + NR < j1 ? jp + NR : ie < i1 ? j0 : j1; /* j1: none */
+                    }
+                    nnr = j1 - nj < NR ? j1 - nj : NR;
+                    nkc = k - nk0 < chunk ? k - nk0 : chunk;
+                    if (nj < j1) next = (const char *)w->data + (size_t)nj * (size_t)k + (size_t)nk0;
                 }
-                int nnr = j1 - nj < NR ? j1 - nj : NR, nkc = k - nk0 < chunk ? k - nk0 : chunk;
                 int ng = (ie - ic + MRI - 1) / MRI; /* near-equal row groups */
                 for (int gi = 0; gi < ng; gi++) {
-                    if (nj < j1 && !prepacked)
-                        prefetch_part((const char *)w->data + (size_t)nj * (size_t)k + (size_t)nk0,
-                                      (size_t)k, nnr, (size_t)nkc, gi, ng);
+                    if (next) prefetch_part(next, (size_t)k, nnr, (size_t)nkc, gi, ng);
                     int ip = ic + (ie - ic) * gi / ng;
                     int mr = ic + (ie - ic) * (gi + 1) / ng - ip;
                     const uint8_t *xq = a->xq + (size_t)ip * a->ldq + k0;
