@@ -123,6 +123,18 @@ static void make_request(int t, request *r)
     }
 }
 
+/* Requests first .. first + n - 1 into reqs[0 .. n), each scored alone on c: what every
+ * later call for it must return, bit for bit. */
+static void expect_alone(qrr_ctx *c, int n, int first)
+{
+    for (int t = 0; t < n; t++) {
+        make_request(first + t, &reqs[t]);
+        CHECK(qrr_ctx_score(c, reqs[t].query, (const char *const *)reqs[t].docs, N_DOCS,
+                            reqs[t].sp, reqs[t].expect_s, reqs[t].expect_l) == QRR_OK, "%s",
+              qrr_last_error());
+    }
+}
+
 static int same_bits(const float *a, const float *b, size_t n)
 {
     return memcmp(a, b, n * sizeof *a) == 0;
@@ -234,12 +246,7 @@ TEST(pooled_contexts_in_parallel)
     enum { N = 3 };
     qrr_ctx *c = two_thread_ctx(model);
     CHECK(c != NULL, "%s", qrr_last_error());
-    for (int t = 0; t < N; t++) {
-        make_request(t + 3, &reqs[t]);
-        CHECK(qrr_ctx_score(c, reqs[t].query, (const char *const *)reqs[t].docs, N_DOCS,
-                            reqs[t].sp, reqs[t].expect_s, reqs[t].expect_l) == QRR_OK, "%s",
-              qrr_last_error());
-    }
+    expect_alone(c, N, 3);
     qrr_ctx_free(c);
     pooled_job jobs[N];
     pthread_t th[N];
@@ -296,12 +303,7 @@ TEST(a_shared_context_refuses_a_second_thread)
 {
     qrr_ctx *c = one_thread_ctx();
     CHECK(c != NULL, "%s", qrr_last_error());
-    for (int t = 0; t < 2; t++) {
-        make_request(t + 5, &reqs[t]);
-        CHECK(qrr_ctx_score(c, reqs[t].query, (const char *const *)reqs[t].docs, N_DOCS,
-                            reqs[t].sp, reqs[t].expect_s, reqs[t].expect_l) == QRR_OK, "%s",
-              qrr_last_error());
-    }
+    expect_alone(c, 2, 5);
     atomic_int refusals;
     atomic_init(&refusals, 0);
     sharer sh[2];
@@ -362,12 +364,7 @@ TEST(int8_first_contexts_made_at_once)
           qrr_last_error());
     qrr_ctx *c = two_thread_ctx(alone);
     CHECK(c != NULL, "%s", qrr_last_error());
-    for (int t = 0; t < N; t++) {
-        make_request(t + 2, &reqs[t]);
-        CHECK(qrr_ctx_score(c, reqs[t].query, (const char *const *)reqs[t].docs, N_DOCS,
-                            reqs[t].sp, reqs[t].expect_s, reqs[t].expect_l) == QRR_OK, "%s",
-              qrr_last_error());
-    }
+    expect_alone(c, N, 2);
     qrr_ctx_free(c);
     qrr_model_close(alone);
     CHECK(!same_bits(reqs[0].expect_s, reqs[1].expect_s, N_DOCS), "requests 0 and 1 score alike");
