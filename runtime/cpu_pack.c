@@ -17,7 +17,7 @@
 static pthread_mutex_t pack_lock = PTHREAD_MUTEX_INITIALIZER;
 
 typedef struct pack_job {
-    const qrr_model *m;
+    int release;        /* the weights are pages of a mapped file: drop them once packed */
     qrr_cpu_weight **w; /* the weights to pack */
     size_t *offset;     /* where each one's packed copy starts in mem */
     size_t n;
@@ -38,7 +38,7 @@ static void pack_part(void *arg, int ti, int nt)
     for (size_t i = (size_t)ti; i < j->n; i += (size_t)nt) {
         qrr_cpu_weight *w = j->w[i];
         qrr_cpu_i8_pack(w, j->mem + j->offset[i]);
-        if (j->m->map) release_pages(w->data, (size_t)w->n * (size_t)w->k);
+        if (j->release) release_pages(w->data, (size_t)w->n * (size_t)w->k);
     }
 }
 
@@ -62,7 +62,7 @@ static void pack_all(qrr_model *m, qrr_pool *pool)
     }
     uint8_t *mem = n ? aligned_alloc(64, total) : NULL;
     if (mem) {
-        pack_job job = {.m = m, .w = w, .offset = offset, .n = n, .mem = mem};
+        pack_job job = {.release = m->map != NULL, .w = w, .offset = offset, .n = n, .mem = mem};
         qrr_pool_run(pool, pack_part, &job);
         m->cpu_packed_weights = mem;
     }

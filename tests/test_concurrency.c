@@ -2,9 +2,10 @@
  * compute thread), each scoring its own requests (queries, documents, instructions differ)
  * several times: every result must be bit-identical to the same request scored alone on one
  * thread beforehand. Also: tokenizing through the shared model, qrr_last_error() being
- * per thread, and an int8 model's first contexts made by several threads at once. Built with SANITIZE=thread this is the data-race check of the model; since
- * Criterion's runner cannot start under ThreadSanitizer (its shared arena fails to map), that
- * build has its own main() that runs the same tests one after the other. */
+ * per thread, and an int8 model's first contexts made by several threads at once. Built with
+ * SANITIZE=thread this is the data-race check of the model; since Criterion's runner cannot
+ * start under ThreadSanitizer (its shared arena fails to map), that build has its own main()
+ * that runs the same tests one after the other. */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -330,6 +331,8 @@ TEST(a_shared_context_refuses_a_second_thread)
  * the model's weights for the int8 GEMM (where this CPU's GEMM reads them packed) while the
  * others wait, and every thread's results equal those of the same model opened separately
  * and used from one thread. */
+#define FIRST_CTX_THREADS 4
+
 typedef struct first_ctx_job {
     const qrr_model *m;
     const request *r;
@@ -342,7 +345,7 @@ static void *run_first_ctx(void *arg)
 {
     first_ctx_job *j = arg;
     atomic_fetch_add(j->ready, 1);
-    while (atomic_load(j->ready) < 4) usleep(100);
+    while (atomic_load(j->ready) < FIRST_CTX_THREADS) usleep(100);
     qrr_ctx *c = two_thread_ctx(j->m);
     j->rc = c ? qrr_ctx_score(c, j->r->query, (const char *const *)j->r->docs, N_DOCS,
                               j->r->sp, j->s, j->l)
@@ -353,7 +356,7 @@ static void *run_first_ctx(void *arg)
 
 TEST(int8_first_contexts_made_at_once)
 {
-    enum { N = 4 };
+    enum { N = FIRST_CTX_THREADS };
     char dir[512], int8_path[1100];
     snprintf(dir, sizeof dir, "%s/tiny-untied", tmp);
     snprintf(int8_path, sizeof int8_path, "%s/tiny-untied-int8.qrr", tmp);
