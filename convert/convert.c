@@ -286,6 +286,16 @@ static void set_string(qrr_meta *m, int i, const char *s)
     m->strings[i].len = s ? strlen(s) : 0;
 }
 
+/* The longest prompt the file may score: max_position_embeddings, or a sliding window that
+ * applies and is shorter. Up to the window, full attention is what Transformers computes;
+ * past it, it is not, so the runtime refuses such prompts (a request's own max_length or
+ * ids included) as it refuses prompts past the model's positions. */
+static uint32_t positions_scored_exactly(const qrr_hf_config *c)
+{
+    return c->sliding_window && c->sliding_window < c->max_position ? c->sliding_window
+                                                                      : c->max_position;
+}
+
 static int build_meta(job *j, qrr_diag *d)
 {
     qrr_meta_disk *f = &j->meta.fixed;
@@ -302,7 +312,7 @@ static int build_meta(job *j, qrr_diag *d)
     f->head_dim = c->head_dim;
     f->intermediate = c->intermediate;
     f->vocab_size = c->vocab;
-    f->max_position = c->max_position;
+    f->max_position = positions_scored_exactly(c);
     f->max_length = j->max_length;
     f->yes_id = j->lab.yes_id;
     f->no_id = j->lab.no_id;
@@ -342,6 +352,8 @@ static int resolve_max_length(job *j, qrr_diag *d)
         j->r->max_length_clamped = 1;
     }
     j->r->max_length = j->max_length;
+    if (positions_scored_exactly(&j->cfg) < j->cfg.max_position)
+        j->r->window_positions = positions_scored_exactly(&j->cfg);
     return QRR_OK;
 }
 

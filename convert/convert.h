@@ -53,6 +53,8 @@ typedef struct qrr_convert_report {
     int usage_error;           /* an option or the output path does not fit (exit code 2) */
     uint32_t max_length;       /* the max length written (once the config is read) */
     int max_length_clamped;    /* the default 8192 was above max_position_embeddings */
+    uint32_t window_positions; /* nonzero: a sliding window shorter than the model's positions
+                                * applies, and the file scores prompts up to this long only */
     qrr_label_decision labels;
     char prompts_source[256];
 } qrr_convert_report;

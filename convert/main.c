@@ -243,6 +243,9 @@ int main(int argc, char **argv)
     if (r.max_length_clamped)
         fprintf(stderr, "qconvert: note: max length %u, from max_position_embeddings in config.json "
                 "(the default %u is above it)\n", r.max_length, QRR_DEFAULT_MAX_LENGTH);
+    if (r.window_positions)
+        fprintf(stderr, "qconvert: note: prompts up to %u tokens only, the sliding window in "
+                "config.json (a request asking for more is refused)\n", r.window_positions);
     if (!quiet) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);

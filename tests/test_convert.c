@@ -1099,6 +1099,27 @@ Test(convert, sliding_window_refused_where_it_would_apply)
               "%s", d.msg);
     /* a max length the window covers: the window never takes effect */
     cr_assert_eq(convert_max_length(dir, 4096, &got, &d, &r), QRR_OK, "%s", d.msg);
+    cr_assert_eq(r.window_positions, 4096);
+    /* nor can a request that asks for more: the file's positions end at the window */
+    char *out = fmt("%s/out.qrr", dir, NULL);
+    qrr_model *m;
+    qrr_ctx *ctx;
+    cr_assert_eq(qrr_model_open(out, qrr_model_default_params(), &m), QRR_OK, "%s", qrr_last_error());
+    qrr_model_info info;
+    qrr_model_get_info(m, &info);
+    cr_assert_eq(info.max_position, 4096);
+    cr_assert_eq(qrr_ctx_create(m, qrr_ctx_default_params(), &ctx), QRR_OK, "%s", qrr_last_error());
+    const char *doc = "d";
+    float score;
+    qrr_score_params sp = qrr_score_default_params();
+    sp.max_length = 4097;
+    cr_assert_eq(qrr_ctx_score(ctx, "q", &doc, 1, sp, &score, NULL), QRR_ERR_INVALID_ARG);
+    cr_assert(strstr(qrr_last_error(), "4096"), "%s", qrr_last_error());
+    sp.max_length = 4096;
+    cr_assert_eq(qrr_ctx_score(ctx, "q", &doc, 1, sp, &score, NULL), QRR_OK, "%s", qrr_last_error());
+    qrr_ctx_free(ctx);
+    qrr_model_close(m);
+    free(out);
     cr_assert_eq(convert_max_length(dir, 4097, &got, &d, &r), QRR_ERR_CONFIG, "%s", d.msg);
     cleanup(dir);
     /* the window on no layer, or switched off: accepted */
@@ -1110,6 +1131,7 @@ Test(convert, sliding_window_refused_where_it_would_apply)
         dir = patched_model_dir(fine[i]);
         cr_assert_eq(convert_max_length(dir, 0, &got, &d, &r), QRR_OK, "%s: %s", fine[i], d.msg);
         cr_assert_eq(got, 8192);
+        cr_assert_eq(r.window_positions, 0, "%s", fine[i]);
         cleanup(dir);
     }
     /* an explicit layer_types wins over max_window_layers, as in Transformers */
