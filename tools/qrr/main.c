@@ -1,6 +1,7 @@
 /* main.c — the qrr command: dispatch to a subcommand. Each subcommand lives in its own
  * cmd_<name>.c; what they share is in cli.c. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -47,17 +48,20 @@ static int output_written(const char *cmd, int rc)
 
 int main(int argc, char **argv)
 {
+    /* A reader that goes away (`qrr score ... | head -1`) is an output that cannot be
+     * written, like a full disk: exit 1 with a message, not death by SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return QRR_EXIT_USAGE;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
-        return QRR_EXIT_OK;
+        return output_written(argv[1], QRR_EXIT_OK);
     }
     if (!strcmp(argv[1], "--version")) {
         printf("qrr %s\ncpu kernels: %s\n", qrr_version(), qrr_cpu_kernels());
-        return QRR_EXIT_OK;
+        return output_written(argv[1], QRR_EXIT_OK);
     }
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (!strcmp(argv[1], commands[i].name))
