@@ -2,7 +2,8 @@
  * thread per connection (a client that stalls holds only its own thread, and the read
  * timeout closes it), routing, the checks made before a body is read (API key, the
  * concurrency and payload limits), one log line per request, and the drain on SIGTERM or
- * SIGINT: stop accepting, let the requests in flight finish, stop. */
+ * SIGINT: stop accepting, let the requests in flight finish (until the drain timeout or a
+ * second signal), stop. */
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -405,6 +407,19 @@ static int wait_for_signal(const sigset_t *set)
     return sig;
 }
 
+/* Wait until the requests in flight are done, the drain timeout passes or a second SIGINT
+ * or SIGTERM comes; that signal, or 0. */
+static int drain(server *srv, const sigset_t *set)
+{
+    double until = qrr_time_seconds() + srv->cfg->drain_timeout;
+    const struct timespec poll = {.tv_nsec = 5000000};
+    while (atomic_load(&srv->in_flight) > 0 && qrr_time_seconds() < until) {
+        int sig = sigtimedwait(set, NULL, &poll);
+        if (sig > 0) return sig;
+    }
+    return 0;
+}
+
 /* Free the metrics and stop the deadline watchdog (after the HTTP daemon has stopped). */
 static void release(server *srv)
 {
@@ -473,16 +488,26 @@ int qrr_server_run(const qrr_server_config *given)
             atomic_load(&srv.in_flight));
     int lfd = MHD_quiesce_daemon(d); /* no new connections from here on */
     if (lfd >= 0) close(lfd);
-    double until = qrr_time_seconds() + cfg->drain_timeout;
-    while (atomic_load(&srv.in_flight) > 0 && qrr_time_seconds() < until) usleep(5000);
+    int again = drain(&srv, &set);
     int left = atomic_load(&srv.in_flight);
+    if (left) {
+        /* Waiting for them would take as long as their scoring does, and a supervisor that
+         * allowed the drain timeout is about to kill the process anyway: their connections
+         * close unanswered, and they are neither logged nor counted. */
+        if (again)
+            fprintf(stderr, "qrr serve: %s: stopping now; %d request(s) dropped\n",
+                    strsignal(again), left);
+        else
+            fprintf(stderr, "qrr serve: %d request(s) still running after %d s "
+                    "(--drain-timeout): stopping now; they are dropped\n", left,
+                    cfg->drain_timeout);
+        _exit(1);
+    }
     MHD_stop_daemon(d);
     sched_stop(srv.sched);
     qrr_ctx_free(srv.ctx);
     qrr_model_close(srv.model);
     release(&srv);
-    if (left) fprintf(stderr, "qrr serve: %d request(s) still running after %d s\n", left,
-                      cfg->drain_timeout);
     fprintf(stderr, "qrr serve: stopped\n");
-    return left ? 1 : 0;
+    return 0;
 }

@@ -31,7 +31,9 @@ qrr_server_config qrr_server_default_config(void);
 
 /* Listen, load the model, serve until SIGINT or SIGTERM, then drain: stop accepting, finish
  * what is in flight, stop. Returns a process exit status: 0 after a drain, 1 when the model
- * or the listening socket cannot be opened (the message is printed). */
+ * or the listening socket cannot be opened (the message is printed). When requests are
+ * still running at the drain timeout or at a second signal, it does not return: the
+ * process exits 1 at once, dropping them. */
 int qrr_server_run(const qrr_server_config *cfg);
 
 #endif

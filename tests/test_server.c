@@ -1,7 +1,8 @@
 /* test_server.c — `qrr serve` over real HTTP on a free loopback port: every route and field
  * of the TEI, Cohere and Jina formats, the instruction extension, every error code, the API
  * key, 64 concurrent clients whose scores equal `qrr score`'s, a stalled client while others
- * are served, and SIGTERM with requests in flight (none lost, exit 0). */
+ * are served, SIGTERM with requests in flight (none lost, exit 0), and the drain's bounds:
+ * its timeout and a second signal drop what is still running (exit 1). */
 #include <math.h>
 #include <pthread.h>
 
@@ -764,21 +765,26 @@ typedef struct inflight {
     int results;
 } inflight;
 
-static void *inflight_run(void *arg)
+/* A /rerank body of n documents of `words` words each (about 3 tokens a word); free it. */
+static char *long_body(int n, int words)
 {
-    inflight *f = arg;
-    /* 32 documents of 200 words: long enough to be in flight when SIGTERM comes (under an
-     * emulator, where scoring is some 200 times slower, 20 words are) */
-    int words = tu_emulated() ? 20 : 200;
-    size_t cap = 32 * 1400 + 256;
-    char *body = malloc(cap), *p = body;
+    char *body = malloc((size_t)n * (words * 4 + 4) + 64), *p = body;
     p += sprintf(p, "{\"query\": \"q\", \"texts\": [");
-    for (int d = 0; d < 32; d++) {
+    for (int d = 0; d < n; d++) {
         p += sprintf(p, "%s\"", d ? ", " : "");
         for (int w = 0; w < words; w++) p += sprintf(p, "w%d ", (w * 7 + d) % 100);
         p += sprintf(p, "\"");
     }
     sprintf(p, "]}");
+    return body;
+}
+
+static void *inflight_run(void *arg)
+{
+    inflight *f = arg;
+    /* 32 documents of 200 words: long enough to be in flight when SIGTERM comes (under an
+     * emulator, where scoring is some 200 times slower, 20 words are) */
+    char *body = long_body(32, tu_emulated() ? 20 : 200);
     http_result r = http(f->port, "/rerank", body);
     f->status = r.status;
     json_t *a = json_loads(r.body, 0, NULL);
@@ -840,6 +846,72 @@ Test(server_drain, sigterm_drains_requests_in_flight)
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
     char *log = tu_slurp(s.log, NULL);
     cr_expect(strstr(log, "draining") && strstr(log, "stopped"), "%s", log);
+    free(log);
+}
+
+/* Wait up to `seconds` for pid to exit; its wait status, or -1 if it is still running. */
+static int exit_within(pid_t pid, double seconds)
+{
+    int st;
+    for (double t = 0; t < seconds; t += 0.02) {
+        if (waitpid(pid, &st, WNOHANG) == pid) return st;
+        usleep(20000);
+    }
+    return -1;
+}
+
+static void *long_request_run(void *arg)
+{
+    inflight *f = arg;
+    /* 64 prompts of 8192 tokens: about 5 s of scoring on 2 CPUs, 200 times more emulated */
+    char *body = long_body(64, 3000);
+    http_result r = http(f->port, "/rerank", body);
+    f->status = r.status;
+    free(r.body);
+    free(body);
+    return NULL;
+}
+
+Test(server, drain_timeout_drops_what_is_still_running)
+{
+    const char *extra[] = {"--drain-timeout", "1", "--max-client-batch-size", "64",
+                           "--max-request-tokens", "1000000", NULL};
+    served s = serve_start(tmp, model, extra);
+    inflight f = {.port = s.port};
+    pthread_t th;
+    pthread_create(&th, NULL, long_request_run, &f);
+    usleep(500000); /* the request is in, its scoring under way */
+    kill(s.pid, SIGTERM);
+    /* out at the drain timeout, not when the scoring ends */
+    int st = exit_within(s.pid, 3.0);
+    cr_expect_neq(st, -1, "still running 3 s after SIGTERM with --drain-timeout 1");
+    if (st == -1) waitpid(s.pid, &st, 0);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 1, "wait status 0x%x", st);
+    pthread_join(th, NULL);
+    cr_expect_lt(f.status, 0, "the dropped request was answered %ld", f.status);
+    char *log = tu_slurp(s.log, NULL);
+    cr_expect(strstr(log, "1 request(s) still running after 1 s"), "%s", log);
+    cr_expect(!strstr(log, "POST /rerank 200"), "a dropped request logged as answered:\n%s", log);
+    free(log);
+}
+
+Test(server, a_second_signal_ends_the_drain)
+{
+    const char *extra[] = {"--drain-timeout", "250", "--read-timeout", "60", NULL};
+    served s = serve_start(tmp, model, extra);
+    int held = raw_connect(s.port); /* in flight: its headers are in, its body never comes */
+    raw_send(held, HALF_REQUEST);
+    usleep(200000);
+    kill(s.pid, SIGTERM);
+    cr_expect_eq(exit_within(s.pid, 0.5), -1, "the drain did not wait for the held request");
+    kill(s.pid, SIGINT); /* Ctrl-C again */
+    int st = exit_within(s.pid, 3.0);
+    cr_expect_neq(st, -1, "still running 3 s after the second signal");
+    if (st == -1) waitpid(s.pid, &st, 0);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 1, "wait status 0x%x", st);
+    close(held);
+    char *log = tu_slurp(s.log, NULL);
+    cr_expect(strstr(log, "stopping now; 1 request(s) dropped"), "%s", log);
     free(log);
 }
 

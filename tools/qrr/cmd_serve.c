@@ -14,7 +14,8 @@ static void help(void)
            "POST /v1/rerank and /v2/rerank (Jina's and Cohere's), GET /health, /info and\n"
            "/metrics (Prometheus). Requests of concurrent clients are scored together; every\n"
            "request may set \"instruction\". SIGTERM or SIGINT drains: no new connections, the\n"
-           "requests in flight finish, exit 0. docs/server.md has the details.\n\n"
+           "requests in flight finish, exit 0; at the drain timeout or a second signal, the\n"
+           "requests still running are dropped, exit 1. docs/server.md has the details.\n\n"
            "options:\n"
            "  --host ADDR                  address to listen on (default %s)\n"
            "  --port N                     port (default %d; 0 = any free port, printed)\n"
@@ -37,10 +38,12 @@ static void help(void)
            "  --request-timeout S          close a connection whose request (headers and\n"
            "                               body) is not in within S seconds (default %d;\n"
            "                               kept alive: after up to --read-timeout idle)\n"
-           "  --drain-timeout S            how long SIGTERM waits for requests (default %d)\n"
+           "  --drain-timeout S            how long SIGTERM waits for requests (default %d);\n"
+           "                               then they are dropped\n"
            "  --no-verify                  skip the weight checksums at open\n"
            "  --quiet                      no line per request on stderr\n\n"
-           "Exit: 0 after a drain, 1 when the model or the address cannot be opened, 2 usage.\n",
+           "Exit: 0 after a drain, 1 when the model or the address cannot be opened or requests\n"
+           "were dropped at the drain's end, 2 usage.\n",
            d.host, d.port, qrr_default_max_batch_tokens(QRR_DEVICE_CPU),
            qrr_default_max_batch_tokens(QRR_DEVICE_CUDA), d.max_client_batch_size, d.max_documents,
            d.max_request_tokens, d.payload_limit,
