@@ -145,16 +145,29 @@ static enum MHD_Result send_reply(server *srv, struct MHD_Connection *conn, requ
     return ok;
 }
 
+/* Whether the n bytes at given are the key, in a time that does not tell how much of it a
+ * guess got right. */
+static int is_key(const char *given, size_t n, const char *key)
+{
+    size_t k = strlen(key); /* never 0: an empty key is refused at start */
+    unsigned char diff = n != k;
+    for (size_t i = 0; i < n; i++) diff |= (unsigned char)(given[i] ^ key[i % k]);
+    return !diff;
+}
+
 static int authorized(const server *srv, struct MHD_Connection *conn, route_id route)
 {
     const char *key = srv->cfg->api_key;
     if (!key || route == ROUTE_HEALTH || route == ROUTE_METRICS) return 1;
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                 MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncasecmp(h, "Bearer ", 7)) return 0; /* the scheme's name has no case */
-    h += 7;
-    while (*h == ' ') h++;
-    return !strcmp(h, key);
+    /* "Bearer" in any case (a scheme's name has none), blanks, the key; blanks after it are
+     * the field's own whitespace, which HTTP says is not part of the value */
+    if (!h || strncasecmp(h, "Bearer", 6) || (h[6] != ' ' && h[6] != '\t')) return 0;
+    h += 6 + strspn(h + 6, " \t");
+    size_t n = strlen(h);
+    while (n && (h[n - 1] == ' ' || h[n - 1] == '\t')) n--;
+    return is_key(h, n, key);
 }
 
 /* The checks made when a request's headers have arrived; 1 with r filled if it is refused. */

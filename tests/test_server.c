@@ -518,6 +518,20 @@ Test(server, api_key)
     r = http_on(NULL, s.port, "/rerank", body, strlen(body), "bearer  s3cret");
     cr_expect_eq(r.status, 200, "the scheme's name has no case: %s", r.body);
     free(r.body);
+    /* blanks around the key are not part of it; anything else is */
+    const char *right[] = {"Bearer s3cret ", "Bearer\ts3cret\t", "BEARER \t s3cret \t "};
+    const char *wrong[] = {"Bearers3cret", "Bearer s3cre", "Bearer s3crett", "Bearer s3cret x",
+                           "Basic s3cret", "Bearer ", "s3cret"};
+    for (size_t i = 0; i < sizeof right / sizeof right[0]; i++) {
+        r = http_on(NULL, s.port, "/rerank", body, strlen(body), right[i]);
+        cr_expect_eq(r.status, 200, "\"%s\": %ld", right[i], r.status);
+        free(r.body);
+    }
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+        r = http_on(NULL, s.port, "/rerank", body, strlen(body), wrong[i]);
+        cr_expect_eq(r.status, 401, "\"%s\": %ld", wrong[i], r.status);
+        free(r.body);
+    }
     r = http_on(NULL, s.port, "/info", NULL, 0, NULL);
     cr_expect_eq(r.status, 401);
     free(r.body);
