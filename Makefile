@@ -91,16 +91,24 @@ QRR_OBJ     := $(call obj,$(QRR_SRC))
 TESTS       := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 EXAMPLES    := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
+# The build's configuration, kept in $(BUILD)/config and rewritten only when it changes:
+# every object depends on it, so `make CUDA=0` (or another knob) over a tree built
+# otherwise rebuilds it rather than keep, or link, what the other configuration made.
+BUILD_CONFIG := $(CC) $(CFLAGS) | $(LDFLAGS) | $(LDLIBS_RT) | CUDA=$(CUDA) $(NVCC) $(NVFLAGS)
+CONFIG_STAMP := $(BUILD)/config
+$(shell mkdir -p $(BUILD) && [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = '$(subst ','\'',$(BUILD_CONFIG))' ] || \
+  printf '%s\n' '$(subst ','\'',$(BUILD_CONFIG))' > $(CONFIG_STAMP))
+
 .PHONY: all test tests bench bench-serve bench-ray bench-tokenizer fuzz examples clean install uninstall
 .SECONDARY:
 all: $(BUILD)/libqrr.a $(BUILD)/libqrr.so $(BUILD)/$(SONAME) $(BUILD)/qconvert $(BUILD)/qrr $(BUILD)/qgen \
      $(BUILD)/qrr-uninstalled.pc $(BUILD)/qrr.pc.in
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(call inc_for,$<) -MMD -MP -c $< -o $@
 
-$(BUILD)/obj/%.o: %.cu
+$(BUILD)/obj/%.o: %.cu $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
@@ -117,7 +125,7 @@ $(BUILD)/$(SONAME) $(BUILD)/libqrr.so: $(BUILD)/libqrr.so.$(VERSION)
 
 # pkg-config's description of the build tree, with the link line of this build (CUDA's
 # libraries when it has them): PKG_CONFIG_PATH=build pkg-config --cflags --libs qrr
-$(BUILD)/qrr-uninstalled.pc: Makefile $(wildcard mk/*.mk) include/qrr.h
+$(BUILD)/qrr-uninstalled.pc: Makefile $(wildcard mk/*.mk) include/qrr.h $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	printf '%s\n' 'Name: qrr' 'Description: Qwen3-Reranker scoring (build tree, static)' \
 	  'Version: $(VERSION)' 'Cflags: -I$(abspath include)' \
@@ -125,7 +133,7 @@ $(BUILD)/qrr-uninstalled.pc: Makefile $(wildcard mk/*.mk) include/qrr.h
 
 # The installed description; `make install` writes its prefix in. The static libraries
 # (and CUDA's, in a build that has it) are for `pkg-config --static`.
-$(BUILD)/qrr.pc.in: Makefile $(wildcard mk/*.mk) include/qrr.h
+$(BUILD)/qrr.pc.in: Makefile $(wildcard mk/*.mk) include/qrr.h $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	printf '%s\n' 'prefix=@PREFIX@' 'includedir=$${prefix}/include' 'libdir=$${prefix}/lib' '' \
 	  'Name: qrr' 'Description: Qwen3-Reranker scoring from C' 'Version: $(VERSION)' \
@@ -188,7 +196,7 @@ tests: $(TESTS)
 QRR_REFERENCE ?= $(abspath ../shared/reference)
 export QRR_REFERENCE
 test: all examples $(TESTS)
-	@QRR_BUILD=$(abspath $(BUILD)) QRR_MAKE_ARGS='BUILD=$(BUILD) CUDA=$(CUDA) SANITIZE=$(SANITIZE)' \
+	@QRR_BUILD=$(abspath $(BUILD)) QRR_MAKE_ARGS="BUILD=$(BUILD) CUDA=$(CUDA) SANITIZE=$(SANITIZE) OPT='$(OPT)' CC='$(CC)' SERVER=$(SERVER)" \
 	  QRR_PYTEST=$(if $(SANITIZE),sanitized,1) tests/run.sh $(TESTS)
 
 bench: all $(BUILD)/gemm_bench

@@ -1,7 +1,8 @@
 /* test_install.c — the library as an installed user sees it: `make install PREFIX=...` lays
  * out the header, the versioned shared library, the static one, qrr.pc and the programs; a
  * program built with `pkg-config --cflags --libs qrr` links libqrr.so.0 and runs; libqrr.so
- * exports exactly the functions include/ marks QRR_API; `make uninstall` removes it all. */
+ * exports exactly the functions include/ marks QRR_API; `make uninstall` removes it all; a
+ * knob changed over an existing build directory rebuilds it. */
 #include "qrr_test_util.h"
 
 static char tmp[256];
@@ -92,4 +93,20 @@ Test(install, shared_library_exports_the_public_api_only)
     free(declared);
     cr_expect_eq(tu_system("diff '%s/declared' '%s/exported'", tmp, tmp), 0,
                  "libqrr.so exports differ from the QRR_API declarations (< declared, > exported)");
+}
+
+Test(install, a_changed_knob_rebuilds, .timeout = 300)
+{
+    /* The same build directory without the server, then with it: the second make must
+     * rebuild and relink `qrr` with libmicrohttpd, not find everything up to date. */
+    char build[400], p[500];
+    snprintf(build, sizeof build, "%s/knobs", tmp);
+    snprintf(p, sizeof p, "BUILD='%s' SERVER=0 '%s/qrr'", build, build);
+    cr_assert_eq(run_make(p, tmp), 0, "make %s failed", p);
+    cr_assert_neq(tu_system("readelf -d '%s/qrr' | grep -q microhttpd", build), 0,
+                  "SERVER=0 linked libmicrohttpd");
+    snprintf(p, sizeof p, "BUILD='%s' SERVER=1 '%s/qrr'", build, build);
+    cr_assert_eq(run_make(p, tmp), 0, "make %s failed", p);
+    cr_expect_eq(tu_system("readelf -d '%s/qrr' | grep -q microhttpd", build), 0,
+                 "SERVER=1 over a SERVER=0 tree kept the build without the server");
 }
