@@ -65,6 +65,17 @@ Test(install, prefix_layout_pkg_config_program_and_uninstall, .timeout = 300)
     free(text);
     cr_expect_eq(tu_system("'%s/bin/qrr' info '%s' > /dev/null", prefix, model), 0);
 
+    /* docs/api.md's static link line: the archive in, no libqrr.so needed */
+    snprintf(p, sizeof p, "%s/rerank-static", tmp);
+    cr_assert_eq(tu_system("export PKG_CONFIG_PATH='%s/lib/pkgconfig'; cc examples/rerank.c -o '%s' "
+                           "$(pkg-config --cflags qrr) \"$(pkg-config --variable=libdir qrr)/libqrr.a\" "
+                           "-Wl,--as-needed $(pkg-config --static --libs qrr)", prefix, p), 0,
+                 "docs/api.md's static link line failed");
+    cr_expect_neq(tu_system("readelf -d '%s' | grep -q 'NEEDED.*libqrr'", p), 0,
+                  "the static link still needs libqrr.so");
+    cr_expect_eq(tu_system("'%s' '%s' 'What is the capital of China?' 'Beijing.' > /dev/null", p,
+                           model), 0);
+
     cr_assert_eq(run_make("uninstall", prefix), 0, "make uninstall failed");
     for (size_t i = 0; i < N_INSTALLED; i++) {
         snprintf(p, sizeof p, "%s/%s", prefix, installed[i]);
