@@ -101,6 +101,35 @@ int qrr__prompt_spec(const qrr_model *m, const char *query, size_t query_len,
     return rc;
 }
 
+/* The body's text up to the document: the query template (instruction filled in), the
+ * query and the document template. */
+static int add_head(text_buf *b, const qrr_model *m, const qrr_prompt_spec *spec, qrr_diag *d)
+{
+    int rc = add_template(b, m->query_template, spec, d);
+    if (rc == QRR_OK) rc = text_add(b, spec->query, spec->query_len, d);
+    if (rc == QRR_OK) rc = add_template(b, m->document_template, spec, d);
+    return rc;
+}
+
+/* The refusal of a prompt over max_length with truncation off. When the part before the
+ * document fills the budget alone, say so: the fault is the query's (or the
+ * instruction's), whichever document comes with it. */
+static int too_long(const qrr_model *m, const qrr_prompt_spec *spec, size_t n_body,
+                    size_t budget, qrr_diag *d)
+{
+    size_t fixed = m->n_prefix_ids + m->n_suffix_ids, n_head = 0;
+    text_buf head = {0};
+    int rc = add_head(&head, m, spec, d);
+    if (rc == QRR_OK) rc = qrr_tokenizer_encode(m->tok, head.p, head.n, NULL, 0, &n_head, d);
+    free(head.p);
+    if ((rc == QRR_OK || rc == QRR_ERR_BUFFER_TOO_SMALL) && n_head >= budget)
+        return qrr_fail(d, QRR_ERR_TOO_LONG, "the query and instruction alone take %zu tokens "
+                        "of max_length %zu with the prompt's frame, leaving no room for a "
+                        "document, and truncation is off", fixed + n_head, spec->limit);
+    return qrr_fail(d, QRR_ERR_TOO_LONG, "the prompt needs %zu tokens, more than max_length "
+                    "%zu, and truncation is off", fixed + n_body, spec->limit);
+}
+
 int qrr__prompt_build(const qrr_model *m, const qrr_prompt_spec *spec, const char *doc,
                       size_t doc_len, qrr_ids *out, qrr_diag *d)
 {
@@ -108,9 +137,7 @@ int qrr__prompt_build(const qrr_model *m, const qrr_prompt_spec *spec, const cha
     size_t budget = spec->limit - fixed; /* > 0: qrr__prompt_spec checked it */
 
     text_buf body = {0};
-    int rc = add_template(&body, m->query_template, spec, d);
-    if (rc == QRR_OK) rc = text_add(&body, spec->query, spec->query_len, d);
-    if (rc == QRR_OK) rc = add_template(&body, m->document_template, spec, d);
+    int rc = add_head(&body, m, spec, d);
     if (rc == QRR_OK) rc = text_add(&body, doc ? doc : "", doc_len, d);
 
     /* Encode straight into place with room for at most the budget: the tokenizer writes the
@@ -130,10 +157,7 @@ int qrr__prompt_build(const qrr_model *m, const qrr_prompt_spec *spec, const cha
     }
     free(body.p);
     if (rc == QRR_ERR_BUFFER_TOO_SMALL) { /* n_body > budget: the body must be cut */
-        if (!spec->truncate)
-            return qrr_fail(d, QRR_ERR_TOO_LONG, "the prompt needs %zu tokens, more than "
-                            "max_length %zu, and truncation is off", fixed + n_body,
-                            spec->limit);
+        if (!spec->truncate) return too_long(m, spec, n_body, budget, d);
         n_body = budget; /* truncate the body at its end */
         rc = QRR_OK;
     }

@@ -233,8 +233,14 @@ Test(api, truncate_off_refuses_long_prompts)
     float s[2];
     cr_expect_eq(qrr_ctx_score(ctx, "q", docs, 2, p, s, NULL), QRR_ERR_TOO_LONG);
     cr_expect(strstr(qrr_last_error(), "document 1") != NULL, "%s", qrr_last_error());
+    cr_expect(strstr(qrr_last_error(), "the prompt needs") != NULL, "%s", qrr_last_error());
     p.max_length = (int)n_full;
     cr_expect_eq(qrr_ctx_score(ctx, "q", docs, 2, p, s, NULL), QRR_OK, "%s", qrr_last_error());
+    /* a query that fills max_length alone: the message blames the query, not the document */
+    cr_expect_eq(qrr_model_prompt_ids(model, "one two three four five six seven eight", "d", p,
+                                      ids, 512, &n), QRR_ERR_TOO_LONG);
+    cr_expect(strstr(qrr_last_error(), "the query and instruction alone") != NULL, "%s",
+              qrr_last_error());
 }
 
 Test(api, accessors_describe_the_model)
