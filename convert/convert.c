@@ -472,9 +472,12 @@ static int load_inputs(job *j, qrr_diag *d)
 {
     const qrr_convert_opts *o = j->o;
     struct stat sb;
-    if (stat(o->model_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+    if (stat(o->model_dir, &sb) != 0)
         return qrr_fail(d, QRR_ERR_IO, "%s: not a model directory (%s)", o->model_dir,
-                        errno ? strerror(errno) : "not a directory");
+                        strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return qrr_fail(d, QRR_ERR_IO, "%s: not a model directory (a file, not a directory)",
+                        o->model_dir);
     j->dir = strdup(o->model_dir);
     j->sources = json_array();
     if (!j->dir || !j->sources) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");

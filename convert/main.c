@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,11 +54,15 @@ static void usage(FILE *f)
             QRR_DEFAULT_MAX_LENGTH);
 }
 
-static int usage_error(const char *fmt, const char *arg)
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
     fprintf(stderr, "qconvert: ");
-    fprintf(stderr, fmt, arg);
+    vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\nTry 'qconvert --help'.\n");
+    va_end(ap);
     return EXIT_USAGE;
 }
 
@@ -208,7 +213,8 @@ int main(int argc, char **argv)
         case OPT_FORCE: o.force = 1; break;
         case OPT_MAXLEN:
             if (parse_u32(optarg, 1, QRR_MAX_POSITION, &o.max_length) != 0)
-                return usage_error("--max-length '%s': expected a number of tokens >= 1", optarg);
+                return usage_error("--max-length '%s': expected a number of tokens in 1..%u",
+                                   optarg, QRR_MAX_POSITION);
             break;
         case OPT_QBLOCK:
             if (parse_u32(optarg, 1, QRR_MAX_INTERMEDIATE, &o.quant_block) != 0)

@@ -1036,7 +1036,8 @@ int main(int argc, char **argv) {
     if (statvfs(o.out_dir, &vfs) == 0) {
         long double avail = (long double)vfs.f_bavail * vfs.f_frsize;
         if (avail < (long double)total + (64u << 20))
-            die(EXIT_IO, "%s: %.2f GB needed, %.2f GB free", o.out_dir, (double)total / 1e9, (double)(avail / 1e9));
+            die(EXIT_IO, "%s: %.1f MB needed (the files and 64 MiB to spare), %.1f MB free",
+                o.out_dir, (double)(total + (64u << 20)) / 1e6, (double)(avail / 1e6));
     }
     if (!o.quiet) describe(&o, total, nt);
 

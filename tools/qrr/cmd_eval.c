@@ -264,7 +264,9 @@ static void print_text(const char *qrr_path, const char *data_path, const eval_s
            r->wall > 0 ? (double)r->documents / r->wall : 0.0, concurrency);
     if (threads) printf("%d thread%s each)\n", threads, threads == 1 ? "" : "s");
     else printf("one thread per CPU)\n");
-    if (r->failed) printf("  FAILED       %zu queries could not be scored\n", r->failed);
+    if (r->failed)
+        printf("  FAILED       %zu quer%s could not be scored\n", r->failed,
+               r->failed == 1 ? "y" : "ies");
 }
 
 static void print_json(const char *qrr_path, const char *data_path, const eval_set *s,
