@@ -433,6 +433,20 @@ static int run_into_closed_pipe(const char *in, const char *err, char *const arg
     return st;
 }
 
+Test(cli, option_values_after_an_equals_sign)
+{
+    /* `--threads=2 --batch=4`, as `--threads 2 --batch 4`; an empty value is still refused */
+    cr_expect_eq(tu_system("echo '{\"query\": \"q\", \"document\": \"d\"}' | '%s/qrr' score '%s' "
+                           "--threads=2 --batch=4 > '%s/eq.jsonl'", tu_build(), model, tmp), 0);
+    char p[1100];
+    snprintf(p, sizeof p, "%s/eq.jsonl", tmp);
+    char *text = tu_slurp(p, NULL);
+    cr_expect(strstr(text, "\"score\":") != NULL, "%s", text);
+    free(text);
+    cr_expect_eq(tu_system("'%s/qrr' score '%s' --threads= < /dev/null 2> /dev/null", tu_build(),
+                           model), 2);
+}
+
 Test(cli, a_reader_that_goes_away_is_an_output_error)
 {
     /* `qrr score ... | head -1`: exit 1 with a message, not killed by SIGPIPE */

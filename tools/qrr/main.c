@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -46,6 +47,27 @@ static int output_written(const char *cmd, int rc)
     return rc == QRR_EXIT_USAGE ? rc : QRR_EXIT_FAIL;
 }
 
+/* argv with each "--name=value" split into "--name" and "value", the form getopt_long
+ * (and so qconvert) takes too; the commands then see one form only. NULL when out of
+ * memory. It lives as long as the process (held here, so leak checkers see it in use). */
+static char **split_argv;
+static char **split_long_options(int argc, char **argv, int *out_argc)
+{
+    char **v = split_argv = calloc((size_t)argc * 2 + 1, sizeof *v);
+    int n = 0;
+    for (int i = 0; v && i < argc; i++) {
+        const char *eq = strchr(argv[i], '=');
+        if (i > 0 && !strncmp(argv[i], "--", 2) && eq && eq > argv[i] + 2) {
+            if (!(v[n++] = strndup(argv[i], (size_t)(eq - argv[i])))) return NULL;
+            v[n++] = (char *)eq + 1;
+        } else {
+            v[n++] = argv[i];
+        }
+    }
+    *out_argc = n;
+    return v;
+}
+
 int main(int argc, char **argv)
 {
     /* A reader that goes away (`qrr score ... | head -1`) is an output that cannot be
@@ -62,6 +84,10 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "--version")) {
         printf("qrr %s\ncpu kernels: %s\n", qrr_version(), qrr_cpu_kernels());
         return output_written(argv[1], QRR_EXIT_OK);
+    }
+    if (!(argv = split_long_options(argc, argv, &argc))) {
+        fprintf(stderr, "qrr: out of memory\n");
+        return QRR_EXIT_FAIL;
     }
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (!strcmp(argv[1], commands[i].name))
