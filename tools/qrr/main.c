@@ -47,25 +47,33 @@ static int output_written(const char *cmd, int rc)
     return rc == QRR_EXIT_USAGE ? rc : QRR_EXIT_FAIL;
 }
 
-/* argv with each "--name=value" split into "--name" and "value", the form getopt_long
- * (and so qconvert) takes too; the commands then see one form only. NULL when out of
- * memory. It lives as long as the process (held here, so leak checkers see it in use). */
-static char **split_argv;
-static char **split_long_options(int argc, char **argv, int *out_argc)
+/* Split each "--name=value" of argv[1..argc) into "--name" and "value" (the form
+ * getopt_long, and so qconvert, takes too), writing a NUL over the '=' (argv's strings are
+ * the program's to change); the commands then see one form only. out has room for 2 argc
+ * entries and a NULL; returns how many it holds. */
+static int split_long_options(int argc, char **argv, char **out)
 {
-    char **v = split_argv = calloc((size_t)argc * 2 + 1, sizeof *v);
     int n = 0;
-    for (int i = 0; v && i < argc; i++) {
-        const char *eq = strchr(argv[i], '=');
+    for (int i = 0; i < argc; i++) {
+        char *eq = strchr(argv[i], '=');
+        out[n++] = argv[i];
         if (i > 0 && !strncmp(argv[i], "--", 2) && eq && eq > argv[i] + 2) {
-            if (!(v[n++] = strndup(argv[i], (size_t)(eq - argv[i])))) return NULL;
-            v[n++] = (char *)eq + 1;
-        } else {
-            v[n++] = argv[i];
+            *eq = '\0';
+            out[n++] = eq + 1;
         }
     }
-    *out_argc = n;
-    return v;
+    out[n] = NULL;
+    return n;
+}
+
+static int run_command(int argc, char **argv)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return output_written(commands[i].name, commands[i].run(argc - 1, argv + 1));
+    fprintf(stderr, "qrr: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return QRR_EXIT_USAGE;
 }
 
 int main(int argc, char **argv)
@@ -85,14 +93,12 @@ int main(int argc, char **argv)
         printf("qrr %s\ncpu kernels: %s\n", qrr_version(), qrr_cpu_kernels());
         return output_written(argv[1], QRR_EXIT_OK);
     }
-    if (!(argv = split_long_options(argc, argv, &argc))) {
+    char **split = malloc(((size_t)argc * 2 + 1) * sizeof *split);
+    if (!split) {
         fprintf(stderr, "qrr: out of memory\n");
         return QRR_EXIT_FAIL;
     }
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return output_written(commands[i].name, commands[i].run(argc - 1, argv + 1));
-    fprintf(stderr, "qrr: unknown command '%s'\n\n", argv[1]);
-    usage(stderr);
-    return QRR_EXIT_USAGE;
+    int rc = run_command(split_long_options(argc, argv, split), split);
+    free(split);
+    return rc;
 }
