@@ -26,7 +26,8 @@ if _missing:
 
 import pyarrow as pa
 
-from .reranker import Reranker
+from ._args import int_arg
+from .reranker import MAX_THREADS, Reranker
 
 if TYPE_CHECKING:  # ray is imported where it is used: init_local must come first
     import ray
@@ -170,11 +171,10 @@ def rerank_dataset(ds: "ray.data.Dataset", model: Union[str, "os.PathLike[str]"]
     import ray.data
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}")
-    for name, value in (("threads_per_actor", threads_per_actor), ("batch_size", batch_size)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, not {value!r}")
-    if actors is not None and (not isinstance(actors, int) or actors < 1):
-        raise ValueError(f"actors must be an int >= 1, not {actors!r}")
+    threads_per_actor = int_arg(threads_per_actor, "threads_per_actor", 1, MAX_THREADS)
+    batch_size = int_arg(batch_size, "batch_size", 1)
+    if actors is not None:
+        actors = int_arg(actors, "actors", 1)
     # Without a size, Ray Data's pool grows from one actor as far as the cluster has room.
     compute = ray.data.ActorPoolStrategy(size=actors) if actors is not None else None
     resources = {"num_cpus": threads_per_actor}

@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _capi
+from ._args import int_arg, path_arg
 from ._progress import progress
 from .errors import QrrError, check, last_error
 
@@ -23,7 +24,7 @@ _DEVICES = {"cpu": _capi.QRR_DEVICE_CPU, "cuda": _capi.QRR_DEVICE_CUDA}
 
 Pair = Tuple[str, str]
 
-# Bounds checked here because ctypes would silently wrap a larger Python int to 32 bits.
+# The bounds of int arguments (ctypes would silently wrap a larger Python int to 32 bits).
 MAX_LENGTH_CAP = 1000000  # the qrr command's bound on "max_length" (tools/qrr/jsonl_cases.c)
 MAX_THREADS = 1024  # the library's bound on n_threads (runtime/context.c)
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -38,12 +39,6 @@ def _utf8(text: str, what: str) -> bytes:
         raise ValueError(f"{what} cannot be encoded as UTF-8: {e}") from None
 
 
-def _int_in(value: Any, what: str, lo: int, hi: int) -> int:
-    if not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"{what} must be an int in [{lo}, {hi}], not {value!r}")
-    return value
-
-
 def _token_ids(ids: Iterable[int]) -> List[int]:
     """ids as ints that fit int32 (the library then checks them against the vocabulary)."""
     out = []
@@ -55,20 +50,19 @@ def _token_ids(ids: Iterable[int]) -> List[int]:
     return out
 
 
-def _path_bytes(path: Union[str, bytes, "os.PathLike[Any]"]) -> bytes:
-    """A file name as the C library takes it: str, bytes or os.PathLike, spelled as the
-    operating system does (a non-UTF-8 name survives)."""
-    raw = os.fsencode(path)
-    if b"\0" in raw:  # the C string would end there: another file
-        raise ValueError(f"path must not contain a NUL character: {path!r}")
-    return raw
+def _is_pair(x: Any) -> bool:
+    """A (query, document) pair: a tuple, a list or a NumPy row of two str (NumPy's np.str_
+    is a str)."""
+    if isinstance(x, np.ndarray):
+        return x.ndim == 1 and len(x) == 2
+    return isinstance(x, (tuple, list)) and len(x) == 2
 
 
 def _encode_pairs(items: Sequence[Pair]) -> List[Tuple[bytes, bytes]]:
     """Each (query, document) pair as UTF-8 bytes; a malformed pair is named by its index."""
     encoded = []
     for i, pair in enumerate(items):
-        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        if not _is_pair(pair):
             raise TypeError(f"pair {i} must be a (query, document) pair of str")
         encoded.append((_utf8(pair[0], f"query of pair {i}"),
                         _utf8(pair[1], f"document of pair {i}")))
@@ -94,8 +88,8 @@ class Reranker:
         self._lock = threading.Lock()
         if device not in _DEVICES:
             raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}")
-        _int_in(threads, "threads", 0, MAX_THREADS)
-        raw = _path_bytes(path)
+        threads = int_arg(threads, "threads", 0, MAX_THREADS)
+        raw = path_arg(path, "path")
         self.path = os.fsdecode(raw)
         mp = _lib.qrr_model_default_params()
         mp.verify_weights = 1 if verify else 0
@@ -157,7 +151,7 @@ class Reranker:
             sp.instruction = ins  # b"" is an empty instruction; None keeps the default
             sp.instruction_len = len(ins)
         if max_length is not None:
-            sp.max_length = _int_in(max_length, "max_length", 1, MAX_LENGTH_CAP)
+            sp.max_length = int_arg(max_length, "max_length", 1, MAX_LENGTH_CAP)
         return sp
 
     def _score_group(self, query: bytes, docs: Sequence[bytes], sp, scores, logits) -> None:
@@ -185,8 +179,7 @@ class Reranker:
         instruction; ``max_length`` its prompt length limit in tokens (documents are cut at
         their end to fit). ``show_progress_bar`` shows one (tqdm when installed).
         """
-        single = (isinstance(pairs, (tuple, list)) and len(pairs) == 2
-                  and all(isinstance(x, str) for x in pairs))
+        single = _is_pair(pairs) and all(isinstance(x, str) for x in pairs)
         items: Sequence[Pair] = [pairs] if single else list(pairs)  # type: ignore[list-item]
         scores, logits = self._score_pairs(items, instruction, batch_size, show_progress_bar,
                                            max_length)
@@ -197,8 +190,7 @@ class Reranker:
                      show_progress_bar: bool, max_length: Optional[int]
                      ) -> Tuple[np.ndarray, np.ndarray]:
         """(scores, logits) of the pairs, as float32 arrays in input order."""
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, not {batch_size!r}")
+        batch_size = int_arg(batch_size, "batch_size", 1)
         self._need_open()  # also when there is nothing to score
         keep: List[bytes] = []
         sp = self._score_params(instruction, max_length, keep)
@@ -228,8 +220,7 @@ class Reranker:
         (qrr_ctx_score_groups): each query's prompt prefix is computed once, and the groups'
         documents share forward chunks. The numbers equal predict's within float rounding.
         """
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, not {batch_size!r}")
+        batch_size = int_arg(batch_size, "batch_size", 1)
         self._need_open()  # also when there is nothing to score
         keep: List[bytes] = []
         sp = self._score_params(instruction, max_length, keep)
@@ -310,11 +301,7 @@ class Reranker:
         if isinstance(documents, (str, bytes)):  # would rank each character as a document
             raise TypeError(f"documents must be a list of str, not {type(documents).__name__}")
         if top_k is not None:
-            if isinstance(top_k, bool):
-                raise TypeError("top_k must be None or an int >= 0, not a bool")
-            top_k = operator.index(top_k)  # any integer (NumPy's too); TypeError otherwise
-            if top_k < 0:
-                raise ValueError(f"top_k must be None or an int >= 0, not {top_k}")
+            top_k = int_arg(top_k, "top_k", 0)
         docs = list(documents)
         scores = self.predict([(query, d) for d in docs], instruction=instruction,
                               batch_size=batch_size, show_progress_bar=show_progress_bar,

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import qrr
@@ -91,6 +92,26 @@ def test_integers_ctypes_would_wrap_are_refused(tied):
             model.decode([2**31 - 1])
 
 
+def test_int_arguments_take_numpy_integers_and_name_the_argument(tied):
+    """Every int argument takes any integer (NumPy's too) and refuses a bool, a float or a
+    str with a TypeError naming it (a bool is an int to Python, not a count)."""
+    with qrr.Reranker(tied, threads=np.int64(1)) as model:
+        pairs = [("q", "d"), ("q", "e")]
+        want = model.predict(pairs, batch_size=1, max_length=64)
+        got = model.predict(pairs, batch_size=np.int32(1), max_length=np.uint16(64))
+        assert np.array_equal(got, want)
+        assert model.score_grouped(pairs, batch_size=np.int64(1))[0].shape == (2,)
+        assert len(model.rank("q", ["d", "e"], top_k=np.int8(1))) == 1
+        calls = {"max_length": lambda v: model.predict(pairs, max_length=v),
+                 "batch_size": lambda v: model.predict(pairs, batch_size=v),
+                 "top_k": lambda v: model.rank("q", ["d"], top_k=v),
+                 "threads": lambda v: qrr.Reranker(tied, threads=v)}
+        for name, call in calls.items():
+            for bad in (True, 1.0, "1", np.float32(1)):
+                with pytest.raises(TypeError, match=f"^{name} must be an int, not "):
+                    call(bad)
+
+
 def test_paths_are_str_bytes_or_path_like(tied, tmp_path):
     with qrr.Reranker(os.fsencode(tied)) as model:
         assert model.path == tied and model.predict(("q", "d")) > 0
@@ -100,6 +121,8 @@ def test_paths_are_str_bytes_or_path_like(tied, tmp_path):
         assert model.path == str(odd) and model.predict(("q", "d")) > 0
     with pytest.raises(ValueError, match="NUL"):
         qrr.Reranker(tied + "\0junk")  # would open tied
+    with pytest.raises(TypeError, match="path must be a str, bytes or os.PathLike, not NoneType"):
+        qrr.Reranker(None)
     with pytest.raises(qrr.QrrError, match="nowhere.qrr: No such file"):
         qrr.Reranker(b"nowhere.qrr")
 

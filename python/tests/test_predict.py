@@ -77,6 +77,21 @@ def test_batching_and_query_order_do_not_change_scores(tied):
     assert np.max(np.abs(together - alone)) <= 1e-6
 
 
+def test_numpy_arrays_of_pairs(tied):
+    """Rows of a NumPy array are pairs (np.str_ is a str), of a str array or an object one,
+    and score as the same pairs given as tuples; a row of two str alone is one pair."""
+    pairs = [("What is the capital of China?", "Beijing."), ("Where is Seoul?", "In Korea.")]
+    with qrr.Reranker(tied) as model:
+        want = model.predict(pairs)
+        for dtype in (str, object):
+            assert np.array_equal(model.predict(np.array(pairs, dtype=dtype)), want)
+            assert model.predict(np.array(pairs[1], dtype=dtype)) == want[1]
+        scores, _ = model.score_grouped(np.array(pairs))
+        assert np.array_equal(scores, want)
+        with pytest.raises(TypeError, match="pair 0 must be a"):
+            model.predict(np.array([["q", "d", "e"]]))
+
+
 def test_empty_input_and_texts_with_nul(tied):
     with qrr.Reranker(tied) as model:
         assert model.predict([]).shape == (0,)

@@ -149,3 +149,18 @@ def test_a_killed_actor_is_restarted_and_no_row_is_lost(local_ray, tied):
     print(f"killed actor pid {record['victim']} after {record['rows_then']} of {len(rows)} "
           f"rows; new scoring process(es) {sorted(restarted)}")
     check_against(by_id(got), rows, c_api_scores(tied, qrr_score_lines(rows)))
+
+
+def test_int_arguments_are_checked_before_anything_runs():
+    """rerank_dataset's counts take NumPy integers and refuse a bool, a float or a str,
+    naming the argument, before the dataset is touched (None here)."""
+    import numpy as np
+    import qrr.ray
+    for kw, name in ((dict(batch_size=True), "batch_size"), (dict(actors=1.5), "actors"),
+                     (dict(threads_per_actor="2"), "threads_per_actor")):
+        with pytest.raises(TypeError, match=f"^{name} must be an int, not "):
+            qrr.ray.rerank_dataset(None, "m.qrr", **kw)
+    with pytest.raises(ValueError, match=r"^batch_size must be an int >= 1, not 0"):
+        qrr.ray.rerank_dataset(None, "m.qrr", batch_size=0)
+    with pytest.raises(AttributeError, match="map_batches"):  # the checks passed
+        qrr.ray.rerank_dataset(None, "m.qrr", batch_size=np.int64(2), actors=np.int32(1))

@@ -1,0 +1,36 @@
+"""Checks of Python-side arguments, shared by Reranker, convert and qrr.ray: each refusal is a
+TypeError (wrong kind of value) or ValueError (out of range) that names the argument. Bounds
+are checked here because ctypes would silently wrap a larger Python int to 32 bits."""
+from __future__ import annotations
+
+import operator
+import os
+from typing import Any, Optional, Union
+
+
+def int_arg(value: Any, name: str, lo: int, hi: Optional[int] = None) -> int:
+    """value as a Python int in [lo, hi] (hi None: no upper bound). Any integer is taken,
+    NumPy's too (operator.index); a bool, a float or a str is not."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not a bool")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}") from None
+    if v < lo or (hi is not None and v > hi):
+        bounds = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name} must be an int {bounds}, not {v}")
+    return v
+
+
+def path_arg(path: Union[str, bytes, "os.PathLike[Any]"], name: str) -> bytes:
+    """A file name as C and the operating system take it: str, bytes or os.PathLike, spelled
+    as the operating system does (a non-UTF-8 name survives)."""
+    try:
+        raw = os.fsencode(path)
+    except TypeError:
+        raise TypeError(f"{name} must be a str, bytes or os.PathLike, not "
+                        f"{type(path).__name__}") from None
+    if b"\0" in raw:  # the C string would end there: another file
+        raise ValueError(f"{name} must not contain a NUL character: {path!r}")
+    return raw
