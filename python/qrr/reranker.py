@@ -10,7 +10,7 @@ import operator
 import os
 import threading
 from ctypes import POINTER, byref, c_char_p, c_float, c_int32, c_size_t, c_void_p
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -48,6 +48,17 @@ def _token_ids(ids: Iterable[int]) -> List[int]:
             raise ValueError(f"ids[{i}] = {v} is not a token id (it does not fit int32)")
         out.append(v)
     return out
+
+
+def _torch_for_tensors() -> Any:
+    """torch, for predict's convert_to_tensor=True."""
+    try:
+        import torch
+    except ImportError as e:
+        raise ImportError(f"convert_to_tensor=True needs torch, which cannot be imported "
+                          f"({e}): install it, or leave convert_to_tensor False for a numpy "
+                          "array") from e
+    return torch
 
 
 def _is_pair(x: Any) -> bool:
@@ -166,25 +177,51 @@ class Reranker:
             if status != _capi.QRR_OK:
                 raise last_error(status)
 
-    def predict(self, pairs: Union[Pair, Sequence[Pair]], instruction: Optional[str] = None,
-                batch_size: int = 32, show_progress_bar: bool = False, raw: bool = False,
-                max_length: Optional[int] = None) -> Union[np.ndarray, np.float32]:
-        """Score (query, document) pairs, like CrossEncoder.predict.
+    def predict(self, pairs: Union[Pair, Sequence[Pair]], batch_size: int = 32,
+                show_progress_bar: Optional[bool] = None,
+                activation_fn: Optional[Callable[[np.ndarray], Any]] = None,
+                apply_softmax: bool = False, convert_to_numpy: bool = True,
+                convert_to_tensor: bool = False, *, instruction: Optional[str] = None,
+                raw: bool = False, max_length: Optional[int] = None) -> Any:
+        """Score (query, document) pairs, with CrossEncoder.predict's arguments in its order
+        (qrr's own ones keyword-only after them).
 
         Returns a float32 numpy array of P("yes") per pair, in input order (``raw=True``: the
         logits, logit_yes - logit_no, or the single logit of a sequence-classification
-        model). One pair given alone returns one number. Consecutive pairs with the same
-        query are scored together, ``batch_size`` documents per call, so that their shared
-        prompt prefix is computed once. ``instruction`` replaces the model's default task
-        instruction; ``max_length`` its prompt length limit in tokens (documents are cut at
-        their end to fit). ``show_progress_bar`` shows one (tqdm when installed).
+        model). One pair given alone returns one number. ``activation_fn``: a callable that
+        gets the logits as a float32 numpy array and returns one number per pair, in place
+        of the sigmoid (None). ``apply_softmax`` changes nothing: there is one score per
+        pair. ``convert_to_numpy=False``: a list of floats; ``convert_to_tensor=True``: a
+        torch tensor (needs torch). Consecutive pairs with the same query are scored
+        together, ``batch_size`` documents per call, so that their shared prompt prefix is
+        computed once. ``instruction`` replaces the model's default task instruction;
+        ``max_length`` its prompt length limit in tokens (documents are cut at their end to
+        fit). ``show_progress_bar`` shows one (tqdm when installed).
         """
+        if activation_fn is not None:
+            if not callable(activation_fn):
+                raise TypeError(f"activation_fn must be callable or None, not "
+                                f"{type(activation_fn).__name__}")
+            if raw:
+                raise ValueError("raw=True and activation_fn both say what to return: give one")
+        torch = _torch_for_tensors() if convert_to_tensor else None
         single = _is_pair(pairs) and all(isinstance(x, str) for x in pairs)
         items: Sequence[Pair] = [pairs] if single else list(pairs)  # type: ignore[list-item]
-        scores, logits = self._score_pairs(items, instruction, batch_size, show_progress_bar,
-                                           max_length)
-        out = logits if raw else scores
-        return out[0] if single else out
+        scores, logits = self._score_pairs(items, instruction, batch_size,
+                                           bool(show_progress_bar), max_length)
+        if activation_fn is not None:
+            out = np.asarray(activation_fn(logits), dtype=np.float32)
+            if out.shape != logits.shape:
+                raise ValueError(f"activation_fn must return one number per pair: shape "
+                                 f"{logits.shape}, not {out.shape}")
+        else:
+            out = logits if raw else scores
+        result: Any = out
+        if torch is not None:
+            result = torch.from_numpy(out)
+        elif not convert_to_numpy:
+            result = out.tolist()
+        return result[0] if single else result
 
     def _score_pairs(self, items: Sequence[Pair], instruction: Optional[str], batch_size: int,
                      show_progress_bar: bool, max_length: Optional[int]
@@ -291,21 +328,25 @@ class Reranker:
         return {"tokens": st.tokens, "tokens_computed": st.tokens_computed}
 
     def rank(self, query: str, documents: Sequence[str], top_k: Optional[int] = None,
-             return_documents: bool = False, instruction: Optional[str] = None,
-             batch_size: int = 32, show_progress_bar: bool = False,
+             return_documents: bool = False, batch_size: int = 32,
+             show_progress_bar: Optional[bool] = None,
+             activation_fn: Optional[Callable[[np.ndarray], Any]] = None,
+             apply_softmax: bool = False, convert_to_numpy: bool = True,
+             convert_to_tensor: bool = False, *, instruction: Optional[str] = None,
              max_length: Optional[int] = None) -> List[Dict[str, Any]]:
-        """Rank documents against one query, like CrossEncoder.rank: a list of
-        {"corpus_id": index in documents, "score": P("yes")[, "text": the document]},
-        best first (equal scores keep the documents' order), the first ``top_k`` only
-        when given."""
+        """Rank documents against one query, with CrossEncoder.rank's arguments in its order
+        (qrr's own ones keyword-only after them): a list of {"corpus_id": index in
+        documents, "score": P("yes") or activation_fn's number[, "text": the document]},
+        best first (equal scores keep the documents' order), the first ``top_k`` only when
+        given. The scores are floats: ``apply_softmax``, ``convert_to_numpy`` and
+        ``convert_to_tensor`` are taken for CrossEncoder's sake and change nothing."""
         if isinstance(documents, (str, bytes)):  # would rank each character as a document
             raise TypeError(f"documents must be a list of str, not {type(documents).__name__}")
         if top_k is not None:
             top_k = int_arg(top_k, "top_k", 0)
         docs = list(documents)
-        scores = self.predict([(query, d) for d in docs], instruction=instruction,
-                              batch_size=batch_size, show_progress_bar=show_progress_bar,
-                              max_length=max_length)
+        scores = self.predict([(query, d) for d in docs], batch_size, show_progress_bar,
+                              activation_fn, instruction=instruction, max_length=max_length)
         order = sorted(range(len(docs)), key=lambda i: -float(scores[i]))
         if top_k is not None:
             order = order[:top_k]

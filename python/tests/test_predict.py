@@ -1,8 +1,12 @@
 """predict: the same numbers as the C API for every reference case, the reference scores
-within the tolerances of docs/ci.md, logits with raw=True, a lone pair, batching."""
+within the tolerances of docs/ci.md, logits with raw=True or an identity activation_fn, a
+lone pair, batching, NumPy arrays of pairs, and CrossEncoder.predict's arguments in its
+order with its output types."""
 from __future__ import annotations
 
+import inspect
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +15,7 @@ import qrr
 from conftest import c_api_scores, cases, group_key, reference_lines
 
 
-def predict_cases(model: qrr.Reranker, lines, raw=False, batch_size=32):
+def predict_cases(model: qrr.Reranker, lines, batch_size=32, **kw):
     """predict over the reference cases, one call per (instruction, max_length) group."""
     out = np.empty(len(lines), dtype=np.float32)
     groups = {}
@@ -20,7 +24,7 @@ def predict_cases(model: qrr.Reranker, lines, raw=False, batch_size=32):
     for (instruction, max_length), idx in groups.items():
         pairs = [(lines[i]["query"], lines[i]["document"]) for i in idx]
         out[idx] = model.predict(pairs, instruction=instruction, max_length=max_length,
-                                 raw=raw, batch_size=batch_size)
+                                 batch_size=batch_size, **kw)
     return out
 
 
@@ -43,6 +47,8 @@ def test_predict_meets_the_reference_scores(tied):
     with qrr.Reranker(tied) as model:
         scores = predict_cases(model, lines)
         logits = predict_cases(model, lines, raw=True)
+        identity = predict_cases(model, lines, activation_fn=lambda x: x)
+    assert np.array_equal(identity, logits)
     for i, o in enumerate(ref):
         delta = o["fp64"]["logit_yes"] - o["fp64"]["logit_no"]
         assert abs(scores[i] - o["fp64"]["score"]) <= 1e-5, i
@@ -106,3 +112,87 @@ def test_progress_bar_when_asked(tied, capsys):
         shown = model.predict([("q", "d")] * 3, show_progress_bar=True)
     assert "3/3" in capsys.readouterr().err
     assert np.array_equal(quiet, shown)
+
+
+CROSS_ENCODER_PREDICT = [("batch_size", 32), ("show_progress_bar", None), ("activation_fn", None),
+                         ("apply_softmax", False), ("convert_to_numpy", True),
+                         ("convert_to_tensor", False)]
+
+
+def test_the_signature_is_cross_encoders():
+    """sentence-transformers' CrossEncoder.predict(sentences, batch_size, show_progress_bar,
+    activation_fn, apply_softmax, convert_to_numpy, convert_to_tensor), in that order, with
+    those defaults; qrr's own arguments only by keyword after them."""
+    params = list(inspect.signature(qrr.Reranker.predict).parameters.values())[1:]
+    assert params[0].name == "pairs"
+    positional = [(p.name, p.default) for p in params[1:]
+                  if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    assert positional == CROSS_ENCODER_PREDICT
+    assert [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY] == [
+        "instruction", "raw", "max_length"]
+
+
+PAIRS = [("What is the capital of China?", d) for d in ("Beijing.", "Seoul.", "Gravity.")]
+
+
+def test_positional_arguments_as_cross_encoder_passes_them(tied, capsys):
+    with qrr.Reranker(tied) as model:
+        scores = model.predict(PAIRS, batch_size=1)
+        logits = model.predict(PAIRS, batch_size=1, raw=True)
+        assert np.array_equal(model.predict(PAIRS, 1), scores)
+        with pytest.raises(ValueError, match="batch_size must be an int >= 1, not 0"):
+            model.predict(PAIRS, 0)
+        model.predict(PAIRS, 1, True)
+        assert "3/3" in capsys.readouterr().err
+        got = model.predict(PAIRS, 1, False, np.tanh, False, False, False)
+    assert got == np.tanh(logits).tolist()
+
+
+def test_activation_fn_gets_the_logits(tied):
+    with qrr.Reranker(tied) as model:
+        logits = model.predict(PAIRS, raw=True)
+        assert np.array_equal(model.predict(PAIRS, activation_fn=np.negative), -logits)
+        lone = model.predict(PAIRS[0], activation_fn=np.negative)
+        assert np.ndim(lone) == 0 and lone == -model.predict(PAIRS[0], raw=True)
+        # CrossEncoder's default: the sigmoid, which is what predict returns without one
+        sigmoid = model.predict(PAIRS, activation_fn=lambda x: 1 / (1 + np.exp(-x)))
+        assert np.max(np.abs(sigmoid - model.predict(PAIRS))) <= 1e-6
+        with pytest.raises(TypeError, match="activation_fn must be callable or None, not str"):
+            model.predict(PAIRS, activation_fn="sigmoid")
+        with pytest.raises(ValueError, match="activation_fn must return one number per pair"):
+            model.predict(PAIRS, activation_fn=lambda x: x[:1])
+        with pytest.raises(ValueError, match="raw=True and activation_fn"):
+            model.predict(PAIRS, activation_fn=np.negative, raw=True)
+
+
+def test_output_types_as_cross_encoder_gives_them(tied):
+    """convert_to_numpy=False: a list of floats (one float for a lone pair); apply_softmax
+    changes nothing with one score per pair; show_progress_bar=None shows nothing."""
+    with qrr.Reranker(tied) as model:
+        scores = model.predict(PAIRS)
+        as_list = model.predict(PAIRS, convert_to_numpy=False)
+        one = model.predict(PAIRS[1], convert_to_numpy=False)
+        one_numpy = model.predict(PAIRS[1])
+        softmaxed = model.predict(PAIRS, apply_softmax=True, show_progress_bar=None)
+    assert type(as_list) is list and all(type(x) is float for x in as_list)
+    assert as_list == scores.tolist()
+    assert type(one) is float and one == float(one_numpy)
+    assert np.array_equal(softmaxed, scores)
+
+
+def test_convert_to_tensor_without_torch_names_the_argument(tied, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch fails, installed or not
+    with qrr.Reranker(tied) as model:
+        with pytest.raises(ImportError, match="convert_to_tensor=True needs torch"):
+            model.predict(PAIRS, convert_to_tensor=True)
+
+
+def test_convert_to_tensor_gives_a_torch_tensor(tied):
+    torch = pytest.importorskip("torch")
+    with qrr.Reranker(tied) as model:
+        scores = model.predict(PAIRS)
+        tensor = model.predict(PAIRS, convert_to_numpy=False, convert_to_tensor=True)
+        one = model.predict(PAIRS[0], convert_to_tensor=True)
+    assert isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float32
+    assert np.array_equal(tensor.numpy(), scores)
+    assert isinstance(one, torch.Tensor) and one.ndim == 0 and float(one) == float(scores[0])
