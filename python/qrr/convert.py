@@ -9,10 +9,16 @@ from collections.abc import Sequence
 from typing import Optional, Union
 
 from . import _capi
+from ._args import int_arg, path_arg
 from .errors import QrrError
 
 PathLike = Union[str, "os.PathLike[str]"]
 _EXIT_STATUS = {1: "bad input", 2: "usage error", 3: "I/O error writing the output"}
+DTYPES = ("f32", "f16", "bf16", "int8")
+# qconvert's bounds on --max-length and --quant-block (format/qrr_format.h): checked here so
+# that a value out of them is named as this function's argument, not as qconvert's option.
+MAX_POSITION = 1 << 24  # QRR_MAX_POSITION
+MAX_INTERMEDIATE = 262144  # QRR_MAX_INTERMEDIATE
 
 
 def _labels_option(labels: Sequence[str]) -> str:
@@ -33,21 +39,32 @@ def convert(src_dir: PathLike, dst: PathLike, dtype: str = "int8",
 
     ``dtype``: "f32", "f16", "bf16" or "int8" for the linear layers and the embedding.
     ``labels``: the (no, yes) token strings, overriding config.json and inference.
-    ``max_length``: the default prompt length limit to record. ``force``: convert a
-    directory that looks like an embedding model. ``quant_block``: int8 scales per block
-    of this many inputs instead of per row. Raises QrrError with qconvert's message (it
-    names the file and field at fault); a failed conversion leaves no output file.
+    ``max_length``: the default prompt length limit to record (1..2**24; the model may
+    allow fewer). ``force``: convert a directory that looks like an embedding model.
+    ``quant_block``: int8 scales per block of this many inputs instead of per row. An
+    argument of the wrong kind or out of those bounds raises TypeError or ValueError
+    naming it, before qconvert runs; what only the model can tell raises QrrError with
+    qconvert's message (it names the file and field at fault); a failed conversion leaves
+    no output file.
     """
-    cmd = [_capi.qconvert_path(), "-o", os.fspath(dst), "--dtype", dtype, "--quiet"]
+    src, out = path_arg(src_dir, "src_dir"), path_arg(dst, "dst")
+    if not isinstance(dtype, str):
+        raise TypeError(f"dtype must be a str, not {type(dtype).__name__}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+    cmd = [_capi.qconvert_path(), "-o", out, "--dtype", dtype, "--quiet"]
     if labels is not None:
         cmd += ["--labels", _labels_option(labels)]
     if max_length is not None:
-        cmd += ["--max-length", str(int(max_length))]
+        cmd += ["--max-length", str(int_arg(max_length, "max_length", 1, MAX_POSITION))]
     if quant_block is not None:
-        cmd += ["--quant-block", str(int(quant_block))]
+        block = int_arg(quant_block, "quant_block", 1, MAX_INTERMEDIATE)
+        if dtype != "int8":
+            raise ValueError(f"quant_block needs dtype='int8', not {dtype!r}")
+        cmd += ["--quant-block", str(block)]
     if force:
         cmd.append("--force")
-    cmd += ["--", os.fspath(src_dir)]  # a directory named "-x" is no option
+    cmd += ["--", src]  # a directory named "-x" is no option
     done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, errors="replace")
     if done.returncode != 0:
