@@ -11,11 +11,18 @@ import os
 from ctypes import (POINTER, Structure, c_char_p, c_double, c_float, c_int, c_int32,
                     c_size_t, c_uint32, c_uint64, c_void_p)
 from pathlib import Path
+from typing import Dict
 
 _HERE = Path(__file__).resolve().parent
 # Bundled by the package build (setup.py): the shared library and the converter.
 _BUNDLED_LIBRARY = _HERE / "_lib" / "libqrr.so.0"
 _BUNDLED_QCONVERT = _HERE / "_lib" / "qconvert"
+
+# The shared libraries libqrr links (the Makefile's LDLIBS_RT) and qconvert adds (LDLIBS_CV),
+# with the Debian package that holds each; a QRR_CUDA=1 build also needs the CUDA runtime.
+LIBRARY_PACKAGES = {"libxxhash.so.0": "libxxhash0", "libutf8proc.so.2": "libutf8proc2",
+                    "libpcre2-8.so.0": "libpcre2-8-0", "libz.so.1": "zlib1g"}
+QCONVERT_PACKAGES = {**LIBRARY_PACKAGES, "libjansson.so.4": "libjansson4"}
 
 QRR_OK = 0
 QRR_DEVICE_CPU = 0
@@ -96,6 +103,22 @@ def qconvert_path() -> str:
     return _bundled("QRR_QCONVERT", _BUNDLED_QCONVERT, FileNotFoundError)
 
 
+def missing_library_hint(message: str, packages: Dict[str, str]) -> str:
+    """A HINT line for a loader error (message): the Debian package of the library it names,
+    when it is one of packages, and every package to install."""
+    named = [f"{so} is in {pkg}" for so, pkg in packages.items() if so in message]
+    return "HINT: " + "; ".join(named + ["install the Debian packages it needs: apt-get "
+                                         f"install {' '.join(packages.values())}"])
+
+
+def _load(path: str) -> ctypes.CDLL:
+    try:
+        return ctypes.CDLL(path)
+    except OSError as e:  # a library it links is missing, most often
+        raise ImportError(f"qrr: cannot load {path}: {e}\n"
+                          f"{missing_library_hint(str(e), LIBRARY_PACKAGES)}") from e
+
+
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     P = POINTER
     sigs = {
@@ -131,4 +154,4 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     return lib
 
 
-lib = _declare(ctypes.CDLL(library_path()))
+lib = _declare(_load(library_path()))

@@ -69,6 +69,8 @@ def convert(src_dir: PathLike, dst: PathLike, dtype: str = "int8",
                           stderr=subprocess.PIPE, text=True, errors="replace")
     if done.returncode != 0:
         message = done.stderr.strip() or done.stdout.strip()
+        if "error while loading shared libraries" in message:  # the loader's, not qconvert's
+            message += "\n" + _capi.missing_library_hint(message, _capi.QCONVERT_PACKAGES)
         if done.returncode < 0:
             message = f"qconvert ended by signal {-done.returncode}: {message}"
         # status: qconvert's exit status (negative: the signal that ended it)

@@ -143,6 +143,46 @@ def test_convert_failure_names_the_file(tmp_path):
     assert not (tmp_path / "out.qrr").exists()
 
 
+def without_library(binary: str, soname: bytes, tmp_path) -> str:
+    """A copy of binary whose link to soname names a library no system has (its .so.9)."""
+    data = open(binary, "rb").read()
+    assert soname + b"\0" in data
+    copy = tmp_path / os.path.basename(binary)
+    copy.write_bytes(data.replace(soname + b"\0", soname[:-1] + b"9\0"))
+    copy.chmod(0o755)
+    return str(copy)
+
+
+def test_a_missing_system_library_is_an_import_error_naming_it(tmp_path):
+    """import qrr with a libqrr whose libxxhash cannot be found: an ImportError with the
+    loader's own message and the Debian packages to install, not a raw ctypes OSError."""
+    lib = without_library(os.path.realpath(qrr._capi.library_path()), b"libxxhash.so.0", tmp_path)
+    done = subprocess.run([sys.executable, "-c", "import qrr"], capture_output=True, text=True,
+                          env={**os.environ, "QRR_LIBRARY": lib})
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-2:] == [
+        f"ImportError: qrr: cannot load {lib}: libxxhash.so.9: cannot open shared object "
+        "file: No such file or directory",
+        "HINT: install the Debian packages it needs: apt-get install libxxhash0 libutf8proc2 "
+        "libpcre2-8-0 zlib1g"]
+    # the loader's message for a library of the list names its package first
+    hint = qrr._capi.missing_library_hint(
+        "libutf8proc.so.2: cannot open shared object file: No such file or directory",
+        qrr._capi.LIBRARY_PACKAGES)
+    assert hint.startswith("HINT: libutf8proc.so.2 is in libutf8proc2; install the Debian")
+
+
+def test_a_qconvert_missing_a_system_library_names_its_package(tmp_path, monkeypatch):
+    monkeypatch.setenv("QRR_QCONVERT", without_library(qrr._capi.qconvert_path(),
+                                                       b"libjansson.so.4", tmp_path))
+    with pytest.raises(qrr.QrrError) as e:
+        qrr.convert(tmp_path, tmp_path / "out.qrr")
+    assert e.value.status == 127
+    assert "libjansson.so.9: cannot open shared object file" in str(e.value)
+    assert str(e.value).endswith("HINT: install the Debian packages it needs: apt-get install "
+                                 "libxxhash0 libutf8proc2 libpcre2-8-0 zlib1g libjansson4")
+
+
 def test_missing_ray_extra_names_what_to_install():
     """Without the [ray] extra (ray and pyarrow unimportable here, whether installed or
     not), `import qrr.ray` and `python -m qrr.ray_rerank` say what to install."""
