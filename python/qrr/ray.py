@@ -2,7 +2,8 @@
 map_batches runs a pool of actors; each opens the model once (the file is memory-mapped, so
 actors on one node share its pages) and scores every batch with Reranker.score_grouped.
 init_local starts a Ray instance on one machine that keeps to loopback. The command line is
-ray_rerank.py, its reading and writing _ray_io.py. Needs `pip install "qrr[ray]"`.
+ray_rerank.py, its reading and writing _ray_io.py. Needs the [ray] extra: `pip install
+"./python[ray]"` from a qrr checkout.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Union
 _missing = [m for m in ("ray", "pyarrow") if importlib.util.find_spec(m) is None]
 if _missing:
     raise ImportError(f"qrr.ray needs the [ray] extra ({' and '.join(_missing)} not installed): "
-                      'pip install "qrr[ray]" (from a checkout: pip install "./python[ray]")')
+                      'pip install "./python[ray]" from a qrr checkout')
 
 import pyarrow as pa
 

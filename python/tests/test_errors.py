@@ -188,7 +188,7 @@ def test_missing_ray_extra_names_what_to_install():
     not), `import qrr.ray` and `python -m qrr.ray_rerank` say what to install."""
     without = "import sys; sys.modules.update(ray=None, pyarrow=None); "
     message = ('qrr.ray needs the [ray] extra (ray and pyarrow not installed): '
-               'pip install "qrr[ray]" (from a checkout: pip install "./python[ray]")')
+               'pip install "./python[ray]" from a qrr checkout')
     imported = subprocess.run([sys.executable, "-c", without + "import qrr.ray"],
                               capture_output=True, text=True)
     assert imported.returncode == 1
