@@ -88,8 +88,9 @@ def _bundled(variable: str, bundled: Path, error: type) -> str:
         return env
     if bundled.exists():
         return str(bundled)
-    raise error(f"qrr: no {bundled.name} at {bundled} (a broken install?) and {variable} is "
-                "not set")
+    raise error(f"qrr: no {bundled.name} at {bundled} and {variable} is not set: install the "
+                "package with pip install ./python (an editable install, pip install -e, has "
+                f"no bundled files), or set {variable}")
 
 
 def library_path() -> str:

@@ -183,6 +183,18 @@ def test_a_qconvert_missing_a_system_library_names_its_package(tmp_path, monkeyp
                                  "libxxhash0 libutf8proc2 libpcre2-8-0 zlib1g libjansson4")
 
 
+def test_no_bundled_library_says_how_to_install(tmp_path, monkeypatch):
+    """Where the package has no bundled libqrr (an editable install) and QRR_LIBRARY is not
+    set, the ImportError says how to install instead."""
+    monkeypatch.delenv("QRR_LIBRARY", raising=False)
+    with pytest.raises(ImportError) as e:
+        qrr._capi._bundled("QRR_LIBRARY", tmp_path / "libqrr.so.0", ImportError)
+    assert str(e.value) == (f"qrr: no libqrr.so.0 at {tmp_path / 'libqrr.so.0'} and QRR_LIBRARY "
+                            "is not set: install the package with pip install ./python (an "
+                            "editable install, pip install -e, has no bundled files), or set "
+                            "QRR_LIBRARY")
+
+
 def test_missing_ray_extra_names_what_to_install():
     """Without the [ray] extra (ray and pyarrow unimportable here, whether installed or
     not), `import qrr.ray` and `python -m qrr.ray_rerank` say what to install."""
