@@ -51,6 +51,9 @@ def connect(address: Optional[str]) -> bool:
 
 
 def _progress(total: Optional[int]):
+    """A progress bar on stderr when it is a terminal (in a log, a bar's redraws are noise)."""
+    if not sys.stderr.isatty():
+        return None
     try:
         from tqdm.auto import tqdm
     except ImportError:

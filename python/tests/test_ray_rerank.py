@@ -47,6 +47,7 @@ def test_json_lines_through_the_command_equal_qrr_score(tied, tmp_path):
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     last = done.stderr.strip().splitlines()[-1]
+    assert "%|" not in done.stderr  # no progress bar when stderr is not a terminal
     assert re.fullmatch(r"qrr\.ray_rerank: 1600 rows, [0-9.]+ pairs/s, [0-9.]+ s, 1 node "
                         r"\(127\.0\.0\.1: 1600\) -> .*scored\.jsonl", last), last
     got = read_jsonl(out)
