@@ -144,6 +144,24 @@ class _Scorer:
         return batch
 
 
+def actor_cpus(actors: Optional[int], threads: int) -> float:
+    """The CPUs each of `actors` actors asks Ray for: its threads, unless a pool of that size
+    would leave no node a whole CPU for the stages before scoring (a read asking for one CPU,
+    Ray Data's default, would then wait for ever); then the cluster's CPUs less one per
+    node, shared among the actors. Ray counts CPUs without pinning them: an actor scores
+    with its threads either way. A pool too big for the cluster is left as asked, and so
+    is every pool before Ray has started (Ray Data starts it when the job runs)."""
+    import ray
+    if actors is None or not ray.is_initialized():
+        return threads
+    cpus = [n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")]
+    total, nodes = sum(cpus), sum(1 for c in cpus if c >= 1)
+    if actors * threads <= total - nodes or actors * threads > total:
+        return threads
+    # Every actor placed, the CPUs left add up to one per node, so some node has a whole one.
+    return (total - nodes) / actors
+
+
 def rerank_dataset(ds: "ray.data.Dataset", model: Union[str, "os.PathLike[str]"],
                    query_column: str = "query", document_column: str = "document",
                    instruction: Optional[str] = None, actors: Optional[int] = None,
@@ -155,8 +173,9 @@ def rerank_dataset(ds: "ray.data.Dataset", model: Union[str, "os.PathLike[str]"]
 
     ``model``: a .qrr file, at the same path on every node that runs an actor. ``actors``:
     how many scoring actors (default: Ray Data grows the pool from one actor as far as the
-    cluster's CPUs, or GPUs, allow). ``threads_per_actor``: the CPUs each actor asks
-    Ray for and scores with. ``batch_size``: rows per batch; a batch's rows are grouped by
+    cluster's CPUs, or GPUs, allow). ``threads_per_actor``: the threads each actor scores
+    with, and the CPUs it asks Ray for (less, when ``actors`` such actors would hold every
+    CPU: see actor_cpus). ``batch_size``: rows per batch; a batch's rows are grouped by
     query so each query's prompt prefix is computed once. ``device="cuda"``: one GPU per
     actor. ``instruction``: replaces the model's default task instruction. ``id_column``:
     names a bad row in errors (when the dataset has that column). ``verify``: check the
@@ -166,8 +185,9 @@ def rerank_dataset(ds: "ray.data.Dataset", model: Union[str, "os.PathLike[str]"]
     A row whose query or document is missing or not a string fails the job with RowError
     naming the row (a column whose blocks hold different types, say a number among
     strings, fails earlier, in Ray, when the blocks are joined into batches). Ray restarts
-    an actor that dies and retries its batches. The stages before this one need CPUs of
-    their own: with actors holding every CPU, read with num_cpus=0 (and a concurrency).
+    an actor that dies and retries its batches. The stages before this one need a CPU of
+    their own: a pool of ``actors`` leaves them one, a growing pool may not (then read with
+    num_cpus=0 and a concurrency).
     """
     import ray.data
     if device not in ("cpu", "cuda"):
@@ -178,7 +198,7 @@ def rerank_dataset(ds: "ray.data.Dataset", model: Union[str, "os.PathLike[str]"]
         actors = int_arg(actors, "actors", 1)
     # Without a size, Ray Data's pool grows from one actor as far as the cluster has room.
     compute = ray.data.ActorPoolStrategy(size=actors) if actors is not None else None
-    resources = {"num_cpus": threads_per_actor}
+    resources = {"num_cpus": actor_cpus(actors, threads_per_actor)}
     if device == "cuda":
         resources["num_gpus"] = 1
     return ds.map_batches(

@@ -151,6 +151,24 @@ def test_a_killed_actor_is_restarted_and_no_row_is_lost(local_ray, tied):
     check_against(by_id(got), rows, c_api_scores(tied, qrr_score_lines(rows)))
 
 
+def test_a_pool_on_every_cpu_leaves_a_reader_one(local_ray, tied, tmp_path):
+    """Two actors on the two CPUs, reading Parquet as Ray Data does by default (a read task
+    asks for one CPU): each actor asks for half a CPU, so the read runs and the job ends."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from qrr.ray import actor_cpus, rerank_dataset
+    assert actor_cpus(2, 1) == 0.5      # 2 of 2 CPUs: one CPU's worth left for the reader
+    assert actor_cpus(1, 2) == 1.0
+    assert actor_cpus(1, 1) == 1        # leaves one CPU already
+    assert actor_cpus(3, 1) == 1        # too big for the cluster: left as asked
+    assert actor_cpus(None, 2) == 2     # a growing pool: Ray Data sizes it
+    rows = make_rows(300, seed=7)
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "rows.parquet")
+    ds = local_ray.data.read_parquet(str(tmp_path / "rows.parquet"))
+    got = by_id(bounded(rerank_dataset(ds, tied, actors=2, batch_size=64).take_all, 120))
+    check_against(got, rows, c_api_scores(tied, qrr_score_lines(rows)))
+
+
 def test_int_arguments_are_checked_before_anything_runs():
     """rerank_dataset's counts take NumPy integers and refuse a bool, a float or a str,
     naming the argument, before the dataset is touched (None here)."""
@@ -164,3 +182,4 @@ def test_int_arguments_are_checked_before_anything_runs():
         qrr.ray.rerank_dataset(None, "m.qrr", batch_size=0)
     with pytest.raises(AttributeError, match="map_batches"):  # the checks passed
         qrr.ray.rerank_dataset(None, "m.qrr", batch_size=np.int64(2), actors=np.int32(1))
+
