@@ -87,6 +87,15 @@ void deadlines_stop(deadlines *d)
     free(d);
 }
 
+int deadlines_cut(deadlines *d, conn_clock *c)
+{
+    if (!c) return 0;
+    pthread_mutex_lock(&d->lock);
+    int shut = c->shut;
+    pthread_mutex_unlock(&d->lock);
+    return shut;
+}
+
 conn_clock *deadlines_add(deadlines *d, int fd)
 {
     conn_clock *c = calloc(1, sizeof *c);

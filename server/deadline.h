@@ -24,6 +24,8 @@ conn_clock *deadlines_add(deadlines *d, int fd);
 void deadlines_remove(deadlines *d, conn_clock *c);
 /* Its request is in: no deadline while it is answered. */
 void deadlines_received(deadlines *d, conn_clock *c);
+/* Whether the watchdog shut the connection down (and logged it) for its deadline. */
+int deadlines_cut(deadlines *d, conn_clock *c);
 /* Answered: the next request on the connection has its own time, from the end of the idle
  * allowance. */
 void deadlines_restart(deadlines *d, conn_clock *c);

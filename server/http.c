@@ -44,6 +44,8 @@ typedef struct request {
     int refused;      /* a request without a body was refused: refusal is sent at its end */
     reply refusal;
     double started;
+    int status;       /* of the reply queued, once answered */
+    char line[96];    /* method and URL as the log writes them (cut), for a line at its end */
 } request;
 
 /* A body over the payload limit that comes without Content-Length (chunked) can only be
@@ -122,6 +124,7 @@ static void record_reply(server *srv, request *q, const char *method, const char
     metrics_request(srv->mx, r->route, r->status < 300, r->why, seconds);
     log_request(srv, method, url, r, seconds);
     q->answered = 1;
+    q->status = r->status;
 }
 
 /* Send r, record it, and free its body. */
@@ -250,6 +253,15 @@ static conn_clock *clock_of(struct MHD_Connection *conn)
     return ci ? ci->socket_context : NULL;
 }
 
+/* The connection's socket (-1: unknown). Asked from the connection's own thread (in a
+ * handler), it stays open, its number used by no other, until the handler returns. */
+static int client_fd(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? ci->connect_fd : -1;
+}
+
 /* A connection opens or closes: its deadline clock starts or is forgotten (libmicrohttpd
  * tells of the close before it closes the socket). */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -257,9 +269,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 {
     server *srv = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        *socket_context = ci ? deadlines_add(srv->deadlines, ci->connect_fd) : NULL;
+        int fd = client_fd(conn);
+        *socket_context = fd >= 0 ? deadlines_add(srv->deadlines, fd) : NULL;
     } else {
         deadlines_remove(srv->deadlines, *socket_context);
         *socket_context = NULL;
@@ -279,6 +290,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *req_cls = q;
         q->started = qrr_time_seconds();
         q->route = find_route(method, url, &q->wrong_method);
+        char m[64], u[512];
+        snprintf(q->line, sizeof q->line, "%s %s", log_safe(method, m, sizeof m),
+                 log_safe(url, u, sizeof u));
         r.route = q->route;
         if (!refuse_early(srv, conn, q, &r)) return MHD_YES;
         /* libmicrohttpd closes the connection after a reply queued before the body: that
@@ -325,19 +339,53 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     case ROUTE_HEALTH: route_health(srv, &r); break;
     case ROUTE_INFO: route_info(srv, &r); break;
     case ROUTE_METRICS: route_metrics(srv, &r); break;
-    default: route_rerank(srv, q->body ? q->body : "", q->len, &r); break;
+    default: route_rerank(srv, q->body ? q->body : "", q->len, client_fd(conn), &r); break;
     }
     return send_reply(srv, conn, q, method, url, &r);
+}
+
+/* Why libmicrohttpd ended a request before its answer was all sent. */
+static const char *ending(const server *srv, enum MHD_RequestTerminationCode code, char *buf,
+                          size_t cap)
+{
+    switch (code) {
+    case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:
+        snprintf(buf, cap, "nothing came for %d s (--read-timeout)", srv->cfg->read_timeout);
+        return buf;
+    case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
+    case MHD_REQUEST_TERMINATED_READ_ERROR: return "the client closed the connection";
+    case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN: return "the server stopped";
+    default: return "the connection failed";
+    }
+}
+
+/* A log line for a request that ended unanswered, or whose answer did not all go out (the
+ * client gone by the time its scores were ready); none for a connection the request
+ * timeout cut, which has its own line. */
+static void log_ending(server *srv, struct MHD_Connection *conn, const request *q,
+                       enum MHD_RequestTerminationCode code)
+{
+    if (!srv->cfg->log_requests || code == MHD_REQUEST_TERMINATED_COMPLETED_OK ||
+        deadlines_cut(srv->deadlines, clock_of(conn)))
+        return;
+    char why[64];
+    if (q->answered && q->status == 499) return; /* left before scoring: logged as such */
+    if (q->answered)
+        fprintf(stderr, "qrr serve: %s %d not delivered: %s\n", q->line, q->status,
+                ending(srv, code, why, sizeof why));
+    else
+        fprintf(stderr, "qrr serve: %s closed before the request was in: %s\n", q->line,
+                ending(srv, code, why, sizeof why));
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode code)
 {
-    (void)code;
     server *srv = cls;
     request *q = *req_cls;
     deadlines_restart(srv->deadlines, clock_of(conn)); /* for the next request, if any */
     if (!q) return;
+    log_ending(srv, conn, q, code);
     if (q->counted) atomic_fetch_sub(&srv->in_flight, 1);
     free(q->refusal.body); /* a refusal that was not sent: the client left */
     free(q->body);

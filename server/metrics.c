@@ -121,7 +121,7 @@ const char *fail_reason_name(fail_reason r)
 {
     static const char *names[FAIL_COUNT] = {"validation", "empty",       "too_large",
                                             "overloaded", "unauthorized", "not_found",
-                                            "unavailable", "backend"};
+                                            "unavailable", "backend", "client_closed"};
     return r < FAIL_COUNT ? names[r] : "backend";
 }
 

@@ -16,6 +16,7 @@ typedef enum {
     FAIL_NOT_FOUND,    /* unknown route or method */
     FAIL_UNAVAILABLE,  /* loading or draining */
     FAIL_BACKEND,      /* scoring failed */
+    FAIL_CLIENT_GONE,  /* the client closed its connection before its request was scored */
     FAIL_COUNT
 } fail_reason;
 

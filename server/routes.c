@@ -251,7 +251,7 @@ static json_t *build_response(server *srv, const rerank_request *q, const size_t
                      "prompt_tokens", (json_int_t)tokens, "total_tokens", (json_int_t)tokens);
 }
 
-void route_rerank(server *srv, const char *body, size_t len, reply *r)
+void route_rerank(server *srv, const char *body, size_t len, int client_fd, reply *r)
 {
     json_error_t je;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
@@ -286,11 +286,17 @@ void route_rerank(server *srv, const char *body, size_t len, reply *r)
     if (bad) goto done;
     r->pairs = q.n;
     r->tokens = job.tokens;
+    job.client_fd = client_fd;
     if (sched_run(srv->sched, &job) != QRR_OK) {
         reply_error(r, 500, FAIL_BACKEND, "scoring failed: %s", job.error);
         goto done;
     }
     r->queue_s = job.queue_seconds;
+    if (job.abandoned) { /* 499, as nginx logs a client that left: nobody reads this */
+        reply_error(r, 499, FAIL_CLIENT_GONE, "the client closed its connection before its "
+                    "request was scored");
+        goto done;
+    }
     r->inference_s = job.inference_seconds;
     for (size_t i = 0; i < q.n; i++) order[i] = i;
     qsort_r(order, q.n, sizeof *order, by_score, q.raw_scores ? logits : scores);

@@ -4,9 +4,11 @@
  * spoils no other. */
 #include "scheduler.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 
 #define MAX_TURN_JOBS 256
@@ -29,6 +31,17 @@ static void finish(sched_job *j, int status, double started, double ended)
     if (status != QRR_OK) snprintf(j->error, sizeof j->error, "%s", qrr_last_error());
     j->queue_seconds = started - j->enqueued;
     j->inference_seconds = ended - started;
+}
+
+/* Whether the client at fd has closed its connection: an end of input, or an error, where
+ * its next request would be (a pipelined one is data, not an end). HTTP clients do not close
+ * their side while they wait for an answer, so an end there means they are gone. */
+static int client_gone(int fd)
+{
+    if (fd < 0) return 0;
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 /* Score jobs[0..n) in one call (or one by one if that call fails). */
@@ -64,16 +77,27 @@ static void *loop(void *arg)
     for (;;) {
         while (!s->head && !s->stopping) pthread_cond_wait(&s->work, &s->lock);
         if (!s->head) break; /* stopping, and nothing left */
-        size_t n = 0, tokens = 0;
+        size_t n = 0, tokens = 0, taken = 0;
+        int dropped = 0;
         while (s->head && n < MAX_TURN_JOBS &&
                (n == 0 || tokens + s->head->tokens <= s->turn_tokens)) {
             sched_job *j = s->head;
             s->head = j->next;
+            taken++;
+            if (client_gone(j->client_fd)) { /* nobody to answer: not scored */
+                j->abandoned = 1;
+                j->status = QRR_OK;
+                j->queue_seconds = qrr_time_seconds() - j->enqueued;
+                j->done = dropped = 1;
+                continue;
+            }
             tokens += j->tokens;
             turn[n++] = j;
         }
         if (!s->head) s->tail = NULL;
-        s->queued -= n;
+        s->queued -= taken;
+        if (dropped) pthread_cond_broadcast(&s->done);
+        if (!n) continue;
         metrics_queue_size(s->mx, s->queued);
         pthread_mutex_unlock(&s->lock);
         run_turn(s, turn, n);
@@ -106,7 +130,7 @@ int sched_start(qrr_ctx *ctx, size_t turn_tokens, metrics *mx, scheduler **out)
 int sched_run(scheduler *s, sched_job *job)
 {
     job->next = NULL;
-    job->done = 0;
+    job->done = job->abandoned = 0;
     job->enqueued = qrr_time_seconds();
     pthread_mutex_lock(&s->lock);
     if (s->tail) s->tail->next = job;

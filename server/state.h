@@ -56,7 +56,7 @@ void reply_header(reply *r, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* The routes: each fills r (r->route is set by the caller). */
-void route_rerank(server *srv, const char *body, size_t len, reply *r);
+void route_rerank(server *srv, const char *body, size_t len, int client_fd, reply *r);
 void route_health(server *srv, reply *r);
 void route_info(server *srv, reply *r);
 void route_metrics(server *srv, reply *r);

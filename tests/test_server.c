@@ -929,6 +929,95 @@ Test(server, a_second_signal_ends_the_drain)
     free(log);
 }
 
+static void *sized_request_run(void *arg)
+{
+    inflight *f = arg;
+    char *body = long_body(32, f->results); /* results: the words per document, going in */
+    http_result r = http(f->port, "/rerank", body);
+    f->status = r.status;
+    free(r.body);
+    free(body);
+    return NULL;
+}
+
+Test(server, a_client_that_leaves_before_its_turn_is_not_scored)
+{
+    const char *extra[] = {"--max-request-tokens", "1000000", NULL};
+    served s = serve_start(tmp, model, extra);
+    /* 32 prompts of 6,000 tokens keep the scheduler busy for seconds */
+    inflight busy = {.port = s.port, .results = tu_emulated() ? 40 : 2000};
+    pthread_t th;
+    pthread_create(&th, NULL, sized_request_run, &busy);
+    usleep(300000); /* its scoring under way */
+    /* a whole request, then the client closes without waiting for the answer */
+    char *body = tei_body(""), head[256];
+    snprintf(head, sizeof head, "POST /rerank HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
+             strlen(body));
+    int gone = raw_connect(s.port);
+    raw_send(gone, head);
+    raw_send(gone, body);
+    usleep(100000); /* the request is in the queue */
+    close(gone);
+    pthread_join(th, NULL);
+    cr_expect_eq(busy.status, 200);
+    http_result r = http(s.port, "/rerank", body); /* the server goes on as before */
+    cr_expect_eq(r.status, 200, "%ld %s", r.status, r.body);
+    free(r.body);
+    r = http(s.port, "/metrics", NULL);
+    /* two turns scored (the busy request, the last one); the one that left is a failure */
+    cr_expect(strstr(r.body, "qrr_inference_duration_seconds_count 2\n"), "%s", r.body);
+    cr_expect(strstr(r.body, "qrr_request_failure{route=\"/rerank\",reason=\"client_closed\"} "
+                             "1\n"), "%s", r.body);
+    free(r.body);
+    cr_expect_eq(serve_stop(&s), 0);
+    char *log = tu_slurp(s.log, NULL);
+    cr_expect(strstr(log, "POST /rerank 499 pairs=4 "), "%s", log);
+    cr_expect(strstr(log, " inference_ms=0.0 "), "%s", log);
+    cr_expect(!strstr(log, "not delivered"), "%s", log);
+    free(log);
+}
+
+Test(server, an_answer_the_client_left_before_is_logged_as_not_delivered)
+{
+    served s = serve_start(tmp, model, NULL);
+    char *body = long_body(32, tu_emulated() ? 40 : 2000), head[256];
+    snprintf(head, sizeof head, "POST /rerank HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
+             strlen(body));
+    int fd = raw_connect(s.port);
+    raw_send(fd, head);
+    raw_send(fd, body);
+    free(body);
+    usleep(300000); /* taken for scoring: it is scored, and its answer has nowhere to go */
+    struct linger reset = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset); /* close with a reset */
+    close(fd);
+    http_result r = http(s.port, "/health", NULL); /* after the scoring, and still serving */
+    cr_expect_eq(r.status, 200);
+    free(r.body);
+    usleep(200000);
+    cr_expect_eq(serve_stop(&s), 0);
+    char *log = tu_slurp(s.log, NULL);
+    cr_expect(strstr(log, "qrr serve: POST /rerank 200 not delivered: "), "%s", log);
+    free(log);
+}
+
+Test(server, a_stalled_request_closed_by_the_read_timeout_is_logged)
+{
+    const char *extra[] = {"--read-timeout", "1", NULL};
+    served s = serve_start(tmp, model, extra);
+    int stalled = raw_connect(s.port);
+    raw_send(stalled, HALF_REQUEST);
+    int closed;
+    free(raw_read_all(stalled, 6.0, &closed));
+    cr_expect(closed, "the stalled connection was not closed within 6 s");
+    close(stalled);
+    cr_expect_eq(serve_stop(&s), 0);
+    char *log = tu_slurp(s.log, NULL);
+    cr_expect(strstr(log, "qrr serve: POST /rerank closed before the request was in: nothing "
+                          "came for 1 s (--read-timeout)\n"), "%s", log);
+    free(log);
+}
+
 Test(server, missing_model_exits_1)
 {
     char cmd[1200];
