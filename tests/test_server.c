@@ -929,6 +929,18 @@ Test(server, a_second_signal_ends_the_drain)
     free(log);
 }
 
+/* A connection that has sent a whole POST /rerank with body, not waiting for the answer. */
+static int raw_post(int port, const char *body)
+{
+    char head[256];
+    snprintf(head, sizeof head, "POST /rerank HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
+             strlen(body));
+    int fd = raw_connect(port);
+    raw_send(fd, head);
+    raw_send(fd, body);
+    return fd;
+}
+
 static void *sized_request_run(void *arg)
 {
     inflight *f = arg;
@@ -950,12 +962,8 @@ Test(server, a_client_that_leaves_before_its_turn_is_not_scored)
     pthread_create(&th, NULL, sized_request_run, &busy);
     usleep(300000); /* its scoring under way */
     /* a whole request, then the client closes without waiting for the answer */
-    char *body = tei_body(""), head[256];
-    snprintf(head, sizeof head, "POST /rerank HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
-             strlen(body));
-    int gone = raw_connect(s.port);
-    raw_send(gone, head);
-    raw_send(gone, body);
+    char *body = tei_body("");
+    int gone = raw_post(s.port, body);
     usleep(100000); /* the request is in the queue */
     close(gone);
     pthread_join(th, NULL);
@@ -980,12 +988,8 @@ Test(server, a_client_that_leaves_before_its_turn_is_not_scored)
 Test(server, an_answer_the_client_left_before_is_logged_as_not_delivered)
 {
     served s = serve_start(tmp, model, NULL);
-    char *body = long_body(32, tu_emulated() ? 40 : 2000), head[256];
-    snprintf(head, sizeof head, "POST /rerank HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
-             strlen(body));
-    int fd = raw_connect(s.port);
-    raw_send(fd, head);
-    raw_send(fd, body);
+    char *body = long_body(32, tu_emulated() ? 40 : 2000);
+    int fd = raw_post(s.port, body);
     free(body);
     usleep(300000); /* taken for scoring: it is scored, and its answer has nowhere to go */
     struct linger reset = {.l_onoff = 1, .l_linger = 0};
