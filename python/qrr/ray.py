@@ -145,21 +145,22 @@ class _Scorer:
 
 
 def actor_cpus(actors: Optional[int], threads: int) -> float:
-    """The CPUs each of `actors` actors asks Ray for: its threads, unless a pool of that size
-    would leave no node a whole CPU for the stages before scoring (a read asking for one CPU,
-    Ray Data's default, would then wait for ever); then the cluster's CPUs less one per
-    node, shared among the actors. Ray counts CPUs without pinning them: an actor scores
-    with its threads either way. A pool too big for the cluster is left as asked, and so
-    is every pool before Ray has started (Ray Data starts it when the job runs)."""
+    """The CPUs each of `actors` actors asks Ray for: its threads, unless the cluster is one
+    machine and such a pool would hold every CPU of it, leaving none for the stages before
+    scoring (a read asking for one CPU, Ray Data's default, would wait for ever): then the
+    machine's CPUs less one, shared among the actors. Ray counts CPUs without pinning them:
+    an actor scores with its threads either way. On several nodes, where the actors go is
+    Ray's to choose, so no share is sure to leave a node a whole CPU: there the pool asks
+    as given (read with num_cpus=0). So does a pool too big for the machine, and every pool
+    before Ray has started (Ray Data starts it when the job runs)."""
     import ray
     if actors is None or not ray.is_initialized():
         return threads
-    cpus = [n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")]
-    total, nodes = sum(cpus), sum(1 for c in cpus if c >= 1)
-    if actors * threads <= total - nodes or actors * threads > total:
+    cpus = [c for c in (n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive"))
+            if c > 0]
+    if len(cpus) != 1 or not cpus[0] - 1 < actors * threads <= cpus[0]:
         return threads
-    # Every actor placed, the CPUs left add up to one per node, so some node has a whole one.
-    return (total - nodes) / actors
+    return (cpus[0] - 1) / actors
 
 
 def rerank_dataset(ds: "ray.data.Dataset", model: Union[str, "os.PathLike[str]"],
@@ -175,7 +176,7 @@ def rerank_dataset(ds: "ray.data.Dataset", model: Union[str, "os.PathLike[str]"]
     how many scoring actors (default: Ray Data grows the pool from one actor as far as the
     cluster's CPUs, or GPUs, allow). ``threads_per_actor``: the threads each actor scores
     with, and the CPUs it asks Ray for (less, when ``actors`` such actors would hold every
-    CPU: see actor_cpus). ``batch_size``: rows per batch; a batch's rows are grouped by
+    CPU of a one-machine cluster: see actor_cpus). ``batch_size``: rows per batch; a batch's rows are grouped by
     query so each query's prompt prefix is computed once. ``device="cuda"``: one GPU per
     actor. ``instruction``: replaces the model's default task instruction. ``id_column``:
     names a bad row in errors (when the dataset has that column). ``verify``: check the
@@ -186,8 +187,9 @@ def rerank_dataset(ds: "ray.data.Dataset", model: Union[str, "os.PathLike[str]"]
     naming the row (a column whose blocks hold different types, say a number among
     strings, fails earlier, in Ray, when the blocks are joined into batches). Ray restarts
     an actor that dies and retries its batches. The stages before this one need a CPU of
-    their own: a pool of ``actors`` leaves them one, a growing pool may not (then read with
-    num_cpus=0 and a concurrency).
+    their own: a pool of ``actors`` on one machine leaves them one; on several nodes, or
+    with a growing pool, read with num_cpus=0 (and a concurrency) when the actors may hold
+    every CPU.
     """
     import ray.data
     if device not in ("cpu", "cuda"):
