@@ -290,9 +290,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *req_cls = q;
         q->started = qrr_time_seconds();
         q->route = find_route(method, url, &q->wrong_method);
-        char m[64], u[512];
-        snprintf(q->line, sizeof q->line, "%s %s", log_safe(method, m, sizeof m),
-                 log_safe(url, u, sizeof u));
+        if (srv->cfg->log_requests) { /* for log_ending */
+            char m[64], u[512];
+            snprintf(q->line, sizeof q->line, "%s %s", log_safe(method, m, sizeof m),
+                     log_safe(url, u, sizeof u));
+        }
         r.route = q->route;
         if (!refuse_early(srv, conn, q, &r)) return MHD_YES;
         /* libmicrohttpd closes the connection after a reply queued before the body: that

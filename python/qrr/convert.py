@@ -74,5 +74,6 @@ def convert(src_dir: PathLike, dst: PathLike, dtype: str = "int8",
         if done.returncode < 0:
             message = f"qconvert ended by signal {-done.returncode}: {message}"
         # status: qconvert's exit status (negative: the signal that ended it)
-        raise QrrError(message, done.returncode, _EXIT_STATUS.get(done.returncode, "qconvert failed"))
+        raise QrrError(message, done.returncode,
+                       _EXIT_STATUS.get(done.returncode, "qconvert failed"))
     return os.fspath(dst)

@@ -176,12 +176,13 @@ def rerank_dataset(ds: "ray.data.Dataset", model: Union[str, "os.PathLike[str]"]
     how many scoring actors (default: Ray Data grows the pool from one actor as far as the
     cluster's CPUs, or GPUs, allow). ``threads_per_actor``: the threads each actor scores
     with, and the CPUs it asks Ray for (less, when ``actors`` such actors would hold every
-    CPU of a one-machine cluster: see actor_cpus). ``batch_size``: rows per batch; a batch's rows are grouped by
-    query so each query's prompt prefix is computed once. ``device="cuda"``: one GPU per
-    actor. ``instruction``: replaces the model's default task instruction. ``id_column``:
-    names a bad row in errors (when the dataset has that column). ``verify``: check the
-    weights' checksums when each actor opens the model. ``node_column``: when given, a
-    column with the IP address of the node that scored each row.
+    CPU of a one-machine cluster: see actor_cpus). ``batch_size``: rows per batch; a
+    batch's rows are grouped by query so each query's prompt prefix is computed once.
+    ``device="cuda"``: one GPU per actor. ``instruction``: replaces the model's default
+    task instruction. ``id_column``: names a bad row in errors (when the dataset has that
+    column). ``verify``: check the weights' checksums when each actor opens the model.
+    ``node_column``: when given, a column with the IP address of the node that scored
+    each row.
 
     A row whose query or document is missing or not a string fails the job with RowError
     naming the row (a column whose blocks hold different types, say a number among
