@@ -158,6 +158,14 @@ typedef struct qrr_stats {
 QRR_API
 qrr_stats qrr_ctx_last_stats(const qrr_ctx *ctx);
 
+/* Let a long scoring call on ctx be stopped: should_stop(arg) is called on the scoring
+ * thread before each forward chunk (at most max_batch_tokens tokens); when it returns
+ * nonzero, the call ends with QRR_ERR_ABORTED, a failure found while computing (the chunks
+ * of the stopped block of 256 documents write no result). A server uses it to stop scoring
+ * for clients that have gone. NULL removes it. */
+QRR_API
+void qrr_ctx_set_abort(qrr_ctx *ctx, int (*should_stop)(void *arg), void *arg);
+
 /* One line on where ctx computes, for logs and reports: "cpu, 8 threads, int8 avx512-vnni
  * GEMM kernels, avx512 attention" (the GEMM kernels for the model's weight dtype) or "cuda:
  * NVIDIA H100 80GB HBM3, sm_90, ...; int8 w8a8 (112 of 112 int8 weights on cuBLASLt, 0

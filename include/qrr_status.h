@@ -29,6 +29,7 @@ typedef enum qrr_status {
     QRR_ERR_UTF8 = -7,            /* text is not valid UTF-8 */
     QRR_ERR_NUMERIC = -8,         /* NaN or Inf where a finite number is required */
     QRR_ERR_TOO_LONG = -9,        /* a prompt exceeds max_length and truncation is off */
+    QRR_ERR_ABORTED = -10,        /* the context's abort callback stopped a scoring call */
     /* .qrr loader: one code per rule */
     QRR_ERR_TRUNCATED = -20,      /* file shorter than what it declares */
     QRR_ERR_BAD_MAGIC = -21,

@@ -170,8 +170,12 @@ static int schedule(qrr_ctx *c, const qrr_group *groups, size_t n_groups, group_
                     chunk *k, double *chunk_delta, double *result, qrr_diag *d)
 {
     int rc = QRR_OK;
-    size_t g = 0, i = 0; /* the next sequence to place */
+    size_t g = 0, i = 0, chunks = 0; /* the next sequence to place; chunks run */
     while (rc == QRR_OK && g < n_groups) {
+        if (c->should_stop && c->should_stop(c->stop_arg))
+            return qrr_fail(d, QRR_ERR_ABORTED, "stopped by the abort callback after %zu "
+                            "forward chunk%s", chunks, chunks == 1 ? "" : "s");
+        chunks++;
         k->n = 0;
         k->tokens = k->prefix_tokens = 0;
         k->prefix_group = NULL;

@@ -112,6 +112,13 @@ qrr_stats qrr_ctx_last_stats(const qrr_ctx *c)
     return c ? c->stats : none;
 }
 
+void qrr_ctx_set_abort(qrr_ctx *c, int (*should_stop)(void *arg), void *arg)
+{
+    if (!c) return;
+    c->should_stop = should_stop;
+    c->stop_arg = should_stop ? arg : NULL;
+}
+
 int qrr_ctx_describe(const qrr_ctx *c, char *buf, size_t cap)
 {
     if (!c || !buf || !cap) return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_ctx_describe: NULL argument");

@@ -31,6 +31,8 @@ struct qrr_ctx {
     qrr_ids head_ids;     /* its ids */
     int head_state;       /* 0: not built yet, 1: built, -1: none for this context */
     atomic_int busy;      /* 1 while a scoring call runs: a second thread is refused */
+    int (*should_stop)(void *); /* qrr_ctx_set_abort, or NULL */
+    void *stop_arg;
 #ifdef QRR_WITH_CUDA
     qrr_cuda_state *cuda; /* device state when params.device is QRR_DEVICE_CUDA */
 #endif

@@ -292,12 +292,12 @@ void route_rerank(server *srv, const char *body, size_t len, int client_fd, repl
         goto done;
     }
     r->queue_s = job.queue_seconds;
+    r->inference_s = job.inference_seconds;
     if (job.abandoned) { /* 499, as nginx logs a client that left: nobody reads this */
         reply_error(r, 499, FAIL_CLIENT_GONE, "the client closed its connection before its "
-                    "request was scored");
+                    "scores were ready");
         goto done;
     }
-    r->inference_s = job.inference_seconds;
     for (size_t i = 0; i < q.n; i++) order[i] = i;
     qsort_r(order, q.n, sizeof *order, by_score, q.raw_scores ? logits : scores);
     reply_json(r, 200, build_response(srv, &q, order, scores, logits, job.tokens, r->route));

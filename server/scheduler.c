@@ -1,7 +1,8 @@
 /* scheduler.c — the queue and the scoring thread. Clients' threads queue a job and sleep on
  * one condition variable; the thread takes a turn's worth of jobs from the head, scores
  * them in one call and wakes everyone. A failed call is retried job by job, so one bad job
- * spoils no other. */
+ * spoils no other. Jobs whose clients have gone are not scored: skipped when their turn
+ * comes, and a turn stopped between forward chunks once all its clients are gone. */
 #include "scheduler.h"
 
 #include <errno.h>
@@ -23,6 +24,8 @@ struct scheduler {
     sched_job *head, *tail;
     size_t queued;
     int stopping;
+    sched_job **scoring; /* the jobs of the call being scored (scoring thread only) */
+    size_t n_scoring;
 };
 
 static void finish(sched_job *j, int status, double started, double ended)
@@ -44,6 +47,36 @@ static int client_gone(int fd)
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
+/* The context's abort callback: stop the call being scored once none of its clients is
+ * left to answer (a job without a client never lets it stop). */
+static int all_clients_gone(void *arg)
+{
+    const scheduler *s = arg;
+    for (size_t i = 0; i < s->n_scoring; i++)
+        if (!client_gone(s->scoring[i]->client_fd)) return 0;
+    return s->n_scoring > 0;
+}
+
+/* Not scored: the client left (status QRR_OK, no scores; see sched_job.abandoned). */
+static void abandon(sched_job *j, double started, double ended)
+{
+    j->abandoned = 1;
+    j->status = QRR_OK;
+    j->queue_seconds = started - j->enqueued;
+    j->inference_seconds = ended - started;
+}
+
+/* One qrr_ctx_score_groups call over jobs[0..n); the jobs are abandoned if it was stopped. */
+static int score(scheduler *s, sched_job **jobs, size_t n, const qrr_group *groups, double t0)
+{
+    s->scoring = jobs, s->n_scoring = n;
+    int rc = qrr_ctx_score_groups(s->ctx, groups, n);
+    s->n_scoring = 0;
+    if (rc == QRR_ERR_ABORTED)
+        for (size_t i = 0; i < n; i++) abandon(jobs[i], t0, qrr_time_seconds());
+    return rc;
+}
+
 /* Score jobs[0..n) in one call (or one by one if that call fails). */
 static void run_turn(scheduler *s, sched_job **jobs, size_t n)
 {
@@ -55,7 +88,8 @@ static void run_turn(scheduler *s, sched_job **jobs, size_t n)
         tokens += jobs[i]->tokens;
     }
     double t0 = qrr_time_seconds();
-    int rc = qrr_ctx_score_groups(s->ctx, groups, n);
+    int rc = score(s, jobs, n, groups, t0);
+    if (rc == QRR_ERR_ABORTED) return;
     double t1 = qrr_time_seconds();
     metrics_batch(s->mx, t1 - t0, pairs, tokens);
     if (rc == QRR_OK || n == 1) {
@@ -64,8 +98,8 @@ static void run_turn(scheduler *s, sched_job **jobs, size_t n)
     }
     for (size_t i = 0; i < n; i++) {
         double a = qrr_time_seconds();
-        int one = qrr_ctx_score_groups(s->ctx, &jobs[i]->group, 1);
-        finish(jobs[i], one, a, qrr_time_seconds());
+        int one = score(s, &jobs[i], 1, &jobs[i]->group, a);
+        if (one != QRR_ERR_ABORTED) finish(jobs[i], one, a, qrr_time_seconds());
     }
 }
 
@@ -85,9 +119,8 @@ static void *loop(void *arg)
             s->head = j->next;
             taken++;
             if (client_gone(j->client_fd)) { /* nobody to answer: not scored */
-                j->abandoned = 1;
-                j->status = QRR_OK;
-                j->queue_seconds = qrr_time_seconds() - j->enqueued;
+                double now = qrr_time_seconds();
+                abandon(j, now, now);
                 j->done = dropped = 1;
                 continue;
             }
@@ -116,10 +149,12 @@ int sched_start(qrr_ctx *ctx, size_t turn_tokens, metrics *mx, scheduler **out)
     s->ctx = ctx;
     s->turn_tokens = turn_tokens;
     s->mx = mx;
+    qrr_ctx_set_abort(ctx, all_clients_gone, s);
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->work, NULL);
     pthread_cond_init(&s->done, NULL);
     if (pthread_create(&s->thread, NULL, loop, s) != 0) {
+        qrr_ctx_set_abort(ctx, NULL, NULL);
         free(s);
         return -1;
     }
@@ -153,6 +188,7 @@ void sched_stop(scheduler *s)
     pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->thread, NULL);
+    qrr_ctx_set_abort(s->ctx, NULL, NULL);
     pthread_cond_destroy(&s->work);
     pthread_cond_destroy(&s->done);
     pthread_mutex_destroy(&s->lock);

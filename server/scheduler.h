@@ -16,7 +16,8 @@ typedef struct sched_job {
     int client_fd;          /* the client's socket, -1 for none: see abandoned */
     /* filled by the scheduler */
     int abandoned;          /* not scored: the client had closed its connection by the time
-                             * the job came up (status is then QRR_OK with no scores) */
+                             * the job came up, or the turn was stopped between chunks as
+                             * every client of it had (status QRR_OK, no scores) */
     int status;             /* QRR_OK or the library's status */
     char error[512];
     double queue_seconds, inference_seconds;

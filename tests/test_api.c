@@ -309,3 +309,61 @@ Test(api, metadata_strings_by_key)
     cr_expect(strstr(qrr_last_error(), "no-such-key") != NULL, "%s", qrr_last_error());
     cr_expect_null(qrr_model_meta_str(NULL, "prefix", NULL));
 }
+
+/* Counts its calls; asks to stop at call number stop_at (0: never). */
+typedef struct stop_counter {
+    int calls, stop_at;
+} stop_counter;
+
+static int count_and_stop(void *arg)
+{
+    stop_counter *sc = arg;
+    sc->calls++;
+    return sc->stop_at && sc->calls >= sc->stop_at;
+}
+
+Test(api, an_abort_callback_stops_a_call_between_chunks_and_nothing_is_written)
+{
+    enum { N = 6 };
+    const char *docs[N] = {
+        "The capital of China is Beijing, a city of more than twenty million people.",
+        "Gravity is a force that attracts two bodies towards each other with a strength.",
+        "Beijing has been the capital of several dynasties over many hundreds of years.",
+        "Photosynthesis turns light, water and carbon dioxide into sugar and oxygen.",
+        "Shanghai is the largest city of China by population, but it is not the capital.",
+        "The Forbidden City in Beijing was the palace of the emperors of China for ages.",
+    };
+    qrr_ctx_params cp = qrr_ctx_default_params();
+    cp.n_threads = 2;
+    cp.max_batch_tokens = 16; /* about one document's own tokens a chunk */
+    qrr_ctx *c;
+    cr_assert_eq(qrr_ctx_create(model, cp, &c), QRR_OK, "%s", qrr_last_error());
+    const char *q = "What is the capital of China?";
+    qrr_score_params sp = qrr_score_default_params();
+
+    stop_counter never = {0, 0};
+    qrr_ctx_set_abort(c, count_and_stop, &never);
+    float want[N];
+    cr_assert_eq(qrr_ctx_score(c, q, docs, N, sp, want, NULL), QRR_OK, "%s", qrr_last_error());
+    cr_assert_geq(never.calls, 3, "asked %d times: the request must span several chunks",
+                  never.calls);
+
+    stop_counter third = {0, 3};
+    qrr_ctx_set_abort(c, count_and_stop, &third);
+    float got[N];
+    for (int i = 0; i < N; i++) got[i] = -1.0f;
+    int rc = qrr_ctx_score(c, q, docs, N, sp, got, NULL);
+    cr_expect_eq(rc, QRR_ERR_ABORTED, "got %s: %s", qrr_status_str(rc), qrr_last_error());
+    cr_expect_eq(third.calls, 3, "asked %d times after it said stop", third.calls);
+    cr_expect(strstr(qrr_last_error(), "after 2 forward chunks") != NULL, "%s",
+              qrr_last_error());
+    for (int i = 0; i < N; i++) cr_expect_eq(got[i], -1.0f, "score %d was written", i);
+    cr_expect_str_eq(qrr_status_str(QRR_ERR_ABORTED), "QRR_ERR_ABORTED");
+
+    /* Removed, the context scores as before: the stopped call left no state behind. */
+    qrr_ctx_set_abort(c, NULL, NULL);
+    cr_assert_eq(qrr_ctx_score(c, q, docs, N, sp, got, NULL), QRR_OK, "%s", qrr_last_error());
+    for (int i = 0; i < N; i++) cr_expect_float_eq(got[i], want[i], 1e-6, "document %d", i);
+    qrr_ctx_set_abort(NULL, count_and_stop, &never); /* no context: nothing happens */
+    qrr_ctx_free(c);
+}

@@ -942,9 +942,9 @@ static int raw_post(int port, const char *body)
     return fd;
 }
 
-/* A request the server takes about `seconds` to score, however fast this build is (a
- * sanitizer or an emulator slows it tens of times): documents of 200 words, as many as a
- * timed request of 8 of them says (at most 1000, --max-client-batch-size 1000). */
+/* A request the server takes at least about `seconds` to score, however fast this build is
+ * (a sanitizer or an emulator slows it tens of times): as many documents of 200 words as a
+ * timed request of 8 of them says, or 1000 longer ones (--max-client-batch-size 1000). */
 static char *busy_body(int port, double seconds)
 {
     char *probe = long_body(8, 200);
@@ -953,11 +953,13 @@ static char *busy_body(int port, double seconds)
     free(r.body);
     free(probe);
     double n = 8 * seconds / (r.seconds > 1e-3 ? r.seconds : 1e-3);
-    return long_body(n < 8 ? 8 : n > 1000 ? 1000 : (int)n, 200);
+    if (n <= 1000) return long_body(n < 8 ? 8 : (int)n, 200);
+    double words = 200 * n / 1000; /* attention makes longer documents cost a bit more */
+    return long_body(1000, words > 3000 ? 3000 : (int)words);
 }
 
 static const char *BUSY_ARGS[] = {"--max-client-batch-size", "1000", "--max-request-tokens",
-                                  "100000000", NULL};
+                                  "100000000", "--payload-limit", "16000000", NULL};
 
 static void *busy_run(void *arg)
 {
@@ -1001,9 +1003,39 @@ Test(server, a_client_that_leaves_before_its_turn_is_not_scored)
     free(log);
 }
 
+Test(server, a_turn_whose_clients_all_left_stops_at_the_next_chunk)
+{
+    served s = serve_start(tmp, model, BUSY_ARGS); /* chunks of 2048 tokens */
+    char *body = busy_body(s.port, 3.0);
+    int fd = raw_post(s.port, body);
+    free(body);
+    usleep(300000); /* its scoring under way */
+    double left = tu_now();
+    close(fd);
+    http_result r = http(s.port, "/rerank", tei_body("")); /* waits for the turn before it */
+    double waited = tu_now() - left;
+    cr_expect_eq(r.status, 200, "%ld %s", r.status, r.body);
+    free(r.body);
+    cr_expect_lt(waited, 1.0, "the next request waited %.2f s: the request whose client "
+                 "left was scored to its end (about 3 s)", waited);
+    r = http(s.port, "/metrics", NULL);
+    cr_expect(strstr(r.body, "qrr_request_failure{route=\"/rerank\",reason=\"client_closed\"} "
+                             "1\n"), "%s", r.body);
+    free(r.body);
+    cr_expect_eq(serve_stop(&s), 0);
+    char *log = tu_slurp(s.log, NULL);
+    cr_expect(strstr(log, "POST /rerank 499 "), "%s", log);
+    cr_expect(!strstr(log, "not delivered"), "%s", log);
+    free(log);
+}
+
 Test(server, an_answer_the_client_left_before_is_logged_as_not_delivered)
 {
-    served s = serve_start(tmp, model, BUSY_ARGS);
+    /* one forward chunk for the whole request: nothing stops it once it started */
+    const char *args[] = {"--max-client-batch-size", "1000", "--max-request-tokens",
+                          "100000000", "--payload-limit", "16000000",
+                          "--max-batch-tokens", "1048576", NULL};
+    served s = serve_start(tmp, model, args);
     char *body = busy_body(s.port, 3.0);
     int fd = raw_post(s.port, body);
     free(body);
