@@ -207,6 +207,16 @@ static int refuse_early(server *srv, struct MHD_Connection *conn, request *q, re
                     "requests (--max-concurrent-requests)", srv->cfg->max_concurrent_requests);
         return 1;
     }
+    /* Content-Type is not looked at (curl -d sends a form type); an encoded body would only
+     * come out as "not JSON", so it is refused for what it is. */
+    const char *enc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                  MHD_HTTP_HEADER_CONTENT_ENCODING);
+    if (enc && strcasecmp(enc, "identity") != 0) {
+        char e[64];
+        reply_error(r, 415, FAIL_VALIDATION, "Content-Encoding \"%s\" is not supported: send "
+                    "the body uncompressed", log_safe(enc, e, sizeof e));
+        return 1;
+    }
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > srv->cfg->payload_limit) {

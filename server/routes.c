@@ -254,7 +254,9 @@ static json_t *build_response(server *srv, const rerank_request *q, const size_t
 void route_rerank(server *srv, const char *body, size_t len, int client_fd, reply *r)
 {
     json_error_t je;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+    /* Any JSON value is decoded: `null` or `5` is a 422 (not an object), not a 400. */
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY,
+                              &je);
     rerank_request q = {0};
     sched_job job = {0};
     float *scores = NULL, *logits = NULL;
@@ -294,8 +296,8 @@ void route_rerank(server *srv, const char *body, size_t len, int client_fd, repl
     r->queue_s = job.queue_seconds;
     r->inference_s = job.inference_seconds;
     if (job.abandoned) { /* 499, as nginx logs a client that left: nobody reads this */
-        reply_error(r, 499, FAIL_CLIENT_GONE, "the client closed its connection before its "
-                    "scores were ready");
+        reply_error(r, 499, FAIL_CLIENT_GONE, "the client closed its connection before it "
+                    "was answered");
         goto done;
     }
     for (size_t i = 0; i < q.n; i++) order[i] = i;

@@ -28,14 +28,6 @@ struct scheduler {
     size_t n_scoring;
 };
 
-static void finish(sched_job *j, int status, double started, double ended)
-{
-    j->status = status;
-    if (status != QRR_OK) snprintf(j->error, sizeof j->error, "%s", qrr_last_error());
-    j->queue_seconds = started - j->enqueued;
-    j->inference_seconds = ended - started;
-}
-
 /* Whether the client at fd has closed its connection: an end of input, or an error, where
  * its next request would be (a pipelined one is data, not an end). HTTP clients do not close
  * their side while they wait for an answer, so an end there means they are gone. */
@@ -62,6 +54,20 @@ static void abandon(sched_job *j, double started, double ended)
 {
     j->abandoned = 1;
     j->status = QRR_OK;
+    j->queue_seconds = started - j->enqueued;
+    j->inference_seconds = ended - started;
+}
+
+/* Scored: its results are in, unless its client left during the last chunk (then it is
+ * answered as one that left before). */
+static void finish(sched_job *j, int status, double started, double ended)
+{
+    if (status == QRR_OK && client_gone(j->client_fd)) {
+        abandon(j, started, ended);
+        return;
+    }
+    j->status = status;
+    if (status != QRR_OK) snprintf(j->error, sizeof j->error, "%s", qrr_last_error());
     j->queue_seconds = started - j->enqueued;
     j->inference_seconds = ended - started;
 }

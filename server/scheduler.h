@@ -15,9 +15,10 @@ typedef struct sched_job {
     size_t tokens;          /* prompt tokens in all */
     int client_fd;          /* the client's socket, -1 for none: see abandoned */
     /* filled by the scheduler */
-    int abandoned;          /* not scored: the client had closed its connection by the time
-                             * the job came up, or the turn was stopped between chunks as
-                             * every client of it had (status QRR_OK, no scores) */
+    int abandoned;          /* not answered: the client had closed its connection by the
+                             * time the job came up (not scored), while it was scored (the
+                             * turn stopped between chunks once all its clients had), or
+                             * during its last chunk (status QRR_OK, no scores to send) */
     int status;             /* QRR_OK or the library's status */
     char error[512];
     double queue_seconds, inference_seconds;

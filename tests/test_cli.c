@@ -323,6 +323,13 @@ Test(cli, score_accepts_nul_and_blank_lines_and_refuses_mixed_lines)
     cr_expect(strstr(out[2], "line 3") && strstr(out[2], "not valid JSON"), "%s", out[2]);
     for (int i = 0; i < n; i++) free(out[i]);
 
+    /* a line of JSON that is not an object says so */
+    cr_expect_eq(score_lines("null\n5\n", out, 8, &n), 1);
+    cr_assert_eq(n, 2);
+    for (int i = 0; i < n; i++)
+        cr_expect(strstr(out[i], "expected a JSON object"), "line %d: %s", i + 1, out[i]);
+    for (int i = 0; i < n; i++) free(out[i]);
+
     /* max_length 0 means the model's default, as in the API */
     cr_expect_eq(score_lines("{\"query\":\"q\",\"document\":\"d\",\"max_length\":0}\n"
                              "{\"query\":\"q\",\"document\":\"d\"}\n", out, 8, &n), 0);
@@ -480,7 +487,9 @@ Test(cli, output_that_cannot_be_written_fails)
         cr_expect_eq(tu_system("echo '{\"query\": \"q\", \"document\": \"d\", \"text\": \"t\"}' | "
                                "'%s/qrr' %s 2> '%s'", tu_build(), cmd, err), 1, "qrr %s", cmd);
         char *text = tu_slurp(err, NULL);
-        cr_expect(strstr(text, "cannot write the output"), "qrr %s: %s", cmd, text);
+        /* with the reason: "No space left on device", "Bad file descriptor" */
+        cr_expect(strstr(text, "cannot write the output: ") &&
+                  (strstr(text, "space") || strstr(text, "descriptor")), "qrr %s: %s", cmd, text);
         free(text);
     }
 }

@@ -172,6 +172,13 @@ Test(eval, end_to_end_on_small_set, .timeout = 120)
     cr_assert(p50 > 0 && p99 >= p50, "latency p50 %g, p99 %g", p50, p99);
     cr_assert_gt(json_number_value(json_object_get(one, "requests_per_s")), 0);
 
+    cr_assert_eq(json_integer_value(json_object_get(one, "threads")), 1);
+    /* threads not given: the count in use, one per CPU, not the 0 that asks for it */
+    json_t *any = run_eval(tmp, model, "");
+    cr_expect_eq(json_integer_value(json_object_get(any, "threads")),
+                 (json_int_t)sysconf(_SC_NPROCESSORS_ONLN));
+    json_decref(any);
+
     /* Two contexts on one model, each single-threaded: the same scores, the same metrics. */
     json_t *two = run_eval(tmp, model, "--threads 1 --concurrency 2");
     cr_assert_eq(json_integer_value(json_object_get(two, "concurrency")), 2);

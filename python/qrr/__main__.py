@@ -33,6 +33,20 @@ def _write(text: str) -> None:
         raise _OutputError(e.strerror or str(e)) from None
 
 
+def _number(x: float) -> str:
+    """A float32 as the qrr command writes it: 9 significant digits (exact for float32),
+    with ".0" on a whole number."""
+    text = f"{x:.9g}"
+    return text if any(c in text for c in ".e") else text + ".0"
+
+
+def _json_line(out: dict) -> str:
+    """One answer, byte for byte as `qrr score` writes it (compact, ASCII)."""
+    if "error" in out:
+        return json.dumps(out, separators=(",", ":"))
+    return f'{{"score":{_number(out["score"])},"logit":{_number(out["logit"])}}}'
+
+
 def _max_length(o: dict) -> Optional[int]:
     """The line's "max_length", checked as the qrr command checks it; None: the default."""
     ml = o.get("max_length")
@@ -72,7 +86,7 @@ def _score(model: Reranker) -> int:
             failures += 1
             out = {"error": f"line {lineno}: {e}"}
             print(f"python -m qrr score: line {lineno}: {e}", file=sys.stderr)
-        _write(json.dumps(out))
+        _write(_json_line(out))
     return 1 if failures else 0
 
 

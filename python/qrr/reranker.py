@@ -69,6 +69,14 @@ def _is_pair(x: Any) -> bool:
     return isinstance(x, (tuple, list)) and len(x) == 2
 
 
+def _as_list(value: Any, name: str, what: str) -> List[Any]:
+    """list(value), or a TypeError that names the argument when value is not iterable."""
+    try:
+        return list(value)
+    except TypeError:
+        raise TypeError(f"{name} must be {what}, not {type(value).__name__}") from None
+
+
 def _encode_pairs(items: Sequence[Pair]) -> List[Tuple[bytes, bytes]]:
     """Each (query, document) pair as UTF-8 bytes; a malformed pair is named by its index."""
     encoded = []
@@ -206,7 +214,8 @@ class Reranker:
                 raise ValueError("raw=True and activation_fn both say what to return: give one")
         torch = _torch_for_tensors() if convert_to_tensor else None
         single = _is_pair(pairs) and all(isinstance(x, str) for x in pairs)
-        items: Sequence[Pair] = [pairs] if single else list(pairs)  # type: ignore[list-item]
+        items: Sequence[Pair] = [pairs] if single else _as_list(  # type: ignore[list-item]
+            pairs, "pairs", "a (query, document) pair or a sequence of them")
         scores, logits = self._score_pairs(items, instruction, batch_size,
                                            bool(show_progress_bar), max_length)
         if activation_fn is not None:
@@ -261,7 +270,7 @@ class Reranker:
         self._need_open()  # also when there is nothing to score
         keep: List[bytes] = []
         sp = self._score_params(instruction, max_length, keep)
-        encoded = _encode_pairs(list(pairs))
+        encoded = _encode_pairs(_as_list(pairs, "pairs", "a sequence of (query, document) pairs"))
         n = len(encoded)
         scores = np.empty(n, dtype=np.float32)
         logits = np.empty(n, dtype=np.float32)
@@ -344,7 +353,7 @@ class Reranker:
             raise TypeError(f"documents must be a list of str, not {type(documents).__name__}")
         if top_k is not None:
             top_k = int_arg(top_k, "top_k", 0)
-        docs = list(documents)
+        docs = _as_list(documents, "documents", "a list of str")
         scores = self.predict([(query, d) for d in docs], batch_size, show_progress_bar,
                               activation_fn, instruction=instruction, max_length=max_length)
         order = sorted(range(len(docs)), key=lambda i: -float(scores[i]))

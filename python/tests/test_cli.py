@@ -7,7 +7,9 @@ import os
 import subprocess
 import sys
 
-from conftest import c_api_scores, cases
+import pytest
+
+from conftest import BUILD, c_api_scores, cases
 
 
 def run(args, text=""):
@@ -24,6 +26,18 @@ def test_score_mirrors_the_qrr_command(tied):
     assert "document" in out[-1]["error"] and "line 16" in out[-1]["error"]
     for (score, logit), o in zip(c_api_scores(tied, lines[:-1]), out):
         assert abs(o["score"] - score) <= 1e-6 and abs(o["logit"] - logit) <= 1e-6
+
+
+def test_score_lines_are_the_qrr_commands_byte_for_byte(tied):
+    qrr_cli = BUILD / "qrr"
+    if not qrr_cli.exists():
+        pytest.skip(f"no {qrr_cli} to compare with (set QRR_BUILD)")
+    text = "".join(json.dumps(l) + "\n" for l in cases("tiny-tied"))
+    ours = run(["score", tied, "--threads", "1"], text)
+    theirs = subprocess.run([str(qrr_cli), "score", tied, "--threads", "1"], input=text,
+                            capture_output=True, text=True, check=True)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout
 
 
 def test_info_and_usage(tied, tmp_path):

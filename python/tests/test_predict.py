@@ -98,6 +98,18 @@ def test_numpy_arrays_of_pairs(tied):
             model.predict(np.array([["q", "d", "e"]]))
 
 
+def test_an_argument_that_is_not_a_sequence_is_named(tied):
+    """None, or a number, where pairs or documents go is a TypeError naming the argument,
+    not Python's "object is not iterable"."""
+    with qrr.Reranker(tied) as model:
+        with pytest.raises(TypeError, match="^pairs must be .* not NoneType$"):
+            model.predict(None)
+        with pytest.raises(TypeError, match="^pairs must be .* not int$"):
+            model.score_grouped(5)
+        with pytest.raises(TypeError, match="^documents must be a list of str, not NoneType$"):
+            model.rank("q", None)
+
+
 def test_empty_input_and_texts_with_nul(tied):
     with qrr.Reranker(tied) as model:
         assert model.predict([]).shape == (0,)

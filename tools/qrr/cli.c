@@ -74,7 +74,7 @@ qrr_model *cli_open_model(const char *cmd, const char *path, int verify_weights)
     if (rc != QRR_OK) {
         fprintf(stderr, "qrr %s: cannot open model: %s (%s)\n", cmd, qrr_last_error(),
                 qrr_status_str(rc));
-        fprintf(stderr, "---> HINT: %s\n",
+        fprintf(stderr, "HINT: %s\n",
                 rc == QRR_ERR_IO ? "check the path; a .qrr file is made by qconvert"
                 : rc == QRR_ERR_VERSION ? "this file needs a newer qrr; or re-run qconvert"
                 : "the file is damaged or not a .qrr file; re-run qconvert to rebuild it");
@@ -164,8 +164,10 @@ int cli_is_blank(const char *s, size_t n)
 json_t *cli_parse_object(const char *line, size_t len, char *err, size_t errlen)
 {
     json_error_t je;
-    /* NUL is valid inside a JSON string (\u0000); the commands read strings by length. */
-    json_t *v = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+    /* NUL is valid inside a JSON string (\u0000); the commands read strings by length. Any
+     * value is decoded so that `5` or `null` is "not an object", not "not JSON". */
+    json_t *v = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY,
+                           &je);
     if (!v) {
         snprintf(err, errlen, "not valid JSON: %s (column %d)", je.text, je.column);
         return NULL;
@@ -178,12 +180,41 @@ json_t *cli_parse_object(const char *line, size_t len, char *err, size_t errlen)
     return v;
 }
 
+int cli_threads(int n_threads)
+{
+    if (n_threads > 0) return n_threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 && n <= 1024 ? (int)n : 1;
+}
+
+static int output_errno; /* the first failed write's */
+
+static void note_output_error(void)
+{
+    if (!output_errno && ferror(stdout)) output_errno = errno;
+}
+
 void cli_print_json(json_t *v)
 {
     char *s = json_dumps(v, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(9));
     if (s) {
+        errno = 0;
         fputs(s, stdout);
         fputc('\n', stdout);
+        note_output_error();
         free(s);
     }
+}
+
+int cli_flush(void)
+{
+    errno = 0;
+    int rc = fflush(stdout);
+    note_output_error();
+    return rc == 0 && !ferror(stdout) ? 0 : -1;
+}
+
+int cli_output_errno(void)
+{
+    return output_errno;
 }

@@ -262,8 +262,7 @@ static void print_text(const char *qrr_path, const char *data_path, const eval_s
     printf("  throughput   %.2f requests/s, %.1f pairs/s (concurrency %d, ",
            r->wall > 0 ? (double)r->queries / r->wall : 0.0,
            r->wall > 0 ? (double)r->documents / r->wall : 0.0, concurrency);
-    if (threads) printf("%d thread%s each)\n", threads, threads == 1 ? "" : "s");
-    else printf("one thread per CPU)\n");
+    printf("%d thread%s each)\n", threads, threads == 1 ? "" : "s");
     if (r->failed)
         printf("  FAILED       %zu quer%s could not be scored\n", r->failed,
                r->failed == 1 ? "y" : "ies");
@@ -379,8 +378,9 @@ int qrr_cmd_eval(int argc, char **argv)
     for (size_t i = 0; i < set.n; i++)
         if (set.v[i].failed)
             fprintf(stderr, "qrr eval: %s:%ld: %s\n", paths[1], set.v[i].lineno, set.v[i].error);
-    if (as_json) print_json(paths[0], paths[1], &set, &r, (int)concurrency, cp.n_threads);
-    else print_text(paths[0], paths[1], &set, &r, (int)concurrency, cp.n_threads);
+    const int threads = cli_threads(cp.n_threads);
+    if (as_json) print_json(paths[0], paths[1], &set, &r, (int)concurrency, threads);
+    else print_text(paths[0], paths[1], &set, &r, (int)concurrency, threads);
     exit_code = r.failed ? QRR_EXIT_FAIL : QRR_EXIT_OK;
 
 done:

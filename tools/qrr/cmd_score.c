@@ -145,7 +145,7 @@ static void flush(qrr_ctx *ctx, item *items, size_t n, int *failures)
         json_decref(o);
         item_clear(&items[i]);
     }
-    fflush(stdout);
+    cli_flush();
 }
 
 /* Whether a line of kind k with request r joins the group whose first line had kind

@@ -86,7 +86,7 @@ int qrr_cmd_tokenize(int argc, char **argv)
         cli_print_json(o);
         json_decref(o);
         /* one answer per line, at once: a caller may be waiting for it */
-        if (fflush(stdout) != 0) break; /* the output is gone: main says so */
+        if (cli_flush() != 0) break; /* the output is gone: main says so */
     }
     if (in.error) {
         fprintf(stderr, "qrr tokenize: error reading standard input: %s\n", strerror(in.error));

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "qrr.h"
@@ -40,10 +41,10 @@ static void usage(FILE *to)
  * disk, a closed stdout): output lost must not look like success. */
 static int output_written(const char *cmd, int rc)
 {
-    errno = 0;
-    if (fflush(stdout) == 0 && !ferror(stdout)) return rc;
-    fprintf(stderr, "qrr %s: cannot write the output%s%s\n", cmd, errno ? ": " : "",
-            errno ? strerror(errno) : "");
+    if (cli_flush() == 0) return rc;
+    int why = cli_output_errno();
+    fprintf(stderr, "qrr %s: cannot write the output%s%s\n", cmd, why ? ": " : "",
+            why ? strerror(why) : "");
     return rc == QRR_EXIT_USAGE ? rc : QRR_EXIT_FAIL;
 }
 
@@ -81,6 +82,10 @@ int main(int argc, char **argv)
     /* A reader that goes away (`qrr score ... | head -1`) is an output that cannot be
      * written, like a full disk: exit 1 with a message, not death by SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
+    /* Into a file or a pipe, output waits in a buffer that holds what a command writes
+     * between its flushes, so that a write that fails is a flush that can say why. */
+    static char out_buffer[1 << 20]; /* given: glibc ignores the size without a buffer */
+    if (!isatty(STDOUT_FILENO)) setvbuf(stdout, out_buffer, _IOFBF, sizeof out_buffer);
     if (argc < 2) {
         usage(stderr);
         return QRR_EXIT_USAGE;
