@@ -1006,6 +1006,25 @@ static void *busy_run(void *arg)
     return NULL;
 }
 
+/* After one client left: /metrics counts it once as client_closed (and shows metric, when
+ * given), the server stops cleanly, and its log has log_line (and also_logged, when given)
+ * but no "not delivered" line. */
+static void expect_one_client_gone(served *s, const char *metric, const char *log_line,
+                                   const char *also_logged)
+{
+    http_result r = http(s->port, "/metrics", NULL);
+    cr_expect(strstr(r.body, "qrr_request_failure{route=\"/rerank\",reason=\"client_closed\"} "
+                             "1\n"), "%s", r.body);
+    cr_expect(!metric || strstr(r.body, metric), "no %s in %s", metric, r.body);
+    free(r.body);
+    cr_expect_eq(serve_stop(s), 0);
+    char *log = tu_slurp(s->log, NULL);
+    cr_expect(strstr(log, log_line), "%s", log);
+    cr_expect(!also_logged || strstr(log, also_logged), "%s", log);
+    cr_expect(!strstr(log, "not delivered"), "%s", log);
+    free(log);
+}
+
 Test(server, a_client_that_leaves_before_its_turn_is_not_scored)
 {
     served s = serve_start(tmp, model, BUSY_ARGS);
@@ -1024,19 +1043,10 @@ Test(server, a_client_that_leaves_before_its_turn_is_not_scored)
     http_result r = http(s.port, "/rerank", body); /* the server goes on as before */
     cr_expect_eq(r.status, 200, "%ld %s", r.status, r.body);
     free(r.body);
-    r = http(s.port, "/metrics", NULL);
     /* three turns scored (the probe, the busy request, the last); the one that left is a
-     * failure */
-    cr_expect(strstr(r.body, "qrr_inference_duration_seconds_count 3\n"), "%s", r.body);
-    cr_expect(strstr(r.body, "qrr_request_failure{route=\"/rerank\",reason=\"client_closed\"} "
-                             "1\n"), "%s", r.body);
-    free(r.body);
-    cr_expect_eq(serve_stop(&s), 0);
-    char *log = tu_slurp(s.log, NULL);
-    cr_expect(strstr(log, "POST /rerank 499 pairs=4 "), "%s", log);
-    cr_expect(strstr(log, " inference_ms=0.0 "), "%s", log);
-    cr_expect(!strstr(log, "not delivered"), "%s", log);
-    free(log);
+     * failure, not scored */
+    expect_one_client_gone(&s, "qrr_inference_duration_seconds_count 3\n",
+                           "POST /rerank 499 pairs=4 ", " inference_ms=0.0 ");
 }
 
 Test(server, a_turn_whose_clients_all_left_stops_at_the_next_chunk)
@@ -1054,15 +1064,7 @@ Test(server, a_turn_whose_clients_all_left_stops_at_the_next_chunk)
     free(r.body);
     cr_expect_lt(waited, 1.0, "the next request waited %.2f s: the request whose client "
                  "left was scored to its end (about 3 s)", waited);
-    r = http(s.port, "/metrics", NULL);
-    cr_expect(strstr(r.body, "qrr_request_failure{route=\"/rerank\",reason=\"client_closed\"} "
-                             "1\n"), "%s", r.body);
-    free(r.body);
-    cr_expect_eq(serve_stop(&s), 0);
-    char *log = tu_slurp(s.log, NULL);
-    cr_expect(strstr(log, "POST /rerank 499 "), "%s", log);
-    cr_expect(!strstr(log, "not delivered"), "%s", log);
-    free(log);
+    expect_one_client_gone(&s, NULL, "POST /rerank 499 ", NULL);
 }
 
 Test(server, a_client_that_left_during_its_only_chunk_is_counted_as_gone_not_as_answered)
@@ -1080,17 +1082,9 @@ Test(server, a_client_that_left_during_its_only_chunk_is_counted_as_gone_not_as_
     http_result r = http(s.port, "/rerank", tei_body("")); /* queued behind it */
     cr_expect_eq(r.status, 200, "%ld %s", r.status, r.body);
     free(r.body);
-    r = http(s.port, "/metrics", NULL);
     /* busy_body's probe and the last request succeeded; the one whose client left did not */
-    cr_expect(strstr(r.body, "qrr_request_success{route=\"/rerank\"} 2\n"), "%s", r.body);
-    cr_expect(strstr(r.body, "qrr_request_failure{route=\"/rerank\",reason=\"client_closed\"} "
-                             "1\n"), "%s", r.body);
-    free(r.body);
-    cr_expect_eq(serve_stop(&s), 0);
-    char *log = tu_slurp(s.log, NULL);
-    cr_expect(strstr(log, "POST /rerank 499 "), "%s", log);
-    cr_expect(!strstr(log, "not delivered"), "%s", log);
-    free(log);
+    expect_one_client_gone(&s, "qrr_request_success{route=\"/rerank\"} 2\n",
+                           "POST /rerank 499 ", NULL);
 }
 
 Test(server, a_stalled_request_closed_by_the_read_timeout_is_logged)
