@@ -274,6 +274,8 @@ Test(check_edits, malformed_reference_names_the_line)
                      "\"query\"");
     expect_malformed(5, "{\"query\": \"q\", \"document\": \"d\", \"ids\": [1, -2], \"fp64\": {\"logit\": 1, \"score\": 0.7}}\n",
                      "ids");
+    expect_malformed(6, "{\"query\": \"q\", \"document\": \"d\", \"fp64\": {\"logit\": 1, \"score\": 2.0}}\n",
+                     "not a probability");
     /* A malformed line of another model is still a malformed file. */
     long other = ref_lineno(&ref, "tiny-seqcls", 0);
     expect_malformed(other, "[]\n", "object");
@@ -284,6 +286,7 @@ Test(check_edits, usage_errors)
     char ref_path[1024];
     snprintf(ref_path, sizeof ref_path, "%s/scores_public.jsonl", tu_reference());
     cr_assert_eq(run_check(tmp, model, ref_path, "--tol-logit abc"), 2);
+    cr_assert_eq(run_check(tmp, model, ref_path, "--tol-logit 0x10"), 2);
     cr_assert_eq(run_check(tmp, model, ref_path, "--bogus"), 2);
     cr_assert_eq(run_check(tmp, model, ref_path, "--model no-such-model"), 2);
     char *err = output(tmp, "err");
@@ -293,4 +296,17 @@ Test(check_edits, usage_errors)
     cr_assert_eq(tu_system("'%s/qrr' check '%s' 2>/dev/null", tu_build(), model), 2);
     /* All three models' lines against one model: the other models' lines fail. */
     cr_assert_eq(run_check(tmp, model, ref_path, ""), 1);
+}
+
+Test(check_edits, a_reference_of_the_other_head_kind_fails_and_says_why)
+{
+    char ref_path[1024];
+    snprintf(ref_path, sizeof ref_path, "%s/scores_public.jsonl", tu_reference());
+    /* the sequence-classification model's lines against the yes/no model */
+    int rc = run_check(tmp, model, ref_path, "--model tiny-seqcls");
+    char *out = output(tmp, "out");
+    cr_assert_eq(rc, 1, "exit %d:\n%s", rc, out);
+    cr_expect(strstr(out, "the reference is of a single-logit head and the model has a yes/no "
+                          "head"), "%s", out);
+    free(out);
 }

@@ -24,6 +24,7 @@ typedef struct ref_line {
     const char *truth;     /* "fp64" or "fp32": the values compared against */
     double delta_ref;      /* logit_yes - logit_no, or the single logit */
     double score_ref;
+    int single_logit;      /* the reference is of a single-logit (sequence-classification) head */
 
     line_state state;
     char error[300];
@@ -85,7 +86,8 @@ static int parse_truth(json_t *o, ref_line *l, char *err, size_t errlen)
     }
     char sub[JSONL_ERR_LEN];
     int rc;
-    if (json_object_get(t, "logit")) {
+    l->single_logit = json_object_get(t, "logit") != NULL;
+    if (l->single_logit) {
         rc = jsonl_get_number(t, "logit", &l->delta_ref, sub, sizeof sub);
     } else {
         double yes = 0, no = 0;
@@ -94,6 +96,10 @@ static int parse_truth(json_t *o, ref_line *l, char *err, size_t errlen)
         l->delta_ref = yes - no;
     }
     if (!rc) rc = jsonl_get_number(t, "score", &l->score_ref, sub, sizeof sub);
+    if (!rc && !(l->score_ref >= 0.0 && l->score_ref <= 1.0)) {
+        snprintf(sub, sizeof sub, "\"score\" %g is not a probability in [0, 1]", l->score_ref);
+        rc = -1;
+    }
     if (rc) snprintf(err, errlen, "in \"%s\": %s", l->truth, sub);
     return rc;
 }
@@ -191,6 +197,17 @@ static tolerance default_tolerance(const qrr_model *m, qrr_device device)
 }
 
 /* ---- checking ---------------------------------------------------------------------- */
+
+/* A line of the other head kind cannot be held to this model: it is a failed line. */
+static void check_head(const qrr_model_info *mi, ref_line *l)
+{
+    const int single = mi->yes_id < 0;
+    if (l->single_logit == single) return;
+    l->state = LINE_ERROR;
+    snprintf(l->error, sizeof l->error, "the reference is of a %s head and the model has a %s "
+             "head: a reference of another model? (--model NAME picks its lines)",
+             l->single_logit ? "single-logit" : "yes/no", mi->head_kind);
+}
 
 static void check_ids(const qrr_model *m, ref_line *l)
 {
@@ -495,6 +512,7 @@ static void help(void)
 
 static int parse_tol(const char *s, double *out)
 {
+    if (strspn(s, "0123456789.eE+-") != strlen(s)) return -1; /* decimal only: no "0x10", " 1" */
     char *end;
     double v = strtod(s, &end);
     if (!*s || *end || !isfinite(v) || v < 0) return -1;
@@ -564,14 +582,15 @@ int qrr_cmd_check(int argc, char **argv)
         fprintf(stderr, "qrr check: %s\n", qrr_last_error());
         goto done;
     }
+    qrr_model_info mi;
+    qrr_model_get_info(m, &mi);
     tolerance tol = default_tolerance(m, mo.ctx.device);
     if (tol_delta >= 0 || tol_score >= 0) {
         if (tol_delta >= 0) tol.delta = tol_delta;
         if (tol_score >= 0) tol.score = tol_score;
-        qrr_model_info info;
-        qrr_model_get_info(m, &info);
-        snprintf(tol.why, sizeof tol.why, "set on the command line (%s weights)", info.weight_dtype);
+        snprintf(tol.why, sizeof tol.why, "set on the command line (%s weights)", mi.weight_dtype);
     }
+    for (size_t i = 0; i < set.n; i++) check_head(&mi, &set.v[i]);
     for (size_t i = 0; i < set.n; i++) check_ids(m, &set.v[i]);
     worst = malloc(set.n * sizeof *worst);
     summary r;
