@@ -34,10 +34,14 @@ def _write(text: str) -> None:
 
 
 def _number(x: float) -> str:
-    """A float32 as the qrr command writes it: 9 significant digits (exact for float32),
-    with ".0" on a whole number."""
+    """A float32 as the qrr command (jansson) writes it: 9 significant digits (exact for
+    float32), ".0" on a whole number, an exponent without "+" or leading zeros (1e-5)."""
     text = f"{x:.9g}"
-    return text if any(c in text for c in ".e") else text + ".0"
+    if "e" not in text:
+        return text if "." in text else text + ".0"
+    mantissa, exponent = text.split("e")
+    sign = "-" if exponent.startswith("-") else ""
+    return f"{mantissa}e{sign}{exponent.lstrip('+-').lstrip('0') or '0'}"
 
 
 def _json_line(out: dict) -> str:

@@ -40,6 +40,17 @@ def test_score_lines_are_the_qrr_commands_byte_for_byte(tied):
     assert ours.stdout == theirs.stdout
 
 
+def test_numbers_are_written_as_jansson_writes_them():
+    """The reference cases give no exponent; small P("yes") values do (jansson: %.9g, ".0" on a
+    whole number, no "+" or leading zeros in an exponent)."""
+    from qrr.__main__ import _number
+    cases = {3.2e-05: "3.2e-5", 1e-5: "1e-5", 1.0: "1.0", 0.0: "0.0", -2.5: "-2.5",
+             123456789.0: "123456789.0", 1.5e10: "1.5e10", -3e-12: "-3e-12",
+             0.217936367: "0.217936367", 1e100: "1e100"}
+    for value, text in cases.items():
+        assert _number(value) == text, value
+
+
 def test_info_and_usage(tied, tmp_path):
     done = run(["info", tied, "--json"])
     assert done.returncode == 0
