@@ -159,10 +159,11 @@ QRR_API
 qrr_stats qrr_ctx_last_stats(const qrr_ctx *ctx);
 
 /* Let a long scoring call on ctx be stopped: should_stop(arg) is called on the scoring
- * thread before each forward chunk (at most max_batch_tokens tokens); when it returns
- * nonzero, the call ends with QRR_ERR_ABORTED, a failure found while computing (the chunks
- * of the stopped block of 256 documents write no result). A server uses it to stop scoring
- * for clients that have gone. NULL removes it. */
+ * thread before each forward pass (a chunk of at most max_batch_tokens tokens, or a
+ * request's shared prefix); when it returns nonzero, the call ends with QRR_ERR_ABORTED, a
+ * failure found while computing (the stopped block of 256 documents writes no result). A
+ * server uses it to stop scoring for clients that have gone. Set it while no call runs on
+ * ctx; NULL removes it. */
 QRR_API
 void qrr_ctx_set_abort(qrr_ctx *ctx, int (*should_stop)(void *arg), void *arg);
 

@@ -120,10 +120,18 @@ static int free_slots(const qrr_ctx *c)
     return n;
 }
 
+/* QRR_ERR_ABORTED when the context's abort callback asks to stop (before a forward pass). */
+static int stop_asked(qrr_ctx *c, size_t passes, qrr_diag *d)
+{
+    if (!c->should_stop || !c->should_stop(c->stop_arg)) return QRR_OK;
+    return qrr_fail(d, QRR_ERR_ABORTED, "stopped by the abort callback after %zu forward "
+                    "pass%s", passes, passes == 1 ? "" : "es");
+}
+
 /* Whether sequence i of group G (plan p) may join chunk k; starts the group's prefix when
- * it is the group's first sequence in flight. */
+ * it is the group's first sequence in flight (*passes counts it). */
 static int admit(qrr_ctx *c, chunk *k, const qrr_group *G, group_plan *p, size_t i, int *rc,
-                 qrr_diag *d)
+                 size_t *passes, qrr_diag *d)
 {
     size_t len = G->lens[i] - p->prefix;
     if (k->n > 0) {
@@ -138,7 +146,9 @@ static int admit(qrr_ctx *c, chunk *k, const qrr_group *G, group_plan *p, size_t
             return 0;
     }
     if (p->prefix && !p->on_head && p->slot < 0) {
+        if ((*rc = stop_asked(c, *passes, d)) != QRR_OK) return 0;
         if ((*rc = start_prefix(c, G, p, d)) != QRR_OK) return 0;
+        ++*passes;
         k->prefix_tokens += p->prefix;
     }
     k->shared_prefix = (int)p->prefix;
@@ -170,12 +180,8 @@ static int schedule(qrr_ctx *c, const qrr_group *groups, size_t n_groups, group_
                     chunk *k, double *chunk_delta, double *result, qrr_diag *d)
 {
     int rc = QRR_OK;
-    size_t g = 0, i = 0, chunks = 0; /* the next sequence to place; chunks run */
+    size_t g = 0, i = 0, passes = 0; /* the next sequence to place; forward passes run */
     while (rc == QRR_OK && g < n_groups) {
-        if (c->should_stop && c->should_stop(c->stop_arg))
-            return qrr_fail(d, QRR_ERR_ABORTED, "stopped by the abort callback after %zu "
-                            "forward chunk%s", chunks, chunks == 1 ? "" : "s");
-        chunks++;
         k->n = 0;
         k->tokens = k->prefix_tokens = 0;
         k->prefix_group = NULL;
@@ -186,10 +192,12 @@ static int schedule(qrr_ctx *c, const qrr_group *groups, size_t n_groups, group_
                 g++, i = 0;
                 continue;
             }
-            if (!admit(c, k, &groups[g], &plan[g], i, &rc, d)) break;
+            if (!admit(c, k, &groups[g], &plan[g], i, &rc, &passes, d)) break;
             i++;
         }
+        if (rc == QRR_OK) rc = stop_asked(c, passes, d);
         if (rc == QRR_OK) rc = run_chunk(c, k, chunk_delta, d);
+        passes++;
         for (int s = 0; rc == QRR_OK && s < k->n; s++) result[k->out[s]] = chunk_delta[s];
         /* Groups done by now give their prefix slot back (the loop above stops either at
          * the end or before a sequence of group g, which is then not done). */

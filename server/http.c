@@ -211,7 +211,7 @@ static int refuse_early(server *srv, struct MHD_Connection *conn, request *q, re
      * come out as "not JSON", so it is refused for what it is. */
     const char *enc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                   MHD_HTTP_HEADER_CONTENT_ENCODING);
-    if (enc && strcasecmp(enc, "identity") != 0) {
+    if (enc && *enc && strcasecmp(enc, "identity") != 0) {
         char e[64];
         reply_error(r, 415, FAIL_VALIDATION, "Content-Encoding \"%s\" is not supported: send "
                     "the body uncompressed", log_safe(enc, e, sizeof e));

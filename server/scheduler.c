@@ -58,11 +58,11 @@ static void abandon(sched_job *j, double started, double ended)
     j->inference_seconds = ended - started;
 }
 
-/* Scored: its results are in, unless its client left during the last chunk (then it is
- * answered as one that left before). */
+/* Scored (or failed), unless its client left during the last chunk: then it is answered as
+ * one that left before. */
 static void finish(sched_job *j, int status, double started, double ended)
 {
-    if (status == QRR_OK && client_gone(j->client_fd)) {
+    if (client_gone(j->client_fd)) {
         abandon(j, started, ended);
         return;
     }

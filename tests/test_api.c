@@ -355,7 +355,7 @@ Test(api, an_abort_callback_stops_a_call_between_chunks_and_nothing_is_written)
     int rc = qrr_ctx_score(c, q, docs, N, sp, got, NULL);
     cr_expect_eq(rc, QRR_ERR_ABORTED, "got %s: %s", qrr_status_str(rc), qrr_last_error());
     cr_expect_eq(third.calls, 3, "asked %d times after it said stop", third.calls);
-    cr_expect(strstr(qrr_last_error(), "after 2 forward chunks") != NULL, "%s",
+    cr_expect(strstr(qrr_last_error(), "after 2 forward passes") != NULL, "%s",
               qrr_last_error());
     for (int i = 0; i < N; i++) cr_expect_eq(got[i], -1.0f, "score %d was written", i);
     cr_expect_str_eq(qrr_status_str(QRR_ERR_ABORTED), "QRR_ERR_ABORTED");

@@ -442,7 +442,7 @@ Test(server, an_encoded_body_is_refused_and_any_content_type_is_read_as_json)
     free(a);
     const char *types[] = {"Content-Type: text/plain\r\n",
                            "Content-Type: application/x-www-form-urlencoded\r\n", "",
-                           "Content-Encoding: identity\r\n"};
+                           "Content-Encoding: identity\r\n", "Content-Encoding:\r\n"};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         a = post_with_headers(s.port, types[i], tei_body(""));
         cr_expect(!strncmp(a, "HTTP/1.1 200 ", 13), "%s: %s", types[i], a);
@@ -980,8 +980,9 @@ static int raw_post(int port, const char *body)
 
 /* A request the server takes at least about `seconds` to score, however fast this build is
  * (a sanitizer or an emulator slows it tens of times): as many documents of 200 words as a
- * timed request of 8 of them says, or 1000 longer ones (--max-client-batch-size 1000). */
-static char *busy_body(int port, double seconds)
+ * timed request of 8 of them says, or 1000 longer ones (--max-client-batch-size 1000) of at
+ * most max_words words (a word is about 3 tokens). */
+static char *busy_body(int port, double seconds, int max_words)
 {
     char *probe = long_body(8, 200);
     http_result r = http(port, "/rerank", probe);
@@ -991,7 +992,7 @@ static char *busy_body(int port, double seconds)
     double n = 8 * seconds / (r.seconds > 1e-3 ? r.seconds : 1e-3);
     if (n <= 1000) return long_body(n < 8 ? 8 : (int)n, 200);
     double words = 200 * n / 1000; /* attention makes longer documents cost a bit more */
-    return long_body(1000, words > 3000 ? 3000 : (int)words);
+    return long_body(1000, words > max_words ? max_words : (int)words);
 }
 
 static const char *BUSY_ARGS[] = {"--max-client-batch-size", "1000", "--max-request-tokens",
@@ -1028,7 +1029,7 @@ static void expect_one_client_gone(served *s, const char *metric, const char *lo
 Test(server, a_client_that_leaves_before_its_turn_is_not_scored)
 {
     served s = serve_start(tmp, model, BUSY_ARGS);
-    inflight busy = {.port = s.port, .body = busy_body(s.port, 3.0)};
+    inflight busy = {.port = s.port, .body = busy_body(s.port, 3.0, 3000)};
     pthread_t th;
     pthread_create(&th, NULL, busy_run, &busy);
     usleep(300000); /* its scoring under way */
@@ -1052,7 +1053,7 @@ Test(server, a_client_that_leaves_before_its_turn_is_not_scored)
 Test(server, a_turn_whose_clients_all_left_stops_at_the_next_chunk)
 {
     served s = serve_start(tmp, model, BUSY_ARGS); /* chunks of 2048 tokens */
-    char *body = busy_body(s.port, 3.0);
+    char *body = busy_body(s.port, 3.0, 3000);
     int fd = raw_post(s.port, body);
     free(body);
     usleep(300000); /* its scoring under way */
@@ -1074,7 +1075,7 @@ Test(server, a_client_that_left_during_its_only_chunk_is_counted_as_gone_not_as_
                           "100000000", "--payload-limit", "16000000",
                           "--max-batch-tokens", "1048576", NULL};
     served s = serve_start(tmp, model, args);
-    char *body = busy_body(s.port, 3.0);
+    char *body = busy_body(s.port, 3.0, 300); /* under 1048576 tokens: one chunk */
     int fd = raw_post(s.port, body);
     free(body);
     usleep(300000); /* taken for scoring: it is scored, and its client gone when it ends */
@@ -1082,7 +1083,11 @@ Test(server, a_client_that_left_during_its_only_chunk_is_counted_as_gone_not_as_
     http_result r = http(s.port, "/rerank", tei_body("")); /* queued behind it */
     cr_expect_eq(r.status, 200, "%ld %s", r.status, r.body);
     free(r.body);
-    /* busy_body's probe and the last request succeeded; the one whose client left did not */
+    /* busy_body's probe and the last request succeeded; the one whose client left did not,
+     * though it was scored to its end: three turns in the inference histogram */
+    r = http(s.port, "/metrics", NULL);
+    cr_expect(strstr(r.body, "qrr_inference_duration_seconds_count 3\n"), "%s", r.body);
+    free(r.body);
     expect_one_client_gone(&s, "qrr_request_success{route=\"/rerank\"} 2\n",
                            "POST /rerank 499 ", NULL);
 }

@@ -45,7 +45,8 @@ def _number(x: float) -> str:
 
 
 def _json_line(out: dict) -> str:
-    """One answer, byte for byte as `qrr score` writes it (compact, ASCII)."""
+    """One answer as `qrr score` writes it: a score line byte for byte; an error line in the
+    same compact ASCII form (the messages are this module's own)."""
     if "error" in out:
         return json.dumps(out, separators=(",", ":"))
     return f'{{"score":{_number(out["score"])},"logit":{_number(out["logit"])}}}'

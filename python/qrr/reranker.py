@@ -70,11 +70,13 @@ def _is_pair(x: Any) -> bool:
 
 
 def _as_list(value: Any, name: str, what: str) -> List[Any]:
-    """list(value), or a TypeError that names the argument when value is not iterable."""
+    """list(value), or a TypeError that names the argument when value is not iterable (an
+    error raised while iterating is left as it is)."""
     try:
-        return list(value)
+        items = iter(value)
     except TypeError:
         raise TypeError(f"{name} must be {what}, not {type(value).__name__}") from None
+    return list(items)
 
 
 def _encode_pairs(items: Sequence[Pair]) -> List[Tuple[bytes, bytes]]:

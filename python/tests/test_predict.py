@@ -109,6 +109,12 @@ def test_an_argument_that_is_not_a_sequence_is_named(tied):
         with pytest.raises(TypeError, match="^documents must be a list of str, not NoneType$"):
             model.rank("q", None)
 
+        def failing_pairs():
+            yield ("q", "d")
+            raise TypeError("the caller's own error")
+        with pytest.raises(TypeError, match="^the caller's own error$"):
+            model.predict(failing_pairs())
+
 
 def test_empty_input_and_texts_with_nul(tied):
     with qrr.Reranker(tied) as model:
