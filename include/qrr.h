@@ -157,6 +157,10 @@ typedef struct qrr_stats {
 } qrr_stats;
 QRR_API
 qrr_stats qrr_ctx_last_stats(const qrr_ctx *ctx);
+/* The CPU threads ctx computes with: its n_threads, or the count 0 chose (one per online
+ * CPU); 0 for a NULL ctx. */
+QRR_API
+int qrr_ctx_threads(const qrr_ctx *ctx);
 
 /* Let a long scoring call on ctx be stopped: should_stop(arg) is called on the scoring
  * thread before each forward pass (a chunk of at most max_batch_tokens tokens, or a

@@ -112,6 +112,11 @@ qrr_stats qrr_ctx_last_stats(const qrr_ctx *c)
     return c ? c->stats : none;
 }
 
+int qrr_ctx_threads(const qrr_ctx *c)
+{
+    return c ? c->params.n_threads : 0;
+}
+
 void qrr_ctx_set_abort(qrr_ctx *c, int (*should_stop)(void *arg), void *arg)
 {
     if (!c) return;

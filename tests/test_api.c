@@ -83,6 +83,8 @@ Test(api, every_entry_point_refuses_nulls)
 
     qrr_stats st = qrr_ctx_last_stats(NULL);
     cr_expect_eq(st.tokens, 0);
+    cr_expect_eq(qrr_ctx_threads(NULL), 0);
+    cr_expect_eq(qrr_ctx_threads(ctx), 2); /* the fixture's */
 
     int32_t out[64];
     size_t n;

@@ -110,7 +110,7 @@ Test(install, a_changed_knob_rebuilds, .timeout = 300)
 {
     /* The same build directory without the server, then with it: the second make must
      * rebuild and relink `qrr` with libmicrohttpd, not find everything up to date. */
-    char build[400], p[500];
+    char build[400], p[1024]; /* room for the build path twice */
     snprintf(build, sizeof build, "%s/knobs", tmp);
     snprintf(p, sizeof p, "BUILD='%s' SERVER=0 '%s/qrr'", build, build);
     cr_assert_eq(run_make(p, tmp), 0, "make %s failed", p);

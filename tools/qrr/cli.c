@@ -180,13 +180,6 @@ json_t *cli_parse_object(const char *line, size_t len, char *err, size_t errlen)
     return v;
 }
 
-int cli_threads(int n_threads)
-{
-    if (n_threads > 0) return n_threads;
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 && n <= 1024 ? (int)n : 1;
-}
-
 static int output_errno; /* the first failed write's */
 
 static void note_output_error(void)

@@ -69,9 +69,6 @@ int cli_is_blank(const char *s, size_t n);
 json_t *cli_parse_object(const char *line, size_t len, char *err, size_t errlen);
 /* Write a JSON value compactly on one line of stdout. */
 void cli_print_json(json_t *v);
-/* The CPU threads a context given n_threads scores with: n_threads, or for 0 one per
- * online CPU, as qrr_ctx_create reads it (for reports). */
-int cli_threads(int n_threads);
 /* Flush stdout (an answer a caller may be waiting for): 0, or -1 when the output failed. */
 int cli_flush(void);
 /* Why writing stdout first failed (an errno, kept from the write that failed), 0 if it has

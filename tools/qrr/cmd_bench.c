@@ -154,7 +154,7 @@ static int run(const bench_opts *o)
         qrr_ctx_describe(ctx, device, sizeof device); /* cut short at worst */
         json_t *r = json_pack("{s:s,s:s,s:s,s:i,s:i,s:I,s:I,s:f,s:f,s:f,s:f,s:I,s:f,s:I,s:f}",
                               "model", o->path, "device", device, "cpu_kernels", qrr_cpu_kernels(),
-                              "threads", cli_threads(o->model.ctx.n_threads), "docs", o->docs,
+                              "threads", qrr_ctx_threads(ctx), "docs", o->docs,
                               "tokens", (json_int_t)st.tokens,
                               "tokens_computed", (json_int_t)st.tokens_computed,
                               "seconds", t_batch, "tokens_per_s", (double)st.tokens / t_batch,

@@ -155,10 +155,10 @@ static void *worker_run(void *arg)
     return NULL;
 }
 
-/* Score every query with n_workers contexts; wall time in *wall. 0, or -1 if a context or
- * thread could not be made (printed). */
+/* Score every query with n_workers contexts; wall time in *wall, each context's threads in
+ * *threads. 0, or -1 if a context or thread could not be made (printed). */
 static int score_all(const qrr_model *m, qrr_ctx_params cp, int n_workers, eval_set *s,
-                     double *wall)
+                     double *wall, int *threads)
 {
     worker *w = calloc((size_t)n_workers, sizeof *w);
     worker_shared shared = {.set = s};
@@ -172,6 +172,7 @@ static int score_all(const qrr_model *m, qrr_ctx_params cp, int n_workers, eval_
             rc = -1;
         }
     }
+    if (rc == 0) *threads = qrr_ctx_threads(w[0].ctx);
     double t0 = qrr_time_seconds();
     if (rc == 0 && n_workers == 1) {
         worker_run(&w[0]);
@@ -369,7 +370,8 @@ int qrr_cmd_eval(int argc, char **argv)
     exit_code = QRR_EXIT_FAIL;
     if (!(m = cli_open_model("eval", paths[0], mo.verify))) goto done;
     double wall = 0;
-    if (score_all(m, cp, (int)concurrency, &set, &wall) != 0) goto done;
+    int threads = 0;
+    if (score_all(m, cp, (int)concurrency, &set, &wall, &threads) != 0) goto done;
     eval_result r;
     if (compute(&set, wall, &r) != 0) {
         fprintf(stderr, "qrr eval: out of memory\n");
@@ -378,7 +380,6 @@ int qrr_cmd_eval(int argc, char **argv)
     for (size_t i = 0; i < set.n; i++)
         if (set.v[i].failed)
             fprintf(stderr, "qrr eval: %s:%ld: %s\n", paths[1], set.v[i].lineno, set.v[i].error);
-    const int threads = cli_threads(cp.n_threads);
     if (as_json) print_json(paths[0], paths[1], &set, &r, (int)concurrency, threads);
     else print_text(paths[0], paths[1], &set, &r, (int)concurrency, threads);
     exit_code = r.failed ? QRR_EXIT_FAIL : QRR_EXIT_OK;
