@@ -1052,20 +1052,34 @@ Test(server, a_client_that_leaves_before_its_turn_is_not_scored)
 
 Test(server, a_turn_whose_clients_all_left_stops_at_the_next_chunk)
 {
-    served s = serve_start(tmp, model, BUSY_ARGS); /* chunks of 2048 tokens */
+    /* chunks of 512 tokens: a stop comes soon after the client leaves, even emulated */
+    const char *args[] = {"--max-client-batch-size", "1000", "--max-request-tokens",
+                          "100000000", "--payload-limit", "16000000",
+                          "--max-batch-tokens", "512", NULL};
+    served s = serve_start(tmp, model, args);
     char *body = busy_body(s.port, 3.0, 3000);
+    double t0 = tu_now();
+    http_result r = http(s.port, "/rerank", body); /* once whole: how long it takes */
+    double whole = tu_now() - t0;
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    free(r.body);
     int fd = raw_post(s.port, body);
     free(body);
-    usleep(300000); /* its scoring under way */
+    usleep((useconds_t)(whole * 0.2 * 1e6)); /* read, tokenized, its scoring under way */
     double left = tu_now();
     close(fd);
-    http_result r = http(s.port, "/rerank", tei_body("")); /* waits for the turn before it */
+    r = http(s.port, "/rerank", tei_body("")); /* waits for the turn before it */
     double waited = tu_now() - left;
     cr_expect_eq(r.status, 200, "%ld %s", r.status, r.body);
     free(r.body);
-    cr_expect_lt(waited, 1.0, "the next request waited %.2f s: the request whose client "
-                 "left was scored to its end (about 3 s)", waited);
+    cr_expect_lt(waited, whole / 2, "the next request waited %.2f s: the request whose client "
+                 "left was scored to its end (%.2f s)", waited, whole);
     expect_one_client_gone(&s, NULL, "POST /rerank 499 ", NULL);
+    char *log = tu_slurp(s.log, NULL), *gone = strstr(log, "POST /rerank 499 ");
+    char *inference = gone ? strstr(gone, "inference_ms=") : NULL;
+    cr_expect(inference && strtod(inference + strlen("inference_ms="), NULL) > 0,
+              "it left before its scoring began, not during it: %s", log);
+    free(log);
 }
 
 Test(server, a_client_that_left_during_its_only_chunk_is_counted_as_gone_not_as_answered)
