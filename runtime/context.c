@@ -146,8 +146,9 @@ int qrr_ctx_describe(const qrr_ctx *c, char *buf, size_t cap)
                      i.sync ? "; QRR_CUDA_SYNC=1" : "", tune);
     } else
 #endif
-        n = snprintf(buf, cap, "cpu, %d threads, %s %s GEMM kernels, %s attention",
-                     c->params.n_threads, qrr_dtype_name(c->m->meta->fixed.weight_dtype),
+        n = snprintf(buf, cap, "cpu, %d thread%s, %s %s GEMM kernels, %s attention",
+                     c->params.n_threads, c->params.n_threads == 1 ? "" : "s",
+                     qrr_dtype_name(c->m->meta->fixed.weight_dtype),
                      qrr_cpu_gemm_impl(c->m->meta->fixed.weight_dtype), qrr_cpu_attention_impl());
     if (n < 0 || (size_t)n >= cap)
         return qrr__errorf(QRR_ERR_BUFFER_TOO_SMALL, "qrr_ctx_describe: %d bytes needed", n + 1);

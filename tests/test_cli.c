@@ -75,7 +75,7 @@ Test(cli, version_and_bench_name_the_kernels)
     cr_assert_not_null(j, "qrr bench --json is not JSON");
     const char *dev = json_string_value(json_object_get(j, "device"));
     const char *k = json_string_value(json_object_get(j, "cpu_kernels"));
-    cr_expect(dev && !strncmp(dev, "cpu, 1 threads, f16 ", 20) && strstr(dev, "GEMM kernels"), "%s", dev);
+    cr_expect(dev && !strncmp(dev, "cpu, 1 thread, f16 ", 19) && strstr(dev, "GEMM kernels"), "%s", dev);
     cr_expect(k && strstr(k, "int8 GEMM "), "%s", k);
     json_decref(j);
     /* score --describe: the context's description on stderr once the input has ended */
@@ -84,7 +84,7 @@ Test(cli, version_and_bench_name_the_kernels)
                            model, tmp), 0);
     snprintf(p, sizeof p, "%s/describe.txt", tmp);
     text = tu_slurp(p, NULL);
-    cr_expect(!strncmp(text, "qrr score: context: cpu, 1 threads, f16 ", 40) &&
+    cr_expect(!strncmp(text, "qrr score: context: cpu, 1 thread, f16 ", 39) &&
               strstr(text, "GEMM kernels"), "%s", text);
     free(text);
 }
