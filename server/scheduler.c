@@ -1,8 +1,9 @@
 /* scheduler.c — the queue and the scoring thread. Clients' threads queue a job and sleep on
  * one condition variable; the thread takes a turn's worth of jobs from the head, scores
  * them in one call and wakes everyone. A failed call is retried job by job, so one bad job
- * spoils no other. Jobs whose clients have gone are not scored: skipped when their turn
- * comes, and a turn stopped between forward chunks once all its clients are gone. */
+ * spoils no other. Jobs whose clients have gone are not answered: skipped when their turn
+ * comes, a turn stopped between forward passes once all its clients are gone, and a job
+ * whose client left during its last pass answered as gone. */
 #include "scheduler.h"
 
 #include <errno.h>
