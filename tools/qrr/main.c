@@ -1,6 +1,5 @@
 /* main.c — the qrr command: dispatch to a subcommand. Each subcommand lives in its own
  * cmd_<name>.c; what they share is in cli.c. */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
