@@ -37,7 +37,7 @@ inc_for = $(or $(INC_$(firstword $(subst /, ,$(1)))),$(INCLUDES))
 # The version is the header's; the soname carries its major number.
 VERSION  := $(shell sed -n 's/.*QRR_VERSION_STRING "\([^"]*\)".*/\1/p' include/qrr.h)
 SONAME   := libqrr.so.$(firstword $(subst ., ,$(VERSION)))
-LDLIBS_RT := -lxxhash -lz -lutf8proc -lpcre2-8 -lpthread -lm
+LDLIBS_RT := -lxxhash -lz -lutf8proc -lpcre2-8 -ldl -lpthread -lm
 LDLIBS_CV := -ljansson
 LDLIBS_SRV := -lmicrohttpd
 
@@ -46,18 +46,22 @@ CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
-# CUDA is built when nvcc is found (CUDA=auto) or asked for (CUDA=1).
+# The CUDA module, libqrr_cuda.so.0 (runtime/cuda_model.c and kernels/cuda, linked with the
+# CUDA runtime and cuBLASLt), is built when nvcc is found (CUDA=auto) or asked for (CUDA=1).
+# libqrr never links CUDA: it loads the module when a context asks for device cuda.
 ifeq ($(CUDA),auto)
 CUDA := $(if $(shell command -v $(NVCC) 2>/dev/null),1,0)
 endif
 CU_SRC := $(wildcard kernels/cuda/*.cu)
+CUDA_MOD_NAME := libqrr_cuda.so.0
 ifeq ($(CUDA),1)
 ifneq ($(CU_SRC),)
 CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(shell command -v $(NVCC))))
-CFLAGS    += -DQRR_WITH_CUDA -I$(CUDA_HOME)/include
+CFLAGS    += -I$(CUDA_HOME)/include
 NVFLAGS   ?= -O3 -std=c++17 -lineinfo -Xcompiler -fPIC -Xcompiler -fvisibility=hidden \
              -gencode arch=compute_90,code=sm_90 $(INC_kernels)
-LDLIBS_RT += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+LDLIBS_CUDA := -L$(CUDA_HOME)/lib64 -lcublasLt -lcudart -lstdc++
+CUDA_MOD    := $(BUILD)/$(CUDA_MOD_NAME)
 endif
 endif
 
@@ -70,7 +74,7 @@ CPU_X86     := $(filter %_avx2.c %_avx512.c,$(CPU_SRC))
 CPU_NEON    := $(filter %_neon.c,$(CPU_SRC))
 CPU_SRC     := $(filter-out $(if $(filter x86_64,$(ARCH)),,$(CPU_X86)) \
                  $(if $(filter aarch64,$(ARCH)),,$(CPU_NEON)),$(CPU_SRC))
-LIB_SRC     := $(wildcard format/*.c) $(wildcard runtime/*.c) $(CPU_SRC)
+LIB_SRC     := $(wildcard format/*.c) $(filter-out runtime/cuda_model.c,$(wildcard runtime/*.c)) $(CPU_SRC)
 CONVERT_SRC := $(filter-out convert/main.c,$(wildcard convert/*.c))
 QRR_SRC     := $(wildcard tools/qrr/*.c) $(wildcard server/*.c)
 ifeq ($(SERVER),0)
@@ -83,9 +87,10 @@ EXAMPLE_SRC := $(wildcard examples/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIB_OBJ     := $(call obj,$(LIB_SRC))
-ifeq ($(CUDA),1)
-LIB_OBJ     += $(patsubst %.cu,$(BUILD)/obj/%.o,$(CU_SRC))
-endif
+CU_OBJ      := $(patsubst %.cu,$(BUILD)/obj/%.o,$(CU_SRC))
+# The module: the CUDA forward pass, its kernels, and its own copy of the two small helpers
+# it shares with libqrr (qrr_fail, qrr_time_seconds), so that it needs nothing from libqrr.
+CUDA_MOD_OBJ := $(call obj,runtime/cuda_model.c format/qrr_diag.c format/qrr_impl.c) $(CU_OBJ)
 CONVERT_OBJ := $(call obj,$(CONVERT_SRC))
 QRR_OBJ     := $(call obj,$(QRR_SRC))
 TESTS       := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
@@ -94,7 +99,7 @@ EXAMPLES    := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 # The build's configuration, kept in $(BUILD)/config and rewritten only when it changes:
 # every object depends on it, so `make CUDA=0` (or another knob) over a tree built
 # otherwise rebuilds it rather than keep, or link, what the other configuration made.
-BUILD_CONFIG := $(CC) $(CFLAGS) | $(LDFLAGS) | $(LDLIBS_RT) | CUDA=$(CUDA) $(NVCC) $(NVFLAGS)
+BUILD_CONFIG := $(CC) $(CFLAGS) | $(LDFLAGS) | $(LDLIBS_RT) | CUDA=$(CUDA) $(NVCC) $(NVFLAGS) $(LDLIBS_CUDA)
 CONFIG_STAMP := $(BUILD)/config
 $(shell mkdir -p $(BUILD) && [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = '$(subst ','\'',$(BUILD_CONFIG))' ] || \
   printf '%s\n' '$(subst ','\'',$(BUILD_CONFIG))' > $(CONFIG_STAMP))
@@ -102,7 +107,7 @@ $(shell mkdir -p $(BUILD) && [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = '$(subst 
 .PHONY: all test tests bench bench-serve bench-ray bench-tokenizer fuzz examples clean install uninstall
 .SECONDARY:
 all: $(BUILD)/libqrr.a $(BUILD)/libqrr.so $(BUILD)/$(SONAME) $(BUILD)/qconvert $(BUILD)/qrr $(BUILD)/qgen \
-     $(BUILD)/qrr-uninstalled.pc $(BUILD)/qrr.pc.in
+     $(BUILD)/qrr-uninstalled.pc $(BUILD)/qrr.pc.in $(CUDA_MOD)
 
 $(BUILD)/obj/%.o: %.c $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
@@ -123,16 +128,21 @@ $(BUILD)/libqrr.so.$(VERSION): $(LIB_OBJ)
 $(BUILD)/$(SONAME) $(BUILD)/libqrr.so: $(BUILD)/libqrr.so.$(VERSION)
 	ln -sf $(notdir $<) $@
 
-# pkg-config's description of the build tree, with the link line of this build (CUDA's
-# libraries when it has them): PKG_CONFIG_PATH=build pkg-config --cflags --libs qrr
+# The CUDA module exports one symbol (runtime/cuda_module.map); libqrr finds it beside itself.
+$(BUILD)/$(CUDA_MOD_NAME): $(CUDA_MOD_OBJ) runtime/cuda_module.map
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,$(CUDA_MOD_NAME) -Wl,--version-script=runtime/cuda_module.map \
+	  -o $@ $(CUDA_MOD_OBJ) $(LDLIBS_CUDA)
+
+# pkg-config's description of the build tree, with the link line of this build:
+# PKG_CONFIG_PATH=build pkg-config --cflags --libs qrr
 $(BUILD)/qrr-uninstalled.pc: Makefile $(wildcard mk/*.mk) include/qrr.h $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	printf '%s\n' 'Name: qrr' 'Description: Qwen3-Reranker scoring (build tree, static)' \
 	  'Version: $(VERSION)' 'Cflags: -I$(abspath include)' \
 	  'Libs: $(abspath $(BUILD))/libqrr.a $(filter -Wl% -fsanitize%,$(LDFLAGS)) $(LDLIBS_RT)' > $@
 
-# The installed description; `make install` writes its prefix in. The static libraries
-# (and CUDA's, in a build that has it) are for `pkg-config --static`.
+# The installed description; `make install` writes its prefix in. The static libraries are
+# for `pkg-config --static`.
 $(BUILD)/qrr.pc.in: Makefile $(wildcard mk/*.mk) include/qrr.h $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	printf '%s\n' 'prefix=@PREFIX@' 'includedir=$${prefix}/include' 'libdir=$${prefix}/lib' '' \
@@ -140,9 +150,11 @@ $(BUILD)/qrr.pc.in: Makefile $(wildcard mk/*.mk) include/qrr.h $(CONFIG_STAMP)
 	  'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lqrr' \
 	  'Libs.private: $(filter -Wl% -fsanitize%,$(LDFLAGS)) $(LDLIBS_RT)' > $@
 
-# Installs what a C user needs (header, libraries, qrr.pc) and the two programs.
+# Installs what a C user needs (header, libraries, qrr.pc), the two programs, and in a CUDA
+# build the CUDA module beside libqrr (where libqrr and bin/qrr look for it).
 INSTALLED := include/qrr.h include/qrr_status.h lib/libqrr.so.$(VERSION) lib/$(SONAME) \
-             lib/libqrr.so lib/libqrr.a lib/pkgconfig/qrr.pc bin/qrr bin/qconvert
+             lib/libqrr.so lib/libqrr.a lib/pkgconfig/qrr.pc bin/qrr bin/qconvert \
+             lib/$(CUDA_MOD_NAME)
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 644 include/qrr.h include/qrr_status.h $(DESTDIR)$(PREFIX)/include/
@@ -150,6 +162,7 @@ install: all
 	ln -sf libqrr.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libqrr.so
 	install -m 644 $(BUILD)/libqrr.a $(DESTDIR)$(PREFIX)/lib/
+	$(if $(CUDA_MOD),install -m 755 $(CUDA_MOD) $(DESTDIR)$(PREFIX)/lib/)
 	sed 's|@PREFIX@|$(PREFIX)|' $(BUILD)/qrr.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/qrr.pc
 	install -m 755 $(BUILD)/qrr $(BUILD)/qconvert $(DESTDIR)$(PREFIX)/bin/
 	@# The loader finds a new library in /usr/local/lib only once its cache is refreshed.

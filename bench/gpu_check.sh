@@ -203,8 +203,18 @@ step_sanity() {
     local rc=$?
     cat "$WORK/tmp.out"
     [ $rc = 0 ] || die "tiny-tied f16 on the CPU does not match the reference: $(check_line "$WORK/tmp.out")"
+    # The CUDA module (bin/libqrr_cuda.so.0) must load, in either mode: without a GPU the error
+    # is then the module's own "no CUDA device"; "no CUDA module" means the kit is broken.
+    local cuda
+    "$KIT/bin/qrr" score "$WORK/tiny/tiny-tied-f16.qrr" --device cuda \
+        < "$KIT/data/shared_query.jsonl" > /dev/null 2> "$WORK/tmp.err"
+    cat "$WORK/tmp.err"
+    grep -q "no CUDA module" "$WORK/tmp.err" &&
+        die "the CUDA module did not load: $(head -c 400 "$WORK/tmp.err")"
+    if [ -s "$WORK/tmp.err" ]; then cuda="loads (here: $(head -n 1 "$WORK/tmp.err" | cut -c 1-80))"
+    else cuda="loads and scores"; fi
     key "data unpacked, ${#specs[@]} tiny files converted in $(( $(date +%s) - t0 ))s;" \
-        "tiny-tied f16 on the CPU: $(check_line "$WORK/tmp.out")"
+        "tiny-tied f16 on the CPU: $(check_line "$WORK/tmp.out"); CUDA module $cuda"
 }
 
 step_gemm_probe() {

@@ -63,7 +63,10 @@ typedef struct qrr_model_params {
 
 typedef struct qrr_ctx_params {
     int n_threads;      /* CPU threads; 0 = one per online CPU */
-    qrr_device device;  /* QRR_DEVICE_CPU by default */
+    qrr_device device;  /* QRR_DEVICE_CPU by default; QRR_DEVICE_CUDA loads the CUDA module,
+                           libqrr_cuda.so.0, at the first such context (libqrr links no CUDA;
+                           QRR_ERR_UNSUPPORTED without the module, QRR_ERR_DEVICE without a
+                           usable GPU) */
     int max_batch_tokens; /* tokens per forward chunk; 0 = the device's default,
                              qrr_default_max_batch_tokens (memory stays bounded) */
     int share_prefix;   /* 1 (default): the prompt prefix all documents of a request share

@@ -1,5 +1,5 @@
-# mk/cuda.mk — CUDA rules beyond the main Makefile (which compiles kernels/cuda/*.cu into
-# libqrr when CUDA=1): the GPU benchmark helpers and a resource report of the kernels.
+# mk/cuda.mk — CUDA rules beyond the main Makefile (which builds the CUDA module,
+# libqrr_cuda.so.0, when CUDA=1): the GPU benchmark helpers and a resource report of the kernels.
 #   make CUDA=1 cuda-tools    build/gpu_bench (libqrr on a workload file) and build/gemm_peak
 #   make CUDA=1 cuda-report   registers, shared memory and spills of every kernel (sm_90)
 # A GPU machine runs bench/gpu_check.sh from the kit mk/gpu_kit.mk builds (docs/cuda.md).
@@ -13,12 +13,16 @@ LDFLAGS += -Wl,-rpath,$(CUDA_HOME)/lib64
 .PHONY: cuda-tools cuda-report
 cuda-tools: $(BUILD)/gpu_bench $(BUILD)/gemm_peak
 
-$(BUILD)/gpu_bench: $(call obj,bench/gpu_bench.c) $(BUILD)/libqrr.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CV) $(LDLIBS_RT)
+# gpu_bench scores through libqrr (which loads the module beside it, in $(BUILD)) and asks the
+# CUDA runtime for the device's free memory.
+$(BUILD)/gpu_bench: $(call obj,bench/gpu_bench.c) $(BUILD)/libqrr.a | $(CUDA_MOD)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CV) $(LDLIBS_RT) -L$(CUDA_HOME)/lib64 -lcudart
 
-$(BUILD)/gemm_peak: bench/gemm_peak.cu $(BUILD)/libqrr.a
+# gemm_peak calls the GEMM kernels directly.
+$(BUILD)/gemm_peak: bench/gemm_peak.cu $(CU_OBJ) $(BUILD)/libqrr.a
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVFLAGS) -o $@ $< $(BUILD)/libqrr.a $(LDLIBS_RT) -Xlinker -rpath,$(CUDA_HOME)/lib64
+	$(NVCC) $(NVFLAGS) -o $@ $< $(CU_OBJ) $(BUILD)/libqrr.a $(LDLIBS_RT) $(LDLIBS_CUDA) \
+	  -Xlinker -rpath,$(CUDA_HOME)/lib64
 
 cuda-report:
 	@for f in $(CU_SRC); do \

@@ -18,8 +18,8 @@ FUZZ_LIBS    := -ljansson -lxxhash -lz -lutf8proc -lpcre2-8 -lpthread -lm
 FUZZ_SRC     := $(wildcard fuzz/fuzz_*.c)
 FUZZ_NAMES   := $(patsubst fuzz/fuzz_%.c,%,$(FUZZ_SRC))
 FUZZ_BINS    := $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_NAMES))
-# Everything a target may call: the library (no CUDA: these objects never see
-# QRR_WITH_CUDA), the converter's readers, and the qrr tool's commands except main.c (only
+# Everything a target may call: the library (which holds no CUDA code; LIB_SRC leaves out
+# the CUDA module's), the converter's readers, and the qrr tool's commands except main.c (only
 # the dispatch) and the server (no target reaches it; it would need libmicrohttpd).
 FUZZ_LIB_SRC := $(LIB_SRC) $(CONVERT_SRC) \
                 $(filter-out tools/qrr/main.c tools/qrr/cmd_serve.c server/%,$(QRR_SRC))

@@ -1,5 +1,6 @@
 # mk/gpu_kit.mk — the GPU check kit, for a bare GPU machine that gets only the repository and
-# one carried folder. `make gpu-kit` writes $(KIT): the programs built for sm_90 and linked so
+# one carried folder. `make gpu-kit` writes $(KIT): the programs and the CUDA module
+# (bin/libqrr_cuda.so.0, found by libqrr beside the program) built for sm_90 and linked so
 # that they need nothing from outside but glibc, libstdc++, libgcc and the CUDA toolkit's
 # cuBLASLt (jansson, xxHash, zlib, utf8proc, PCRE2 and the CUDA runtime are linked in
 # statically), the reference data (xz, trimmed by bench/kit_trim.py), the Python scripts and
@@ -17,9 +18,9 @@ KIT_FILES   := $(KIT)/run.sh $(KIT)/profile.sh $(KIT)/data/reference.tar.xz $(KI
 .PHONY: gpu-kit gpu-dryrun
 
 ifeq ($(CUDA)$(if $(CU_SRC),1,0)$(SANITIZE),11)
-KIT_LIBS := -Wl,-Bstatic -ljansson -lxxhash -lz -lutf8proc -lpcre2-8 -Wl,-Bdynamic \
-            -L$(CUDA_HOME)/lib64 -lcublasLt -lcudart_static -lstdc++ -ldl -lrt -lpthread -lm
-KIT_BIN  := $(addprefix $(KIT)/bin/,qrr qconvert qgen gpu_bench gemm_peak)
+KIT_LIBS := -Wl,-Bstatic -ljansson -lxxhash -lz -lutf8proc -lpcre2-8 -Wl,-Bdynamic -ldl -lpthread -lm
+KIT_CUDA := -L$(CUDA_HOME)/lib64 -lcublasLt -lcudart_static -lstdc++ -ldl -lrt -lpthread -lm
+KIT_BIN  := $(addprefix $(KIT)/bin/,qrr qconvert qgen gpu_bench gemm_peak $(CUDA_MOD_NAME))
 # No run path: run.sh finds the toolkit's cuBLASLt on the GPU machine and says where.
 # Host debug sections are dropped (kernels keep -lineinfo for compute-sanitizer).
 KIT_LINK  = $(CC) -o $@ $^ $(KIT_LIBS) && strip --strip-debug $@
@@ -42,13 +43,21 @@ $(KIT)/bin/qgen: $(call obj,tools/qgen.c)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ -lm && strip --strip-debug $@
 
+# These two call the CUDA runtime (gpu_bench for free memory) or the kernels themselves.
+$(KIT)/bin/gpu_bench $(KIT)/bin/gemm_peak: KIT_LIBS += $(KIT_CUDA)
+
 $(KIT)/bin/gpu_bench: $(call obj,bench/gpu_bench.c) $(BUILD)/libqrr.a
 	@mkdir -p $(dir $@)
 	$(KIT_LINK)
 
-$(KIT)/bin/gemm_peak: $(BUILD)/obj/bench/gemm_peak.o $(BUILD)/libqrr.a
+$(KIT)/bin/gemm_peak: $(BUILD)/obj/bench/gemm_peak.o $(CU_OBJ) $(BUILD)/libqrr.a
 	@mkdir -p $(dir $@)
 	$(KIT_LINK)
+
+$(KIT)/bin/$(CUDA_MOD_NAME): $(CUDA_MOD_OBJ) runtime/cuda_module.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,$(CUDA_MOD_NAME) -Wl,--version-script=runtime/cuda_module.map \
+	  -o $@ $(CUDA_MOD_OBJ) $(KIT_CUDA) && strip --strip-debug $@
 
 $(KIT)/run.sh: bench/gpu_check.sh
 	@mkdir -p $(dir $@)

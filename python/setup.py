@@ -2,8 +2,9 @@
 directory above this one, or $QRR_SOURCE_DIR) to build libqrr.so and qconvert, and put both
 into the package as qrr/_lib/. The version is the C header's.
 
-Knobs (environment): QRR_CUDA=0 (default: a CPU-only library that needs no CUDA runtime)
-or 1 (link CUDA, for device="cuda"); QRR_MAKE_JOBS (default 2); CC.
+Knobs (environment): QRR_CUDA=0 (default: the library alone, CPU only) or 1 (the CUDA module,
+libqrr_cuda.so.0, beside it, for device="cuda"; libqrr itself never links CUDA);
+QRR_MAKE_JOBS (default 2); CC.
 """
 import os
 import re
@@ -43,12 +44,15 @@ class BuildWithLibqrr(build_py):
         cuda = os.environ.get("QRR_CUDA", "0")
         build = "build/python-cuda" if cuda != "0" else "build/python"
         jobs = os.environ.get("QRR_MAKE_JOBS", "2")
+        module = [f"{build}/libqrr_cuda.so.0"] if cuda != "0" else []
         subprocess.run(["make", "-C", str(REPO), f"-j{jobs}", f"BUILD={build}", f"CUDA={cuda}",
-                        f"{build}/libqrr.so", f"{build}/qconvert"], check=True)
+                        f"{build}/libqrr.so", f"{build}/qconvert", *module], check=True)
         dest = Path(self.build_lib) / "qrr" / "_lib"
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copy2(os.path.realpath(REPO / build / "libqrr.so"), dest / "libqrr.so.0")
         shutil.copy2(REPO / build / "qconvert", dest / "qconvert")
+        for path in module:  # libqrr looks for it beside itself
+            shutil.copy2(REPO / path, dest / Path(path).name)
 
 
 class BinaryDistribution(Distribution):

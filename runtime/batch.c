@@ -89,12 +89,7 @@ static int check_groups(const qrr_model *m, const qrr_group *groups, size_t n_gr
 
 static int on_cuda(const qrr_ctx *c)
 {
-#ifdef QRR_WITH_CUDA
     return c->cuda != NULL;
-#else
-    (void)c;
-    return 0;
-#endif
 }
 
 /* Give group g a prefix slot and run its prefix into it. */
@@ -103,12 +98,10 @@ static int start_prefix(qrr_ctx *c, const qrr_group *G, group_plan *p, qrr_diag 
     int slot = 0;
     while (c->prefix[slot].n > 0) slot++; /* the caller checked that one is free */
     p->slot = slot;
-#ifdef QRR_WITH_CUDA
     if (c->cuda) { /* the device holds one prefix; the slot only marks it in use */
         c->prefix[slot].n = (int)p->prefix;
-        return qrr__cuda_forward_prefix(c->m, c->cuda, G->ids[0], (int)p->prefix, d);
+        return c->cuda_fn->forward_prefix(c->m, c->cuda, G->ids[0], (int)p->prefix, d);
     }
-#endif
     return qrr__forward_prefix(c->m, &c->scratch, c->pool, G->ids[0], (int)p->prefix,
                                p->head_view.n ? &p->head_view : NULL, &c->prefix[slot], d);
 }
@@ -164,16 +157,11 @@ static int admit(qrr_ctx *c, chunk *k, const qrr_group *G, group_plan *p, size_t
 
 static int run_chunk(qrr_ctx *c, const chunk *k, double *delta, qrr_diag *d)
 {
-    int rc;
-#ifdef QRR_WITH_CUDA
     if (c->cuda)
-        rc = qrr__cuda_forward_score(c->m, c->cuda, k->ids, k->lens, k->n, k->shared_prefix,
-                                     delta, d);
-    else
-#endif
-    rc = qrr__forward_score(c->m, &c->scratch, c->pool, k->ids, k->lens, k->n, k->prefix,
-                            delta, d);
-    return rc;
+        return c->cuda_fn->forward_score(c->m, c->cuda, k->ids, k->lens, k->n, k->shared_prefix,
+                                         delta, d);
+    return qrr__forward_score(c->m, &c->scratch, c->pool, k->ids, k->lens, k->n, k->prefix,
+                              delta, d);
 }
 
 static int schedule(qrr_ctx *c, const qrr_group *groups, size_t n_groups, group_plan *plan,

@@ -24,11 +24,6 @@ int qrr_ctx_create(const qrr_model *m, qrr_ctx_params params, qrr_ctx **out)
 {
     if (!m || !out) return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_ctx_create: NULL argument");
     *out = NULL;
-#ifndef QRR_WITH_CUDA
-    if (params.device == QRR_DEVICE_CUDA)
-        return qrr__errorf(QRR_ERR_UNSUPPORTED,
-                           "device cuda: this build of libqrr has no CUDA support");
-#endif
     if (params.device != QRR_DEVICE_CPU && params.device != QRR_DEVICE_CUDA)
         return qrr__errorf(QRR_ERR_INVALID_ARG, "unknown device %d", (int)params.device);
     if (params.n_threads < 0 || params.n_threads > 1024)
@@ -43,6 +38,11 @@ int qrr_ctx_create(const qrr_model *m, qrr_ctx_params params, qrr_ctx **out)
     }
     if (params.max_batch_tokens == 0)
         params.max_batch_tokens = qrr_default_max_batch_tokens(params.device);
+    qrr_diag d;
+    qrr_diag_clear(&d);
+    const qrr_cuda_module *cuda_fn = NULL;
+    if (params.device == QRR_DEVICE_CUDA && !(cuda_fn = qrr__cuda_module(&d)))
+        return qrr__set_error(&d);
     qrr_ctx *c = calloc(1, sizeof *c);
     if (!c) return qrr__errorf(QRR_ERR_NOMEM, "out of memory");
     c->m = m;
@@ -54,16 +54,11 @@ int qrr_ctx_create(const qrr_model *m, qrr_ctx_params params, qrr_ctx **out)
         return qrr__errorf(QRR_ERR_NOMEM, "could not start %d threads", params.n_threads);
     }
     if (params.device == QRR_DEVICE_CPU) qrr__model_pack_for_cpu(m, c->pool);
-#ifdef QRR_WITH_CUDA
-    if (params.device == QRR_DEVICE_CUDA) {
-        qrr_diag d;
-        qrr_diag_clear(&d);
-        if (qrr__cuda_ctx_create(m, &c->cuda, &d) != QRR_OK) {
-            qrr_ctx_free(c);
-            return qrr__set_error(&d);
-        }
+    c->cuda_fn = cuda_fn;
+    if (cuda_fn && cuda_fn->ctx_create(m, &c->cuda, &d) != QRR_OK) {
+        qrr_ctx_free(c);
+        return qrr__set_error(&d);
     }
-#endif
     *out = c;
     return QRR_OK;
 }
@@ -71,9 +66,7 @@ int qrr_ctx_create(const qrr_model *m, qrr_ctx_params params, qrr_ctx **out)
 void qrr_ctx_free(qrr_ctx *c)
 {
     if (!c) return;
-#ifdef QRR_WITH_CUDA
-    qrr__cuda_ctx_free(c->cuda);
-#endif
+    if (c->cuda) c->cuda_fn->ctx_free(c->cuda);
     qrr_pool_free(c->pool);
     qrr__scratch_free(&c->scratch);
     for (int i = 0; i < QRR_PREFIX_SLOTS; i++) qrr__prefix_free(&c->prefix[i]);
@@ -128,10 +121,9 @@ int qrr_ctx_describe(const qrr_ctx *c, char *buf, size_t cap)
 {
     if (!c || !buf || !cap) return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_ctx_describe: NULL argument");
     int n;
-#ifdef QRR_WITH_CUDA
     if (c->cuda) {
         qrr_cuda_info i;
-        qrr__cuda_info(c->cuda, &i);
+        c->cuda_fn->info(c->cuda, &i);
         char tune[64] = "";
         if (i.gemm_tuning)
             snprintf(tune, sizeof tune, "; GEMM tuning on (%ld shapes timed)", i.gemm_tuned);
@@ -145,7 +137,6 @@ int qrr_ctx_describe(const qrr_ctx *c, char *buf, size_t cap)
                      i.upload_seconds, (double)i.scratch_bytes / 1048576.0,
                      i.sync ? "; QRR_CUDA_SYNC=1" : "", tune);
     } else
-#endif
         n = snprintf(buf, cap, "cpu, %d thread%s, %s %s GEMM kernels, %s attention",
                      c->params.n_threads, c->params.n_threads == 1 ? "" : "s",
                      qrr_dtype_name(c->m->meta->fixed.weight_dtype),

@@ -9,9 +9,7 @@
 #include "model.h"
 #include "prompt.h"
 #include "qwen3.h"
-#ifdef QRR_WITH_CUDA
 #include "cuda_model.h"
-#endif
 
 /* Groups whose shared prefix may be held at once (in one forward chunk). */
 #define QRR_PREFIX_SLOTS 8
@@ -33,9 +31,8 @@ struct qrr_ctx {
     atomic_int busy;      /* 1 while a scoring call runs: a second thread is refused */
     int (*should_stop)(void *); /* qrr_ctx_set_abort, or NULL */
     void *stop_arg;
-#ifdef QRR_WITH_CUDA
-    qrr_cuda_state *cuda; /* device state when params.device is QRR_DEVICE_CUDA */
-#endif
+    const qrr_cuda_module *cuda_fn; /* the CUDA module's functions, when params.device is */
+    qrr_cuda_state *cuda;           /* QRR_DEVICE_CUDA, and the device state they work on */
 };
 
 /* Score every sequence of every group (batch.c); the caller has reset c->stats. */

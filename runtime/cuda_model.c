@@ -14,9 +14,8 @@
  * CUDA graphs: a forward's launches depend only on its shape (the ids, positions and
  * sequence bounds are read from device memory), so a shape met again replays the graph
  * captured for it; QRR_CUDA_GRAPHS picks when (see graph_mode).
+ * Built into the CUDA module only (libqrr_cuda.so.0), which exports the table at the end.
  */
-#ifdef QRR_WITH_CUDA
-
 #include "cuda_model.h"
 
 #include <cuda_runtime_api.h>
@@ -972,4 +971,22 @@ int qrr__cuda_forward_score(const qrr_model *m, qrr_cuda_state *cs, const int32_
     return QRR_OK;
 }
 
-#endif /* QRR_WITH_CUDA */
+
+/* The module's one export (cuda_model.h): what libqrr's loader checks, then calls. */
+__attribute__((visibility("default"))) const qrr_cuda_module *qrr_cuda_module_v1(void);
+const qrr_cuda_module *qrr_cuda_module_v1(void)
+{
+    static const qrr_cuda_module table = {
+        .abi = QRR_CUDA_MODULE_ABI,
+        .version = QRR_VERSION_STRING,
+        .model_size = sizeof(qrr_model),
+        .layer_size = sizeof(qrr_layer),
+        .info_size = sizeof(qrr_cuda_info),
+        .ctx_create = qrr__cuda_ctx_create,
+        .ctx_free = qrr__cuda_ctx_free,
+        .forward_prefix = qrr__cuda_forward_prefix,
+        .forward_score = qrr__cuda_forward_score,
+        .info = qrr__cuda_info,
+    };
+    return &table;
+}

@@ -1,7 +1,10 @@
 /* cuda_model.h — the Qwen3 forward pass on a CUDA GPU, with the same steps and the same
  * contract as qwen3.h's CPU version: weights uploaded once per context, packed sequences,
- * a shared prefix's keys/values kept on the device. Private to libqrr. The definitions
- * exist only in builds with QRR_WITH_CUDA (score.c calls them under that macro). */
+ * a shared prefix's keys/values kept on the device. Private to qrr. The definitions live in
+ * the CUDA module, libqrr_cuda.so.0 (cuda_model.c and kernels/cuda, linked with the CUDA
+ * runtime and cuBLASLt), which libqrr loads when a context first asks for device cuda
+ * (cuda_loader.c), so that libqrr itself needs no CUDA library. The module hands libqrr
+ * these functions in one table, qrr_cuda_module. */
 #ifndef QRR_CUDA_MODEL_H
 #define QRR_CUDA_MODEL_H
 
@@ -54,5 +57,32 @@ typedef struct qrr_cuda_info {
     const char *graphs_off_why; /* why graphs were turned off after a failed capture, or NULL */
 } qrr_cuda_info;
 void qrr__cuda_info(const qrr_cuda_state *cs, qrr_cuda_info *out);
+
+/* What the module exports, by one symbol: its functions, and what it was built with. A
+ * module is used only with the libqrr of its own build: same version, same ABI number (raise
+ * it whenever this table, qrr_cuda_info or what the module reads of qrr_model changes), same
+ * struct sizes. */
+#define QRR_CUDA_MODULE_ABI 1
+#define QRR_CUDA_MODULE_SONAME "libqrr_cuda.so.0"
+#define QRR_CUDA_MODULE_SYMBOL "qrr_cuda_module_v1"
+typedef struct qrr_cuda_module {
+    int abi;              /* QRR_CUDA_MODULE_ABI */
+    const char *version;  /* QRR_VERSION_STRING */
+    size_t model_size, layer_size, info_size; /* sizeof(qrr_model), (qrr_layer), (qrr_cuda_info) */
+    int (*ctx_create)(const qrr_model *m, qrr_cuda_state **out, qrr_diag *d);
+    void (*ctx_free)(qrr_cuda_state *cs);
+    int (*forward_prefix)(const qrr_model *m, qrr_cuda_state *cs, const int32_t *ids, int n,
+                          qrr_diag *d);
+    int (*forward_score)(const qrr_model *m, qrr_cuda_state *cs, const int32_t *const *ids,
+                         const int *lens, int S, int prefix_n, double *delta, qrr_diag *d);
+    void (*info)(const qrr_cuda_state *cs, qrr_cuda_info *out);
+} qrr_cuda_module;
+
+/* libqrr's side (cuda_loader.c): the module, loaded at the first call and kept for the
+ * process's life; NULL with QRR_ERR_UNSUPPORTED in d when there is none to load, or it is
+ * not of this build. Where it looks: the path in QRR_CUDA_MODULE if set (and nowhere else);
+ * else beside the file holding libqrr (libqrr.so, or the program linked with libqrr.a), then
+ * in ../lib from there, then the dynamic loader's own search (LD_LIBRARY_PATH, ld.so.cache). */
+const qrr_cuda_module *qrr__cuda_module(qrr_diag *d);
 
 #endif

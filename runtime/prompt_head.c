@@ -29,9 +29,7 @@ static int build(qrr_ctx *c, size_t *computed)
 
 size_t qrr__head_prefix(qrr_ctx *c, const qrr_group *G, size_t *computed)
 {
-#ifdef QRR_WITH_CUDA
     if (c->cuda) return 0; /* the device holds one prefix per chunk, its group's own */
-#endif
     if (!c->params.share_prefix || c->head_state < 0 || G->n == 0) return 0;
     if (c->head_state == 0) {
         if (!build(c, computed)) { /* no head for this context: never tried again */

@@ -65,6 +65,24 @@ Test(install, prefix_layout_pkg_config_program_and_uninstall, .timeout = 300)
     free(text);
     cr_expect_eq(tu_system("'%s/bin/qrr' info '%s' > /dev/null", prefix, model), 0);
 
+    /* libqrr links no CUDA library; a CUDA build installs its module in lib/, where the
+     * installed qrr finds it (from bin/, through ../lib): its error is then the module's own
+     * "no CUDA device" (or a score, on a GPU machine), not "no CUDA module". */
+    cr_expect_neq(tu_system("readelf -d '%s/lib/libqrr.so' | grep -q 'NEEDED.*\\(cuda\\|cublas\\)'",
+                            prefix), 0, "the installed libqrr.so needs a CUDA library");
+    snprintf(p, sizeof p, "%s/libqrr_cuda.so.0", tu_build());
+    if (access(p, F_OK) == 0) {
+        cr_expect_eq(tu_system("test -f '%s/lib/libqrr_cuda.so.0'", prefix), 0,
+                     "make install left no lib/libqrr_cuda.so.0");
+        cr_expect_eq(tu_system("cd / && echo '{\"query\":\"q\",\"document\":\"d\"}' | "
+                               "env -u QRR_CUDA_MODULE '%s/bin/qrr' score '%s' --device cuda "
+                               "> '%s/cuda.out' 2> '%s/cuda.err'; "
+                               "! grep -q 'no CUDA module' '%s/cuda.err' && "
+                               "{ grep -q 'no CUDA device' '%s/cuda.err' || grep -q score '%s/cuda.out'; }",
+                               prefix, model, tmp, tmp, tmp, tmp, tmp), 0,
+                     "the installed qrr did not load the installed CUDA module");
+    }
+
     /* docs/api.md's static link line: the archive in, no libqrr.so needed */
     snprintf(p, sizeof p, "%s/rerank-static", tmp);
     cr_assert_eq(tu_system("export PKG_CONFIG_PATH='%s/lib/pkgconfig'; cc examples/rerank.c -o '%s' "

@@ -149,18 +149,6 @@ Test(runtime, bad_arguments)
     qrr_ctx_free(c);
 
     qrr_ctx_params cp = qrr_ctx_default_params();
-    cp.device = QRR_DEVICE_CUDA;
-    int rc = qrr_ctx_create(model, cp, &c);
-#ifndef QRR_WITH_CUDA
-    cr_expect_eq(rc, QRR_ERR_UNSUPPORTED);
-    cr_expect(strstr(qrr_last_error(), "CUDA") != NULL, "%s", qrr_last_error());
-#else
-    /* A CUDA build: a GPU machine gives a context, one without a driver a clear error. */
-    if (rc == QRR_OK) qrr_ctx_free(c);
-    else cr_expect(rc == QRR_ERR_DEVICE && strstr(qrr_last_error(), "CUDA") != NULL,
-                   "%s: %s", qrr_status_str(rc), qrr_last_error());
-#endif
-    cp = qrr_ctx_default_params();
     cp.n_threads = -1;
     cr_expect_eq(qrr_ctx_create(model, cp, &c), QRR_ERR_INVALID_ARG);
 
@@ -168,6 +156,65 @@ Test(runtime, bad_arguments)
     cr_expect_eq(qrr_model_open("/nonexistent/model.qrr", qrr_model_default_params(), &m2), QRR_ERR_IO);
     cr_expect(strstr(qrr_last_error(), "/nonexistent/model.qrr") != NULL);
     cr_expect_null(m2);
+}
+
+/* Device cuda with the module at QRR_CUDA_MODULE=module: the status, and the error's text
+ * (or "" for a context, which is freed). */
+static int cuda_ctx_with(const char *module, char *err, size_t n)
+{
+    cr_assert_eq(setenv("QRR_CUDA_MODULE", module, 1), 0);
+    qrr_ctx_params cp = qrr_ctx_default_params();
+    cp.device = QRR_DEVICE_CUDA;
+    qrr_ctx *c = NULL;
+    int rc = qrr_ctx_create(model, cp, &c);
+    snprintf(err, n, "%s", rc == QRR_OK ? "" : qrr_last_error());
+    if (rc == QRR_OK) qrr_ctx_free(c);
+    else cr_expect_null(c);
+    unsetenv("QRR_CUDA_MODULE");
+    return rc;
+}
+
+Test(runtime, device_cuda_loads_the_cuda_module_of_this_build_or_says_why, .timeout = 120)
+{
+    char err[600], p[1400];
+    /* No module there: unsupported, naming where it looked and how to get one. */
+    snprintf(p, sizeof p, "%s/no/libqrr_cuda.so.0", tmp);
+    cr_expect_eq(cuda_ctx_with(p, err, sizeof err), QRR_ERR_UNSUPPORTED);
+    cr_expect(strstr(err, p) && strstr(err, "QRR_CUDA_MODULE") && strstr(err, "nvcc"), "%s", err);
+
+    /* A shared library that is no module (libqrr itself). */
+    snprintf(p, sizeof p, "%s/libqrr.so", tu_build());
+    cr_expect_eq(cuda_ctx_with(p, err, sizeof err), QRR_ERR_UNSUPPORTED);
+    cr_expect(strstr(err, "not a qrr CUDA module"), "%s", err);
+
+    /* A module of another build: refused by its ABI number and version, never called. */
+    char src[600], so[600];
+    snprintf(src, sizeof src, "%s/other_module.c", tmp);
+    snprintf(so, sizeof so, "%s/libqrr_cuda.so.0", tmp);
+    FILE *f = fopen(src, "w");
+    cr_assert_not_null(f);
+    fputs("#include \"cuda_model.h\"\n"
+          "const qrr_cuda_module *qrr_cuda_module_v1(void)\n"
+          "{\n"
+          "    static const qrr_cuda_module t = {.abi = QRR_CUDA_MODULE_ABI + 1, .version = \"0.0.1\"};\n"
+          "    return &t;\n"
+          "}\n", f);
+    fclose(f);
+    cr_assert_eq(tu_system("cc -shared -fPIC -Iinclude -Iformat -Ikernels/cpu -Iruntime -o '%s' '%s'",
+                           so, src), 0, "could not build the stand-in module");
+    cr_expect_eq(cuda_ctx_with(so, err, sizeof err), QRR_ERR_UNSUPPORTED);
+    cr_expect(strstr(err, "0.0.1") && strstr(err, "use the module built with this libqrr"), "%s", err);
+
+    /* A CUDA build's own module loads: a context on a GPU machine, else the module's own
+     * "no CUDA device" (QRR_ERR_DEVICE), which only the loaded module can say. */
+    snprintf(p, sizeof p, "%s/libqrr_cuda.so.0", tu_build());
+    if (access(p, F_OK) != 0) {
+        cr_log_info("%s: none in this build (CUDA=0); its loading is not tried", p);
+        return;
+    }
+    int rc = cuda_ctx_with(p, err, sizeof err);
+    cr_expect(rc == QRR_OK || (rc == QRR_ERR_DEVICE && strstr(err, "no CUDA device")), "%s: %s",
+              qrr_status_str(rc), err);
 }
 
 Test(runtime, open_from_memory_scores_the_same)

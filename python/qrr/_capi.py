@@ -19,7 +19,8 @@ _BUNDLED_LIBRARY = _HERE / "_lib" / "libqrr.so.0"
 _BUNDLED_QCONVERT = _HERE / "_lib" / "qconvert"
 
 # The shared libraries libqrr links (the Makefile's LDLIBS_RT) and qconvert adds (LDLIBS_CV),
-# with the Debian package that holds each; a QRR_CUDA=1 build also needs the CUDA runtime.
+# with the Debian package that holds each. libqrr links no CUDA library: a QRR_CUDA=1 package
+# adds the CUDA module (_lib/libqrr_cuda.so.0), loaded by libqrr only for device="cuda".
 LIBRARY_PACKAGES = {"libxxhash.so.0": "libxxhash0", "libutf8proc.so.2": "libutf8proc2",
                     "libpcre2-8.so.0": "libpcre2-8-0", "libz.so.1": "zlib1g"}
 QCONVERT_PACKAGES = {**LIBRARY_PACKAGES, "libjansson.so.4": "libjansson4"}
