@@ -337,6 +337,25 @@ static int build_meta(job *j, qrr_diag *d)
     return QRR_OK;
 }
 
+/* --quant-block must divide every row length a scale block runs along (hidden size, the
+ * attention output's heads × head_dim, intermediate size): another value is an option this
+ * model cannot take, as a --max-length above its positions is. */
+static int check_quant_block(job *j, qrr_diag *d)
+{
+    uint32_t k = j->o->dtype == QRR_DTYPE_I8 ? j->o->quant_block : 0;
+    const qrr_hf_config *c = &j->cfg;
+    const struct { const char *name; uint64_t n; } rows[] = {
+        {"hidden_size", c->hidden},
+        {"num_attention_heads x head_dim", (uint64_t)c->n_heads * c->head_dim},
+        {"intermediate_size", c->intermediate}};
+    for (size_t i = 0; k && i < sizeof rows / sizeof rows[0]; i++)
+        if (rows[i].n % k != 0)
+            return usage_fail(j, qrr_fail(d, QRR_ERR_INVALID_ARG, "--quant-block %u does not "
+                                          "divide %s %llu in %s/config.json", k, rows[i].name,
+                                          (unsigned long long)rows[i].n, j->dir));
+    return QRR_OK;
+}
+
 /* The file's max length: --max-length, else the default brought down to
  * max_position_embeddings (noted in the report). A longer prompt would have no positions. */
 static int resolve_max_length(job *j, qrr_diag *d)
@@ -488,7 +507,9 @@ static int load_inputs(job *j, qrr_diag *d)
     st = qrr_hf_config_load(p, &j->cfg, d);
     free(p);
     if (st != QRR_OK) return st;
-    if ((st = resolve_max_length(j, d)) || (st = check_sliding_window(j, d))) return st;
+    if ((st = resolve_max_length(j, d)) || (st = check_sliding_window(j, d)) ||
+        (st = check_quant_block(j, d)))
+        return st;
 
     char *text = NULL;
     size_t len = 0;

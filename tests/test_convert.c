@@ -385,6 +385,10 @@ Test(convert, seqcls_int8) { convert_ok("tiny-seqcls", QRR_DTYPE_I8, seqcls_chec
 Test(convert, tied_bf16) { convert_ok("tiny-tied", QRR_DTYPE_BF16, tied_checks); }
 Test(convert, tied_int8_block16) { convert_block("tiny-tied", QRR_DTYPE_I8, 16, tied_checks); }
 
+static int run_qconvert(const char *args);
+
+/* A --quant-block this model's rows cannot be cut into is an option it cannot take, like a
+ * --max-length above its positions: a usage error (exit 2) naming the size it misses. */
 Test(convert, quant_block_must_divide)
 {
     char *dir = model_dir("tiny-tied", NULL);
@@ -395,9 +399,15 @@ Test(convert, quant_block_must_divide)
     o.dtype = QRR_DTYPE_I8;
     o.quant_block = 24; /* does not divide hidden 32 */
     qrr_diag d;
-    cr_assert_eq(qrr_convert(&o, NULL, &d), QRR_ERR_CONFIG, "%s", d.msg);
-    cr_assert(strstr(d.msg, "quant_block"), "%s", d.msg);
+    qrr_convert_report r;
+    cr_assert_eq(qrr_convert(&o, &r, &d), QRR_ERR_INVALID_ARG, "%s", d.msg);
+    cr_assert(r.usage_error);
+    cr_assert(strstr(d.msg, "--quant-block 24") && strstr(d.msg, "hidden_size 32"), "%s", d.msg);
     assert_no_output(dir, out);
+    char *args = fmt("%s -o %s --quiet --dtype int8 --quant-block 24", dir, out);
+    cr_assert_eq(run_qconvert(args), 2);
+    assert_no_output(dir, out);
+    free(args);
     free(out);
     cleanup(dir);
 }
