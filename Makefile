@@ -60,7 +60,8 @@ CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(shell command -v $(NVCC))))
 CFLAGS    += -I$(CUDA_HOME)/include
 NVFLAGS   ?= -O3 -std=c++17 -lineinfo -Xcompiler -fPIC -Xcompiler -fvisibility=hidden \
              -gencode arch=compute_90,code=sm_90 $(INC_kernels)
-LDLIBS_CUDA := -L$(CUDA_HOME)/lib64 -lcublasLt -lcudart -lstdc++
+# The module finds the CUDA runtime and cuBLASLt through its run path; nothing else has one.
+LDLIBS_CUDA := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcudart -lstdc++
 CUDA_MOD    := $(BUILD)/$(CUDA_MOD_NAME)
 endif
 endif
@@ -101,8 +102,11 @@ EXAMPLES    := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 # otherwise rebuilds it rather than keep, or link, what the other configuration made.
 BUILD_CONFIG := $(CC) $(CFLAGS) | $(LDFLAGS) | $(LDLIBS_RT) | CUDA=$(CUDA) $(NVCC) $(NVFLAGS) $(LDLIBS_CUDA)
 CONFIG_STAMP := $(BUILD)/config
+# A configuration without CUDA also removes the CUDA module an earlier one left there, which
+# the new libqrr would find beside it and take for its own.
 $(shell mkdir -p $(BUILD) && [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = '$(subst ','\'',$(BUILD_CONFIG))' ] || \
-  printf '%s\n' '$(subst ','\'',$(BUILD_CONFIG))' > $(CONFIG_STAMP))
+  { printf '%s\n' '$(subst ','\'',$(BUILD_CONFIG))' > $(CONFIG_STAMP); \
+    $(if $(CUDA_MOD),:,rm -f $(BUILD)/$(CUDA_MOD_NAME)); })
 
 .PHONY: all test tests bench bench-serve bench-ray bench-tokenizer fuzz examples clean install uninstall
 .SECONDARY:
@@ -129,9 +133,15 @@ $(BUILD)/$(SONAME) $(BUILD)/libqrr.so: $(BUILD)/libqrr.so.$(VERSION)
 	ln -sf $(notdir $<) $@
 
 # The CUDA module exports one symbol (runtime/cuda_module.map); libqrr finds it beside itself.
+# -z defs: a symbol none of its objects or libraries define fails here, not at dlopen.
+ifneq ($(CUDA_MOD),)
 $(BUILD)/$(CUDA_MOD_NAME): $(CUDA_MOD_OBJ) runtime/cuda_module.map
 	$(CC) -shared $(LDFLAGS) -Wl,-soname,$(CUDA_MOD_NAME) -Wl,--version-script=runtime/cuda_module.map \
-	  -o $@ $(CUDA_MOD_OBJ) $(LDLIBS_CUDA)
+	  -Wl,-z,defs -o $@ $(CUDA_MOD_OBJ) $(LDLIBS_CUDA)
+else
+$(BUILD)/$(CUDA_MOD_NAME):
+	@echo "the CUDA module needs nvcc (CUDA=1 with the CUDA toolkit; this build has CUDA=$(CUDA))"; false
+endif
 
 # pkg-config's description of the build tree, with the link line of this build:
 # PKG_CONFIG_PATH=build pkg-config --cflags --libs qrr

@@ -13,7 +13,7 @@ FUZZ_SECONDS ?= 10
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -std=c11 -g -O1 -fPIC -D_GNU_SOURCE $(WARN) $(INCLUDES) -Itools/qrr \
                 $(FUZZ_SAN) -fsanitize=fuzzer-no-link
-FUZZ_LIBS    := -ljansson -lxxhash -lz -lutf8proc -lpcre2-8 -lpthread -lm
+FUZZ_LIBS    := -ljansson -lxxhash -lz -lutf8proc -lpcre2-8 -ldl -lpthread -lm
 
 FUZZ_SRC     := $(wildcard fuzz/fuzz_*.c)
 FUZZ_NAMES   := $(patsubst fuzz/fuzz_%.c,%,$(FUZZ_SRC))

@@ -57,7 +57,7 @@ $(KIT)/bin/gemm_peak: $(BUILD)/obj/bench/gemm_peak.o $(CU_OBJ) $(BUILD)/libqrr.a
 $(KIT)/bin/$(CUDA_MOD_NAME): $(CUDA_MOD_OBJ) runtime/cuda_module.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared -Wl,-soname,$(CUDA_MOD_NAME) -Wl,--version-script=runtime/cuda_module.map \
-	  -o $@ $(CUDA_MOD_OBJ) $(KIT_CUDA) && strip --strip-debug $@
+	  -Wl,-z,defs -o $@ $(CUDA_MOD_OBJ) $(KIT_CUDA) && strip --strip-debug $@
 
 $(KIT)/run.sh: bench/gpu_check.sh
 	@mkdir -p $(dir $@)

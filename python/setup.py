@@ -42,6 +42,8 @@ class BuildWithLibqrr(build_py):
     def run(self) -> None:
         super().run()
         cuda = os.environ.get("QRR_CUDA", "0")
+        if cuda not in ("0", "1"):
+            raise SystemExit(f"qrr: QRR_CUDA must be 0 or 1, not {cuda!r}")
         build = "build/python-cuda" if cuda != "0" else "build/python"
         jobs = os.environ.get("QRR_MAKE_JOBS", "2")
         module = [f"{build}/libqrr_cuda.so.0"] if cuda != "0" else []

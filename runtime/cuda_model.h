@@ -60,8 +60,8 @@ void qrr__cuda_info(const qrr_cuda_state *cs, qrr_cuda_info *out);
 
 /* What the module exports, by one symbol: its functions, and what it was built with. A
  * module is used only with the libqrr of its own build: same version, same ABI number (raise
- * it whenever this table, qrr_cuda_info or what the module reads of qrr_model changes), same
- * struct sizes. */
+ * it whenever this table, qrr_cuda_info or what the module reads of qrr_model changes; abi
+ * stays the first field, which the loader reads before any other), same struct sizes. */
 #define QRR_CUDA_MODULE_ABI 1
 #define QRR_CUDA_MODULE_SONAME "libqrr_cuda.so.0"
 #define QRR_CUDA_MODULE_SYMBOL "qrr_cuda_module_v1"
@@ -81,8 +81,9 @@ typedef struct qrr_cuda_module {
 /* libqrr's side (cuda_loader.c): the module, loaded at the first call and kept for the
  * process's life; NULL with QRR_ERR_UNSUPPORTED in d when there is none to load, or it is
  * not of this build. Where it looks: the path in QRR_CUDA_MODULE if set (and nowhere else);
- * else beside the file holding libqrr (libqrr.so, or the program linked with libqrr.a), then
- * in ../lib from there, then the dynamic loader's own search (LD_LIBRARY_PATH, ld.so.cache). */
+ * else beside the file holding libqrr (libqrr.so, or the program linked with libqrr.a) and
+ * beside the running program, each then in ../lib, then the dynamic loader's own search
+ * (LD_LIBRARY_PATH, ld.so.cache). */
 const qrr_cuda_module *qrr__cuda_module(qrr_diag *d);
 
 #endif

@@ -401,7 +401,7 @@ Test(cli, score_memory_does_not_grow_with_document_size)
 
 Test(cli, readme_link_line_builds_the_example)
 {
-    /* The README's line, for whatever this build holds (CUDA's libraries included). */
+    /* The README's line, for whatever this build holds. */
     char exe[1100], out[1100];
     snprintf(exe, sizeof exe, "%s/rerank-linked", tmp);
     snprintf(out, sizeof out, "%s/linked.txt", tmp);

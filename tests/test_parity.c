@@ -42,11 +42,15 @@ static void check_model(const char *name, const char *dtype, tolerance tol)
     qrr_ctx *ctx = NULL;
     qrr_ctx_params cp = qrr_ctx_default_params();
     cp.n_threads = 2;
-    /* QRR_TEST_DEVICE=cuda runs the same cases on the GPU, with fp16 compute's tolerance. */
+    /* QRR_TEST_DEVICE=cuda runs the same cases on the GPU, with fp16 compute's tolerance,
+     * and the CUDA module of the build under test (this program lives in its tests/). */
     const char *dev = getenv("QRR_TEST_DEVICE");
     if (dev && !strcmp(dev, "cuda")) {
         cp.device = QRR_DEVICE_CUDA;
         if (tol.delta < fp16_compute.delta) tol = fp16_compute;
+        char module[1100];
+        snprintf(module, sizeof module, "%s/libqrr_cuda.so.0", tu_build());
+        setenv("QRR_CUDA_MODULE", module, 0);
     }
     cr_assert_eq(qrr_ctx_create(m, cp, &ctx), QRR_OK, "%s", qrr_last_error());
 

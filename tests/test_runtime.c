@@ -187,23 +187,29 @@ Test(runtime, device_cuda_loads_the_cuda_module_of_this_build_or_says_why, .time
     cr_expect_eq(cuda_ctx_with(p, err, sizeof err), QRR_ERR_UNSUPPORTED);
     cr_expect(strstr(err, "not a qrr CUDA module"), "%s", err);
 
-    /* A module of another build: refused by its ABI number and version, never called. */
-    char src[600], so[600];
-    snprintf(src, sizeof src, "%s/other_module.c", tmp);
-    snprintf(so, sizeof so, "%s/libqrr_cuda.so.0", tmp);
-    FILE *f = fopen(src, "w");
-    cr_assert_not_null(f);
-    fputs("#include \"cuda_model.h\"\n"
-          "const qrr_cuda_module *qrr_cuda_module_v1(void)\n"
-          "{\n"
-          "    static const qrr_cuda_module t = {.abi = QRR_CUDA_MODULE_ABI + 1, .version = \"0.0.1\"};\n"
-          "    return &t;\n"
-          "}\n", f);
-    fclose(f);
-    cr_assert_eq(tu_system("cc -shared -fPIC -Iinclude -Iformat -Ikernels/cpu -Iruntime -o '%s' '%s'",
-                           so, src), 0, "could not build the stand-in module");
-    cr_expect_eq(cuda_ctx_with(so, err, sizeof err), QRR_ERR_UNSUPPORTED);
-    cr_expect(strstr(err, "0.0.1") && strstr(err, "use the module built with this libqrr"), "%s", err);
+    /* Modules of other builds, refused by their ABI number or their version, never called. */
+    const struct { const char *name, *fields, *says; } other[] = {
+        {"other_abi", ".abi = QRR_CUDA_MODULE_ABI + 1", "has module ABI"},
+        {"other_version", ".abi = QRR_CUDA_MODULE_ABI, .version = \"0.0.1\"", "is from qrr 0.0.1"}};
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+        char src[600], so[600];
+        snprintf(src, sizeof src, "%s/%s.c", tmp, other[i].name);
+        snprintf(so, sizeof so, "%s/%s.so", tmp, other[i].name);
+        FILE *f = fopen(src, "w");
+        cr_assert_not_null(f);
+        fprintf(f, "#include \"cuda_model.h\"\n"
+                   "const qrr_cuda_module *qrr_cuda_module_v1(void)\n"
+                   "{\n"
+                   "    static const qrr_cuda_module t = {%s};\n"
+                   "    return &t;\n"
+                   "}\n", other[i].fields);
+        fclose(f);
+        cr_assert_eq(tu_system("cc -shared -fPIC -Iinclude -Iformat -Ikernels/cpu -Iruntime -o '%s' '%s'",
+                               so, src), 0, "could not build the stand-in module %s", so);
+        cr_expect_eq(cuda_ctx_with(so, err, sizeof err), QRR_ERR_UNSUPPORTED);
+        cr_expect(strstr(err, other[i].says) && strstr(err, "use the module built with this libqrr"),
+                  "%s", err);
+    }
 
     /* A CUDA build's own module loads: a context on a GPU machine, else the module's own
      * "no CUDA device" (QRR_ERR_DEVICE), which only the loaded module can say. */
