@@ -58,7 +58,8 @@ typedef enum qrr_device {
 } qrr_device;
 
 typedef struct qrr_model_params {
-    int verify_weights; /* 1 (default): check every tensor's checksum at open */
+    int verify_weights; /* 1 (default): check every tensor's checksum at open; 0 skips those
+                           of the linear layers and the embedding (nearly all of the file) */
 } qrr_model_params;
 
 typedef struct qrr_ctx_params {

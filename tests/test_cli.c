@@ -89,6 +89,53 @@ Test(cli, version_and_bench_name_the_kernels)
     free(text);
 }
 
+/* bench --write-workload: the run's query and documents, written once the run succeeded;
+ * never over the model (a newcomer's run once replaced the model with its workload), nothing
+ * after a failed run, and the reason when it cannot be written. */
+Test(cli, bench_writes_its_workload_whole_and_never_over_the_model)
+{
+    char wl[1100], copy[1100], p[1100];
+    snprintf(wl, sizeof wl, "%s/workload.jsonl", tmp);
+    snprintf(copy, sizeof copy, "%s/copy.qrr", tmp);
+    const char *opts = "--docs 3 --min-words 5 --max-words 10 --repeat 1 --threads 1";
+    cr_assert_eq(tu_system("'%s/qrr' bench '%s' %s --write-workload '%s' > /dev/null", tu_build(),
+                           model, opts, wl), 0);
+    size_t n = 0;
+    char *text = tu_slurp(wl, &n);
+    int lines = 0;
+    for (size_t i = 0; i < n; i++) lines += text[i] == '\n';
+    cr_expect_eq(lines, 3, "%s", text);
+    cr_expect(strstr(text, "{\"query\":") && strstr(text, "\"document\":"), "%s", text);
+    free(text);
+    /* the file is qrr score input */
+    cr_assert_eq(tu_system("'%s/qrr' score '%s' --threads 1 < '%s' > '%s/scored.jsonl'", tu_build(),
+                           model, wl, tmp), 0);
+
+    /* over the model (here through a symbolic link to it): refused before anything runs */
+    cr_assert_eq(tu_system("cp '%s' '%s' && ln -s '%s' '%s/link.jsonl'", model, copy, copy, tmp), 0);
+    snprintf(p, sizeof p, "%s/link.jsonl", tmp);
+    cr_expect_eq(tu_system("'%s/qrr' bench '%s' %s --write-workload '%s' > /dev/null 2> '%s/err.txt'",
+                           tu_build(), copy, opts, p, tmp), 2);
+    cr_expect_eq(tu_system("cmp -s '%s' '%s'", model, copy), 0, "the model file was changed");
+    snprintf(p, sizeof p, "%s/err.txt", tmp);
+    text = tu_slurp(p, NULL);
+    cr_expect(strstr(text, "is the model file"), "%s", text);
+    free(text);
+
+    /* a failed run (no model) writes nothing; an unwritable path says why */
+    snprintf(p, sizeof p, "%s/after-failure.jsonl", tmp);
+    cr_expect_eq(tu_system("'%s/qrr' bench '%s/none.qrr' %s --write-workload '%s' > /dev/null 2>&1",
+                           tu_build(), tmp, opts, p), 1);
+    cr_expect_neq(access(p, F_OK), 0, "a failed run wrote %s", p);
+    cr_expect_eq(tu_system("'%s/qrr' bench '%s' %s --write-workload '%s/no/dir/w.jsonl' > /dev/null "
+                           "2> '%s/err.txt'", tu_build(), model, opts, tmp, tmp), 1);
+    snprintf(p, sizeof p, "%s/err.txt", tmp);
+    text = tu_slurp(p, NULL);
+    cr_expect(strstr(text, "cannot write the workload") && strstr(text, "No such file or directory"),
+              "%s", text);
+    free(text);
+}
+
 Test(cli, tokenize_matches_reference)
 {
     char ref[1024];

@@ -297,3 +297,46 @@ Test(eval, malformed_data_names_the_line, .timeout = 120)
                            EVAL_DATA), 1);
     tu_system("rm -rf '%s'", tmp);
 }
+
+/* A query that cannot be scored (here: a max_length with no room for its documents) fails
+ * the run (exit 1) and is left out of every figure: the metrics are those of the same file
+ * without it, not its mean with a 0 added; a file none of whose queries is scored has no
+ * figures (null), not a throughput. */
+Test(eval, a_query_that_fails_is_left_out_of_the_figures, .timeout = 120)
+{
+    char tmp[256], model[1024], with[1200], without[1200], out[1300];
+    tu_tmpdir(tmp, sizeof tmp);
+    tu_convert("tiny-tied", "f32", tmp, model, sizeof model);
+    snprintf(with, sizeof with, "%s/with.jsonl", tmp);
+    snprintf(without, sizeof without, "%s/without.jsonl", tmp);
+    cr_assert_eq(tu_system("cp '%s' '%s' && { cat '%s'; echo '{\"query\": \"q\", \"max_length\": 5, "
+                           "\"documents\": [{\"text\": \"d\", \"label\": 1}]}'; } > '%s'",
+                           EVAL_DATA, without, EVAL_DATA, with), 0);
+    json_t *base = run_eval(tmp, model, "--threads 1");
+    snprintf(out, sizeof out, "%s/with.json", tmp);
+    cr_assert_eq(tu_system("'%s/qrr' eval '%s' '%s' --threads 1 --json > '%s' 2> /dev/null",
+                           tu_build(), model, with, out), 1);
+    json_t *o = json_load_file(out, 0, NULL);
+    cr_assert_not_null(o);
+    cr_expect_eq(json_integer_value(json_object_get(o, "failed")), 1);
+    cr_expect_eq(json_integer_value(json_object_get(o, "queries")),
+                 json_integer_value(json_object_get(base, "queries")) + 1);
+    cr_expect_eq(json_integer_value(json_object_get(o, "documents")),
+                 json_integer_value(json_object_get(base, "documents")));
+    for (size_t i = 0; i < sizeof metric_names / sizeof *metric_names; i++)
+        cr_expect_float_eq(metric_of(o, metric_names[i]), metric_of(base, metric_names[i]), 1e-9,
+                           "%s: %g with the failed query, %g without", metric_names[i],
+                           metric_of(o, metric_names[i]), metric_of(base, metric_names[i]));
+    json_decref(o);
+    json_decref(base);
+
+    cr_assert_eq(tu_system("tail -n 1 '%s' > '%s' && '%s/qrr' eval '%s' '%s' --json > '%s' "
+                           "2> /dev/null", with, without, tu_build(), model, without, out), 1);
+    o = json_load_file(out, 0, NULL);
+    cr_assert_not_null(o);
+    cr_expect(json_is_null(json_object_get(json_object_get(o, "metrics"), "ndcg@10")));
+    cr_expect(json_is_null(json_object_get(json_object_get(o, "latency_ms"), "p50")));
+    cr_expect_eq(json_number_value(json_object_get(o, "requests_per_s")), 0.0);
+    json_decref(o);
+    tu_system("rm -rf '%s'", tmp);
+}

@@ -3,11 +3,15 @@
  * pairs/s for the whole request, one-pair latency, peak RSS; with and without the shared
  * prefix; the kernels that computed it. It can write the workload as JSON lines so a peer
  * runs the same prompts. */
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "qrr.h"
@@ -88,18 +92,43 @@ static int time_request(qrr_ctx *ctx, const char *query, const char **docs, int 
     return rc;
 }
 
+/* The workload as JSON lines into path, written whole or not at all: into a temporary file
+ * beside it, renamed over path at the end. 0, or -1 with errno set. */
 static int write_workload(const char *path, const char *query, const char **docs, int n)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    for (int i = 0; i < n; i++) {
+    size_t len = strlen(path);
+    char *tmp = malloc(len + sizeof ".tmp.XXXXXX");
+    if (!tmp) return -1;
+    memcpy(tmp, path, len);
+    memcpy(tmp + len, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
+    int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    int rc = f ? 0 : -1;
+    if (!f && fd >= 0) close(fd);
+    for (int i = 0; rc == 0 && i < n; i++) {
         json_t *o = json_pack("{s:s,s:s}", "query", query, "document", docs[i]);
-        char *s = json_dumps(o, JSON_COMPACT);
-        if (s) fprintf(f, "%s\n", s);
+        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        if (!s) errno = ENOMEM;
+        if (!s || fprintf(f, "%s\n", s) < 0) rc = -1;
         free(s);
         json_decref(o);
     }
-    return fclose(f);
+    if (f && fclose(f) != 0) rc = -1;
+    mode_t mask = umask(0); /* mkstemp made it 0600: give it what a new file gets */
+    umask(mask);
+    if (rc == 0 && (chmod(tmp, 0666 & ~mask) != 0 || rename(tmp, path) != 0)) rc = -1;
+    int err = errno;
+    if (rc != 0 && fd >= 0) unlink(tmp);
+    free(tmp);
+    errno = err;
+    return rc;
+}
+
+/* 1 when a and b name the same existing file (a link to it included). */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 static int run(const bench_opts *o)
@@ -114,10 +143,13 @@ static int run(const bench_opts *o)
         double u = (double)(rng_next(&seed) % 10001) / 10000.0;
         int n_words = o->min_words + (int)((o->max_words - o->min_words) * pow(u, 1.4));
         docs[i] = make_doc(&seed, n_words);
-    }
-    if (o->workload_out && write_workload(o->workload_out, query, docs, o->docs) != 0) {
-        fprintf(stderr, "qrr bench: cannot write %s\n", o->workload_out);
-        return QRR_EXIT_FAIL;
+        if (!docs[i]) {
+            fprintf(stderr, "qrr bench: out of memory making %d documents of up to %d words\n",
+                    o->docs, o->max_words);
+            for (int j = 0; j < i; j++) free((void *)docs[j]);
+            free(docs);
+            return QRR_EXIT_FAIL;
+        }
     }
 
     double t_open0 = qrr_time_seconds();
@@ -188,6 +220,13 @@ static int run(const bench_opts *o)
         }
         json_decref(r);
     }
+    /* Written once the run has succeeded, so that writing it times nothing and a failed run
+     * leaves no file. */
+    if (rc == QRR_OK && o->workload_out && write_workload(o->workload_out, query, docs, o->docs) != 0) {
+        fprintf(stderr, "qrr bench: cannot write the workload to %s: %s\n", o->workload_out,
+                strerror(errno));
+        rc = QRR_ERR_IO;
+    }
     qrr_ctx_free(ctx2);
     qrr_ctx_free(ctx);
     qrr_model_close(m);
@@ -205,8 +244,14 @@ static void help(void)
            "--max-words words (default 50..400, skewed short: mean about 200 tokens), --repeat\n"
            "times (default 3), and prints the median throughput, one-pair latency,\n"
            "open-to-first-score time and peak RSS. --compare-share also times the request with\n"
-           "the shared prompt prefix switched off. --write-workload saves the documents as\n"
-           "JSON lines for a peer to score the same prompts.\n");
+           "the shared prompt prefix switched off. --write-workload saves the query and\n"
+           "documents as JSON lines ({\"query\", \"document\"}) for a peer to score the same\n"
+           "prompts, once the run has succeeded (written whole or not at all; never over\n"
+           "MODEL.qrr). --threads N: CPU threads (default: one per CPU); --seed N: the\n"
+           "documents' random seed (default 42); --no-verify: skip the weight checksums at\n"
+           "open; --json: one JSON object instead of the text lines.\n\n"
+           "Exit: 0 measured, 1 the model or a run failed (or the workload could not be\n"
+           "written), 2 usage error.\n");
 }
 
 int qrr_cmd_bench(int argc, char **argv)
@@ -246,5 +291,7 @@ int qrr_cmd_bench(int argc, char **argv)
     }
     if (!o.path) return cli_usage_error("bench", "missing MODEL.qrr");
     if (o.min_words > o.max_words) return cli_usage_error("bench", "--min-words exceeds --max-words");
+    if (o.workload_out && same_file(o.workload_out, o.path))
+        return cli_usage_error("bench", "--write-workload %s is the model file", o.workload_out);
     return run(&o);
 }

@@ -1,6 +1,7 @@
 /* cmd_eval.c — `qrr eval`: ranking quality of a model on a labelled set (NDCG@1/3/5/10,
  * MRR@10) and, with --concurrency N, throughput and per-query latency with N contexts
  * sharing one model. The metric arithmetic is in metrics.c; this file reads and schedules. */
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -194,8 +195,10 @@ static int score_all(const qrr_model *m, qrr_ctx_params cp, int n_workers, eval_
 
 /* ---- metrics and report ------------------------------------------------------------- */
 
+/* Every figure but the counts of queries and failures is over the queries that were scored:
+ * a query that failed has no ranking, and its time is not a scoring time. */
 typedef struct eval_result {
-    size_t queries, documents, failed, no_relevant;
+    size_t queries, documents, failed, no_relevant; /* documents: of the scored queries */
     double ndcg[N_NDCG], mrr;
     double p50, p95, p99;   /* per-query latency, seconds */
     double wall;
@@ -216,27 +219,29 @@ static int compute(const eval_set *s, double wall, eval_result *r)
         return -1;
     }
     r->queries = s->n;
+    size_t scored = 0;
     for (size_t i = 0; i < s->n; i++) {
         const eval_query *q = &s->v[i];
-        r->documents += q->n;
-        lat[i] = q->seconds;
         if (q->failed) {
             r->failed++;
             continue;
         }
+        r->documents += q->n;
+        lat[scored++] = q->seconds;
         if (!metric_has_relevant(q->labels, q->n)) r->no_relevant++;
         metric_rank(q->scores, q->n, order);
         for (size_t j = 0; j < q->n; j++) ranked[j] = q->labels[order[j]];
         for (size_t k = 0; k < N_NDCG; k++) r->ndcg[k] += metric_ndcg_at_k(ranked, q->n, ndcg_k[k]);
         r->mrr += metric_mrr_at_k(ranked, q->n, MRR_K);
     }
-    /* The mean runs over every query: one with no relevant document adds 0. */
-    for (size_t k = 0; k < N_NDCG && s->n; k++) r->ndcg[k] /= (double)s->n;
-    if (s->n) r->mrr /= (double)s->n;
-    metric_sort(lat, s->n);
-    r->p50 = metric_percentile(lat, s->n, 50);
-    r->p95 = metric_percentile(lat, s->n, 95);
-    r->p99 = metric_percentile(lat, s->n, 99);
+    /* The mean runs over every scored query: one with no relevant document adds 0. None
+     * scored: no figure (NaN, printed as such). */
+    for (size_t k = 0; k < N_NDCG; k++) r->ndcg[k] = scored ? r->ndcg[k] / (double)scored : NAN;
+    r->mrr = scored ? r->mrr / (double)scored : NAN;
+    metric_sort(lat, scored);
+    r->p50 = scored ? metric_percentile(lat, scored, 50) : NAN;
+    r->p95 = scored ? metric_percentile(lat, scored, 95) : NAN;
+    r->p99 = scored ? metric_percentile(lat, scored, 99) : NAN;
     r->wall = wall;
     free(order);
     free(ranked);
@@ -248,7 +253,7 @@ static void print_text(const char *qrr_path, const char *data_path, const eval_s
                        const eval_result *r, int concurrency, int threads)
 {
     printf("qrr eval: %s on %s\n", qrr_path, data_path);
-    printf("  queries      %zu (%zu documents)", r->queries, r->documents);
+    printf("  queries      %zu (%zu documents scored)", r->queries, r->documents);
     if (r->no_relevant) {
         printf(", %zu with no relevant document (count as 0): line", r->no_relevant);
         for (size_t i = 0; i < s->n; i++)
@@ -261,12 +266,18 @@ static void print_text(const char *qrr_path, const char *data_path, const eval_s
     printf("  latency      p50 %.2f ms, p95 %.2f ms, p99 %.2f ms per query\n", 1e3 * r->p50,
            1e3 * r->p95, 1e3 * r->p99);
     printf("  throughput   %.2f requests/s, %.1f pairs/s (concurrency %d, ",
-           r->wall > 0 ? (double)r->queries / r->wall : 0.0,
+           r->wall > 0 ? (double)(r->queries - r->failed) / r->wall : 0.0,
            r->wall > 0 ? (double)r->documents / r->wall : 0.0, concurrency);
     printf("%d thread%s each)\n", threads, threads == 1 ? "" : "s");
     if (r->failed)
-        printf("  FAILED       %zu quer%s could not be scored\n", r->failed,
-               r->failed == 1 ? "y" : "ies");
+        printf("  FAILED       %zu quer%s could not be scored; every figure above is over the "
+               "%zu scored\n", r->failed, r->failed == 1 ? "y" : "ies", r->queries - r->failed);
+}
+
+/* A figure, or null where there is none (NaN: no query was scored). */
+static json_t *real_or_null(double x)
+{
+    return isnan(x) ? json_null() : json_real(x);
 }
 
 static void print_json(const char *qrr_path, const char *data_path, const eval_set *s,
@@ -276,20 +287,21 @@ static void print_json(const char *qrr_path, const char *data_path, const eval_s
     char key[16];
     for (size_t k = 0; k < N_NDCG; k++) {
         snprintf(key, sizeof key, "ndcg@%zu", ndcg_k[k]);
-        json_object_set_new(metrics, key, json_real(r->ndcg[k]));
+        json_object_set_new(metrics, key, real_or_null(r->ndcg[k]));
     }
     snprintf(key, sizeof key, "mrr@%d", MRR_K);
-    json_object_set_new(metrics, key, json_real(r->mrr));
+    json_object_set_new(metrics, key, real_or_null(r->mrr));
     for (size_t i = 0; i < s->n; i++)
         if (!s->v[i].failed && !metric_has_relevant(s->v[i].labels, s->v[i].n))
             json_array_append_new(nrl, json_integer(s->v[i].lineno));
-    json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:o,s:{s:f,s:f,s:f},s:f,s:f,s:f,s:i,s:i}",
+    json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:o,s:{s:o,s:o,s:o},s:f,s:f,s:f,s:i,s:i}",
                           "file", qrr_path, "data", data_path, "queries", (json_int_t)r->queries,
                           "documents", (json_int_t)r->documents, "failed", (json_int_t)r->failed,
                           "no_relevant", (json_int_t)r->no_relevant, "no_relevant_lines", nrl,
-                          "metrics", metrics, "latency_ms", "p50", 1e3 * r->p50, "p95",
-                          1e3 * r->p95, "p99", 1e3 * r->p99,
-                          "requests_per_s", r->wall > 0 ? (double)r->queries / r->wall : 0.0,
+                          "metrics", metrics, "latency_ms", "p50", real_or_null(1e3 * r->p50),
+                          "p95", real_or_null(1e3 * r->p95), "p99", real_or_null(1e3 * r->p99),
+                          "requests_per_s",
+                          r->wall > 0 ? (double)(r->queries - r->failed) / r->wall : 0.0,
                           "pairs_per_s", r->wall > 0 ? (double)r->documents / r->wall : 0.0,
                           "wall_s", r->wall, "concurrency", concurrency, "threads", threads);
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
@@ -305,7 +317,8 @@ static void help(void)
            "Ranks the documents of every query in DATA.jsonl by score and reports NDCG@1/3/5/10\n"
            "(gain 2^label - 1, log2 discount, ideal order from the labels; a query with no\n"
            "relevant document counts as 0 and is listed), MRR@10 (first document with label > 0),\n"
-           "the number of queries, per-query latency (p50/p95/p99) and requests/s.\n\n"
+           "the number of queries, per-query latency (p50/p95/p99) and requests/s. A query that\n"
+           "cannot be scored is reported (FAILED, exit 1) and left out of every figure.\n\n"
            "DATA.jsonl: one line per query,\n"
            "  {\"query\": \"...\", \"instruction\": \"...\" (optional; null or absent = the model's\n"
            "   default), \"max_length\": N (optional),\n"

@@ -39,7 +39,7 @@ static json_t *describe(const qrr_model *m, const qrr_model_info *f, double open
     }
     return json_pack(
         "{s:{s:i,s:i,s:I},s:{s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:b,s:i,s:i},"
-        "s:o,s:{s:o,s:o,s:o,s:o,s:o},s:{s:I,s:I,s:I},s:o,s:I,s:o,s:{s:f,s:f}}",
+        "s:o,s:{s:o,s:o,s:o,s:o,s:o,s:I,s:I},s:{s:I,s:I,s:I},s:o,s:I,s:I,s:o,s:{s:f,s:f}}",
         "file", "version", (int)f->format_version, "quant_version", (int)f->quant_version,
         "bytes", (json_int_t)f->file_bytes,
         "model", "arch", f->arch, "weights", f->weight_dtype,
@@ -51,10 +51,12 @@ static json_t *describe(const qrr_model *m, const qrr_model_info *f, double open
         "head", head,
         "prompts", "prefix", jmeta(m, "prefix"), "suffix", jmeta(m, "suffix"),
         "query", jmeta(m, "query_template"), "document", jmeta(m, "document_template"),
-        "instruction", jmeta(m, "instruction"),
+        "instruction", jmeta(m, "instruction"), "prefix_tokens", (json_int_t)f->n_prefix_ids,
+        "suffix_tokens", (json_int_t)f->n_suffix_ids,
         "tokenizer", "ids", (json_int_t)f->tokenizer_ids,
         "merges", (json_int_t)f->tokenizer_merges, "added", (json_int_t)f->tokenizer_added,
-        "tensors", tensors, "tensor_bytes", (json_int_t)f->tensor_bytes,
+        "tensors", tensors, "tensor_count", (json_int_t)f->n_tensors,
+        "tensor_bytes", (json_int_t)f->tensor_bytes,
         "provenance", provenance,
         "timing", "open_seconds", open_seconds, "verify_seconds", f->verify_seconds);
 }
@@ -123,9 +125,11 @@ static void print_text(const qrr_model *m, const qrr_model_info *f, json_t *info
 static void help(void)
 {
     printf("usage: qrr info MODEL.qrr [--json] [--no-verify] [--no-tensors]\n\n"
-           "Opens the file, checks it (every checksum unless --no-verify, which skips the\n"
-           "weights' checksums only) and prints its header, hyper-parameters, labels and how\n"
-           "they were decided, prompts, tokenizer summary, tensors and provenance.\n"
+           "Opens the file, checks it (every checksum unless --no-verify, which skips those of\n"
+           "the linear layers and the embedding; the small norm, head and scale tensors are\n"
+           "still checked) and prints its header, hyper-parameters, labels and how they were\n"
+           "decided, prompts, tokenizer summary, tensors and provenance; --json as one JSON\n"
+           "document, --no-tensors without the list of tensors.\n"
            "Exit: 0 ok, 1 the file failed a check, 2 usage.\n");
 }
 
@@ -159,6 +163,7 @@ int qrr_cmd_info(int argc, char **argv)
     qrr_model_get_info(m, &f);
     json_t *info = describe(m, &f, open_s);
     if (as_json) {
+        if (!show_tensors) json_object_del(info, "tensors"); /* tensor_count and _bytes stay */
         char *s = json_dumps(info, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
         if (s) puts(s);
         free(s);
