@@ -499,6 +499,16 @@ Test(cli, option_values_after_an_equals_sign)
     free(text);
     cr_expect_eq(tu_system("'%s/qrr' score '%s' --threads= < /dev/null 2> /dev/null", tu_build(),
                            model), 2);
+    /* a flag given a value says that it takes none; a stray argument is named as such */
+    snprintf(p, sizeof p, "%s/eq-err.txt", tmp);
+    cr_expect_eq(tu_system("'%s/qrr' info '%s' --json=yes > /dev/null 2> '%s'", tu_build(), model, p), 2);
+    text = tu_slurp(p, NULL);
+    cr_expect(strstr(text, "option '--json' takes no value (given as '--json=yes')"), "%s", text);
+    free(text);
+    cr_expect_eq(tu_system("'%s/qrr' info '%s' yes > /dev/null 2> '%s'", tu_build(), model, p), 2);
+    text = tu_slurp(p, NULL);
+    cr_expect(strstr(text, "unexpected argument 'yes'"), "%s", text);
+    free(text);
 }
 
 Test(cli, a_reader_that_goes_away_is_an_output_error)

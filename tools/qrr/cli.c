@@ -22,6 +22,39 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     return QRR_EXIT_USAGE;
 }
 
+/* The values cli_split_long_options cut from "--name=value", so that a flag given one can be
+ * told from a stray argument. */
+static const char **split_values;
+static int n_split_values;
+
+int cli_split_long_options(int argc, char **argv, char **out)
+{
+    int n = 0;
+    free(split_values);
+    split_values = malloc(((size_t)argc + 1) * sizeof *split_values);
+    n_split_values = 0;
+    for (int i = 0; i < argc; i++) {
+        char *eq = strchr(argv[i], '=');
+        out[n++] = argv[i];
+        if (i > 0 && !strncmp(argv[i], "--", 2) && eq && eq > argv[i] + 2) {
+            *eq = '\0';
+            out[n++] = eq + 1;
+            if (split_values) split_values[n_split_values++] = eq + 1;
+        }
+    }
+    out[n] = NULL;
+    return n;
+}
+
+int cli_unexpected_argument(const char *cmd, char **argv, int i)
+{
+    for (int k = 0; i > 0 && k < n_split_values; k++)
+        if (split_values[k] == argv[i])
+            return cli_usage_error(cmd, "option '%s' takes no value (given as '%s=%s')", argv[i - 1],
+                                   argv[i - 1], argv[i]);
+    return cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
+}
+
 int cli_parse_int(const char *s, long lo, long hi, long *out)
 {
     if (!s || !*s) return -1;

@@ -25,6 +25,14 @@ int qrr_cmd_serve(int argc, char **argv);
 
 /* Print "qrr <cmd>: message" (+ newline) to stderr; returns QRR_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Split each "--name=value" of argv[1..argc) into "--name" and "value" (the form
+ * getopt_long, and so qconvert, takes too), writing a NUL over the '=' (argv's strings are
+ * the program's to change); the commands then see one form only. out has room for 2 argc
+ * entries and a NULL; returns how many it holds. */
+int cli_split_long_options(int argc, char **argv, char **out);
+/* The usage error for argv[i], which no option took: "unexpected argument", or, when it is
+ * the value of a "--flag=value" whose flag takes none, that the flag takes no value. */
+int cli_unexpected_argument(const char *cmd, char **argv, int i);
 /* Parse a whole decimal integer in [lo, hi]; 0 on success. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);
 /* Open a model, printing the library's message and a hint on failure; NULL then. */

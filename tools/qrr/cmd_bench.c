@@ -287,7 +287,7 @@ int qrr_cmd_bench(int argc, char **argv)
         else if (!strcmp(a, "--json")) o.as_json = 1;
         else if (a[0] == '-') return cli_usage_error("bench", "unknown or incomplete option '%s'", a);
         else if (!o.path) o.path = a;
-        else return cli_usage_error("bench", "unexpected argument '%s'", a);
+        else return cli_unexpected_argument("bench", argv, i);
     }
     if (!o.path) return cli_usage_error("bench", "missing MODEL.qrr");
     if (o.min_words > o.max_words) return cli_usage_error("bench", "--min-words exceeds --max-words");

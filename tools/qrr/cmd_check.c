@@ -549,7 +549,7 @@ int qrr_cmd_check(int argc, char **argv)
         } else if (n_paths < 2) {
             paths[n_paths++] = a;
         } else {
-            return cli_usage_error("check", "unexpected argument '%s'", a);
+            return cli_unexpected_argument("check", argv, i);
         }
     }
     if (n_paths < 2) return cli_usage_error("check", "needs MODEL.qrr and REFERENCE.jsonl");

@@ -356,7 +356,7 @@ int qrr_cmd_eval(int argc, char **argv)
         } else if (n_paths < 2) {
             paths[n_paths++] = a;
         } else {
-            return cli_usage_error("eval", "unexpected argument '%s'", a);
+            return cli_unexpected_argument("eval", argv, i);
         }
     }
     if (n_paths < 2) return cli_usage_error("eval", "needs MODEL.qrr and DATA.jsonl");

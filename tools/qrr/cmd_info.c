@@ -151,7 +151,7 @@ int qrr_cmd_info(int argc, char **argv)
         } else if (!path) {
             path = argv[i];
         } else {
-            return cli_usage_error("info", "unexpected argument '%s'", argv[i]);
+            return cli_unexpected_argument("info", argv, i);
         }
     }
     if (!path) return cli_usage_error("info", "missing MODEL.qrr");

@@ -203,7 +203,7 @@ int qrr_cmd_score(int argc, char **argv)
         } else if (!path) {
             path = a;
         } else {
-            return cli_usage_error("score", "unexpected argument '%s'", a);
+            return cli_unexpected_argument("score", argv, i);
         }
     }
     if (!path) return cli_usage_error("score", "missing MODEL.qrr");

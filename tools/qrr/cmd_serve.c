@@ -114,7 +114,7 @@ int qrr_cmd_serve(int argc, char **argv)
         } else if (!c.model_path) {
             c.model_path = a;
         } else {
-            return cli_usage_error("serve", "unexpected argument '%s'", a);
+            return cli_unexpected_argument("serve", argv, i);
         }
     }
     if (!c.model_path) return cli_usage_error("serve", "missing MODEL.qrr");

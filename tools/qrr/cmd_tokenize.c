@@ -68,7 +68,7 @@ int qrr_cmd_tokenize(int argc, char **argv)
         } else if (!path) {
             path = argv[i];
         } else {
-            return cli_usage_error("tokenize", "unexpected argument '%s'", argv[i]);
+            return cli_unexpected_argument("tokenize", argv, i);
         }
     }
     if (!path) return cli_usage_error("tokenize", "missing MODEL.qrr");

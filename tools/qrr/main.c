@@ -47,25 +47,6 @@ static int output_written(const char *cmd, int rc)
     return rc == QRR_EXIT_USAGE ? rc : QRR_EXIT_FAIL;
 }
 
-/* Split each "--name=value" of argv[1..argc) into "--name" and "value" (the form
- * getopt_long, and so qconvert, takes too), writing a NUL over the '=' (argv's strings are
- * the program's to change); the commands then see one form only. out has room for 2 argc
- * entries and a NULL; returns how many it holds. */
-static int split_long_options(int argc, char **argv, char **out)
-{
-    int n = 0;
-    for (int i = 0; i < argc; i++) {
-        char *eq = strchr(argv[i], '=');
-        out[n++] = argv[i];
-        if (i > 0 && !strncmp(argv[i], "--", 2) && eq && eq > argv[i] + 2) {
-            *eq = '\0';
-            out[n++] = eq + 1;
-        }
-    }
-    out[n] = NULL;
-    return n;
-}
-
 static int run_command(int argc, char **argv)
 {
     for (size_t i = 0; i < N_COMMANDS; i++)
@@ -102,7 +83,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "qrr: out of memory\n");
         return QRR_EXIT_FAIL;
     }
-    int rc = run_command(split_long_options(argc, argv, split), split);
+    int rc = run_command(cli_split_long_options(argc, argv, split), split);
     free(split);
     return rc;
 }
