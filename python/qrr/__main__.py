@@ -52,6 +52,58 @@ def _json_line(out: dict) -> str:
     return f'{{"score":{_number(out["score"])},"logit":{_number(out["logit"])}}}'
 
 
+def _no_duplicate_keys(pairs: list) -> dict:
+    """A JSON object, refused as the qrr command's reader (jansson) refuses it when a key
+    repeats (Python's json would keep the last)."""
+    o = dict(pairs)
+    if len(o) != len(pairs):
+        seen = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"not valid JSON: duplicate object key {json.dumps(key)}")
+    return o
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"not valid JSON: {name} is no JSON value")
+
+
+def _no_lone_surrogates(v: object) -> None:
+    """Refuse a \\u escape that names half of a surrogate pair, as jansson does (Python's
+    json decodes it into a string no UTF-8 can hold)."""
+    if isinstance(v, str):
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("not valid JSON: a \\u escape names a lone surrogate") from None
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            _no_lone_surrogates(k)
+            _no_lone_surrogates(x)
+    elif isinstance(v, list):
+        for x in v:
+            _no_lone_surrogates(x)
+
+
+def _parse(text: str) -> dict:
+    """One input line as the qrr command reads it: strict JSON, an object."""
+    try:
+        o = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not valid JSON: {e.msg} (column {e.pos + 1})") from None
+    _no_lone_surrogates(o)
+    if not isinstance(o, dict):
+        raise ValueError("expected a JSON object")
+    return o
+
+
+def _field(o: dict, key: str) -> str:
+    if key not in o:
+        raise ValueError(f'missing field "{key}"')
+    if not isinstance(o[key], str):
+        raise ValueError(f'field "{key}" must be a string')
+    return o[key]
+
+
 def _max_length(o: dict) -> Optional[int]:
     """The line's "max_length", checked as the qrr command checks it; None: the default."""
     ml = o.get("max_length")
@@ -67,14 +119,15 @@ def _score_line(model: Reranker, raw: bytes) -> dict:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ValueError(f"not valid UTF-8 at column {e.start + 1} ({e.reason})") from None
-    o = json.loads(text)
-    if not isinstance(o, dict):
-        raise ValueError("expected a JSON object")
-    query, document = o.get("query"), o.get("document")
-    if not isinstance(query, str) or not isinstance(document, str):
-        raise ValueError('needs string fields "query" and "document"')
-    scores, logits = model._score_pairs([(query, document)], o.get("instruction"), 1, False,
-                                        _max_length(o))
+    o = _parse(text)
+    if "ids" in o:
+        raise ValueError('lines of token ids ("ids") are for the qrr command\'s score only')
+    instruction = o.get("instruction")
+    if instruction is not None and not isinstance(instruction, str):
+        raise ValueError('field "instruction" must be a string or null')
+    max_length = _max_length(o)  # the qrr command's order of checks
+    query, document = _field(o, "query"), _field(o, "document")
+    scores, logits = model._score_pairs([(query, document)], instruction, 1, False, max_length)
     return {"score": float(scores[0]), "logit": float(logits[0])}
 
 

@@ -94,8 +94,9 @@ class Reranker:
     """A Qwen3-Reranker converted to .qrr (see qrr.convert), ready to score.
 
     ``threads``: CPU threads for this reranker (0 = one per CPU). ``device``: "cpu" or
-    "cuda" (needs a libqrr built with CUDA and a GPU). ``verify``: check every weight's
-    checksum at open (False checks only the header, sections and structure).
+    "cuda" (needs a package built with QRR_CUDA=1 and a GPU). ``verify`` (a bool): check
+    every tensor's checksum at open (False skips those of the linear layers and the
+    embedding, nearly all of the file).
 
     One Reranker scores on one thread at a time (calls from several threads take turns);
     give each thread its own Reranker to score in parallel: the library is called without
@@ -109,6 +110,8 @@ class Reranker:
         self._lock = threading.Lock()
         if device not in _DEVICES:
             raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}")
+        if not isinstance(verify, (bool, np.bool_)):  # "no" would be true
+            raise TypeError(f"verify must be a bool, not {type(verify).__name__}")
         threads = int_arg(threads, "threads", 0, MAX_THREADS)
         raw = path_arg(path, "path")
         self.path = os.fsdecode(raw)
@@ -356,6 +359,9 @@ class Reranker:
         if top_k is not None:
             top_k = int_arg(top_k, "top_k", 0)
         docs = _as_list(documents, "documents", "a list of str")
+        _utf8(query, "query")  # named as rank's arguments, not as the pairs predict is given
+        for i, d in enumerate(docs):
+            _utf8(d, f"document {i}")
         scores = self.predict([(query, d) for d in docs], batch_size, show_progress_bar,
                               activation_fn, instruction=instruction, max_length=max_length)
         order = sorted(range(len(docs)), key=lambda i: -float(scores[i]))

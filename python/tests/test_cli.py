@@ -100,6 +100,33 @@ def test_max_length_out_of_range_is_refused_as_qrr_does(tied):
                                        "in [0, 1000000] (0 = the model's default) or null"}
 
 
+def test_lines_the_qrr_command_refuses_are_refused_alike(tied):
+    """Strict JSON as jansson reads it (no repeated key, no NaN, no lone surrogate), the
+    fields checked in the same order with the same words: the same lines fail."""
+    qrr_cli = BUILD / "qrr"
+    if not qrr_cli.exists():
+        pytest.skip(f"no {qrr_cli} to compare with (set QRR_BUILD)")
+    lines = ['{"query": "q", "query": "p", "document": "d"}',
+             '{"query": "q", "document": "d", "max_length": NaN}',
+             '{"query": "q", "document": "d", "max_length": -Infinity}',
+             '{"query": "\\ud800", "document": "d"}',
+             '{"query": "q", "document": "d", "instruction": 5}',
+             '{"query": "q"}', '{"query": 5, "document": "d"}', '{"query": "q", "document": "d"',
+             '[1]', '{"query": "q", "document": "d"}']
+    text = "".join(line + "\n" for line in lines)
+    ours = [json.loads(line) for line in run(["score", tied, "--threads", "1"], text).stdout.splitlines()]
+    theirs = [json.loads(line) for line in subprocess.run(
+        [str(qrr_cli), "score", tied, "--threads", "1"], input=text, capture_output=True,
+        text=True).stdout.splitlines()]
+    assert len(ours) == len(theirs) == len(lines)
+    for i, (a, b) in enumerate(zip(ours, theirs), 1):
+        assert ("error" in a) == ("error" in b), (i, a, b)
+        if "error" in b and not b["error"].startswith(f"line {i}: not valid JSON"):
+            assert a == b, (i, a, b)  # the field messages word for word
+    assert ours[0]["error"].startswith('line 1: not valid JSON: duplicate object key "query"')
+    assert ours[-1] == theirs[-1] and "score" in ours[-1]
+
+
 def test_unwritable_output_is_one_line_and_exit_1(tied):
     """A closed pipe (| head -0) or a full disk: one line on stderr, no traceback."""
     read_end, write_end = os.pipe()

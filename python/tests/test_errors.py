@@ -215,3 +215,17 @@ def test_missing_ray_extra_names_what_to_install():
     cli = subprocess.run([sys.executable, "-c", without + as_main, "--help"],
                          capture_output=True, text=True)
     assert (cli.returncode, cli.stdout, cli.stderr) == (2, "", f"qrr.ray_rerank: {message}\n")
+
+
+def test_rank_names_its_own_arguments_and_verify_takes_a_bool(tied):
+    """rank's errors name its arguments (query, document i), not the pairs it builds; a
+    verify that is not a bool ("no" would be true) is refused."""
+    with qrr.Reranker(tied, threads=1) as model:
+        with pytest.raises(TypeError, match=r"^query must be a str, not int$"):
+            model.rank(5, ["a"])
+        with pytest.raises(TypeError, match=r"^document 1 must be a str, not dict$"):
+            model.rank("q", ["a", {"text": "b"}])
+    with pytest.raises(TypeError, match="verify must be a bool, not str"):
+        qrr.Reranker(tied, verify="no")
+    with qrr.Reranker(tied, threads=1, verify=False) as model:
+        assert 0 <= model.predict(("q", "d")) <= 1
