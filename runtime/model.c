@@ -221,7 +221,9 @@ int qrr_model_open(const char *path, qrr_model_params params, qrr_model **out)
         if (map == MAP_FAILED) {
             int e = errno;
             close(fd);
-            return qrr__errorf(QRR_ERR_IO, "%s: mmap failed: %s", path, strerror(e));
+            /* no address space left (ulimit -v, a 32-bit process) is no fault of the file */
+            return qrr__errorf(e == ENOMEM ? QRR_ERR_NOMEM : QRR_ERR_IO, "%s: mmap failed: %s",
+                               path, strerror(e));
         }
     }
     close(fd);

@@ -110,6 +110,8 @@ qrr_model *cli_open_model(const char *cmd, const char *path, int verify_weights)
         fprintf(stderr, "HINT: %s\n",
                 rc == QRR_ERR_IO ? "check the path; a .qrr file is made by qconvert"
                 : rc == QRR_ERR_VERSION ? "this file needs a newer qrr; or re-run qconvert"
+                : rc == QRR_ERR_NOMEM ? "too little memory or address space for the file "
+                                        "(see free -h and ulimit -v)"
                 : "the file is damaged or not a .qrr file; re-run qconvert to rebuild it");
     }
     return m;
