@@ -3,7 +3,8 @@
     python -m qrr score MODEL.qrr [--threads N] [--device cpu|cuda] [--no-verify]
         JSON lines {"query", "document", "instruction"?, "max_length"?} on stdin (UTF-8) ->
         {"score", "logit"} (or {"error"}) on stdout, one line per line, in order.
-    python -m qrr info MODEL.qrr [--json] [--no-verify]
+    python -m qrr info MODEL.qrr [--json] [--no-verify] [--no-tensors]
+        (--json: qrr info --json's document)
 
 Exit codes as the qrr command's: 0 ok, 1 a model or a line failed, 2 usage.
 """
@@ -13,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from typing import List, Optional
 
 from . import QrrError, Reranker
@@ -148,10 +150,52 @@ def _score(model: Reranker) -> int:
     return 1 if failures else 0
 
 
-def _info(model: Reranker, as_json: bool) -> int:
+def _info_document(info: dict, open_seconds: float, tensors: bool) -> dict:
+    """`qrr info --json`'s document, key for key, from Reranker.info()."""
+    strings = info["strings"]
+    head = {"kind": info["head_kind"], "source": info["label_source"],
+            "reason": strings.get("label_reason", ""), "no": strings.get("label_no", ""),
+            "yes": strings.get("label_yes", "")}
+    if info["head_kind"] == "yes/no":
+        head.update(no_id=info["no_id"], yes_id=info["yes_id"])
+    try:
+        provenance = json.loads(strings.get("provenance", ""))
+    except ValueError:  # kept as the string it is, as the qrr command keeps it
+        provenance = strings.get("provenance", "")
+    doc = {
+        "file": {"version": info["format_version"], "quant_version": info["quant_version"],
+                 "bytes": info["file_bytes"]},
+        "model": {"arch": info["arch"], "weights": info["weight_dtype"],
+                  "layers": info["n_layers"], "hidden": info["hidden"],
+                  "heads": info["n_heads"], "kv_heads": info["n_kv_heads"],
+                  "head_dim": info["head_dim"], "intermediate": info["intermediate"],
+                  "vocab": info["vocab_size"], "max_position": info["max_position"],
+                  "rms_eps": info["rms_eps"], "rope_theta": info["rope_theta"],
+                  "tied": info["tied"], "max_length": info["max_length"],
+                  "quant_block": info["quant_block"]},
+        "head": head,
+        "prompts": {"prefix": strings.get("prefix", ""), "suffix": strings.get("suffix", ""),
+                    "query": strings.get("query_template", ""),
+                    "document": strings.get("document_template", ""),
+                    "instruction": strings.get("instruction", ""),
+                    "prefix_tokens": info["n_prefix_ids"], "suffix_tokens": info["n_suffix_ids"]},
+        "tokenizer": {"ids": info["tokenizer_ids"], "merges": info["tokenizer_merges"],
+                      "added": info["tokenizer_added"]},
+        "tensors": [{"name": t["name"], "type": t["dtype"], "shape": t["shape"],
+                     "bytes": t["bytes"]} for t in info["tensors"]],
+        "tensor_count": info["n_tensors"], "tensor_bytes": info["tensor_bytes"],
+        "provenance": provenance,
+        "timing": {"open_seconds": open_seconds, "verify_seconds": info["verify_seconds"]},
+    }
+    if not tensors:
+        del doc["tensors"]
+    return doc
+
+
+def _info(model: Reranker, as_json: bool, tensors: bool, open_seconds: float) -> int:
     info = model.info()
     if as_json:
-        _write(json.dumps(info, indent=2))
+        _write(json.dumps(_info_document(info, open_seconds, tensors), indent=2))
         return 0
     _write(f"model        {info['arch']}, {info['n_layers']} layers, hidden {info['hidden']}, "
            f"heads {info['n_heads']}/{info['n_kv_heads']} (q/kv), head_dim {info['head_dim']}, "
@@ -198,16 +242,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     info.add_argument("model")
     info.add_argument("--json", action="store_true")
     info.add_argument("--no-verify", action="store_true")
+    info.add_argument("--no-tensors", action="store_true")
     args = parser.parse_args(argv)
     try:
+        start = time.monotonic()
         model = Reranker(args.model, threads=getattr(args, "threads", 0),
                          device=getattr(args, "device", "cpu"), verify=not args.no_verify)
+        open_seconds = time.monotonic() - start
     except (QrrError, ValueError) as e:
         print(f"python -m qrr {args.command}: cannot open model: {e}", file=sys.stderr)
         return 1
     with model:
         try:
-            return _score(model) if args.command == "score" else _info(model, args.json)
+            if args.command == "score":
+                return _score(model)
+            return _info(model, args.json, not args.no_tensors, open_seconds)
         except _OutputError as e:
             _lose_output()
             print(f"python -m qrr {args.command}: cannot write the output: {e}", file=sys.stderr)

@@ -54,11 +54,27 @@ def test_numbers_are_written_as_jansson_writes_them():
 def test_info_and_usage(tied, tmp_path):
     done = run(["info", tied, "--json"])
     assert done.returncode == 0
-    assert json.loads(done.stdout)["n_layers"] == 3
+    assert json.loads(done.stdout)["model"]["layers"] == 3
     assert "3 layers" in run(["info", tied]).stdout
     missing = run(["info", str(tmp_path / "none.qrr")])
     assert missing.returncode == 1 and "none.qrr" in missing.stderr
     assert run(["frobnicate"]).returncode == 2
+
+
+def test_info_json_is_the_qrr_commands_document(tied):
+    """The same keys and values as `qrr info --json` (but the times), with and without
+    --no-tensors."""
+    qrr_cli = BUILD / "qrr"
+    if not qrr_cli.exists():
+        pytest.skip(f"no {qrr_cli} to compare with (set QRR_BUILD)")
+    for extra in ([], ["--no-tensors"]):
+        ours = json.loads(run(["info", tied, "--json"] + extra).stdout)
+        theirs = json.loads(subprocess.run([str(qrr_cli), "info", tied, "--json"] + extra,
+                                           capture_output=True, text=True, check=True).stdout)
+        assert set(ours["timing"]) == set(theirs.pop("timing"))
+        ours.pop("timing")
+        assert ours == theirs
+        assert ("tensors" in ours) == (extra == [])
 
 
 def test_score_reads_utf8_whatever_the_locale(tied):
