@@ -93,7 +93,8 @@ static int time_request(qrr_ctx *ctx, const char *query, const char **docs, int 
 }
 
 /* The workload as JSON lines into path, written whole or not at all: into a temporary file
- * beside it, renamed over path at the end. 0, or -1 with errno set. */
+ * beside it (mode 0644, as qconvert's output), renamed over path at the end. 0, or -1 with
+ * errno set. */
 static int write_workload(const char *path, const char *query, const char **docs, int n)
 {
     size_t len = strlen(path);
@@ -102,7 +103,7 @@ static int write_workload(const char *path, const char *query, const char **docs
     memcpy(tmp, path, len);
     memcpy(tmp + len, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
     int fd = mkstemp(tmp);
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    FILE *f = fd >= 0 && fchmod(fd, 0644) == 0 ? fdopen(fd, "w") : NULL;
     int rc = f ? 0 : -1;
     if (!f && fd >= 0) close(fd);
     for (int i = 0; rc == 0 && i < n; i++) {
@@ -114,9 +115,7 @@ static int write_workload(const char *path, const char *query, const char **docs
         json_decref(o);
     }
     if (f && fclose(f) != 0) rc = -1;
-    mode_t mask = umask(0); /* mkstemp made it 0600: give it what a new file gets */
-    umask(mask);
-    if (rc == 0 && (chmod(tmp, 0666 & ~mask) != 0 || rename(tmp, path) != 0)) rc = -1;
+    if (rc == 0 && rename(tmp, path) != 0) rc = -1;
     int err = errno;
     if (rc != 0 && fd >= 0) unlink(tmp);
     free(tmp);
