@@ -65,7 +65,8 @@ qrr_convert_opts qrr_convert_default_opts(void);
  * failure, whether the output side failed or an option was refused (r->usage_error, with
  * QRR_ERR_INVALID_ARG: an output path that exists and is not a regular file, or that is
  * one of the model's files; a max_length above max_position_embeddings or too short for
- * the prompt's prefix and suffix plus one token). Input problems return the status of the rule
+ * the prompt's prefix and suffix plus one token; a quant_block that does not divide the
+ * model's row sizes). Input problems return the status of the rule
  * they break (QRR_ERR_SAFETENSORS, QRR_ERR_CONFIG, QRR_ERR_JSON, QRR_ERR_NOT_RERANKER,
  * QRR_ERR_MISSING_TENSOR, QRR_ERR_SHAPE, QRR_ERR_OVERFLOW, QRR_ERR_NUMERIC,
  * QRR_ERR_BAD_TOKENIZER, ...) with one message in d naming file, tensor or key. */

@@ -122,6 +122,15 @@ Test(cli, bench_writes_its_workload_whole_and_never_over_the_model)
     cr_expect(strstr(text, "is the model file"), "%s", text);
     free(text);
 
+    /* something there that is not a regular file (a FIFO, a link to a directory) is refused,
+     * not replaced by the rename */
+    cr_assert_eq(tu_system("mkfifo '%s/fifo' && mkdir '%s/d' && ln -s d '%s/dlink'", tmp, tmp, tmp), 0);
+    cr_expect_eq(tu_system("'%s/qrr' bench '%s' %s --write-workload '%s/fifo' > /dev/null 2>&1",
+                           tu_build(), model, opts, tmp), 2);
+    cr_expect_eq(tu_system("'%s/qrr' bench '%s' %s --write-workload '%s/dlink' > /dev/null 2>&1",
+                           tu_build(), model, opts, tmp), 2);
+    cr_expect_eq(tu_system("test -p '%s/fifo' && test -L '%s/dlink'", tmp, tmp), 0);
+
     /* a failed run (no model) writes nothing; an unwritable path says why */
     snprintf(p, sizeof p, "%s/after-failure.jsonl", tmp);
     cr_expect_eq(tu_system("'%s/qrr' bench '%s/none.qrr' %s --write-workload '%s' > /dev/null 2>&1",

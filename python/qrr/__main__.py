@@ -69,6 +69,22 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"not valid JSON: {name} is no JSON value")
 
 
+def _int64(text: str) -> int:
+    """A JSON integer as jansson holds it: a signed 64-bit number, else refused."""
+    v = int(text)
+    if not -2**63 <= v < 2**63:
+        raise ValueError(f"not valid JSON: too big integer {text[:20]}")
+    return v
+
+
+def _finite(text: str) -> float:
+    """A JSON real as jansson holds it: a finite double, else refused (1e400)."""
+    v = float(text)
+    if v in (float("inf"), float("-inf")):
+        raise ValueError(f"not valid JSON: real number overflow {text[:20]}")
+    return v
+
+
 def _no_lone_surrogates(v: object) -> None:
     """Refuse a \\u escape that names half of a surrogate pair, as jansson does (Python's
     json decodes it into a string no UTF-8 can hold)."""
@@ -89,9 +105,12 @@ def _no_lone_surrogates(v: object) -> None:
 def _parse(text: str) -> dict:
     """One input line as the qrr command reads it: strict JSON, an object."""
     try:
-        o = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+        o = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant,
+                       parse_int=_int64, parse_float=_finite)
     except json.JSONDecodeError as e:
         raise ValueError(f"not valid JSON: {e.msg} (column {e.pos + 1})") from None
+    except RecursionError:  # Python's limit (about 1,000 levels) is below jansson's 2,048
+        raise ValueError("not valid JSON: nested too deeply for Python's reader") from None
     _no_lone_surrogates(o)
     if not isinstance(o, dict):
         raise ValueError("expected a JSON object")

@@ -94,7 +94,7 @@ class Reranker:
     """A Qwen3-Reranker converted to .qrr (see qrr.convert), ready to score.
 
     ``threads``: CPU threads for this reranker (0 = one per CPU). ``device``: "cpu" or
-    "cuda" (needs a package built with QRR_CUDA=1 and a GPU). ``verify`` (a bool): check
+    "cuda" (needs a package built with QRR_CUDA=1 and a GPU). ``verify`` (a bool, or 0/1): check
     every tensor's checksum at open (False skips those of the linear layers and the
     embedding, nearly all of the file).
 
@@ -110,8 +110,8 @@ class Reranker:
         self._lock = threading.Lock()
         if device not in _DEVICES:
             raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}")
-        if not isinstance(verify, (bool, np.bool_)):  # "no" would be true
-            raise TypeError(f"verify must be a bool, not {type(verify).__name__}")
+        if not (isinstance(verify, (bool, np.bool_)) or (type(verify) is int and verify in (0, 1))):
+            raise TypeError(f"verify must be a bool (or 0/1), not {verify!r}")  # "no" is truthy
         threads = int_arg(threads, "threads", 0, MAX_THREADS)
         raw = path_arg(path, "path")
         self.path = os.fsdecode(raw)

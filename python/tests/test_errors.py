@@ -225,7 +225,9 @@ def test_rank_names_its_own_arguments_and_verify_takes_a_bool(tied):
             model.rank(5, ["a"])
         with pytest.raises(TypeError, match=r"^document 1 must be a str, not dict$"):
             model.rank("q", ["a", {"text": "b"}])
-    with pytest.raises(TypeError, match="verify must be a bool, not str"):
-        qrr.Reranker(tied, verify="no")
-    with qrr.Reranker(tied, threads=1, verify=False) as model:
-        assert 0 <= model.predict(("q", "d")) <= 1
+    for bad in ("no", None, 2):
+        with pytest.raises(TypeError, match="verify must be a bool"):
+            qrr.Reranker(tied, verify=bad)
+    for good in (False, 0, 1, np.bool_(True)):
+        with qrr.Reranker(tied, threads=1, verify=good) as model:
+            assert 0 <= model.predict(("q", "d")) <= 1

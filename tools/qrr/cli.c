@@ -46,12 +46,18 @@ int cli_split_long_options(int argc, char **argv, char **out)
     return n;
 }
 
+int cli_is_split_value(const char *arg)
+{
+    for (int k = 0; k < n_split_values; k++)
+        if (split_values[k] == arg) return 1;
+    return 0;
+}
+
 int cli_unexpected_argument(const char *cmd, char **argv, int i)
 {
-    for (int k = 0; i > 0 && k < n_split_values; k++)
-        if (split_values[k] == argv[i])
-            return cli_usage_error(cmd, "option '%s' takes no value (given as '%s=%s')", argv[i - 1],
-                                   argv[i - 1], argv[i]);
+    if (i > 0 && cli_is_split_value(argv[i]))
+        return cli_usage_error(cmd, "option '%s' takes no value (given as '%s=%s')", argv[i - 1],
+                               argv[i - 1], argv[i]);
     return cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
 }
 

@@ -30,6 +30,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
  * the program's to change); the commands then see one form only. out has room for 2 argc
  * entries and a NULL; returns how many it holds. */
 int cli_split_long_options(int argc, char **argv, char **out);
+/* 1 when arg is the value cli_split_long_options cut from a "--name=value": never a
+ * command's positional argument (MODEL.qrr), so that "--json=yes MODEL" is not read as
+ * MODEL "yes". */
+int cli_is_split_value(const char *arg);
 /* The usage error for argv[i], which no option took: "unexpected argument", or, when it is
  * the value of a "--flag=value" whose flag takes none, that the flag takes no value. */
 int cli_unexpected_argument(const char *cmd, char **argv, int i);

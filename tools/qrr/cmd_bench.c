@@ -123,11 +123,31 @@ static int write_workload(const char *path, const char *query, const char **docs
     return rc;
 }
 
-/* 1 when a and b name the same existing file (a link to it included). */
-static int same_file(const char *a, const char *b)
+/* Why the workload cannot go to path, checked before the run (as qconvert checks -o): NULL
+ * when it can. A usage error (*usage = 1): the model file itself, or something there that is
+ * not a regular file (a directory, a device, a FIFO, or a link to one), which the rename at
+ * the end would replace. Otherwise (*usage = 0): its directory cannot take a new file. */
+static const char *workload_refused(const char *path, const char *model, int *usage)
 {
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    struct stat sp, sm;
+    *usage = 1;
+    if (stat(path, &sp) == 0) {
+        if (stat(model, &sm) == 0 && sp.st_dev == sm.st_dev && sp.st_ino == sm.st_ino)
+            return "is the model file";
+        if (!S_ISREG(sp.st_mode)) return "exists and is not a regular file";
+    }
+    *usage = 0;
+    size_t len = strlen(path);
+    char *dir = malloc(len + 2);
+    if (!dir) return strerror(ENOMEM);
+    const char *slash = strrchr(path, '/');
+    if (!slash) strcpy(dir, ".");
+    else if (slash == path) strcpy(dir, "/");
+    else memcpy(dir, path, (size_t)(slash - path)), dir[slash - path] = '\0';
+    int ok = access(dir, W_OK | X_OK) == 0;
+    int e = errno;
+    free(dir);
+    return ok ? NULL : strerror(e);
 }
 
 static int run(const bench_opts *o)
@@ -245,8 +265,8 @@ static void help(void)
            "open-to-first-score time and peak RSS. --compare-share also times the request with\n"
            "the shared prompt prefix switched off. --write-workload saves the query and\n"
            "documents as JSON lines ({\"query\", \"document\"}) for a peer to score the same\n"
-           "prompts, once the run has succeeded (written whole or not at all; never over\n"
-           "MODEL.qrr). --threads N: CPU threads (default: one per CPU); --seed N: the\n"
+           "prompts, once the run has succeeded (written whole or not at all; refused before\n"
+           "the run when it is MODEL.qrr or not a regular file). --threads N: CPU threads (default: one per CPU); --seed N: the\n"
            "documents' random seed (default 42); --no-verify: skip the weight checksums at\n"
            "open; --json: one JSON object instead of the text lines.\n\n"
            "Exit: 0 measured, 1 the model or a run failed (or the workload could not be\n"
@@ -285,12 +305,17 @@ int qrr_cmd_bench(int argc, char **argv)
         else if (!strcmp(a, "--compare-share")) o.compare_share = 1;
         else if (!strcmp(a, "--json")) o.as_json = 1;
         else if (a[0] == '-') return cli_usage_error("bench", "unknown or incomplete option '%s'", a);
-        else if (!o.path) o.path = a;
+        else if (!o.path && !cli_is_split_value(a)) o.path = a;
         else return cli_unexpected_argument("bench", argv, i);
     }
     if (!o.path) return cli_usage_error("bench", "missing MODEL.qrr");
     if (o.min_words > o.max_words) return cli_usage_error("bench", "--min-words exceeds --max-words");
-    if (o.workload_out && same_file(o.workload_out, o.path))
-        return cli_usage_error("bench", "--write-workload %s is the model file", o.workload_out);
+    int usage;
+    const char *why = o.workload_out ? workload_refused(o.workload_out, o.path, &usage) : NULL;
+    if (why && usage) return cli_usage_error("bench", "--write-workload %s %s", o.workload_out, why);
+    if (why) {
+        fprintf(stderr, "qrr bench: cannot write the workload to %s: %s\n", o.workload_out, why);
+        return QRR_EXIT_FAIL;
+    }
     return run(&o);
 }

@@ -546,7 +546,7 @@ int qrr_cmd_check(int argc, char **argv)
             as_json = 1;
         } else if (a[0] == '-' && a[1]) {
             return cli_usage_error("check", "unknown or incomplete option '%s'", a);
-        } else if (n_paths < 2) {
+        } else if (n_paths < 2 && !cli_is_split_value(a)) {
             paths[n_paths++] = a;
         } else {
             return cli_unexpected_argument("check", argv, i);

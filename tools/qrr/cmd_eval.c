@@ -261,6 +261,10 @@ static void print_text(const char *qrr_path, const char *data_path, const eval_s
                 printf(" %ld", s->v[i].lineno);
     }
     printf("\n");
+    if (r->failed == r->queries) { /* nothing scored: no figure to print */
+        printf("  FAILED       no query could be scored\n");
+        return;
+    }
     for (size_t k = 0; k < N_NDCG; k++) printf("  NDCG@%-2zu      %.4f\n", ndcg_k[k], r->ndcg[k]);
     printf("  MRR@%-2d       %.4f\n", MRR_K, r->mrr);
     printf("  latency      p50 %.2f ms, p95 %.2f ms, p99 %.2f ms per query\n", 1e3 * r->p50,
@@ -353,7 +357,7 @@ int qrr_cmd_eval(int argc, char **argv)
             as_json = 1;
         } else if (a[0] == '-' && a[1]) {
             return cli_usage_error("eval", "unknown or incomplete option '%s'", a);
-        } else if (n_paths < 2) {
+        } else if (n_paths < 2 && !cli_is_split_value(a)) {
             paths[n_paths++] = a;
         } else {
             return cli_unexpected_argument("eval", argv, i);

@@ -148,7 +148,7 @@ int qrr_cmd_info(int argc, char **argv)
             show_tensors = 0;
         } else if (argv[i][0] == '-') {
             return cli_usage_error("info", "unknown option '%s'", argv[i]);
-        } else if (!path) {
+        } else if (!path && !cli_is_split_value(argv[i])) {
             path = argv[i];
         } else {
             return cli_unexpected_argument("info", argv, i);

@@ -200,7 +200,7 @@ int qrr_cmd_score(int argc, char **argv)
             describe = 1;
         } else if (a[0] == '-') {
             return cli_usage_error("score", "unknown or incomplete option '%s'", a);
-        } else if (!path) {
+        } else if (!path && !cli_is_split_value(a)) {
             path = a;
         } else {
             return cli_unexpected_argument("score", argv, i);

@@ -111,7 +111,7 @@ int qrr_cmd_serve(int argc, char **argv)
             c.log_requests = 0;
         } else if (a[0] == '-') {
             return cli_usage_error("serve", "unknown or incomplete option '%s'", a);
-        } else if (!c.model_path) {
+        } else if (!c.model_path && !cli_is_split_value(a)) {
             c.model_path = a;
         } else {
             return cli_unexpected_argument("serve", argv, i);

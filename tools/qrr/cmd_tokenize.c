@@ -65,7 +65,7 @@ int qrr_cmd_tokenize(int argc, char **argv)
         if (r != CLI_OPT_OTHER) return r;
         if (argv[i][0] == '-') {
             return cli_usage_error("tokenize", "unknown option '%s'", argv[i]);
-        } else if (!path) {
+        } else if (!path && !cli_is_split_value(argv[i])) {
             path = argv[i];
         } else {
             return cli_unexpected_argument("tokenize", argv, i);
