@@ -514,6 +514,10 @@ Test(cli, option_values_after_an_equals_sign)
     text = tu_slurp(p, NULL);
     cr_expect(strstr(text, "option '--json' takes no value (given as '--json=yes')"), "%s", text);
     free(text);
+    cr_expect_eq(tu_system("'%s/qrr' info --json=yes '%s' > /dev/null 2> '%s'", tu_build(), model, p), 2);
+    text = tu_slurp(p, NULL); /* before MODEL too: "yes" is not taken for the model */
+    cr_expect(strstr(text, "option '--json' takes no value (given as '--json=yes')"), "%s", text);
+    free(text);
     cr_expect_eq(tu_system("'%s/qrr' info '%s' yes > /dev/null 2> '%s'", tu_build(), model, p), 2);
     text = tu_slurp(p, NULL);
     cr_expect(strstr(text, "unexpected argument 'yes'"), "%s", text);
