@@ -408,6 +408,15 @@ static int check_prompt_frame(job *j, qrr_diag *d)
     size_t np = 0, ns = 0;
     int st = qrr_tokenizer_load(j->tok_blob, j->tok_len, &t, d);
     if (st != QRR_OK) return st;
+    /* The runtime refuses a tokenizer with ids the embedding has no row for: refused here,
+     * before any output, rather than written into a file that never opens. */
+    size_t ids = qrr_tokenizer_vocab_size(t);
+    if (ids > j->cfg.vocab) {
+        qrr_tokenizer_free(t);
+        return qrr_fail(d, QRR_ERR_CONFIG, "%s: tokenizer.json has %zu ids but config.json's "
+                        "vocab_size (the embedding's rows) is %u: this tokenizer is not the model's",
+                        j->dir, ids, j->cfg.vocab);
+    }
     st = count_tokens(t, j->prompts.prefix, &np, d);
     if (st == QRR_OK) st = count_tokens(t, j->prompts.suffix, &ns, d);
     qrr_tokenizer_free(t);

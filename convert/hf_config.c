@@ -247,6 +247,39 @@ static int parse_sliding_window(const json_t *root, const char *label, qrr_hf_co
     return QRR_OK;
 }
 
+/* Plain RoPE only, and its theta, from either layout Transformers writes: v4's top-level
+ * "rope_theta" with an optional "rope_scaling", v5's "rope_parameters" object ({"rope_type":
+ * "default", "rope_theta": ...}). As Transformers reads them, rope_parameters' theta wins over
+ * the top-level one, and with neither theta is 10000. A scaling object may hold its type
+ * ("rope_type" or "type", which must be "default") and a theta, nothing else. */
+static int parse_rope(const json_t *root, const char *label, qrr_hf_config *c, qrr_diag *d)
+{
+    static const char *const keys[] = {"rope_scaling", "rope_parameters"};
+    const json_t *theta_from = NULL;
+    for (size_t i = 0; i < 2; i++) {
+        json_t *rs = json_object_get(root, keys[i]);
+        if (!rs || json_is_null(rs)) continue;
+        json_t *ty = json_is_object(rs) ? json_object_get(rs, "rope_type") : NULL;
+        if (!ty && json_is_object(rs)) ty = json_object_get(rs, "type");
+        json_t *th = json_is_object(rs) ? json_object_get(rs, "rope_theta") : NULL;
+        size_t known = (ty != NULL) + (th != NULL);
+        if (!json_is_object(rs) || (ty && !(json_is_string(ty) && !strcmp(json_string_value(ty), "default"))) ||
+            json_object_size(rs) != known)
+            return qrr_fail(d, QRR_ERR_CONFIG,
+                            "%s: \"%s\" is %s%s%.30s%s, only plain RoPE (null, or rope_type "
+                            "\"default\" with an optional rope_theta) is supported", label, keys[i],
+                            json_type_name(rs), json_is_string(ty) ? " of type \"" : "",
+                            json_is_string(ty) ? json_string_value(ty) : "", json_is_string(ty) ? "\"" : "");
+        if (th && (i == 1 || !theta_from)) theta_from = rs;
+    }
+    if (!theta_from && json_object_get(root, "rope_theta")) theta_from = root;
+    if (!theta_from) {
+        c->rope_theta = QRR_HF_DEFAULT_ROPE_THETA;
+        return QRR_OK;
+    }
+    return get_pos_real(theta_from, label, "rope_theta", &c->rope_theta, d);
+}
+
 int qrr_hf_config_parse(const char *text, size_t len, const char *label, qrr_hf_config *c,
                         qrr_diag *d)
 {
@@ -291,19 +324,13 @@ int qrr_hf_config_parse(const char *text, size_t len, const char *label, qrr_hf_
         (st = get_uint(root, label, "vocab_size", 1, QRR_MAX_VOCAB, &c->vocab, d)) ||
         (st = get_uint(root, label, "max_position_embeddings", 1, 0x7fffffff, &c->max_position, d)) ||
         (st = get_pos_real(root, label, "rms_norm_eps", &c->rms_eps, d)) ||
-        (st = get_pos_real(root, label, "rope_theta", &c->rope_theta, d)))
+        (st = parse_rope(root, label, c, d)))
         goto out;
-    if (json_object_get(root, "head_dim") && !json_is_null(json_object_get(root, "head_dim"))) {
-        if ((st = get_uint(root, label, "head_dim", 2, QRR_MAX_HEAD_DIM, &c->head_dim, d))) goto out;
-    } else {
-        if (c->hidden % c->n_heads != 0) {
-            st = qrr_fail(d, QRR_ERR_CONFIG,
-                          "%s: no \"head_dim\" and hidden_size %u is not a multiple of num_attention_heads %u",
-                          label, c->hidden, c->n_heads);
-            goto out;
-        }
-        c->head_dim = c->hidden / c->n_heads;
-    }
+    /* Without the key, Transformers' Qwen3Config has head_dim 128 (not hidden / heads). */
+    c->head_dim = QRR_HF_DEFAULT_HEAD_DIM;
+    if (json_object_get(root, "head_dim") && !json_is_null(json_object_get(root, "head_dim")) &&
+        (st = get_uint(root, label, "head_dim", 2, QRR_MAX_HEAD_DIM, &c->head_dim, d)))
+        goto out;
     if (c->n_heads % c->n_kv_heads != 0) {
         st = qrr_fail(d, QRR_ERR_CONFIG,
                       "%s: num_attention_heads %u is not a multiple of num_key_value_heads %u", label,
@@ -334,20 +361,6 @@ int qrr_hf_config_parse(const char *text, size_t len, const char *label, qrr_hf_
         st = qrr_fail(d, QRR_ERR_CONFIG, "%s: \"attention_bias\" is %s, only false is supported", label,
                       json_type_name(ab));
         goto out;
-    }
-    json_t *rs = json_object_get(root, "rope_scaling");
-    if (rs && !json_is_null(rs)) {
-        json_t *ty = json_is_object(rs) ? json_object_get(rs, "rope_type") : NULL;
-        if (!ty && json_is_object(rs)) ty = json_object_get(rs, "type");
-        /* {"rope_type": "default"} is what newer Transformers write for plain RoPE. */
-        if (!(json_is_string(ty) && strcmp(json_string_value(ty), "default") == 0 &&
-              json_object_size(rs) <= 2)) {
-            st = qrr_fail(d, QRR_ERR_CONFIG,
-                          "%s: \"rope_scaling\" is %s%s%.30s%s, only null (plain RoPE) is supported", label,
-                          json_type_name(rs), json_is_string(ty) ? " of type \"" : "",
-                          json_is_string(ty) ? json_string_value(ty) : "", json_is_string(ty) ? "\"" : "");
-            goto out;
-        }
     }
     if ((st = parse_sliding_window(root, label, c, d))) goto out;
     st = parse_labels(root, label, c, d);
@@ -433,6 +446,34 @@ static const char *prompt_string(json_t *prompts, const char *key, const char *l
 }
 
 #define USER_TURN "<|im_start|>user\n"
+#define INSTRUCT_MARK "<Instruct>: "
+#define QUERY_MARK "\n<Query>: "
+
+/* A query template with the instruction written out, as seq-cls conversions carry it
+ * ("<Instruct>: Given a web search query, ...\n<Query>: "): the instruction becomes the
+ * default and "{instruction}" takes its place, so that a request's own instruction replaces
+ * it as in the recipe. 1 when it did so. */
+static int recover_instruction(qrr_hf_prompts *p, int *st, qrr_diag *d)
+{
+    char *t = p->query_template;
+    char *at = strstr(t, INSTRUCT_MARK);
+    if (strstr(t, "{instruction}") || !at) return 0;
+    const char *text = at + strlen(INSTRUCT_MARK), *end = strstr(text, QUERY_MARK);
+    if (!end || end == text) return 0;
+    size_t head = (size_t)(text - t), tail = strlen(end);
+    char *tmpl = malloc(head + strlen("{instruction}") + tail + 1);
+    if (!tmpl || (*st = set_str(&p->instruction, text, (size_t)(end - text), d))) {
+        free(tmpl);
+        if (!tmpl) *st = qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+        return 0;
+    }
+    memcpy(tmpl, t, head);
+    memcpy(tmpl + head, "{instruction}", strlen("{instruction}"));
+    memcpy(tmpl + head + strlen("{instruction}"), end, tail + 1);
+    free(p->query_template);
+    p->query_template = tmpl;
+    return 1;
+}
 
 int qrr_hf_prompts_parse(const char *text, size_t len, const char *label, qrr_hf_prompts *p,
                          qrr_diag *d)
@@ -499,6 +540,8 @@ int qrr_hf_prompts_parse(const char *text, size_t len, const char *label, qrr_hf
         }
     }
     if (doc && (st = set_str(&p->document_template, doc, strlen(doc), d))) goto out;
+    int recovered = query && recover_instruction(p, &st, d);
+    if (st != QRR_OK) goto out;
     {
         char *dt = p->document_template;
         char *ph = strstr(dt, "{document}");
@@ -518,9 +561,10 @@ int qrr_hf_prompts_parse(const char *text, size_t len, const char *label, qrr_hf
             *ph = '\0';
         }
     }
-    snprintf(used, sizeof used, "%s%s%s%s%s", prefix ? " prefix" : "", suffix ? " suffix" : "",
+    snprintf(used, sizeof used, "%s%s%s%s%s%s", prefix ? " prefix" : "", suffix ? " suffix" : "",
              query ? " query" : "", json_object_get(prompts, "document") ? " document" : "",
-             instr ? " instruction" : "");
+             instr ? " instruction" : "",
+             recovered ? " (the instruction written out in the query, made the default)" : "");
     snprintf(p->source, sizeof p->source, "config_sentence_transformers.json prompts:%s",
              used[0] ? used : " (none recognised)");
 out:

@@ -12,6 +12,9 @@
 #define QRR_HF_LABEL_MAX 64u   /* bytes of one label or token string, NUL included */
 #define QRR_HF_MAX_CONFIG (16u << 20)
 #define QRR_HF_MAX_PROMPT (1u << 20)
+/* Transformers' Qwen3Config values for keys a config.json may leave out */
+#define QRR_HF_DEFAULT_HEAD_DIM 128u
+#define QRR_HF_DEFAULT_ROPE_THETA 10000.0
 
 /* The default prompts (the official recipe). */
 #define QRR_DEFAULT_PREFIX                                                                      \

@@ -171,6 +171,9 @@ static void catch_signals(void)
         if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
         sigaction(sigs[i], &sa, NULL);
     }
+    /* Past a file size limit (ulimit -f) a write then fails with EFBIG, an output error that
+     * removes the temporary file and exits 3, instead of SIGXFSZ ending the run and leaving it. */
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 int main(int argc, char **argv)

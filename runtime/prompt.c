@@ -87,6 +87,11 @@ int qrr__prompt_spec(const qrr_model *m, const char *query, size_t query_len,
                         params->instruction_len);
     *spec = (qrr_prompt_spec){.query = query ? query : "", .query_len = query_len,
                               .limit = limit, .truncate = params->truncate};
+    if (params->instruction && !strstr(m->query_template, "{instruction}") &&
+        !strstr(m->document_template, "{instruction}"))
+        /* Scoring without it would ignore the caller's instruction without a word. */
+        return qrr_fail(d, QRR_ERR_INVALID_ARG, "this model's prompts have no {instruction} "
+                        "to replace: its instruction is fixed (a request cannot give one)");
     if (params->instruction) {
         spec->instruction = params->instruction;
         spec->instruction_len = params->instruction_len ? params->instruction_len

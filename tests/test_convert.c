@@ -1263,3 +1263,97 @@ Test(convert, reproducible_with_source_date_epoch)
     free(out);
     cleanup(dir);
 }
+
+/* ---- what the converter leaves the runtime to do ----------------------------------- */
+
+/* The logit of one pair scored by the model at path, with instruction (NULL: the default);
+ * the status, and the logit in *logit when QRR_OK. */
+static int score_one(const char *path, const char *instruction, float *logit)
+{
+    qrr_model *m;
+    qrr_ctx *c;
+    cr_assert_eq(qrr_model_open(path, qrr_model_default_params(), &m), QRR_OK, "%s", qrr_last_error());
+    qrr_ctx_params cp = qrr_ctx_default_params();
+    cp.n_threads = 1;
+    cr_assert_eq(qrr_ctx_create(m, cp, &c), QRR_OK, "%s", qrr_last_error());
+    const char *doc = "Beijing is the capital of China.";
+    qrr_score_params sp = qrr_score_default_params();
+    sp.instruction = instruction;
+    float score;
+    int rc = qrr_ctx_score(c, "What is the capital of China?", &doc, 1, sp, &score, logit);
+    qrr_ctx_free(c);
+    qrr_model_close(m);
+    return rc;
+}
+
+/* A seq-cls conversion's Sentence Transformers prompts with the instruction written out in
+ * the query prompt: the file scores as one without them (the same prompt), and a request's
+ * own instruction replaces the written-out one, as it does in the recipe's template. Prompts
+ * with no place for an instruction refuse a request that gives one, rather than ignore it. */
+Test(convert, an_instruction_written_out_in_the_prompts_can_still_be_replaced, .timeout = 120)
+{
+    static const char *const plain_prompts =
+        "{\"prompts\": {\"query\": \"<|im_start|>system\\nJudge whether the Document meets the "
+        "requirements based on the Query and the Instruct provided. Note that the answer can only "
+        "be \\\"yes\\\" or \\\"no\\\".<|im_end|>\\n<|im_start|>user\\n<Instruct>: Given a web search "
+        "query, retrieve relevant passages that answer the query\\n<Query>: \", \"document\": "
+        "\"\\n<Document>: \"}}";
+    char *plain = model_dir("tiny-seqcls", NULL), *st = model_dir("tiny-seqcls", NULL);
+    char *fixed = model_dir("tiny-seqcls", NULL);
+    write_text(st, "config_sentence_transformers.json", plain_prompts);
+    write_text(fixed, "config_sentence_transformers.json",
+               "{\"prompts\": {\"query\": \"Query: \", \"document\": \"\\nDocument: \"}}");
+    char *outs[3] = {fmt("%s/out.qrr", plain, NULL), fmt("%s/out.qrr", st, NULL),
+                     fmt("%s/out.qrr", fixed, NULL)};
+    char *dirs[3] = {plain, st, fixed};
+    for (int i = 0; i < 3; i++) {
+        qrr_convert_opts o = qrr_convert_default_opts();
+        o.model_dir = dirs[i];
+        o.out_path = outs[i];
+        qrr_diag d;
+        cr_assert_eq(qrr_convert(&o, NULL, &d), QRR_OK, "%s", d.msg);
+    }
+    float a, b;
+    cr_assert_eq(score_one(outs[0], NULL, &a), QRR_OK);
+    cr_assert_eq(score_one(outs[1], NULL, &b), QRR_OK);
+    cr_expect_eq(a, b, "default instruction: %g without the prompts file, %g with it", a, b);
+    const char *other = "Judge whether the document names a river";
+    cr_assert_eq(score_one(outs[0], other, &a), QRR_OK);
+    cr_assert_eq(score_one(outs[1], other, &b), QRR_OK);
+    cr_expect_eq(a, b, "another instruction: %g without the prompts file, %g with it", a, b);
+    float c;
+    cr_assert_eq(score_one(outs[1], NULL, &c), QRR_OK);
+    cr_expect_neq(b, c, "the request's instruction changed nothing");
+
+    cr_assert_eq(score_one(outs[2], NULL, &a), QRR_OK);
+    cr_expect_eq(score_one(outs[2], other, &a), QRR_ERR_INVALID_ARG);
+    cr_expect(strstr(qrr_last_error(), "instruction is fixed"), "%s", qrr_last_error());
+    for (int i = 0; i < 3; i++) {
+        free(outs[i]);
+        cleanup(dirs[i]);
+    }
+}
+
+/* A tokenizer with ids the embedding has no row for: refused before any output (the runtime
+ * refuses such a file, so it could never be opened). */
+Test(convert, a_tokenizer_larger_than_the_embedding_is_refused, .timeout = 120)
+{
+    char *dir = make_tmpdir(), *out = fmt("%s/out.qrr", dir, NULL);
+    /* qgen's own small tokenizer and an embedding of 10,000 rows, then the real tokenizer
+     * (151,669 ids; "yes" and "no" within the 10,000) in its place */
+    cr_assert_eq(tu_system("'%s/qgen' -o '%s/m' --vocab 10000 > /dev/null 2>&1 && cp '%s/tokenizer/tokenizer.json' "
+                           "'%s/tokenizer/tokenizer_config.json' '%s/m/'", tu_build(), dir, reference(),
+                           reference(), dir), 0);
+    char *src = fmt("%s/m", dir, NULL);
+    qrr_convert_opts o = qrr_convert_default_opts();
+    o.model_dir = src;
+    o.out_path = out;
+    qrr_diag d;
+    cr_assert_eq(qrr_convert(&o, NULL, &d), QRR_ERR_CONFIG, "%s", d.msg);
+    cr_expect(strstr(d.msg, "151669 ids") && strstr(d.msg, "vocab_size") && strstr(d.msg, "10000"),
+              "%s", d.msg);
+    assert_no_output(dir, out);
+    free(src);
+    free(out);
+    cleanup(dir);
+}

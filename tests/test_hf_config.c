@@ -55,11 +55,12 @@ Test(config, reference_configs)
     cr_assert_str_eq(c.labels[0], "LABEL_0");
 }
 
-#define BASE                                                                                     \
+#define BASE_NO_THETA                                                                            \
     "\"model_type\": \"qwen3\", \"architectures\": [\"Qwen3ForCausalLM\"], \"hidden_size\": 64, " \
     "\"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"num_key_value_heads\": 2, "           \
     "\"intermediate_size\": 96, \"vocab_size\": 1000, \"rms_norm_eps\": 1e-6, "                    \
-    "\"rope_theta\": 1000000, \"max_position_embeddings\": 4096"
+    "\"max_position_embeddings\": 4096"
+#define BASE BASE_NO_THETA ", \"rope_theta\": 1000000"
 
 static int parse(const char *text, qrr_hf_config *c, qrr_diag *d)
 {
@@ -71,7 +72,7 @@ Test(config, head_dim_default_and_tie_default)
     qrr_hf_config c;
     qrr_diag d;
     cr_assert_eq(parse("{" BASE "}", &c, &d), QRR_OK, "%s", d.msg);
-    cr_assert_eq(c.head_dim, 16); /* 64 / 4 */
+    cr_assert_eq(c.head_dim, 128); /* Transformers' Qwen3Config default, not hidden 64 / 4 heads */
     cr_assert_eq(c.tied, 0);
     cr_assert_eq(parse("{" BASE ", \"head_dim\": 128, \"tie_word_embeddings\": true}", &c, &d), QRR_OK);
     cr_assert_eq(c.head_dim, 128);
@@ -185,6 +186,33 @@ Test(config, rope_scaling_default_accepted)
     qrr_diag d;
     cr_assert_eq(parse("{" BASE ", \"rope_scaling\": null}", &c, &d), QRR_OK, "%s", d.msg);
     cr_assert_eq(parse("{" BASE ", \"rope_scaling\": {\"rope_type\": \"default\"}}", &c, &d), QRR_OK, "%s", d.msg);
+    cr_assert_eq(c.rope_theta, 1000000.0);
+}
+
+/* Transformers v5 writes "rope_parameters" in place of rope_theta / rope_scaling; its theta
+ * wins over a top-level one, and with none at all theta is Transformers' default 10000. */
+Test(config, rope_parameters_of_transformers_v5)
+{
+    qrr_hf_config c;
+    qrr_diag d;
+    cr_assert_eq(parse("{" BASE_NO_THETA ", \"rope_parameters\": {\"rope_type\": \"default\", "
+                       "\"rope_theta\": 5000000.0}}", &c, &d), QRR_OK, "%s", d.msg);
+    cr_assert_eq(c.rope_theta, 5000000.0);
+    cr_assert_eq(parse("{" BASE ", \"rope_parameters\": {\"rope_type\": \"default\", "
+                       "\"rope_theta\": 5000000.0}}", &c, &d), QRR_OK, "%s", d.msg);
+    cr_assert_eq(c.rope_theta, 5000000.0);
+    cr_assert_eq(parse("{" BASE ", \"rope_parameters\": {\"rope_type\": \"default\"}}", &c, &d),
+                 QRR_OK, "%s", d.msg);
+    cr_assert_eq(c.rope_theta, 1000000.0);
+    cr_assert_eq(parse("{" BASE_NO_THETA "}", &c, &d), QRR_OK, "%s", d.msg);
+    cr_assert_eq(c.rope_theta, 10000.0);
+    refused("{" BASE_NO_THETA ", \"rope_parameters\": {\"rope_type\": \"linear\", \"factor\": 2, "
+            "\"rope_theta\": 1e6}}", QRR_ERR_CONFIG, "rope_parameters", "linear");
+    refused("{" BASE_NO_THETA ", \"rope_parameters\": {\"rope_type\": \"default\", \"factor\": 2}}",
+            QRR_ERR_CONFIG, "rope_parameters", "plain RoPE");
+    refused("{" BASE_NO_THETA ", \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": -1}}",
+            QRR_ERR_CONFIG, "rope_theta", "-1");
+    refused("{" BASE_NO_THETA ", \"rope_parameters\": [1]}", QRR_ERR_CONFIG, "rope_parameters", "an array");
 }
 
 /* ---- prompts ---------------------------------------------------------------------- */
@@ -234,6 +262,24 @@ Test(prompts, placeholders_and_chat_opening)
     cr_assert_str_eq(p.query_template, "<Instruct>: {instruction}\n<Query>: ");
     cr_assert_str_eq(p.document_template, "\n<Document>: ");
     cr_assert_str_eq(p.suffix, "<|im_end|>\n");
+    qrr_hf_prompts_free(&p);
+}
+
+/* Seq-cls conversions write the instruction out in the query prompt: it becomes the default
+ * and {instruction} takes its place, so that a request's instruction replaces it. A query
+ * prompt without the <Instruct> line is kept as it is. */
+Test(prompts, instruction_written_out_becomes_the_default)
+{
+    qrr_hf_prompts p = prompts(
+        "{\"prompts\": {\"query\": \"<|im_start|>system\\nJudge.<|im_end|>\\n<|im_start|>user\\n"
+        "<Instruct>: Find the answer\\n<Query>: \", \"document\": \"\\n<Document>: \"}}", QRR_OK);
+    cr_assert_str_eq(p.prefix, "<|im_start|>system\nJudge.<|im_end|>\n<|im_start|>user\n");
+    cr_assert_str_eq(p.query_template, "<Instruct>: {instruction}\n<Query>: ");
+    cr_assert_str_eq(p.instruction, "Find the answer");
+    cr_assert(strstr(p.source, "made the default"), "%s", p.source);
+    qrr_hf_prompts_free(&p);
+    p = prompts("{\"prompts\": {\"query\": \"Query: \"}}", QRR_OK);
+    cr_assert_str_eq(p.query_template, "Query: ");
     qrr_hf_prompts_free(&p);
 }
 

@@ -97,3 +97,24 @@ Test(signals, interrupted_conversion_leaves_no_temporary_file, .timeout = 300)
     }
     cr_assert_eq(tu_system("rm -rf '%s'", dir), 0);
 }
+
+/* Past a file size limit (ulimit -f) the conversion is an output error (exit 3) that
+ * leaves no temporary file, not a death by SIGXFSZ that would leave one. */
+Test(signals, a_file_size_limit_is_an_output_error_with_nothing_left, .timeout = 120)
+{
+    char dir[64];
+    tu_tmpdir(dir, sizeof dir);
+    char model[1100];
+    tu_model_dir("tiny-tied", dir, model, sizeof model);
+    int rc = tu_system("ulimit -f 1000 && exec '%s/qconvert' '%s' -o '%s/out.qrr' --dtype f32 --quiet "
+                       "2> '%s/err.txt'", tu_build(), model, dir, dir);
+    cr_expect_eq(rc, 3, "exit %d, expected 3 (an output error)", rc);
+    cr_expect(!tmp_present(dir), "a temporary file was left in %s", dir);
+    char p[200];
+    snprintf(p, sizeof p, "%s/out.qrr", dir);
+    cr_expect_neq(access(p, F_OK), 0, "an output was left");
+    snprintf(p, sizeof p, "%s/err.txt", dir);
+    char *text = tu_slurp(p, NULL);
+    cr_expect(strstr(text, "File too large"), "%s", text);
+    free(text);
+}
