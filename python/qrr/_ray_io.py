@@ -1,8 +1,8 @@
 """Input and output of python -m qrr.ray_rerank: formats told by the name, JSON lines read
-as bytes and parsed by us (each object comes back out as it went in: Ray's JSON readers
-retype values, "007" to 7 or a date string to a timestamp, and its text reader cuts lines
-at U+2028), and an output written under a temporary name, renamed into place only when
-complete.
+as bytes and parsed by us, strictly, as `qrr score` reads them (_jsonl; each object comes
+back out as it went in: Ray's JSON readers retype values, "007" to 7 or a date string to a
+timestamp, and its text reader cuts lines at U+2028), and an output written under a
+temporary name, renamed into place only when complete.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import List, Tuple
 
 from .ray import RowError, check_text  # first: without the [ray] extra it says what to install
+from ._jsonl import BOM, decode, parse
 
 import pyarrow as pa
 
@@ -53,9 +54,15 @@ def input_format(path: str) -> str:
 
 
 def output_format(path: str) -> str:
-    """'json', 'parquet' (one file) or 'parts' (a directory of Parquet files)."""
+    """'json', 'parquet' (one file) or 'parts' (a directory of Parquet files). The directory
+    it goes in must exist and be writable: the job would fail only once it has run."""
     if is_url(path):
         raise UsageError(f"{path}: the output is written by this process: give a local path")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UsageError(f"{path}: no directory {parent} to write it in")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{path}: the directory {parent} is not writable")
     if path.endswith(JSON_SUFFIXES):
         return "json"
     if path.endswith(PARQUET_SUFFIX):
@@ -63,6 +70,25 @@ def output_format(path: str) -> str:
     if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
         raise UsageError(f"{path}: exists; a directory output must be new or empty")
     return "parts"
+
+
+def check_not_input(input_path: str, output: str) -> None:
+    """Refuse an output that would overwrite the input: the same file (a link to it
+    included), or a path inside an input directory."""
+    if is_url(input_path):
+        return
+    inputs = [input_path]
+    if os.path.isdir(input_path):
+        inside = os.path.realpath(input_path)
+        # where the output and its temporary file are written: in its parent (the name is
+        # not resolved: a rename onto a symbolic link replaces the link)
+        out = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(output))),
+                           os.path.basename(output))
+        if os.path.commonpath([inside, out]) == inside:
+            raise UsageError(f"{output}: inside the input directory {input_path}")
+        inputs = [os.path.join(d, n) for d, _, names in os.walk(input_path) for n in names]
+    if os.path.exists(output) and any(os.path.samefile(output, i) for i in inputs):
+        raise UsageError(f"{output}: the same file as the input {input_path}")
 
 
 def json_files(path: str) -> List[str]:
@@ -81,7 +107,9 @@ def line_ranges(files: List[str], rows_per_block: int) -> Tuple[List[dict], int]
     total = 0
     for path in files:
         with open(path, "rb") as f:
-            start = pos = 0
+            # a byte-order mark at the file's start is skipped, as `qrr score` skips it
+            start = pos = len(BOM) if f.read(len(BOM)) == BOM else 0
+            f.seek(pos)
             first, n = 1, 0
             for line in f:  # a binary file splits at b"\n" only
                 pos += len(line)
@@ -99,7 +127,8 @@ def parse_range(batch: pa.Table, query_column: str, document_column: str,
                 id_column: str) -> pa.Table:
     """One range of a JSON lines file (a row of line_ranges) -> the texts to score and each
     line as read. Lines are split at "\n" only (a JSON string may hold U+2028, where
-    str.splitlines would cut), and an error names the file and the line."""
+    str.splitlines would cut), each is read as `qrr score` reads one (_jsonl.parse: strict
+    JSON, no repeated key, no NaN), and an error names the file and the line."""
     r = batch.slice(0, 1).to_pylist()[0]
     with open(r["path"], "rb") as f:
         f.seek(r["start"])
@@ -110,12 +139,10 @@ def parse_range(batch: pa.Table, query_column: str, document_column: str,
             continue
         where = f"{r['path']} line {number}"
         try:
-            line = raw.decode("utf-8")
-            row = json.loads(line)
-        except ValueError as e:  # UnicodeDecodeError and JSONDecodeError alike
-            raise RowError(f"{where}: not JSON: {e}") from None
-        if not isinstance(row, dict):
-            raise RowError(f"{where}: not a JSON object")
+            line = decode(raw)
+            row = parse(line)
+        except ValueError as e:
+            raise RowError(f"{where}: {e}") from None
         if id_column in row:
             where += f" ({id_column}={row[id_column]!r})"
         for taken in ("score", "logit"):
@@ -196,7 +223,12 @@ class Writer:
         rows = output_rows(batch) if json_input else None
         if self.fmt == "json":
             for row in rows if rows is not None else batch.to_pylist():
-                self.file.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+                try:  # json.dumps would write NaN, which no JSON reader takes
+                    text = json.dumps(row, ensure_ascii=False, default=str, allow_nan=False)
+                except ValueError:
+                    raise UsageError(f"{self.path}: a row holds NaN or an infinity, which "
+                                     "JSON cannot: write Parquet") from None
+                self.file.write(text + "\n")
             return
         if rows is not None:
             try:

@@ -4,6 +4,7 @@ is deliberately not part of libqrr, so the library stays small and never parses 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Sequence
 from typing import Optional, Union
@@ -14,6 +15,8 @@ from .errors import QrrError
 
 PathLike = Union[str, "os.PathLike[str]"]
 _EXIT_STATUS = {1: "bad input", 2: "usage error", 3: "I/O error writing the output"}
+# qconvert ends a failure's message with the status code's name, on a line of its own
+_STATUS_NAME = re.compile(r"\((QRR_ERR_[A-Z0-9_]+)\)\s*$")
 DTYPES = ("f32", "f16", "bf16", "int8")
 # qconvert's bounds on --max-length and --quant-block (format/qrr_format.h): checked here so
 # that a value out of them is named as this function's argument, not as qconvert's option.
@@ -28,6 +31,8 @@ def _labels_option(labels: Sequence[str]) -> str:
         raise TypeError(f"labels must be a (no, yes) pair of str, not {type(labels).__name__}")
     if len(labels) != 2 or not all(isinstance(x, str) for x in labels):
         raise ValueError(f"labels must be a (no, yes) pair of str, not {labels!r}")
+    if any("," in x for x in labels):  # qconvert's --labels NO,YES could not be split
+        raise ValueError(f"labels must not contain a comma: {labels!r}")
     return f"{labels[0]},{labels[1]}"
 
 
@@ -65,15 +70,31 @@ def convert(src_dir: PathLike, dst: PathLike, dtype: str = "int8",
     if force:
         cmd.append("--force")
     cmd += ["--", src]  # a directory named "-x" is no option
-    done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, errors="replace")
-    if done.returncode != 0:
-        message = done.stderr.strip() or done.stdout.strip()
+    stdout, stderr, status = _run(cmd)
+    if status != 0:
+        message = stderr.strip() or stdout.strip()
         if "error while loading shared libraries" in message:  # the loader's, not qconvert's
             message += "\n" + _capi.missing_library_hint(message, _capi.QCONVERT_PACKAGES)
-        if done.returncode < 0:
-            message = f"qconvert ended by signal {-done.returncode}: {message}"
+        if status < 0:
+            message = f"qconvert ended by signal {-status}: {message}"
+        named = _STATUS_NAME.search(message)
         # status: qconvert's exit status (negative: the signal that ended it)
-        raise QrrError(message, done.returncode,
-                       _EXIT_STATUS.get(done.returncode, "qconvert failed"))
+        raise QrrError(message, status, named.group(1) if named else
+                       _EXIT_STATUS.get(status, "qconvert failed"))
     return os.fspath(dst)
+
+
+def _run(cmd: list) -> tuple:
+    """(stdout, stderr, exit status) of qconvert. Interrupted here (KeyboardInterrupt, or
+    any exception), it gets SIGTERM, on which it removes its temporary output, and is
+    waited for before the exception goes on: subprocess.run would SIGKILL it, leaving a
+    temporary file as large as the model."""
+    with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, errors="replace") as proc:
+        try:
+            stdout, stderr = proc.communicate()
+        except BaseException:
+            proc.terminate()
+            proc.communicate()  # reads what it still writes, so that it never blocks
+            raise
+    return stdout, stderr, proc.returncode

@@ -23,7 +23,8 @@ from collections import Counter
 from typing import List, Optional
 
 try:
-    from ._ray_io import PART_ROWS, UsageError, Writer, input_format, output_format, read_input
+    from ._ray_io import (PART_ROWS, UsageError, Writer, check_not_input, input_format,
+                          output_format, read_input)
 except ImportError as e:  # no [ray] extra: as a program, say what to install in one line
     if __name__ != "__main__":
         raise
@@ -48,6 +49,20 @@ def connect(address: Optional[str]) -> bool:
         import ray
         ray.init(address=address, logging_level=logging.WARNING)
     return True
+
+
+def check_local_pool(actors: Optional[int], threads: int) -> None:
+    """Refuse a pool the local instance started here can never hold: Ray would wait for
+    CPUs that do not come (a cluster, with --address, may grow: there Ray waits
+    ACTOR_START_S). A pool of no set size starts with one actor."""
+    import ray
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    need = (actors or 1) * threads
+    if need > cpus:
+        pool = f"--actors {actors} x " if actors else ""
+        raise UsageError(f"{pool}--threads-per-actor {threads} needs {need} CPUs, more than "
+                         f"the {cpus} of this machine: use fewer, or join a cluster with "
+                         "--address")
 
 
 def _progress(total: Optional[int]):
@@ -80,6 +95,7 @@ def _configure_ray_data() -> None:
 def run(args: argparse.Namespace) -> int:
     in_fmt = input_format(args.input)
     out_fmt = output_format(args.output)
+    check_not_input(args.input, args.output)
     from . import QrrError, Reranker
     try:  # the model opens here first, so a bad path fails before any Ray work
         Reranker(args.model, threads=1, verify=False).close()
@@ -90,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     from .ray import error_message, rerank_dataset
     writer = None
     try:
+        if started_ray and args.address is None:
+            check_local_pool(args.actors, args.threads_per_actor)
         _configure_ray_data()
         ds, total = read_input(args.input, in_fmt, args.query_column,
                                args.document_column, args.id_column,

@@ -1,11 +1,17 @@
 """qrr.convert: the bundled converter, with its options."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 
 import qrr
-from conftest import model_dir
+from conftest import BUILD, REFERENCE, model_dir
 
 
 def test_convert_int8_with_options(tmp_path):
@@ -25,6 +31,60 @@ def test_labels_must_be_a_pair_of_str(tmp_path):
         with pytest.raises(error, match="labels must be a"):
             qrr.convert(src, tmp_path / "out.qrr", labels=labels)
     assert not (tmp_path / "out.qrr").exists()
+
+
+def test_a_label_with_a_comma_is_refused_before_qconvert_runs(tmp_path):
+    """qconvert takes the labels as NO,YES: a comma in one would split it elsewhere."""
+    src = model_dir("tiny-tied", tmp_path)
+    for labels in (("n,o", "yes"), ("no", "yes,")):
+        with pytest.raises(ValueError, match="^labels must not contain a comma") as e:
+            qrr.convert(src, tmp_path / "out.qrr", labels=labels)
+        assert "qconvert" not in str(e.value)
+    assert not (tmp_path / "out.qrr").exists()
+
+
+def test_a_failure_names_qconverts_status_code(tmp_path):
+    """status_name is the QRR_ERR_* code qconvert names, as for the library's errors;
+    status stays qconvert's exit status."""
+    src = model_dir("tiny-tied", tmp_path)
+    with pytest.raises(qrr.QrrError) as e:
+        qrr.convert(src, tmp_path / "no-such-dir" / "out.qrr")
+    assert (e.value.status, e.value.status_name) == (3, "QRR_ERR_IO")
+    with pytest.raises(qrr.QrrError) as e:
+        qrr.convert(src, tmp_path / "out.qrr", max_length=100000)
+    assert (e.value.status, e.value.status_name) == (2, "QRR_ERR_INVALID_ARG")
+    assert not (tmp_path / "out.qrr").exists()
+
+
+def test_an_interrupted_conversion_leaves_no_temporary_file(tmp_path):
+    """SIGINT to the Python process alone (not to qconvert) while qconvert writes: the
+    KeyboardInterrupt goes on, and qconvert, told with SIGTERM, removes its temporary file
+    (subprocess.run's SIGKILL would leave it, as large as the model)."""
+    qgen = BUILD / "qgen"
+    if not qgen.exists():
+        pytest.skip(f"no {qgen} to make a model with (set QRR_BUILD)")
+    src = tmp_path / "big"  # the 0.6B shape's embedding: a conversion of about 2 s
+    subprocess.run([str(qgen), "-o", str(src), "--shape", "0.6b", "--layers", "1",
+                    "--tokenizer", str(REFERENCE / "tokenizer")], check=True,
+                   capture_output=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(os.path.dirname(qrr.__file__))]
+        + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    proc = subprocess.Popen([sys.executable, "-c", "import qrr, sys; "
+                             "qrr.convert(sys.argv[1], sys.argv[2])", str(src),
+                             str(tmp_path / "out.qrr")],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not any(".tmp." in n for n in os.listdir(tmp_path)):  # qconvert is writing
+            assert proc.poll() is None and time.monotonic() < deadline, "no temporary file"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert "KeyboardInterrupt" in err, err
+    assert sorted(os.listdir(tmp_path)) == ["big"]
 
 
 def test_arguments_are_checked_and_named_before_qconvert_runs(tmp_path):

@@ -4,16 +4,18 @@ was; Parquet in and out; bad rows, a missing model and bad paths stop with one l
 the row or the file, and leave no output (nor a partial one) behind."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
 from conftest import c_api_scores
-from ray_support import (PACKAGE_ROOT, check_against, make_rows, need_ray, no_scorers_left,
-                         read_jsonl, write_jsonl)
+from ray_support import (PACKAGE_ROOT, check_against, descendants, kill_pids, make_rows,
+                         need_ray, no_scorers_left, read_jsonl, write_jsonl)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -32,15 +34,21 @@ def leftovers(directory):
     return sorted(n for n in os.listdir(directory) if ".partial-" in n)
 
 
+def command_env() -> dict:
+    """The environment of python -m qrr.ray_rerank in a fresh process (its own local Ray)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [PACKAGE_ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
 def test_json_lines_through_the_command_equal_qrr_score(tied, tmp_path):
     rows = make_rows(1600)
     rows[5]["extra"] = {"kept": ["as", "is"], "n": 1.0}
     rows[6]["code"] = "007"  # a string that looks like a number stays a string
     src = write_jsonl(tmp_path / "pairs.jsonl", rows)
     out = tmp_path / "scored.jsonl"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [PACKAGE_ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    env.pop("RAY_ADDRESS", None)
+    env = command_env()
     done = subprocess.run([sys.executable, "-m", "qrr.ray_rerank", tied, str(src), str(out),
                            "--actors", "2", "--batch-size", "64"],
                           capture_output=True, text=True, timeout=240, env=env,
@@ -97,13 +105,108 @@ def test_a_bad_row_stops_the_job_naming_it_and_writes_nothing(local_ray, tied, t
     assert leftovers(tmp_path) == []
 
 
-def test_a_line_that_is_not_json_is_named(local_ray, tied, tmp_path, capsys):
+@pytest.mark.parametrize("line, message", [
+    ('{"id": 2, "query": ', "not valid JSON: Expecting value (column 20)"),
+    # what `qrr score` (and python -m qrr score) refuse, refused alike, in the same words
+    ('{"id": 2, "query": "q", "document": "d", "query": "r"}',
+     'not valid JSON: duplicate object key "query"'),
+    ('{"id": 2, "query": "q", "document": "d", "x": NaN}', "not valid JSON: NaN is no JSON value"),
+    ('{"id": 2, "query": "q", "document": "\\udc80"}',
+     "not valid JSON: a \\u escape names a lone surrogate"),
+    ('["q", "d"]', "expected a JSON object"),
+])
+def test_a_line_that_is_not_json_is_named(local_ray, tied, tmp_path, capsys, line, message):
     src = tmp_path / "pairs.jsonl"
-    src.write_text('{"id": 1, "query": "q", "document": "d"}\n{"id": 2, "query": \n')
+    src.write_text('{"id": 1, "query": "q", "document": "d"}\n' + line + "\n")
     assert run_main(tied, src, tmp_path / "scored.parquet") == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith(f"qrr.ray_rerank: {src} line 2: not JSON: Expecting value"), err
+    assert err == f"qrr.ray_rerank: {src} line 2: {message}"
     assert os.listdir(tmp_path) == ["pairs.jsonl"]
+
+
+def test_a_byte_order_mark_starting_a_file_is_skipped(local_ray, tied, tmp_path):
+    """As `qrr score` skips it: at the start of each file of a directory input."""
+    rows = make_rows(40, seed=3)
+    (tmp_path / "in").mkdir()
+    for name, part in (("a.jsonl", rows[:25]), ("b.jsonl", rows[25:])):
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part)
+        (tmp_path / "in" / name).write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert run_main(tied, tmp_path / "in", tmp_path / "scored.jsonl", "--actors", "1",
+                    "--batch-size", "10") == 0
+    check_against(read_jsonl(tmp_path / "scored.jsonl"), rows,
+                  c_api_scores(tied, score_lines(rows)))
+
+
+def test_nan_from_parquet_is_never_written_as_json(local_ray, tied, tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    rows = make_rows(20, seed=5)
+    for r in rows:
+        r["weight"] = 1.0
+    rows[3]["weight"] = float("nan")
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "pairs.parquet")
+    assert run_main(tied, tmp_path / "pairs.parquet", tmp_path / "scored.jsonl",
+                    "--actors", "1") == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"qrr.ray_rerank: {tmp_path / 'scored.jsonl'}: a row holds NaN or an infinity, "
+        "which JSON cannot: write Parquet")
+    assert sorted(os.listdir(tmp_path)) == ["pairs.parquet"]
+
+
+def test_a_pool_too_big_for_this_machine_is_refused_at_once(tied, tmp_path):
+    """Without --address the local instance has the machine's CPUs and no more: a pool
+    that needs more is refused, not left waiting for them."""
+    src = write_jsonl(tmp_path / "pairs.jsonl", make_rows(10))
+    threads = os.cpu_count()  # two actors of as many threads as the machine has CPUs
+    proc = subprocess.Popen([sys.executable, "-m", "qrr.ray_rerank", tied, str(src),
+                             str(tmp_path / "scored.jsonl"), "--actors", "2",
+                             "--threads-per-actor", str(threads)],
+                            stderr=subprocess.PIPE, text=True, env=command_env(), cwd=tmp_path)
+    start = time.monotonic()
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("python -m qrr.ray_rerank waits for CPUs that never come")
+    finally:  # by pid: what is left of it and its local Ray, when it failed
+        kill_pids(descendants(proc.pid) + [proc.pid])
+    print(f"refused in {time.monotonic() - start:.1f} s")
+    assert proc.returncode == 1, err[-3000:]
+    assert re.fullmatch(rf"qrr\.ray_rerank: --actors 2 x --threads-per-actor {threads} "
+                        rf"needs {2 * threads} CPUs, more than the [0-9]+ of this machine: "
+                        r"use fewer, or join a cluster with --address",
+                        err.strip().splitlines()[-1]), err[-3000:]
+    assert sorted(os.listdir(tmp_path)) == ["pairs.jsonl"]
+
+
+def test_an_output_with_nowhere_to_go_is_refused_before_the_job(local_ray, tied, tmp_path,
+                                                                capsys):
+    src = write_jsonl(tmp_path / "pairs.jsonl", make_rows(10))
+    for out, where in ((tmp_path / "nodir" / "o.parquet", tmp_path / "nodir"),
+                       (tmp_path / "nodir" / "parts", tmp_path / "nodir"),
+                       (src / "o.jsonl", src)):  # a file is no directory
+        assert run_main(tied, src, out) == 1
+        assert capsys.readouterr().err.strip() == \
+            f"qrr.ray_rerank: {out}: no directory {where} to write it in"
+    assert sorted(os.listdir(tmp_path)) == ["pairs.jsonl"]
+
+
+def test_the_input_is_never_the_output(local_ray, tied, tmp_path, capsys):
+    src = write_jsonl(tmp_path / "pairs.jsonl", make_rows(10))
+    before = src.read_bytes()
+    os.link(src, tmp_path / "link.jsonl")
+    (tmp_path / "in").mkdir()
+    write_jsonl(tmp_path / "in" / "a.jsonl", make_rows(10))
+    os.symlink(tmp_path / "in", tmp_path / "alias")
+    refused = [(src, src, "the same file as the input"),
+               (src, tmp_path / "link.jsonl", "the same file as the input"),  # a hard link
+               (tmp_path / "in", tmp_path / "in" / "scored.jsonl", "inside the input directory"),
+               (tmp_path / "in", tmp_path / "alias" / "parts", "inside the input directory")]
+    for inp, out, message in refused:
+        assert run_main(tied, inp, out) == 1
+        assert capsys.readouterr().err.strip() == f"qrr.ray_rerank: {out}: {message} {inp}"
+    assert src.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["alias", "in", "link.jsonl", "pairs.jsonl"]
+    assert os.listdir(tmp_path / "in") == ["a.jsonl"]
 
 
 def test_a_missing_model_or_input_is_named_before_ray_starts(tmp_path, capsys):
