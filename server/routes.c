@@ -157,6 +157,14 @@ static int build_prompts(server *srv, const rerank_request *q, sched_job *job, r
     size_t *lens = (size_t *)job->group.lens;
     int32_t *buf = NULL;
     size_t cap = 0;
+    /* What fails with an empty document is the query's or the instruction's fault (too long,
+     * not UTF-8, an instruction this model cannot take): said so, not of "texts"[0]. */
+    size_t n0 = 0;
+    int rc0 = qrr_model_prompt_ids_len(srv->model, q->query, q->query_len, "", 0, p, NULL, 0, &n0);
+    if (rc0 == QRR_ERR_TOO_LONG || rc0 == QRR_ERR_UTF8 || rc0 == QRR_ERR_INVALID_ARG) {
+        reply_error(r, 422, FAIL_VALIDATION, "%s", qrr_last_error());
+        return -1;
+    }
     for (size_t i = 0; i < q->n; i++) {
         size_t n = 0;
         int rc = qrr_model_prompt_ids_len(srv->model, q->query, q->query_len, q->docs[i],

@@ -534,6 +534,14 @@ Test(server, truncate_false_refuses_what_does_not_fit)
     http_result r = http(s.port, "/rerank", body);
     cr_expect_eq(r.status, 200, "truncate defaults to cutting the document: %s", r.body);
     free(r.body);
+    /* a query that alone does not fit (not cut) is the query's fault, not "texts"[0]'s */
+    char longq[4200] = "{\"query\": \"";
+    for (int i = 0; i < 100; i++) strcat(longq, "word ");
+    strcat(longq, "\", \"texts\": [\"a\", \"b\"], \"truncate\": false}");
+    r = http(s.port, "/rerank", longq);
+    cr_expect_eq(r.status, 422, "%s", r.body);
+    cr_expect(strstr(r.body, "query") && !strstr(r.body, "texts"), "%s", r.body);
+    free(r.body);
     cr_expect_eq(serve_stop(&s), 0);
 }
 
