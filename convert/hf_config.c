@@ -10,20 +10,31 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "qrr_format.h"
+#include "qrr_open.h"
+
+/* path opened as a stream into *f if it is a regular file (st filled), else a status. */
+static int open_stream(const char *path, struct stat *st, FILE **f, qrr_diag *d)
+{
+    int fd = qrr_open_regular(path, st, d);
+    if (fd < 0) return fd;
+    if (!(*f = fdopen(fd, "rb"))) {
+        close(fd);
+        return qrr_fail(d, QRR_ERR_NOMEM, "%s: out of memory", path);
+    }
+    return QRR_OK;
+}
 
 int qrr_hf_read_file(const char *path, size_t cap, char **out, size_t *len, qrr_diag *d)
 {
     *out = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return qrr_fail(d, QRR_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return qrr_fail(d, QRR_ERR_IO, "%s: not a regular file", path);
-    }
+    FILE *f = NULL;
+    int st = open_stream(path, &sb, &f, d);
+    if (st != QRR_OK) return st;
     if ((uint64_t)sb.st_size > cap) {
         fclose(f);
         return qrr_fail(d, QRR_ERR_IO, "%s: %lld bytes, more than the %zu-byte cap", path,
@@ -44,6 +55,22 @@ int qrr_hf_read_file(const char *path, size_t cap, char **out, size_t *len, qrr_
     buf[n] = '\0';
     *out = buf;
     *len = n;
+    return QRR_OK;
+}
+
+int qrr_hf_load_json(const char *path, size_t flags, json_t **out, qrr_diag *d)
+{
+    *out = NULL;
+    struct stat sb;
+    FILE *f = NULL;
+    int st = open_stream(path, &sb, &f, d);
+    if (st != QRR_OK) return st;
+    json_error_t err;
+    *out = json_loadf(f, flags, &err);
+    fclose(f);
+    if (!*out)
+        return qrr_fail(d, QRR_ERR_JSON, "%s: not valid JSON: line %d column %d: %s", path,
+                        err.line, err.column, err.text);
     return QRR_OK;
 }
 
@@ -584,13 +611,14 @@ struct qrr_hf_vocab {
 int qrr_hf_vocab_load(const char *path, qrr_hf_vocab **out, qrr_diag *d)
 {
     *out = NULL;
-    json_error_t err;
-    json_t *root = json_load_file(path, 0, &err);
-    if (!root) {
-        if (err.line < 0 || strstr(err.text, "unable to open"))
-            return qrr_fail(d, QRR_ERR_BAD_TOKENIZER, "%s: cannot read: %s", path, err.text);
-        return qrr_fail(d, QRR_ERR_JSON, "%s: not valid JSON: %s (line %d)", path, err.text, err.line);
+    json_t *root = NULL;
+    int st = qrr_hf_load_json(path, 0, &root, d);
+    if (st == QRR_ERR_IO) { /* unreadable: the tokenizer is what is missing */
+        char why[sizeof d->msg];
+        snprintf(why, sizeof why, "%s", d ? d->msg : path);
+        return qrr_fail(d, QRR_ERR_BAD_TOKENIZER, "%s", why);
     }
+    if (st != QRR_OK) return st;
     json_t *model = json_object_get(root, "model");
     json_t *vocab = json_is_object(model) ? json_object_get(model, "vocab") : NULL;
     json_t *added = json_object_get(root, "added_tokens");

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include "qrr_diag.h"
 
 #define QRR_HF_LABEL_MAX 64u   /* bytes of one label or token string, NUL included */
@@ -101,6 +102,10 @@ typedef struct qrr_label_inputs {
  * inferred or a token the tokenizer lacks), QRR_ERR_CONFIG (a label map qconvert cannot
  * use). */
 int qrr_hf_decide_labels(const qrr_label_inputs *in, qrr_label_decision *out, qrr_diag *d);
+
+/* Parse the JSON file at path (a regular file; jansson's load flags) into *out: QRR_ERR_IO
+ * when it cannot be opened, QRR_ERR_JSON with the line and column when it does not parse. */
+int qrr_hf_load_json(const char *path, size_t flags, json_t **out, qrr_diag *d);
 
 /* Read a whole small file (at most cap bytes) into a NUL-terminated malloc'ed buffer. */
 int qrr_hf_read_file(const char *path, size_t cap, char **out, size_t *len, qrr_diag *d);

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qrr_open.h"
+
 struct qrr_st_set {
     qrr_st_file **files;
     size_t nfiles;
@@ -226,13 +228,9 @@ out:
 int qrr_st_file_open(const char *path, qrr_st_file **out, qrr_diag *d)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return qrr_fail(d, QRR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return qrr_fail(d, QRR_ERR_IO, "%s: not a regular file", path);
-    }
+    int fd = qrr_open_regular(path, &sb, d);
+    if (fd < 0) return fd;
     qrr_st_file *f = calloc(1, sizeof *f);
     if (!f) {
         close(fd);

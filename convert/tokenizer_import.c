@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hf_config.h"
 #include "qrr_tok_blob.h"
 #include "tokenizer.h"
 
@@ -131,17 +132,10 @@ typedef struct {
 
 static int read_json(const char *path, json_t **out, qrr_diag *d)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return qrr_fail(d, QRR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    json_error_t err;
-    *out = json_loadf(f, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
-    fclose(f);
-    if (!*out)
-        return qrr_fail(d, QRR_ERR_JSON, "%s: line %d column %d: %s", path, err.line, err.column,
-                        err.text);
-    if (!json_is_object(*out))
+    int rc = qrr_hf_load_json(path, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, out, d);
+    if (rc == QRR_OK && !json_is_object(*out))
         return qrr_fail(d, QRR_ERR_JSON, "%s: the top level is not a JSON object", path);
-    return QRR_OK;
+    return rc;
 }
 
 /* A boolean that may be absent (default) or null (default). -1 if another type. */

@@ -100,7 +100,9 @@ qrr_score_params qrr_score_default_params(void);
 QRR_API
 int qrr_model_open(const char *path, qrr_model_params params, qrr_model **out);
 /* The same from a caller-owned buffer, used in place: it must stay allocated and unchanged
- * until qrr_model_close. */
+ * until qrr_model_close, and start on a QRR_MEMORY_ALIGN-byte boundary (aligned_alloc,
+ * posix_memalign or a mapping; malloc's alignment is not enough): QRR_ERR_ALIGNMENT if not. */
+#define QRR_MEMORY_ALIGN 64
 QRR_API
 int qrr_model_open_memory(const void *data, size_t len, qrr_model_params params,
                           qrr_model **out);

@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "qrr_open.h"
 
 static _Thread_local char last_error[512];
 
@@ -192,6 +193,13 @@ int qrr_model_open_memory(const void *data, size_t len, qrr_model_params params,
 {
     if (!out || (!data && len)) return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_model_open_memory: NULL argument");
     *out = NULL;
+    /* the format aligns every tensor to 64 bytes from the file's start: the kernels read
+     * weights as floats and halves, which a base off that alignment would misalign */
+    if ((uintptr_t)data % QRR_MEMORY_ALIGN)
+        return qrr__errorf(QRR_ERR_ALIGNMENT,
+                           "qrr_model_open_memory: the buffer at %p is not aligned to %d bytes "
+                           "(allocate it with aligned_alloc or posix_memalign)",
+                           data, QRR_MEMORY_ALIGN);
     qrr_model *m = calloc(1, sizeof *m);
     if (!m) return qrr__errorf(QRR_ERR_NOMEM, "out of memory");
     int rc = open_image(data, len, params, m);
@@ -207,13 +215,11 @@ int qrr_model_open(const char *path, qrr_model_params params, qrr_model **out)
 {
     if (!path || !out) return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_model_open: NULL argument");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return qrr__errorf(QRR_ERR_IO, "%s: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return qrr__errorf(QRR_ERR_IO, "%s: not a regular file", path);
-    }
+    qrr_diag d;
+    qrr_diag_clear(&d);
+    int fd = qrr_open_regular(path, &st, &d);
+    if (fd < 0) return qrr__set_error(&d);
     size_t len = (size_t)st.st_size;
     void *map = NULL;
     if (len > 0) {

@@ -143,6 +143,14 @@ Test(cli, bench_writes_its_workload_whole_and_never_over_the_model)
     cr_expect(strstr(text, "cannot write the workload") && strstr(text, "No such file or directory"),
               "%s", text);
     free(text);
+    /* a directory that takes no new file, whatever its permission bits say (root passes
+     * those), is refused before the run: nothing measured is printed */
+    cr_expect_eq(tu_system("'%s/qrr' bench '%s' %s --write-workload /proc/w.jsonl > '%s/out.txt' "
+                           "2> /dev/null", tu_build(), model, opts, tmp), 1);
+    snprintf(p, sizeof p, "%s/out.txt", tmp);
+    text = tu_slurp(p, NULL);
+    cr_expect_eq(text[0], '\0', "the run went ahead: %s", text);
+    free(text);
 }
 
 Test(cli, tokenize_matches_reference)
@@ -391,6 +399,34 @@ Test(cli, score_accepts_nul_and_blank_lines_and_refuses_mixed_lines)
                              "{\"query\":\"q\",\"document\":\"d\"}\n", out, 8, &n), 0);
     cr_assert_eq(n, 2);
     cr_expect_eq(field(out[0], "logit"), field(out[1], "logit"));
+    for (int i = 0; i < n; i++) free(out[i]);
+}
+
+/* A prompt over max_length loses the end of its body (the document first); "truncate":
+ * false refuses it instead, on that line alone. */
+Test(cli, score_cuts_long_prompts_at_the_end_unless_truncate_is_false)
+{
+    char words[2000] = "", input[8192];
+    for (int i = 0; i < 150; i++) strcat(words, "words ");
+    snprintf(input, sizeof input,
+             "{\"query\":\"q\",\"document\":\"%sapple\",\"max_length\":128}\n"
+             "{\"query\":\"q\",\"document\":\"%sbanana pear\",\"max_length\":128}\n"
+             "{\"query\":\"q\",\"document\":\"%sapple\",\"max_length\":128,\"truncate\":false}\n"
+             "{\"query\":\"q\",\"document\":\"apple\",\"max_length\":128,\"truncate\":false}\n"
+             "{\"query\":\"q\",\"document\":\"apple\",\"max_length\":128,\"truncate\":null}\n"
+             "{\"query\":\"q\",\"document\":\"apple\",\"truncate\":0}\n",
+             words, words, words);
+    char *out[8];
+    int n;
+    cr_expect_eq(score_lines(input, out, 8, &n), 1, "the refused lines make the exit status 1");
+    cr_assert_eq(n, 6);
+    /* both documents are cut inside the shared words: one prompt, one score */
+    cr_expect_eq(field(out[0], "logit"), field(out[1], "logit"), "%s%s", out[0], out[1]);
+    cr_expect(strstr(out[2], "line 3") && strstr(out[2], "truncation is off"), "%s", out[2]);
+    /* a prompt that fits is scored with truncation off, and alike with null (the default) */
+    cr_expect_eq(field(out[3], "logit"), field(out[4], "logit"));
+    cr_expect_neq(field(out[0], "logit"), field(out[3], "logit"));
+    cr_expect(strstr(out[5], "line 6") && strstr(out[5], "must be true, false or null"), "%s", out[5]);
     for (int i = 0; i < n; i++) free(out[i]);
 }
 

@@ -723,7 +723,7 @@ static const char *c_rope(json_t *c)
     return NULL;
 }
 
-Test(malformed, config_missing) { expect_config_refusal(c_missing, QRR_ERR_CONFIG, "cannot read"); }
+Test(malformed, config_missing) { expect_config_refusal(c_missing, QRR_ERR_CONFIG, "config.json: No such file or directory"); }
 Test(malformed, config_not_json) { expect_config_refusal(c_not_json, QRR_ERR_JSON, "not valid JSON"); }
 Test(malformed, config_wrong_model_type) { expect_config_refusal(c_model_type, QRR_ERR_CONFIG, "llama"); }
 Test(malformed, config_missing_hidden_size) { expect_config_refusal(c_no_hidden, QRR_ERR_CONFIG, "hidden_size"); }
@@ -743,6 +743,28 @@ Test(malformed, tokenizer_missing)
     free(tj);
     free(out);
     cleanup(dir);
+}
+
+/* A FIFO in place of any input file (a JSON file or a shard) is refused at once, not waited
+ * on for a writer that never comes, and nothing is written. */
+Test(malformed, input_that_is_a_fifo_is_refused_without_waiting, .timeout = 60)
+{
+    const char *names[] = {"config.json", "tokenizer.json", "tokenizer_config.json",
+                           "config_sentence_transformers.json", "model.safetensors"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char *dir = model_dir("tiny-tied", NULL);
+        char *out = fmt("%s/out.qrr", dir, NULL), *p = fmt("%s/%s", dir, names[i]);
+        unlink(p);
+        cr_assert_eq(mkfifo(p, 0644), 0);
+        qrr_diag d;
+        cr_expect_neq(convert(dir, out, QRR_DTYPE_F16, 0, &d, NULL), QRR_OK, "%s", names[i]);
+        cr_expect(strstr(d.msg, names[i]) && strstr(d.msg, "not a regular file"), "%s: %s",
+                  names[i], d.msg);
+        assert_no_output(dir, out);
+        free(p);
+        free(out);
+        cleanup(dir);
+    }
 }
 
 /* ---- the program --------------------------------------------------------------------- */

@@ -186,6 +186,12 @@ Test(eval, end_to_end_on_small_set, .timeout = 120)
     for (size_t i = 0; i < sizeof metric_names / sizeof *metric_names; i++)
         cr_assert_eq(metric_of(one, metric_names[i]), metric_of(two, metric_names[i]),
                      "%s differs between concurrency 1 and 2", metric_names[i]);
+    /* more workers than queries: the figures name the concurrency that ran */
+    char many[64];
+    snprintf(many, sizeof many, "--threads 1 --concurrency %zu", d.n + 5);
+    json_t *capped = run_eval(tmp, model, many);
+    cr_expect_eq(json_integer_value(json_object_get(capped, "concurrency")), (json_int_t)d.n);
+    json_decref(capped);
 
     /* The same metrics from the library's scores, ranked here: the command pairs each
      * score with its label, passes instruction and max_length, and averages over all. */

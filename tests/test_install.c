@@ -134,6 +134,13 @@ Test(install, a_changed_knob_rebuilds, .timeout = 300)
     cr_assert_eq(run_make(p, tmp), 0, "make %s failed", p);
     cr_assert_neq(tu_system("readelf -d '%s/qrr' | grep -q microhttpd", build), 0,
                   "SERVER=0 linked libmicrohttpd");
+    /* asked to serve, that build says why it cannot (a usage error), not "unknown command" */
+    cr_expect_eq(tu_system("'%s/qrr' serve m.qrr 2> '%s/serve.err'", build, tmp), 2);
+    char err_path[400];
+    snprintf(err_path, sizeof err_path, "%s/serve.err", tmp);
+    char *err = tu_slurp(err_path, NULL);
+    cr_expect(strstr(err, "built without the server") && !strstr(err, "unknown command"), "%s", err);
+    free(err);
     snprintf(p, sizeof p, "BUILD='%s' SERVER=1 '%s/qrr'", build, build);
     cr_assert_eq(run_make(p, tmp), 0, "make %s failed", p);
     cr_expect_eq(tu_system("readelf -d '%s/qrr' | grep -q microhttpd", build), 0,

@@ -158,6 +158,25 @@ Test(runtime, bad_arguments)
     cr_expect_null(m2);
 }
 
+/* A FIFO, a directory or a device in place of the file is refused at once: opening a FIFO
+ * must not wait for a writer. */
+Test(runtime, a_path_that_is_not_a_regular_file_is_refused_without_waiting, .timeout = 30)
+{
+    char dir[256], fifo[300];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(fifo, sizeof fifo, "%s/model.qrr", dir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    const char *paths[] = {fifo, dir, "/dev/null"};
+    for (int i = 0; i < 3; i++) {
+        qrr_model *m2 = NULL;
+        cr_expect_eq(qrr_model_open(paths[i], qrr_model_default_params(), &m2), QRR_ERR_IO,
+                     "%s", paths[i]);
+        cr_expect(strstr(qrr_last_error(), "not a regular file"), "%s", qrr_last_error());
+        cr_expect_null(m2);
+    }
+    tu_system("rm -rf '%s'", dir);
+}
+
 /* Device cuda with the module at QRR_CUDA_MODULE=module: the status, and the error's text
  * (or "" for a context, which is freed). */
 static int cuda_ctx_with(const char *module, char *err, size_t n)
@@ -249,6 +268,17 @@ Test(runtime, open_from_memory_scores_the_same)
     qrr_ctx_free(a);
     qrr_ctx_free(b);
     qrr_model_close(m2);
+
+    /* a buffer off the 64-byte boundary would misalign every tensor: refused, by name */
+    unsigned char *shifted = aligned_alloc(4096, ((size_t)n + 16 + 4095) / 4096 * 4096);
+    cr_assert_not_null(shifted);
+    memcpy(shifted + 16, buf, (size_t)n);
+    m2 = NULL;
+    cr_expect_eq(qrr_model_open_memory(shifted + 16, (size_t)n, qrr_model_default_params(), &m2),
+                 QRR_ERR_ALIGNMENT);
+    cr_expect(strstr(qrr_last_error(), "aligned to 64 bytes"), "%s", qrr_last_error());
+    cr_expect_null(m2);
+    free(shifted);
     free(buf);
 }
 

@@ -92,16 +92,25 @@ static int time_request(qrr_ctx *ctx, const char *query, const char **docs, int 
     return rc;
 }
 
+/* The mkstemp template of the temporary file beside path (malloc'ed; NULL without memory). */
+static char *temp_template(const char *path)
+{
+    size_t len = strlen(path);
+    char *tmp = malloc(len + sizeof ".tmp.XXXXXX");
+    if (tmp) {
+        memcpy(tmp, path, len);
+        memcpy(tmp + len, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
+    }
+    return tmp;
+}
+
 /* The workload as JSON lines into path, written whole or not at all: into a temporary file
  * beside it (mode 0644, as qconvert's output), renamed over path at the end. 0, or -1 with
  * errno set. */
 static int write_workload(const char *path, const char *query, const char **docs, int n)
 {
-    size_t len = strlen(path);
-    char *tmp = malloc(len + sizeof ".tmp.XXXXXX");
+    char *tmp = temp_template(path);
     if (!tmp) return -1;
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
     int fd = mkstemp(tmp);
     FILE *f = fd >= 0 && fchmod(fd, 0644) == 0 ? fdopen(fd, "w") : NULL;
     int rc = f ? 0 : -1;
@@ -126,7 +135,9 @@ static int write_workload(const char *path, const char *query, const char **docs
 /* Why the workload cannot go to path, checked before the run (as qconvert checks -o): NULL
  * when it can. A usage error (*usage = 1): the model file itself, or something there that is
  * not a regular file (a directory, a device, a FIFO, or a link to one), which the rename at
- * the end would replace. Otherwise (*usage = 0): its directory cannot take a new file. */
+ * the end would replace. Otherwise (*usage = 0): its directory cannot take a new file, found
+ * by making (and removing) the temporary file the write will make: permission bits alone
+ * say nothing to root, nor of a read-only or full file system. */
 static const char *workload_refused(const char *path, const char *model, int *usage)
 {
     struct stat sp, sm;
@@ -137,17 +148,15 @@ static const char *workload_refused(const char *path, const char *model, int *us
         if (!S_ISREG(sp.st_mode)) return "exists and is not a regular file";
     }
     *usage = 0;
-    size_t len = strlen(path);
-    char *dir = malloc(len + 2);
-    if (!dir) return strerror(ENOMEM);
-    const char *slash = strrchr(path, '/');
-    if (!slash) strcpy(dir, ".");
-    else if (slash == path) strcpy(dir, "/");
-    else memcpy(dir, path, (size_t)(slash - path)), dir[slash - path] = '\0';
-    int ok = access(dir, W_OK | X_OK) == 0;
-    int e = errno;
-    free(dir);
-    return ok ? NULL : strerror(e);
+    char *tmp = temp_template(path);
+    if (!tmp) return strerror(ENOMEM);
+    int fd = mkstemp(tmp), e = errno;
+    if (fd >= 0) {
+        close(fd);
+        unlink(tmp);
+    }
+    free(tmp);
+    return fd >= 0 ? NULL : strerror(e);
 }
 
 static int run(const bench_opts *o)
@@ -266,9 +275,11 @@ static void help(void)
            "the shared prompt prefix switched off. --write-workload saves the query and\n"
            "documents as JSON lines ({\"query\", \"document\"}) for a peer to score the same\n"
            "prompts, once the run has succeeded (written whole or not at all; refused before\n"
-           "the run when it is MODEL.qrr or not a regular file). --threads N: CPU threads (default: one per CPU); --seed N: the\n"
-           "documents' random seed (default 42); --no-verify: skip the weight checksums at\n"
-           "open; --json: one JSON object instead of the text lines.\n\n"
+           "the run when it is MODEL.qrr or not a regular file).\n\n"
+           "  --threads N   CPU threads (default: one per CPU)\n"
+           "  --seed N      the documents' random seed (default 42)\n"
+           "  --no-verify   skip the weight checksums at open\n"
+           "  --json        one JSON object instead of the text lines\n\n"
            "Exit: 0 measured, 1 the model or a run failed (or the workload could not be\n"
            "written), 2 usage error.\n");
 }

@@ -325,11 +325,12 @@ static void help(void)
            "cannot be scored is reported (FAILED, exit 1) and left out of every figure.\n\n"
            "DATA.jsonl: one line per query,\n"
            "  {\"query\": \"...\", \"instruction\": \"...\" (optional; null or absent = the model's\n"
-           "   default), \"max_length\": N (optional),\n"
+           "   default), \"max_length\": N (optional), \"truncate\": false (optional: refuse\n"
+           "   a prompt over max_length instead of cutting it),\n"
            "   \"documents\": [{\"text\": \"...\", \"label\": 0..%d (graded relevance)}, ...]}\n"
            "Equal scores keep the documents' order in the file.\n\n"
            "  --concurrency N  N threads, each with its own context on the one model, score\n"
-           "                   queries in parallel (default 1)\n"
+           "                   queries in parallel (default 1; at most one per query)\n"
            "  --threads N      CPU threads per context (default: one per CPU divided by N;\n"
            "                   0 = one per CPU)\n"
            "  --json           print the results as one JSON document\n"
@@ -364,12 +365,6 @@ int qrr_cmd_eval(int argc, char **argv)
         }
     }
     if (n_paths < 2) return cli_usage_error("eval", "needs MODEL.qrr and DATA.jsonl");
-    qrr_ctx_params cp = mo.ctx;
-    if (!mo.threads_set && concurrency > 1) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        cp.n_threads = cpus > concurrency ? (int)(cpus / concurrency) : 1;
-    }
-
     eval_set set = {0};
     int exit_code = QRR_EXIT_USAGE;
     qrr_model *m = NULL;
@@ -383,6 +378,13 @@ int qrr_cmd_eval(int argc, char **argv)
     if (set.n == 0) {
         fprintf(stderr, "qrr eval: %s holds no query\n", paths[1]);
         goto done;
+    }
+    /* more workers than queries would idle: the figures name the concurrency that ran */
+    if ((size_t)concurrency > set.n) concurrency = (long)set.n;
+    qrr_ctx_params cp = mo.ctx;
+    if (!mo.threads_set && concurrency > 1) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        cp.n_threads = cpus > concurrency ? (int)(cpus / concurrency) : 1;
     }
     exit_code = QRR_EXIT_FAIL;
     if (!(m = cli_open_model("eval", paths[0], mo.verify))) goto done;

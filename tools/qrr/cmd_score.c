@@ -1,7 +1,7 @@
 /* cmd_score.c — `qrr score`: JSON lines in, one {"score","logit"} line out per input line,
  * in order. Each line is turned into its prompt's token ids as it arrives (so a long
  * document costs at most max_length ids, never its whole text); consecutive lines with the
- * same query, instruction and max_length form one request whose shared prompt prefix is
+ * same query, instruction, max_length and truncate form one request whose shared prompt prefix is
  * computed once, and so do consecutive {"ids"} lines. A request is answered as soon as it is
  * full or no further input is waiting. A bad line gets {"error"} naming it, and the lines
  * around it are still scored. */
@@ -164,17 +164,30 @@ static void help(void)
            "                 [--describe]\n\n"
            "Reads JSON lines on stdin, each {\"query\": ..., \"document\": ...,\n"
            "\"instruction\": ... (optional, null = the model's default), \"max_length\": N\n"
-           "(optional, 0 or null = the model's default)} or {\"ids\": [...]} (a complete\n"
-           "prompt as token ids), and writes one line per input line, in order:\n"
-           "{\"score\": P(yes), \"logit\": logit_yes - logit_no} (the single logit for a\n"
-           "sequence-classification model), or {\"error\": ...}. Blank lines are skipped.\n"
-           "Consecutive lines with the same query, instruction and max_length are scored as\n"
-           "one request of up to --batch lines (default 64); their common prompt prefix is\n"
-           "computed once. A request is answered as soon as it is full or no more input is\n"
-           "waiting, so a program may write one line and wait for its answer.\n"
-           "--describe writes the context's description (device, kernels, CUDA graphs\n"
-           "captured and replayed) to standard error once the input has ended.\n"
-           "Exit: 0 all lines scored, 1 some line failed, 2 usage.\n");
+           "(optional, 0 or null = the model's default), \"truncate\": false (optional)} or\n"
+           "{\"ids\": [...]} (a complete prompt as token ids), and writes one line per input\n"
+           "line, in order: {\"score\": P(yes), \"logit\": logit_yes - logit_no} (the single\n"
+           "logit for a sequence-classification model), or {\"error\": ...}. Blank lines are\n"
+           "skipped. A prompt over max_length tokens is cut, as the model's recipe does: its\n"
+           "body (instruction, query, document, in that order) loses its end, so the document\n"
+           "goes first; with \"truncate\": false the line gets an error instead.\n"
+           "Consecutive lines with the same query, instruction, max_length and truncate are\n"
+           "scored as one request of up to --batch lines (default 64); their common prompt\n"
+           "prefix is computed once. A request is answered as soon as it is full or no more\n"
+           "input is waiting, so a program may write one line and wait for its answer.\n"
+           "\n"
+           "  --threads N             CPU threads (default 0: one per CPU; 0..1024)\n"
+           "  --device cpu|cuda       where to compute (default cpu)\n"
+           "  --batch N               lines per request at most (default 64)\n"
+           "  --max-batch-tokens N    tokens per forward chunk: bounds scratch memory\n"
+           "                          (default 0: %d on the CPU, %d on cuda)\n"
+           "  --no-verify             skip the weights' checksums at open\n"
+           "  --no-share-prefix       compute each prompt whole, the shared prefix too\n"
+           "  --describe              write the context's description (device, kernels, CUDA\n"
+           "                          graphs captured and replayed) to standard error once\n"
+           "                          the input has ended\n\n"
+           "Exit: 0 all lines scored, 1 some line failed, 2 usage.\n",
+           qrr_default_max_batch_tokens(QRR_DEVICE_CPU), qrr_default_max_batch_tokens(QRR_DEVICE_CUDA));
 }
 
 int qrr_cmd_score(int argc, char **argv)
@@ -192,7 +205,8 @@ int qrr_cmd_score(int argc, char **argv)
         if (!strcmp(a, "--batch") && i + 1 < argc) {
             if (cli_parse_int(argv[++i], 1, 100000, &batch)) return cli_usage_error("score", "--batch must be 1..100000");
         } else if (!strcmp(a, "--max-batch-tokens") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 1, 1 << 20, &v)) return cli_usage_error("score", "--max-batch-tokens must be 1..1048576");
+            if (cli_parse_int(argv[++i], 0, 1 << 20, &v))
+                return cli_usage_error("score", "--max-batch-tokens must be 0..1048576 (0 = the device's default)");
             cp->max_batch_tokens = (int)v;
         } else if (!strcmp(a, "--no-share-prefix")) {
             cp->share_prefix = 0;

@@ -12,7 +12,8 @@ static void help(void)
            "Reads JSON lines {\"text\": ...} on stdin and writes {\"ids\": [...]} per line, in\n"
            "order, exactly as Hugging Face tokenizers encodes the text without special tokens\n"
            "added (special tokens written in the text are matched). A bad line gets\n"
-           "{\"error\": ...}; blank lines are skipped; each answer is written at once.\n"
+           "{\"error\": ...}; blank lines are skipped; each answer is written at once.\n\n"
+           "  --no-verify   skip the weights' checksums at open (the tokenizer is still checked)\n\n"
            "Exit: 0 all lines tokenized, 1 some line failed, 2 usage.\n");
 }
 

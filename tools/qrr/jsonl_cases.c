@@ -129,6 +129,11 @@ int jsonl_get_request(json_t *o, jsonl_request *r, char *err, size_t errlen)
 {
     memset(r, 0, sizeof *r);
     json_t *ins = json_object_get(o, "instruction"), *ml = json_object_get(o, "max_length");
+    json_t *tr = json_object_get(o, "truncate");
+    if (tr && !json_is_null(tr) && !json_is_boolean(tr)) {
+        snprintf(err, errlen, "field \"truncate\" must be true, false or null");
+        return -1;
+    }
     if (ins && !json_is_null(ins) && !json_is_string(ins)) {
         snprintf(err, errlen, "field \"instruction\" must be a string or null");
         return -1;
@@ -147,6 +152,7 @@ int jsonl_get_request(json_t *o, jsonl_request *r, char *err, size_t errlen)
         return -1;
     }
     r->max_length = json_is_integer(ml) ? (int)json_integer_value(ml) : 0;
+    r->no_truncate = json_is_false(tr);
     return 0;
 }
 
@@ -163,6 +169,7 @@ qrr_score_params jsonl_request_params(const jsonl_request *r)
     p.instruction = r->instruction.s;
     p.instruction_len = r->instruction.len;
     p.max_length = r->max_length;
+    p.truncate = !r->no_truncate;
     return p;
 }
 
@@ -178,6 +185,7 @@ int jsonl_request_cmp(const jsonl_request *a, const jsonl_request *b)
     int c = text_cmp(&a->query, &b->query);
     if (c) return c;
     if (a->max_length != b->max_length) return a->max_length < b->max_length ? -1 : 1;
+    if (a->no_truncate != b->no_truncate) return a->no_truncate - b->no_truncate;
     return text_cmp(&a->instruction, &b->instruction);
 }
 

@@ -1,6 +1,6 @@
 /* jsonl_cases.h — what `qrr score`, `qrr check` and `qrr eval` share to read their JSON-lines files:
  * walking a file line by line with line numbers, and the typed fields of a request (query,
- * instruction, max_length) with messages that name the field. No scoring here. */
+ * instruction, max_length, truncate) with messages that name the field. No scoring here. */
 #ifndef QRR_JSONL_CASES_H
 #define QRR_JSONL_CASES_H
 
@@ -31,11 +31,13 @@ typedef struct jsonl_text {
 } jsonl_text;
 
 /* The request part of a line: query, optional instruction (absent or null = the model's
- * default), optional max_length (absent, null or 0 = the model's default). */
+ * default), optional max_length (absent, null or 0 = the model's default), optional
+ * truncate (absent, null or true = cut an over-long prompt; false = refuse it). */
 typedef struct jsonl_request {
     jsonl_text query;
     jsonl_text instruction; /* s NULL = the model's default */
     int max_length;         /* 0 = the model's default */
+    int no_truncate;        /* "truncate": false */
 } jsonl_request;
 
 /* Fill r from o; -1 with a message in err if a field is missing or has the wrong type. */
@@ -43,7 +45,7 @@ int jsonl_get_request(json_t *o, jsonl_request *r, char *err, size_t errlen);
 void jsonl_request_free(jsonl_request *r);
 /* The scoring parameters the request asks for (pointing into r). */
 qrr_score_params jsonl_request_params(const jsonl_request *r);
-/* 1 if a and b make the same request (same query, instruction and max_length). */
+/* 1 if a and b make the same request (same query, instruction, max_length, truncate). */
 int jsonl_same_request(const jsonl_request *a, const jsonl_request *b);
 /* strcmp-like order on requests, for grouping lines that share one. */
 int jsonl_request_cmp(const jsonl_request *a, const jsonl_request *b);

@@ -52,6 +52,14 @@ static int run_command(int argc, char **argv)
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (!strcmp(argv[1], commands[i].name))
             return output_written(commands[i].name, commands[i].run(argc - 1, argv + 1));
+#ifdef QRR_NO_SERVER
+    if (!strcmp(argv[1], "serve")) {
+        fprintf(stderr, "qrr: this qrr was built without the server (make SERVER=0)\n"
+                        "HINT: install libmicrohttpd's development package "
+                        "(tools/install-deps.sh) and build with SERVER=1, the default\n");
+        return QRR_EXIT_USAGE;
+    }
+#endif
     fprintf(stderr, "qrr: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return QRR_EXIT_USAGE;
