@@ -75,6 +75,17 @@ static route_id find_route(const char *method, const char *url, int *wrong_metho
     return ROUTE_OTHER;
 }
 
+/* libmicrohttpd's unescaping of the URL, except that a URL holding an escaped NUL (%00) is
+ * left as sent: decoded, the NUL would end the string early, and "/rerank%00x" would be
+ * served as "/rerank" (a proxy in front matching paths would see another one). Undecoded,
+ * it matches no route: 404. */
+static size_t unescape_url(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls, (void)conn;
+    if (strstr(s, "%00")) return strlen(s);
+    return MHD_http_unescape(s);
+}
+
 /* s for a log line: control bytes, backslashes and every byte of a non-ASCII character as
  * \xNN, so that a request's URL cannot end the line or forge another (U+0085 and U+2028
  * end lines too for some log readers); cut at the buffer's end. */
@@ -174,9 +185,51 @@ static int authorized(const server *srv, struct MHD_Connection *conn, route_id r
 }
 
 /* The checks made when a request's headers have arrived; 1 with r filled if it is refused. */
+/* The Content-Length headers of a request: how many, and whether they disagree. */
+typedef struct lengths_seen {
+    int n, differ;
+    const char *first;
+} lengths_seen;
+
+static enum MHD_Result note_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    lengths_seen *ls = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0) return MHD_YES;
+    if (ls->n++ == 0) ls->first = value;
+    else if (strcmp(value ? value : "", ls->first ? ls->first : "") != 0) ls->differ = 1;
+    return MHD_YES;
+}
+
+/* Framing that another server in front could read otherwise than libmicrohttpd does (the
+ * ground of request smuggling): Content-Length headers that disagree (RFC 9112, 6.3) and a
+ * transfer coding other than chunked, which libmicrohttpd cannot read (RFC 9112, 6.1:
+ * 501). Answered before the body, so the connection is closed after the answer. */
+static int refuse_framing(struct MHD_Connection *conn, reply *r)
+{
+    lengths_seen ls = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, note_length, &ls);
+    if (ls.differ) {
+        reply_error(r, 400, FAIL_VALIDATION, "the request has Content-Length headers that "
+                    "disagree");
+        return 1;
+    }
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if (te && strcasecmp(te, "chunked") != 0) {
+        char t[64];
+        reply_error(r, 501, FAIL_VALIDATION, "Transfer-Encoding \"%s\" is not supported: send "
+                    "the body with Content-Length, or chunked alone", log_safe(te, t, sizeof t));
+        return 1;
+    }
+    return 0;
+}
+
 static int refuse_early(server *srv, struct MHD_Connection *conn, request *q, reply *r)
 {
     const int scoring = q->route == ROUTE_RERANK || q->route == ROUTE_V1 || q->route == ROUTE_V2;
+    if (refuse_framing(conn, r)) return 1;
     if (q->route == ROUTE_OTHER) {
         reply_error(r, 404, FAIL_NOT_FOUND, "no such route; see docs/server.md");
         return 1;
@@ -205,6 +258,7 @@ static int refuse_early(server *srv, struct MHD_Connection *conn, request *q, re
     if (now_in_flight > srv->cfg->max_concurrent_requests) {
         reply_error(r, 429, FAIL_OVERLOADED, "model is overloaded: more than %d concurrent "
                     "requests (--max-concurrent-requests)", srv->cfg->max_concurrent_requests);
+        reply_header(r, "Retry-After", "1"); /* seconds: a turn or two of scoring */
         return 1;
     }
     /* Content-Type is not looked at (curl -d sends a form type); an encoded body would only
@@ -534,6 +588,7 @@ int qrr_server_run(const qrr_server_config *given)
         MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->read_timeout,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(cfg->max_concurrent_requests + 64),
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, &srv, MHD_OPTION_END);
     if (!d) {

@@ -23,6 +23,7 @@ typedef struct rerank_request {
     int raw_scores, return_text, truncate;
     size_t top_n;             /* results kept, best first */
     const char *model;        /* the name a Cohere/Jina client sent, echoed back */
+    json_t *documents;        /* the request's array (borrowed): objects are echoed whole */
 } rerank_request;
 
 /* An optional boolean field: absent or null keeps *out. */
@@ -82,6 +83,7 @@ static int get_documents(json_t *o, int cohere, const qrr_server_config *cfg,
                     cohere ? "--max-documents" : "--max-client-batch-size");
         return -1;
     }
+    q->documents = arr;
     q->docs = calloc(q->n, sizeof *q->docs);
     q->doc_lens = calloc(q->n, sizeof *q->doc_lens);
     if (!q->docs || !q->doc_lens) {
@@ -101,6 +103,20 @@ static int get_documents(json_t *o, int cohere, const qrr_server_config *cfg,
         q->doc_lens[i] = json_string_length(d);
     }
     return 0;
+}
+
+/* Cohere's "rank_fields" (which fields of a document object to rank on): absent, null or
+ * ["text"], the one field ranked here; any other is refused rather than ignored, since the
+ * client would be told of a ranking on fields that were never read. */
+static int check_rank_fields(json_t *o, reply *r)
+{
+    json_t *v = json_object_get(o, "rank_fields");
+    if (!v || json_is_null(v)) return 0;
+    json_t *only = json_array_size(v) == 1 ? json_array_get(v, 0) : NULL;
+    if (json_is_string(only) && !strcmp(json_string_value(only), "text")) return 0;
+    reply_error(r, 422, FAIL_VALIDATION, "\"rank_fields\" other than [\"text\"] is not "
+                "supported: documents are ranked on their \"text\"");
+    return -1;
 }
 
 static int parse_request(json_t *o, route_id route, const qrr_server_config *cfg,
@@ -125,7 +141,7 @@ static int parse_request(json_t *o, route_id route, const qrr_server_config *cfg
             if ((size_t)json_integer_value(top) < q->n) q->top_n = (size_t)json_integer_value(top);
         }
         if (get_string(o, "model", 0, &q->model, NULL, r) ||
-            get_bool(o, "return_documents", &ret_docs, r))
+            get_bool(o, "return_documents", &ret_docs, r) || check_rank_fields(o, r))
             return -1;
         q->return_text = ret_docs;
         return 0;
@@ -242,9 +258,10 @@ static json_t *build_response(server *srv, const rerank_request *q, const size_t
         } else {
             item = json_pack("{s:I,s:f}", "index", (json_int_t)i, "relevance_score",
                              (double)scores[i]);
+            json_t *sent = json_array_get(q->documents, i);
             if (item && q->return_text)
-                json_object_set_new(item, "document", json_pack("{s:o}", "text",
-                                                                  document_text(q, i)));
+                json_object_set_new(item, "document", json_is_object(sent) ? json_incref(sent)
+                                    : json_pack("{s:o}", "text", document_text(q, i)));
         }
         if (!item || json_array_append_new(results, item)) {
             json_decref(results);
@@ -259,8 +276,44 @@ static json_t *build_response(server *srv, const rerank_request *q, const size_t
                      "prompt_tokens", (json_int_t)tokens, "total_tokens", (json_int_t)tokens);
 }
 
+/* JSON values a request of the most documents this server takes may hold: each document
+ * a string or an object of a few fields, plus the request's own fields. */
+#define VALUES_PER_DOCUMENT 16
+#define VALUES_OF_THE_REST 1024
+
+/* Whether body holds more than cap JSON values, counted without parsing it: jansson's tree
+ * takes tens of times a body's size (a 2 MB body of "[]," items, over 100 MB), so a body of
+ * many tiny values is refused before it is built. Counts the openings of arrays and
+ * objects and the commas outside strings: each value after the first in a container
+ * follows a comma. */
+static int too_many_values(const char *body, size_t len, size_t cap)
+{
+    size_t values = 1;
+    int in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = body[i];
+        if (in_string) {
+            if (c == '\\') i++;
+            else if (c == '"') in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '[' || c == '{' || c == ',') {
+            if (++values > cap) return 1;
+        }
+    }
+    return 0;
+}
+
 void route_rerank(server *srv, const char *body, size_t len, int client_fd, reply *r)
 {
+    int most = srv->cfg->max_documents > srv->cfg->max_client_batch_size
+                   ? srv->cfg->max_documents : srv->cfg->max_client_batch_size;
+    size_t cap = (size_t)most * VALUES_PER_DOCUMENT + VALUES_OF_THE_REST;
+    if (too_many_values(body, len, cap)) {
+        reply_error(r, 413, FAIL_TOO_LARGE, "the body holds more than %zu JSON values, more "
+                    "than a request of %d documents needs", cap, most);
+        return;
+    }
     json_error_t je;
     /* Any JSON value is decoded: `null` or `5` is a 422 (not an object), not a 400. */
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY,

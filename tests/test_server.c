@@ -174,6 +174,26 @@ Test(server, cohere_and_jina_rerank)
     cr_expect_str_eq(json_string_value(json_object_get(o, "model")), "tiny-tied-f32");
     json_decref(o);
     free(r.body);
+    /* a document sent as an object comes back whole, its other fields too; rank_fields of
+     * ["text"] is what is ranked on, any other field is refused, not ignored */
+    snprintf(body, sizeof body, "{\"query\": \"%s\", \"documents\": [{\"text\": \"%s\", "
+             "\"title\": \"t\", \"id\": 7}], \"return_documents\": true, \"rank_fields\": "
+             "[\"text\"]}", Q, DOCS[0]);
+    r = http(s.port, "/v1/rerank", body);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    o = parse(&r);
+    json_t *doc = json_object_get(json_array_get(json_object_get(o, "results"), 0), "document");
+    cr_expect_str_eq(json_string_value(json_object_get(doc, "title")), "t");
+    cr_expect_eq(json_integer_value(json_object_get(doc, "id")), 7);
+    cr_expect_str_eq(json_string_value(json_object_get(doc, "text")), DOCS[0]);
+    json_decref(o);
+    free(r.body);
+    snprintf(body, sizeof body, "{\"query\": \"q\", \"documents\": [{\"text\": \"a\", "
+             "\"title\": \"t\"}], \"rank_fields\": [\"title\"]}");
+    r = http(s.port, "/v1/rerank", body);
+    cr_expect_eq(r.status, 422, "%s", r.body);
+    cr_expect(strstr(r.body, "rank_fields"), "%s", r.body);
+    free(r.body);
     cr_expect_eq(serve_stop(&s), 0);
 }
 
@@ -297,6 +317,19 @@ Test(server, errors)
     char *big = malloc(6000);
     snprintf(big, 6000, "{\"query\": \"q\", \"texts\": [\"%0*d\"]}", 5000, 1);
     EXPECT_ERROR("/rerank", big, 413, "validation", "--payload-limit");
+    /* a body of many tiny values (which a parsed tree would make tens of times larger) is
+     * refused unparsed: here over 4 documents x 16 + 1024 values; commas inside a string
+     * are text, not values */
+    size_t at = (size_t)snprintf(big, 6000, "{\"query\": \"q\", \"texts\": [\"a\"], \"x\": [");
+    for (int i = 0; i < 1100; i++) at += (size_t)snprintf(big + at, 6000 - at, "%s[]", i ? "," : "");
+    snprintf(big + at, 6000 - at, "]}");
+    EXPECT_ERROR("/rerank", big, 413, "validation", "JSON values");
+    at = (size_t)snprintf(big, 6000, "{\"query\": \"q\", \"texts\": [\"");
+    for (int i = 0; i < 2000; i++) big[at++] = ',';
+    snprintf(big + at, 6000 - at, "\\\"\"]}");
+    http_result commas = http(s.port, "/rerank", big);
+    cr_expect_eq(commas.status, 200, "%ld %s", commas.status, commas.body);
+    free(commas.body);
     free(big);
     EXPECT_ERROR("/rerank", "{\"query\": \"q\", \"query\": \"r\", \"texts\": [\"a\"]}", 400,
                  "validation", "duplicate");
@@ -313,8 +346,15 @@ Test(server, errors)
     http_result r = http(s.port, "/nowhere", NULL);
     cr_expect_eq(r.status, 404);
     free(r.body);
+    /* an escaped NUL does not end the path early: "/health%00x" is no "/health" */
+    r = http(s.port, "/health%00x", NULL);
+    cr_expect_eq(r.status, 404, "%ld %s", r.status, r.body);
+    free(r.body);
+    r = http(s.port, "/he%61lth", NULL); /* other escapes are decoded as before */
+    cr_expect_eq(r.status, 200, "%ld %s", r.status, r.body);
+    free(r.body);
     r = http(s.port, "/metrics", NULL);
-    cr_expect(strstr(r.body, "qrr_request_failure{route=\"/rerank\",reason=\"too_large\"} 1"),
+    cr_expect(strstr(r.body, "qrr_request_failure{route=\"/rerank\",reason=\"too_large\"} 2"),
               "%s", r.body);
     cr_expect(strstr(r.body, "qrr_request_failure{route=\"/v1/rerank\",reason=\"not_found\"} 1"),
               "%s", r.body);
@@ -446,6 +486,38 @@ Test(server, an_encoded_body_is_refused_and_any_content_type_is_read_as_json)
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         a = post_with_headers(s.port, types[i], tei_body(""));
         cr_expect(!strncmp(a, "HTTP/1.1 200 ", 13), "%s: %s", types[i], a);
+        free(a);
+    }
+    cr_expect_eq(serve_stop(&s), 0);
+}
+
+/* Framing a proxy in front could read otherwise: Content-Length headers that disagree are a
+ * 400, a transfer coding other than chunked a 501, each answered at once; the same length
+ * twice and chunked alone are read as usual. */
+Test(server, framing_that_could_be_read_two_ways_is_refused)
+{
+    served s = serve_start(tmp, model, NULL);
+    char *a = post_with_headers(s.port, "Content-Length: 5\r\n", tei_body(""));
+    cr_expect(!strncmp(a, "HTTP/1.1 400 ", 13) && strstr(a, "disagree"), "%s", a);
+    free(a);
+    char twice[64];
+    snprintf(twice, sizeof twice, "Content-Length: %zu\r\n", strlen(tei_body("")));
+    a = post_with_headers(s.port, twice, tei_body(""));
+    cr_expect(!strncmp(a, "HTTP/1.1 200 ", 13), "%s", a);
+    free(a);
+    const char *codings[] = {"gzip, chunked", "chunked", "identity"};
+    const char *want[] = {"HTTP/1.1 501 ", "HTTP/1.1 200 ", "HTTP/1.1 501 "};
+    for (int i = 0; i < 3; i++) {
+        char req[4096];
+        const char *body = tei_body("");
+        snprintf(req, sizeof req, "POST /rerank HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                 "Transfer-Encoding: %s\r\n\r\n%zx\r\n%s\r\n0\r\n\r\n", codings[i],
+                 strlen(body), body);
+        int fd = raw_connect(s.port), closed;
+        raw_send(fd, req);
+        a = raw_read_all(fd, 10.0, &closed);
+        close(fd);
+        cr_expect(!strncmp(a, want[i], 13), "%s: %s", codings[i], a);
         free(a);
     }
     cr_expect_eq(serve_stop(&s), 0);
@@ -808,6 +880,7 @@ Test(server, too_many_concurrent_requests_get_429)
     http_result r = http(s.port, "/rerank", tei_body(""));
     cr_expect_eq(r.status, 429, "%s", r.body);
     cr_expect(strstr(r.body, "overloaded") != NULL, "%s", r.body);
+    cr_expect(has_header(&r, "Retry-After: 1"), "%s", r.headers);
     free(r.body);
     close(held);
     usleep(300000);
@@ -1198,21 +1271,65 @@ Test(server, oversized_headers_get_431_and_a_log_line_of_ours)
     free(log);
 }
 
-Test(server, loading_answers_503)
+/* A library preloaded into the server that holds the open of any path ending in
+ * "slow.qrr" until "<path>.go" exists: the server stays "loading" for as long as the test
+ * likes, with nothing in qrr itself made for the test. */
+static const char *HOLD_OPEN_SRC =
+    "#define _GNU_SOURCE\n"
+    "#include <dlfcn.h>\n#include <fcntl.h>\n#include <stdarg.h>\n#include <stdio.h>\n"
+    "#include <string.h>\n#include <sys/types.h>\n#include <unistd.h>\n"
+    "static void hold(const char *p)\n"
+    "{\n"
+    "    size_t n = strlen(p);\n"
+    "    char go[4200];\n"
+    "    if (n < 8 || strcmp(p + n - 8, \"slow.qrr\") || n > 4000) return;\n"
+    "    snprintf(go, sizeof go, \"%s.go\", p);\n"
+    "    while (access(go, F_OK) != 0) usleep(10000);\n"
+    "}\n"
+    "#define HOLD_OPEN(name)                                                  \\\n"
+    "    int name(const char *p, int flags, ...)                              \\\n"
+    "    {                                                                    \\\n"
+    "        mode_t mode = 0;                                                 \\\n"
+    "        if (flags & O_CREAT) {                                           \\\n"
+    "            va_list ap;                                                  \\\n"
+    "            va_start(ap, flags);                                         \\\n"
+    "            mode = va_arg(ap, mode_t);                                   \\\n"
+    "            va_end(ap);                                                  \\\n"
+    "        }                                                                \\\n"
+    "        hold(p);                                                         \\\n"
+    "        int (*real)(const char *, int, ...) = dlsym(RTLD_NEXT, #name);   \\\n"
+    "        return real(p, flags, mode);                                     \\\n"
+    "    }\n"
+    "HOLD_OPEN(open)\nHOLD_OPEN(open64)\n";
+
+Test(server, loading_answers_503_until_the_model_is_in)
 {
-    /* A FIFO as the model: opening it waits for a writer, so the server stays "loading"
-     * for as long as the test likes; then it is refused (not a regular file), exit 1. */
-    char fifo[1100], log[1100], prog[1100];
-    snprintf(fifo, sizeof fifo, "%s/slow.qrr", tmp);
+    char src[1100], so[1100], slow[1100], go[1100], log[1100], prog[1100];
+    snprintf(src, sizeof src, "%s/hold_open.c", tmp);
+    snprintf(so, sizeof so, "%s/hold_open.so", tmp);
+    snprintf(slow, sizeof slow, "%s/slow.qrr", tmp);
+    snprintf(go, sizeof go, "%s/slow.qrr.go", tmp);
     snprintf(log, sizeof log, "%s/loading.log", tmp);
     snprintf(prog, sizeof prog, "%s/qrr", tu_build());
-    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    FILE *f = fopen(src, "w");
+    cr_assert_not_null(f);
+    fputs(HOLD_OPEN_SRC, f);
+    fclose(f);
+    cr_assert_eq(tu_system("cc -shared -fPIC -o '%s' '%s' -ldl", so, src), 0);
+    cr_assert_eq(tu_system("cp '%s' '%s'", model, slow), 0);
     int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         dup2(fd, 2);
-        execl(prog, "qrr", "serve", fifo, "--port", "0", (char *)NULL);
+        setenv("LD_PRELOAD", so, 1);
+        /* a sanitizer build wants its runtime first among the libraries */
+        const char *asan = getenv("ASAN_OPTIONS");
+        char opts[1200];
+        snprintf(opts, sizeof opts, "%s%sverify_asan_link_order=0", asan ? asan : "",
+                 asan && *asan ? ":" : "");
+        setenv("ASAN_OPTIONS", opts, 1);
+        execl(prog, "qrr", "serve", slow, "--port", "0", "--threads", "1", (char *)NULL);
         _exit(127);
     }
     close(fd);
@@ -1228,9 +1345,19 @@ Test(server, loading_answers_503)
     expect_error(port, "/health", NULL, 0, 503, "unhealthy", "loading");
     const char *body = "{\"query\": \"q\", \"texts\": [\"a\"]}";
     expect_error(port, "/rerank", body, strlen(body), 503, "unhealthy", "loading");
-    int w = open(fifo, O_WRONLY); /* lets the open finish: the model is then refused */
-    close(w);
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit status %d", st);
+    cr_assert_eq(tu_system("touch '%s'", go), 0); /* the open goes on: the model loads */
+    http_result r = {0};
+    for (int tries = 0; tries < 1000; tries++) { /* up to 20 s */
+        r = http(port, "/health", NULL);
+        if (r.status == 200) break;
+        free(r.body);
+        usleep(20000);
+    }
+    cr_expect_eq(r.status, 200, "not ready after the model came in: %s", r.body);
+    free(r.body);
+    r = http(port, "/rerank", body);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    free(r.body);
+    served s = {.pid = pid, .port = port};
+    cr_expect_eq(serve_stop(&s), 0);
 }
