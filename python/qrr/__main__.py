@@ -5,6 +5,8 @@
         {"score", "logit"} (or {"error"}) on stdout, one line per line, in order.
     python -m qrr info MODEL.qrr [--json] [--no-verify] [--no-tensors]
         (--json: qrr info --json's document)
+    python -m qrr --version
+        the package's version and that of the libqrr it loaded
 
 Exit codes as the qrr command's: 0 ok, 1 a model or a line failed, 2 usage.
 """
@@ -15,9 +17,11 @@ import json
 import os
 import sys
 import time
+from importlib import metadata
 from typing import List, Optional
 
-from . import QrrError, Reranker
+from . import QrrError, Reranker, __version__, _capi
+from ._args import DEVICE_HELP
 from ._jsonl import BOM as _BOM, decode as _decode, parse as _parse
 from .reranker import MAX_LENGTH_CAP, MAX_THREADS
 
@@ -180,20 +184,44 @@ def _lose_output() -> None:
     os.close(devnull)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def _version() -> str:
+    """The package's version (its installed metadata) and that of the libqrr it loaded."""
+    try:
+        package = metadata.version("qrr")
+    except metadata.PackageNotFoundError:  # run from a source tree, not installed
+        package = "not installed"
+    return f"qrr package {package}, libqrr {__version__} ({_capi.LIBRARY_PATH})"
+
+
+def _model_arguments(command: argparse.ArgumentParser) -> None:
+    """The model file and --no-verify, which score and info both take."""
+    command.add_argument("model", help="the .qrr file (made by qrr.convert or qconvert)")
+    command.add_argument("--no-verify", action="store_true",
+                         help="skip the weights' checksums at open (those of the linear "
+                              "layers and the embedding: nearly all of the file)")
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m qrr", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=_version(),
+                        help="print the package's version and libqrr's, and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     score = sub.add_parser("score", help="JSON lines of (query, document) on stdin -> scores")
-    score.add_argument("model")
-    score.add_argument("--threads", type=_threads, default=0)
-    score.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    score.add_argument("--no-verify", action="store_true")
+    _model_arguments(score)
+    score.add_argument("--threads", type=_threads, default=0, metavar="N",
+                       help=f"CPU threads, 0..{MAX_THREADS} (default 0: one per CPU)")
+    score.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help=DEVICE_HELP)
     info = sub.add_parser("info", help="what a .qrr file holds")
-    info.add_argument("model")
-    info.add_argument("--json", action="store_true")
-    info.add_argument("--no-verify", action="store_true")
-    info.add_argument("--no-tensors", action="store_true")
-    args = parser.parse_args(argv)
+    _model_arguments(info)
+    info.add_argument("--json", action="store_true",
+                      help="print qrr info --json's document instead of a summary")
+    info.add_argument("--no-tensors", action="store_true",
+                      help="with --json: leave out the list of tensors")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = _parser().parse_args(argv)
     try:
         start = time.monotonic()
         model = Reranker(args.model, threads=getattr(args, "threads", 0),

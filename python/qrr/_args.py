@@ -1,11 +1,16 @@
 """Checks of Python-side arguments, shared by Reranker, convert and qrr.ray: each refusal is a
 TypeError (wrong kind of value) or ValueError (out of range) that names the argument. Bounds
-are checked here because ctypes would silently wrap a larger Python int to 32 bits."""
+are checked here because ctypes would silently wrap a larger Python int to 32 bits. Also the
+help of the command-line options that python -m qrr and python -m qrr.ray_rerank share."""
 from __future__ import annotations
 
 import operator
 import os
 from typing import Any, Optional, Union
+
+# --device of python -m qrr score and python -m qrr.ray_rerank
+DEVICE_HELP = ("cpu (default), or cuda for a GPU (needs the CUDA module: QRR_CUDA=1 pip "
+               "install ./python)")
 
 
 def int_arg(value: Any, name: str, lo: int, hi: Optional[int] = None) -> int:

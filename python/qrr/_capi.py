@@ -17,6 +17,8 @@ _HERE = Path(__file__).resolve().parent
 # Bundled by the package build (setup.py): the shared library and the converter.
 _BUNDLED_LIBRARY = _HERE / "_lib" / "libqrr.so.0"
 _BUNDLED_QCONVERT = _HERE / "_lib" / "qconvert"
+# A QRR_CUDA=1 package's CUDA module, which libqrr looks for beside itself.
+_BUNDLED_CUDA_MODULE = _HERE / "_lib" / "libqrr_cuda.so.0"
 
 # The shared libraries libqrr links (the Makefile's LDLIBS_RT) and qconvert adds (LDLIBS_CV),
 # with the Debian package that holds each. libqrr links no CUDA library: a QRR_CUDA=1 package
@@ -117,8 +119,13 @@ def _load(path: str) -> ctypes.CDLL:
     try:
         return ctypes.CDLL(path)
     except OSError as e:  # a library it links is missing, most often
-        raise ImportError(f"qrr: cannot load {path}: {e}\n"
-                          f"{missing_library_hint(str(e), LIBRARY_PACKAGES)}") from e
+        if os.path.exists(path):
+            hint = missing_library_hint(str(e), LIBRARY_PACKAGES)
+        else:  # the bundled one is checked by _bundled: QRR_LIBRARY names no file
+            hint = ("HINT: QRR_LIBRARY names a file that does not exist: unset it to use the "
+                    "library installed with the package, or point it at a built libqrr.so "
+                    "(build/libqrr.so after make)")
+        raise ImportError(f"qrr: cannot load {path}: {e}\n{hint}") from e
 
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
@@ -156,4 +163,15 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     return lib
 
 
-lib = _declare(_load(library_path()))
+def cuda_module_hint() -> str:
+    """A HINT line for device="cuda" refused because no CUDA module could be loaded, when the
+    library loaded is the package's own and the package has no module: a CPU-only install.
+    Empty otherwise (a build tree's library: the library's message says what to build)."""
+    if Path(LIBRARY_PATH).resolve() != _BUNDLED_LIBRARY or _BUNDLED_CUDA_MODULE.exists():
+        return ""
+    return ("HINT: this package was installed without CUDA: reinstall it with the CUDA "
+            "module, QRR_CUDA=1 pip install ./python from a qrr checkout (needs nvcc)")
+
+
+LIBRARY_PATH = library_path()  # the libqrr this process loaded
+lib = _declare(_load(LIBRARY_PATH))

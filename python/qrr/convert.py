@@ -84,13 +84,30 @@ def convert(src_dir: PathLike, dst: PathLike, dtype: str = "int8",
     return os.fspath(dst)
 
 
+def _cannot_run(program: str, e: OSError) -> QrrError:
+    """QrrError for a qconvert that could not start; status 127 (not found) or 126 (not
+    executable), as a shell would give."""
+    if os.environ.get("QRR_QCONVERT"):
+        fix = ("QRR_QCONVERT names it: point it at a built qconvert (build/qconvert after "
+               "make), or unset it to use the one installed with the package")
+    else:
+        fix = "it came with the package: reinstall the package (pip install ./python)"
+    status = 127 if isinstance(e, FileNotFoundError) else 126
+    return QrrError(f"cannot run qconvert {program}: {e.strerror or e}; {fix}", status,
+                    "cannot run qconvert")
+
+
 def _run(cmd: list) -> tuple:
     """(stdout, stderr, exit status) of qconvert. Interrupted here (KeyboardInterrupt, or
     any exception), it gets SIGTERM, on which it removes its temporary output, and is
     waited for before the exception goes on: subprocess.run would SIGKILL it, leaving a
     temporary file as large as the model."""
-    with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, errors="replace") as proc:
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, errors="replace")
+    except OSError as e:  # no such file, or not an executable program
+        raise _cannot_run(cmd[0], e) from None
+    with proc:
         try:
             stdout, stderr = proc.communicate()
         except BaseException:

@@ -22,14 +22,7 @@ import time
 from collections import Counter
 from typing import List, Optional
 
-try:
-    from ._ray_io import (PART_ROWS, UsageError, Writer, check_not_input, input_format,
-                          output_format, read_input)
-except ImportError as e:  # no [ray] extra: as a program, say what to install in one line
-    if __name__ != "__main__":
-        raise
-    print(f"qrr.ray_rerank: {e}", file=sys.stderr)
-    sys.exit(2)
+from ._args import DEVICE_HELP
 
 NODE_COLUMN = "__qrr_node"  # added by the actors, counted here, never written
 ACTOR_START_S = 300         # how long the actors may take to start
@@ -56,6 +49,7 @@ def check_local_pool(actors: Optional[int], threads: int) -> None:
     CPUs that do not come (a cluster, with --address, may grow: there Ray waits
     ACTOR_START_S). A pool of no set size starts with one actor."""
     import ray
+    from ._ray_io import UsageError
     cpus = int(ray.cluster_resources().get("CPU", 0))
     need = (actors or 1) * threads
     if need > cpus:
@@ -93,6 +87,8 @@ def _configure_ray_data() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._ray_io import (PART_ROWS, UsageError, Writer, check_not_input, input_format,
+                          output_format, read_input)
     in_fmt = input_format(args.input)
     out_fmt = output_format(args.output)
     check_not_input(args.input, args.output)
@@ -160,23 +156,38 @@ def run(args: argparse.Namespace) -> int:
             ray.shutdown()
 
 
-def parse(argv: Optional[List[str]]) -> argparse.Namespace:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m qrr.ray_rerank",
                                 description="Rerank the (query, document) rows of a JSON lines "
                                             "or Parquet input on a Ray cluster.")
     p.add_argument("model", help="the .qrr file (the same path on every node)")
     p.add_argument("input", help=".jsonl/.json/.ndjson, .parquet, or a directory of them")
     p.add_argument("output", help=".jsonl/.json, .parquet, or a new directory (Parquet parts)")
-    p.add_argument("--address", help="a Ray cluster to join (default: a local instance "
-                                     "on 127.0.0.1)")
-    p.add_argument("--actors", type=int, help="scoring actors (default: as many as fit)")
-    p.add_argument("--threads-per-actor", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=256, help="rows per batch (default 256)")
-    p.add_argument("--instruction", help="replaces the model's default task instruction")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--query-column", default="query")
-    p.add_argument("--document-column", default="document")
-    p.add_argument("--id-column", default="id", help="names a bad row in errors (default id)")
+    p.add_argument("--address", metavar="ADDR",
+                   help="a Ray cluster to join (default: a local instance on 127.0.0.1)")
+    p.add_argument("--actors", type=int, metavar="N",
+                   help="scoring actors (default: as many as fit)")
+    p.add_argument("--threads-per-actor", type=int, default=1, metavar="T",
+                   help="CPU threads each actor scores with, and the CPUs it asks Ray for "
+                        "(default 1)")
+    p.add_argument("--batch-size", type=int, default=256, metavar="B",
+                   help="rows per batch (default 256)")
+    p.add_argument("--instruction", metavar="S",
+                   help="replaces the model's default task instruction")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help=DEVICE_HELP + "; with cuda each actor asks Ray for one GPU")
+    p.add_argument("--query-column", default="query", metavar="C",
+                   help="the field (JSON lines) or column (Parquet) of the query text "
+                        "(default query)")
+    p.add_argument("--document-column", default="document", metavar="C",
+                   help="the field or column of the document text (default document)")
+    p.add_argument("--id-column", default="id", metavar="C",
+                   help="names a bad row in errors (default id)")
+    return p
+
+
+def parse(argv: Optional[List[str]]) -> argparse.Namespace:
+    p = parser()
     args = p.parse_args(argv)
     for name in ("actors", "threads_per_actor", "batch_size"):
         value = getattr(args, name)
@@ -186,7 +197,12 @@ def parse(argv: Optional[List[str]]) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = parse(argv)
+    args = parse(argv)  # --help and usage errors need no Ray
+    try:
+        from ._ray_io import UsageError
+    except ImportError as e:  # no [ray] extra: say what to install, in one line
+        print(f"qrr.ray_rerank: {e}", file=sys.stderr)
+        return 2
     try:
         return run(args)
     except UsageError as e:

@@ -125,6 +125,10 @@ class Reranker:
         if status != _capi.QRR_OK:
             err = last_error(status)
             self.close()
+            if device == "cuda" and err.status_name == "QRR_ERR_UNSUPPORTED":  # no CUDA module
+                hint = _capi.cuda_module_hint()
+                if hint:
+                    err = QrrError(f"{err}\n{hint}", err.status, err.status_name)
             raise err
 
     # ---- lifetime ---------------------------------------------------------------------

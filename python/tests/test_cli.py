@@ -1,14 +1,18 @@
 """python -m qrr score|info mirror the qrr command: the same scores, line for line."""
 from __future__ import annotations
 
+import argparse
 import errno
 import json
 import os
+import re
 import subprocess
 import sys
+from typing import List
 
 import pytest
 
+import qrr
 from conftest import BUILD, c_api_scores, cases
 
 
@@ -181,3 +185,42 @@ def test_bad_option_value_is_a_usage_error(tied):
     for value in ("-1", "1025", "two"):
         done = run(["score", tied, "--threads", value])
         assert done.returncode == 2 and "--threads" in done.stderr, done.stderr
+
+
+def undocumented(parser: argparse.ArgumentParser, command: str = "") -> List[str]:
+    """The arguments of parser and of its subcommands that --help lists with no text."""
+    bare = []
+    for action in parser._actions:  # argparse has no public list of them
+        if isinstance(action, argparse._SubParsersAction):  # each subcommand has its help
+            for name, sub in action.choices.items():
+                bare += undocumented(sub, f"{command}{name} ")
+        elif not action.help:
+            bare.append(command + (action.option_strings or [action.dest])[-1])
+    return bare
+
+
+def test_every_argument_has_help():
+    """python -m qrr score|info and python -m qrr.ray_rerank describe every argument (and
+    the latter's --help works without Ray: test_errors.py)."""
+    from qrr.__main__ import _parser
+    from qrr.ray_rerank import parser
+    assert undocumented(_parser()) == []
+    assert undocumented(parser()) == []
+    done = run(["score", "--help"])
+    assert done.returncode == 0
+    assert "CPU threads, 0..1024 (default 0: one per CPU)" in " ".join(done.stdout.split())
+
+
+def test_version_names_the_package_and_the_library():
+    done = run(["--version"])
+    assert done.returncode == 0, done.stderr
+    named = re.fullmatch(r"qrr package (.+), libqrr (\S+) \((.+)\)\n", done.stdout)
+    assert named, done.stdout
+    package, library, path = named.groups()
+    assert (library, path) == (qrr.__version__, qrr._capi.LIBRARY_PATH)
+    assert package in (library, "not installed")  # built from the same header
+    qrr_cli = BUILD / "qrr"
+    if qrr_cli.exists():  # the C command of the build tree says the same version
+        theirs = subprocess.run([str(qrr_cli), "--version"], capture_output=True, text=True,
+                                check=True)
+        assert theirs.stdout.splitlines()[0] == f"qrr {library}"

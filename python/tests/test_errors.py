@@ -60,6 +60,7 @@ def test_cuda_without_a_usable_gpu_is_a_clear_error(tied):
     try:
         model = qrr.Reranker(tied, device="cuda")
     except qrr.QrrError as e:
+        assert "HINT" not in str(e)  # a library of a build tree: its message says what to do
         if module_there:
             assert e.status_name == "QRR_ERR_DEVICE" and "no CUDA device" in str(e), str(e)
         else:
@@ -68,6 +69,32 @@ def test_cuda_without_a_usable_gpu_is_a_clear_error(tied):
         assert module_there
         with model:
             assert 0 <= model.predict(("q", "d")) <= 1
+
+
+def test_cuda_from_a_cpu_only_install_says_how_to_install_the_module(tied, tmp_path):
+    """A package laid out as a QRR_CUDA=0 pip install leaves it (qrr/_lib/libqrr.so.0 and
+    no libqrr_cuda.so.0): device="cuda" gets the library's message and a HINT line naming
+    the install that adds the module."""
+    package = tmp_path / "site" / "qrr"
+    shutil.copytree(Path(qrr.__file__).parent, package,
+                    ignore=shutil.ignore_patterns("_lib", "__pycache__"))
+    (package / "_lib").mkdir()
+    shutil.copy(os.path.realpath(qrr._capi.library_path()), package / "_lib" / "libqrr.so.0")
+    env = {k: v for k, v in os.environ.items() if k not in ("QRR_LIBRARY", "QRR_CUDA_MODULE")}
+    script = ("import qrr\n"
+              "try:\n"
+              f"    qrr.Reranker({tied!r}, device='cuda')\n"
+              "except qrr.QrrError as e:\n"
+              "    print(e.status_name); print(e)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=tmp_path, env={**env, "PYTHONPATH": str(package.parent)})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "QRR_ERR_UNSUPPORTED", done.stdout
+    assert "no CUDA module could be loaded" in lines[1]
+    assert lines[-1] == ("HINT: this package was installed without CUDA: reinstall it with "
+                         "the CUDA module, QRR_CUDA=1 pip install ./python from a qrr "
+                         "checkout (needs nvcc)")
 
 
 def test_closed_reranker_refuses(tied):
@@ -178,6 +205,41 @@ def test_a_missing_system_library_is_an_import_error_naming_it(tmp_path):
     assert hint.startswith("HINT: libutf8proc.so.2 is in libutf8proc2; install the Debian")
 
 
+def test_a_qrr_library_naming_no_file_says_so(tmp_path):
+    """QRR_LIBRARY naming a file that is not there: the hint says so, not which Debian
+    packages to install."""
+    lib = tmp_path / "nowhere" / "libqrr.so"
+    done = subprocess.run([sys.executable, "-c", "import qrr"], capture_output=True, text=True,
+                          env={**os.environ, "QRR_LIBRARY": str(lib)})
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-2:] == [
+        f"ImportError: qrr: cannot load {lib}: {lib}: cannot open shared object file: No such "
+        "file or directory",
+        "HINT: QRR_LIBRARY names a file that does not exist: unset it to use the library "
+        "installed with the package, or point it at a built libqrr.so (build/libqrr.so after "
+        "make)"]
+
+
+def test_a_qconvert_that_cannot_run_is_a_qrr_error_naming_it(tmp_path, monkeypatch):
+    """QRR_QCONVERT naming no file (127) or a file that is not executable (126), as a shell
+    gives them: a QrrError naming the program and QRR_QCONVERT, not an OSError."""
+    not_executable = tmp_path / "qconvert"
+    not_executable.write_text("#!/bin/sh\n")
+    not_executable.chmod(0o644)
+    for program, status, reason in ((tmp_path / "nowhere" / "qconvert", 127,
+                                     "No such file or directory"),
+                                    (not_executable, 126, "Permission denied")):
+        monkeypatch.setenv("QRR_QCONVERT", str(program))
+        with pytest.raises(qrr.QrrError) as e:
+            qrr.convert(tmp_path, tmp_path / "out.qrr")
+        assert (e.value.status, e.value.status_name) == (status, "cannot run qconvert")
+        assert str(e.value) == (
+            f"cannot run qconvert {program}: {reason}; QRR_QCONVERT names it: point it at a "
+            "built qconvert (build/qconvert after make), or unset it to use the one installed "
+            "with the package")
+    assert not (tmp_path / "out.qrr").exists()
+
+
 def test_a_qconvert_missing_a_system_library_names_its_package(tmp_path, monkeypatch):
     monkeypatch.setenv("QRR_QCONVERT", without_library(qrr._capi.qconvert_path(),
                                                        b"libjansson.so.4", tmp_path))
@@ -203,7 +265,8 @@ def test_no_bundled_library_says_how_to_install(tmp_path, monkeypatch):
 
 def test_missing_ray_extra_names_what_to_install():
     """Without the [ray] extra (ray and pyarrow unimportable here, whether installed or
-    not), `import qrr.ray` and `python -m qrr.ray_rerank` say what to install."""
+    not), `import qrr.ray` and a run of `python -m qrr.ray_rerank` say what to install; its
+    --help needs no Ray."""
     without = "import sys; sys.modules.update(ray=None, pyarrow=None); "
     message = ('qrr.ray needs the [ray] extra (ray and pyarrow not installed): '
                'pip install "./python[ray]" from a qrr checkout')
@@ -212,8 +275,13 @@ def test_missing_ray_extra_names_what_to_install():
     assert imported.returncode == 1
     assert imported.stderr.splitlines()[-1] == f"ImportError: {message}"
     as_main = "import runpy; runpy.run_module('qrr.ray_rerank', run_name='__main__', alter_sys=True)"
-    cli = subprocess.run([sys.executable, "-c", without + as_main, "--help"],
-                         capture_output=True, text=True)
+    usage = subprocess.run([sys.executable, "-c", without + as_main, "--help"],
+                           capture_output=True, text=True)
+    assert (usage.returncode, usage.stderr) == (0, "")
+    assert usage.stdout.startswith("usage: python -m qrr.ray_rerank ")
+    assert "--threads-per-actor" in usage.stdout
+    cli = subprocess.run([sys.executable, "-c", without + as_main, "m.qrr", "in.jsonl",
+                          "out.jsonl"], capture_output=True, text=True)
     assert (cli.returncode, cli.stdout, cli.stderr) == (2, "", f"qrr.ray_rerank: {message}\n")
 
 
