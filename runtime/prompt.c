@@ -116,21 +116,32 @@ static int add_head(text_buf *b, const qrr_model *m, const qrr_prompt_spec *spec
     return rc;
 }
 
-/* The refusal of a prompt over max_length with truncation off. When the part before the
- * document fills the budget alone, say so: the fault is the query's (or the
- * instruction's), whichever document comes with it. */
-static int too_long(const qrr_model *m, const qrr_prompt_spec *spec, size_t n_body,
-                    size_t budget, qrr_diag *d)
+/* With truncation off: QRR_ERR_TOO_LONG when the part before the document fills max_length
+ * alone, whichever document comes with it (the fault is the query's or the
+ * instruction's), else QRR_OK. */
+int qrr__prompt_check_head(const qrr_model *m, const qrr_prompt_spec *spec, qrr_diag *d)
 {
     size_t fixed = m->n_prefix_ids + m->n_suffix_ids, n_head = 0;
     text_buf head = {0};
     int rc = add_head(&head, m, spec, d);
     if (rc == QRR_OK) rc = qrr_tokenizer_encode(m->tok, head.p, head.n, NULL, 0, &n_head, d);
     free(head.p);
-    if ((rc == QRR_OK || rc == QRR_ERR_BUFFER_TOO_SMALL) && n_head >= budget)
+    if (rc == QRR_ERR_BUFFER_TOO_SMALL) rc = QRR_OK; /* counted, not written */
+    if (rc == QRR_OK && spec->truncate == 0 && n_head >= spec->limit - fixed)
         return qrr_fail(d, QRR_ERR_TOO_LONG, "the query and instruction alone take %zu tokens "
                         "of max_length %zu with the prompt's frame, leaving no room for a "
                         "document, and truncation is off", fixed + n_head, spec->limit);
+    return rc;
+}
+
+/* The refusal of a prompt over max_length with truncation off, naming the query when the
+ * part before the document is what fills it. */
+static int too_long(const qrr_model *m, const qrr_prompt_spec *spec, size_t n_body,
+                    qrr_diag *d)
+{
+    int rc = qrr__prompt_check_head(m, spec, d);
+    if (rc != QRR_OK) return rc;
+    size_t fixed = m->n_prefix_ids + m->n_suffix_ids;
     return qrr_fail(d, QRR_ERR_TOO_LONG, "the prompt needs %zu tokens, more than max_length "
                     "%zu, and truncation is off", fixed + n_body, spec->limit);
 }
@@ -162,7 +173,7 @@ int qrr__prompt_build(const qrr_model *m, const qrr_prompt_spec *spec, const cha
     }
     free(body.p);
     if (rc == QRR_ERR_BUFFER_TOO_SMALL) { /* n_body > budget: the body must be cut */
-        if (!spec->truncate) return too_long(m, spec, n_body, budget, d);
+        if (!spec->truncate) return too_long(m, spec, n_body, d);
         n_body = budget; /* truncate the body at its end */
         rc = QRR_OK;
     }

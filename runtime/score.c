@@ -85,7 +85,8 @@ static int blame_document(qrr_diag *d, size_t i)
 static int check_documents(qrr_ctx *c, const qrr_prompt_spec *spec, const char *const *docs,
                            const size_t *lens, size_t n, qrr_diag *d)
 {
-    int rc = QRR_OK;
+    /* a query that leaves no room is the request's fault: said once, blaming no document */
+    int rc = n && !spec->truncate ? qrr__prompt_check_head(c->m, spec, d) : QRR_OK;
     char what[48];
     for (size_t i = 0; rc == QRR_OK && i < n; i++) {
         size_t len = doc_len(docs, lens, i);

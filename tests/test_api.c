@@ -243,6 +243,11 @@ Test(api, truncate_off_refuses_long_prompts)
                                       ids, 512, &n), QRR_ERR_TOO_LONG);
     cr_expect(strstr(qrr_last_error(), "the query and instruction alone") != NULL, "%s",
               qrr_last_error());
+    /* so does scoring: the request's fault, said once, no document blamed */
+    cr_expect_eq(qrr_ctx_score(ctx, "one two three four five six seven eight", docs, 2, p, s,
+                               NULL), QRR_ERR_TOO_LONG);
+    cr_expect(!strncmp(qrr_last_error(), "the query and instruction alone", 31), "%s",
+              qrr_last_error());
 }
 
 Test(api, accessors_describe_the_model)

@@ -1,7 +1,8 @@
 """python -m qrr score|info: the qrr command's two everyday commands over the Python package.
 
     python -m qrr score MODEL.qrr [--threads N] [--device cpu|cuda] [--no-verify]
-        JSON lines {"query", "document", "instruction"?, "max_length"?} on stdin (UTF-8) ->
+        JSON lines {"query", "document", "instruction"?, "max_length"?, "truncate"?} on
+        stdin (UTF-8) ->
         {"score", "logit"} (or {"error"}) on stdout, one line per line, in order.
     python -m qrr info MODEL.qrr [--json] [--no-verify] [--no-tensors]
         (--json: qrr info --json's document)
@@ -78,12 +79,16 @@ def _score_line(model: Reranker, raw: bytes) -> dict:
     o = _parse(_decode(raw))  # the bytes as the qrr command reads them
     if "ids" in o:
         raise ValueError('lines of token ids ("ids") are for the qrr command\'s score only')
+    truncate = o.get("truncate")  # the qrr command's order of checks
+    if truncate is not None and not isinstance(truncate, bool):
+        raise ValueError('field "truncate" must be true, false or null')
     instruction = o.get("instruction")
     if instruction is not None and not isinstance(instruction, str):
         raise ValueError('field "instruction" must be a string or null')
-    max_length = _max_length(o)  # the qrr command's order of checks
+    max_length = _max_length(o)
     query, document = _field(o, "query"), _field(o, "document")
-    scores, logits = model._score_pairs([(query, document)], instruction, 1, False, max_length)
+    scores, logits = model._score_pairs([(query, document)], instruction, 1, False, max_length,
+                                        truncate is not False)
     return {"score": float(scores[0]), "logit": float(logits[0])}
 
 

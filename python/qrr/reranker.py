@@ -171,8 +171,11 @@ class Reranker:
     # ---- scoring ----------------------------------------------------------------------
 
     def _score_params(self, instruction: Optional[str], max_length: Optional[int],
-                      keep: List[bytes]):
+                      keep: List[bytes], truncate: bool = True):
+        if not isinstance(truncate, bool):
+            raise TypeError(f"truncate must be a bool, not {type(truncate).__name__}")
         sp = _lib.qrr_score_default_params()
+        sp.truncate = int(truncate)
         if instruction is not None:
             ins = _utf8(instruction, "instruction")
             keep.append(ins)
@@ -199,7 +202,8 @@ class Reranker:
                 activation_fn: Optional[Callable[[np.ndarray], Any]] = None,
                 apply_softmax: bool = False, convert_to_numpy: bool = True,
                 convert_to_tensor: bool = False, *, instruction: Optional[str] = None,
-                raw: bool = False, max_length: Optional[int] = None) -> Any:
+                raw: bool = False, max_length: Optional[int] = None,
+                truncate: bool = True) -> Any:
         """Score (query, document) pairs, with CrossEncoder.predict's arguments in its order
         (qrr's own ones keyword-only after them).
 
@@ -212,8 +216,10 @@ class Reranker:
         torch tensor (needs torch). Consecutive pairs with the same query are scored
         together, ``batch_size`` documents per call, so that their shared prompt prefix is
         computed once. ``instruction`` replaces the model's default task instruction;
-        ``max_length`` its prompt length limit in tokens (documents are cut at their end to
-        fit). ``show_progress_bar`` shows one (tqdm when installed).
+        ``max_length`` its prompt length limit in tokens. A longer prompt is cut as the
+        model's recipe cuts it: its body (instruction, query, document, in that order) loses
+        its end, the document first; ``truncate=False`` raises QrrError
+        (QRR_ERR_TOO_LONG) instead. ``show_progress_bar`` shows one (tqdm when installed).
         """
         if activation_fn is not None:
             if not callable(activation_fn):
@@ -226,7 +232,7 @@ class Reranker:
         items: Sequence[Pair] = [pairs] if single else _as_list(  # type: ignore[list-item]
             pairs, "pairs", "a (query, document) pair or a sequence of them")
         scores, logits = self._score_pairs(items, instruction, batch_size,
-                                           bool(show_progress_bar), max_length)
+                                           bool(show_progress_bar), max_length, truncate)
         if activation_fn is not None:
             out = np.asarray(activation_fn(logits), dtype=np.float32)
             if out.shape != logits.shape:
@@ -242,13 +248,13 @@ class Reranker:
         return result[0] if single else result
 
     def _score_pairs(self, items: Sequence[Pair], instruction: Optional[str], batch_size: int,
-                     show_progress_bar: bool, max_length: Optional[int]
-                     ) -> Tuple[np.ndarray, np.ndarray]:
+                     show_progress_bar: bool, max_length: Optional[int],
+                     truncate: bool = True) -> Tuple[np.ndarray, np.ndarray]:
         """(scores, logits) of the pairs, as float32 arrays in input order."""
         batch_size = int_arg(batch_size, "batch_size", 1)
         self._need_open()  # also when there is nothing to score
         keep: List[bytes] = []
-        sp = self._score_params(instruction, max_length, keep)
+        sp = self._score_params(instruction, max_length, keep, truncate)
         n = len(items)
         scores = np.empty(n, dtype=np.float32)
         logits = np.empty(n, dtype=np.float32)
@@ -267,8 +273,8 @@ class Reranker:
         return scores, logits
 
     def score_grouped(self, pairs: Sequence[Pair], instruction: Optional[str] = None,
-                      max_length: Optional[int] = None, batch_size: int = 256
-                      ) -> Tuple[np.ndarray, np.ndarray]:
+                      max_length: Optional[int] = None, batch_size: int = 256,
+                      truncate: bool = True) -> Tuple[np.ndarray, np.ndarray]:
         """(scores, logits) of (query, document) pairs given in any order, as two float32
         arrays in input order. The pairs are grouped by query over the whole list (not only
         consecutive ones) and scored ``batch_size`` prompts per library call
@@ -278,7 +284,7 @@ class Reranker:
         batch_size = int_arg(batch_size, "batch_size", 1)
         self._need_open()  # also when there is nothing to score
         keep: List[bytes] = []
-        sp = self._score_params(instruction, max_length, keep)
+        sp = self._score_params(instruction, max_length, keep, truncate)
         encoded = _encode_pairs(_as_list(pairs, "pairs", "a sequence of (query, document) pairs"))
         n = len(encoded)
         scores = np.empty(n, dtype=np.float32)
@@ -351,7 +357,7 @@ class Reranker:
              activation_fn: Optional[Callable[[np.ndarray], Any]] = None,
              apply_softmax: bool = False, convert_to_numpy: bool = True,
              convert_to_tensor: bool = False, *, instruction: Optional[str] = None,
-             max_length: Optional[int] = None) -> List[Dict[str, Any]]:
+             max_length: Optional[int] = None, truncate: bool = True) -> List[Dict[str, Any]]:
         """Rank documents against one query, with CrossEncoder.rank's arguments in its order
         (qrr's own ones keyword-only after them): a list of {"corpus_id": index in
         documents, "score": P("yes") or activation_fn's number[, "text": the document]},
@@ -367,7 +373,8 @@ class Reranker:
         for i, d in enumerate(docs):
             _utf8(d, f"document {i}")
         scores = self.predict([(query, d) for d in docs], batch_size, show_progress_bar,
-                              activation_fn, instruction=instruction, max_length=max_length)
+                              activation_fn, instruction=instruction, max_length=max_length,
+                              truncate=truncate)
         order = sorted(range(len(docs)), key=lambda i: -float(scores[i]))
         if top_k is not None:
             order = order[:top_k]
@@ -389,11 +396,11 @@ class Reranker:
             self._model, data, len(data), buf, cap, n))
 
     def prompt_ids(self, query: str, document: str, instruction: Optional[str] = None,
-                   max_length: Optional[int] = None) -> List[int]:
+                   max_length: Optional[int] = None, truncate: bool = True) -> List[int]:
         """The token ids of the full prompt predict scores for (query, document)."""
         q, d = _utf8(query, "query"), _utf8(document, "document")
         keep: List[bytes] = []
-        sp = self._score_params(instruction, max_length, keep)
+        sp = self._score_params(instruction, max_length, keep, truncate)
         return self._ids(lambda buf, cap, n: _lib.qrr_model_prompt_ids_len(
             self._model, q, len(q), d, len(d), sp, buf, cap, n))
 

@@ -135,6 +135,9 @@ def test_lines_the_qrr_command_refuses_are_refused_alike(tied):
              '[1]', '{"query": "q", "document": "d", "x": 1e400}',
              '{"query": "q", "document": "d", "x": 123456789012345678901234567890}',
              '{"query": "q", "document": "d", "x": -0, "y": 9223372036854775807}',
+             '{"query": "q", "document": "d", "truncate": 1}',
+             '{"query": "q", "document": "d", "truncate": "no", "instruction": 5}',
+             '{"query": "' + "q " * 60 + '", "document": "d", "max_length": 80, "truncate": false}',
              '{"query": "q", "document": "d"}']
     text = "".join(line + "\n" for line in lines)
     ours = [json.loads(line) for line in run(["score", tied, "--threads", "1"], text).stdout.splitlines()]

@@ -147,7 +147,28 @@ def test_the_signature_is_cross_encoders():
                   if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
     assert positional == CROSS_ENCODER_PREDICT
     assert [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY] == [
-        "instruction", "raw", "max_length"]
+        "instruction", "raw", "max_length", "truncate"]
+
+
+def test_a_long_prompt_is_cut_at_its_end_unless_truncate_is_false(tied):
+    """The recipe's cut: the document's end goes first, so two documents that differ only
+    past the cut score alike; truncate=False refuses such a prompt, naming why."""
+    model = qrr.Reranker(tied, threads=1)
+    words = "words " * 150
+    cut = model.predict([("q", words + "apple"), ("q", words + "banana pear")], max_length=128,
+                        raw=True)
+    assert cut[0] == cut[1]
+    assert model.predict(("q", "apple"), max_length=128, truncate=False) == \
+        model.predict(("q", "apple"), max_length=128)
+    with pytest.raises(qrr.QrrError) as e:
+        model.predict(("q", words), max_length=128, truncate=False)
+    assert e.value.status_name == "QRR_ERR_TOO_LONG" and "truncation is off" in str(e.value)
+    with pytest.raises(TypeError, match="truncate must be a bool"):
+        model.predict(("q", "d"), truncate=1)
+    ids = model.prompt_ids("q", words, max_length=128)
+    assert len(ids) == 128
+    with pytest.raises(qrr.QrrError):
+        model.prompt_ids("q", words, max_length=128, truncate=False)
 
 
 PAIRS = [("What is the capital of China?", d) for d in ("Beijing.", "Seoul.", "Gravity.")]

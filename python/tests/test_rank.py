@@ -57,7 +57,7 @@ def test_the_signature_is_cross_encoders():
                           ("apply_softmax", False), ("convert_to_numpy", True),
                           ("convert_to_tensor", False)]
     assert [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY] == [
-        "instruction", "max_length"]
+        "instruction", "max_length", "truncate"]
 
 
 def test_positional_arguments_as_cross_encoder_passes_them(tied, monkeypatch):
