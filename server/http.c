@@ -19,6 +19,7 @@
 
 #include <microhttpd.h>
 
+#include "cors.h"
 #include "state.h"
 
 qrr_server_config qrr_server_default_config(void)
@@ -149,7 +150,14 @@ static enum MHD_Result send_reply(server *srv, struct MHD_Connection *conn, requ
         return MHD_NO;
     }
     r->body = NULL;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+    if (r->content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+    const char *origin = cors_allow(srv->cfg->cors_allow_origin,
+                                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"));
+    if (origin) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+        if (strcmp(origin, "*")) MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
+    }
     for (int i = 0; i < r->n_headers; i++)
         MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
     if (r->status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
@@ -184,7 +192,6 @@ static int authorized(const server *srv, struct MHD_Connection *conn, route_id r
     return is_key(h, n, key);
 }
 
-/* The checks made when a request's headers have arrived; 1 with r filled if it is refused. */
 /* The Content-Length headers of a request: how many, and whether they disagree. */
 typedef struct lengths_seen {
     int n, differ;
@@ -226,6 +233,7 @@ static int refuse_framing(struct MHD_Connection *conn, reply *r)
     return 0;
 }
 
+/* The checks made when a request's headers have arrived; 1 with r filled if it is refused. */
 static int refuse_early(server *srv, struct MHD_Connection *conn, request *q, reply *r)
 {
     const int scoring = q->route == ROUTE_RERANK || q->route == ROUTE_V1 || q->route == ROUTE_V2;
@@ -360,6 +368,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                      log_safe(url, u, sizeof u));
         }
         r.route = q->route;
+        /* a browser's preflight, before the API key: it never sends one */
+        if (srv->cfg->cors_allow_origin && !strcmp(method, MHD_HTTP_METHOD_OPTIONS) &&
+            q->route != ROUTE_OTHER) {
+            cors_preflight(&r, q->route);
+            return send_reply(srv, conn, q, method, url, &r);
+        }
         if (!refuse_early(srv, conn, q, &r)) return MHD_YES;
         /* libmicrohttpd closes the connection after a reply queued before the body: that
          * spares reading an unwanted body, but a request without one keeps its connection

@@ -21,6 +21,7 @@ typedef struct qrr_server_config {
     size_t payload_limit;       /* request body bytes */
     int max_concurrent_requests;
     const char *api_key;        /* NULL = no key needed */
+    const char *cors_allow_origin; /* "*" or origins separated by commas; NULL = no CORS */
     int read_timeout;           /* seconds a connection may stay idle or stalled */
     int request_timeout;        /* seconds a client has to send a whole request */
     int drain_timeout;          /* seconds SIGTERM waits for requests in flight */

@@ -523,6 +523,81 @@ Test(server, framing_that_could_be_read_two_ways_is_refused)
     cr_expect_eq(serve_stop(&s), 0);
 }
 
+/* A raw request of method to path with the extra header lines and no body; the answer. */
+static char *raw_request(int port, const char *method, const char *path, const char *headers)
+{
+    char req[1024];
+    snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s\r\n",
+             method, path, headers);
+    int fd = raw_connect(port), closed;
+    raw_send(fd, req);
+    char *answer = raw_read_all(fd, 10.0, &closed);
+    close(fd);
+    return answer;
+}
+
+/* --cors-allow-origin: a preflight from an allowed origin is answered (before the API key,
+ * which a browser does not send with it), answers carry Access-Control-Allow-Origin for an
+ * allowed origin only; without the option, nothing changes (OPTIONS is a 405). */
+Test(server, cross_origin_requests_from_the_allowed_origins_only)
+{
+    const char *extra[] = {"--cors-allow-origin", "https://a.example, https://b.example:8443",
+                           "--api-key", "sesame", NULL};
+    served s = serve_start(tmp, model, extra);
+    char *a = raw_request(s.port, "OPTIONS", "/v1/rerank", "Origin: https://a.example\r\n"
+                          "Access-Control-Request-Method: POST\r\n");
+    cr_expect(!strncmp(a, "HTTP/1.1 204 ", 13), "%s", a);
+    cr_expect(strstr(a, "Access-Control-Allow-Origin: https://a.example\r\n") &&
+              strstr(a, "Access-Control-Allow-Methods: POST, OPTIONS") &&
+              strstr(a, "authorization, content-type") && strstr(a, "Vary: Origin"), "%s", a);
+    free(a);
+    a = raw_request(s.port, "OPTIONS", "/health", "Origin: https://b.example:8443\r\n");
+    cr_expect(strstr(a, "Access-Control-Allow-Methods: GET, HEAD, OPTIONS"), "%s", a);
+    free(a);
+    /* another origin's preflight gets no allowance; nor does a route that does not exist */
+    a = raw_request(s.port, "OPTIONS", "/rerank", "Origin: https://evil.example\r\n");
+    cr_expect(!strncmp(a, "HTTP/1.1 204 ", 13) && !strstr(a, "Access-Control-Allow-Origin"),
+              "%s", a);
+    free(a);
+    a = raw_request(s.port, "OPTIONS", "/nowhere", "Origin: https://a.example\r\n");
+    cr_expect(!strncmp(a, "HTTP/1.1 404 ", 13), "%s", a);
+    free(a);
+    /* the answers themselves: the allowed origin named, another not */
+    char head[256];
+    snprintf(head, sizeof head, "Authorization: Bearer sesame\r\nOrigin: https://b.example:8443\r\n");
+    a = post_with_headers(s.port, head, tei_body(""));
+    cr_expect(!strncmp(a, "HTTP/1.1 200 ", 13) &&
+              strstr(a, "Access-Control-Allow-Origin: https://b.example:8443\r\n"), "%s", a);
+    free(a);
+    a = post_with_headers(s.port, "Origin: https://a.example\r\n", tei_body("")); /* no key */
+    cr_expect(!strncmp(a, "HTTP/1.1 401 ", 13) && strstr(a, "Access-Control-Allow-Origin"),
+              "the browser must be able to read the refusal: %s", a);
+    free(a);
+    a = post_with_headers(s.port, "Authorization: Bearer sesame\r\nOrigin: https://c.example\r\n",
+                          tei_body(""));
+    cr_expect(!strncmp(a, "HTTP/1.1 200 ", 13) && !strstr(a, "Access-Control-Allow-Origin"),
+              "%s", a);
+    free(a);
+    cr_expect_eq(serve_stop(&s), 0);
+
+    const char *any[] = {"--cors-allow-origin", "*", NULL};
+    s = serve_start(tmp, model, any);
+    a = post_with_headers(s.port, "Origin: https://c.example\r\n", tei_body(""));
+    cr_expect(strstr(a, "Access-Control-Allow-Origin: *\r\n") && !strstr(a, "Vary: Origin"),
+              "%s", a);
+    free(a);
+    cr_expect_eq(serve_stop(&s), 0);
+
+    s = serve_start(tmp, model, NULL);
+    a = raw_request(s.port, "OPTIONS", "/rerank", "Origin: https://a.example\r\n");
+    cr_expect(!strncmp(a, "HTTP/1.1 405 ", 13) && !strstr(a, "Access-Control"), "%s", a);
+    free(a);
+    cr_expect_eq(serve_stop(&s), 0);
+    /* a malformed value is a usage error */
+    cr_expect_eq(tu_system("'%s/qrr' serve '%s' --cors-allow-origin 'a.example' 2>/dev/null",
+                           tu_build(), model), 2);
+}
+
 Test(server, a_refused_request_without_a_body_keeps_its_connection)
 {
     const char *extra[] = {"--api-key", "sesame", NULL};

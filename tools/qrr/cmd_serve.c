@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cors.h"
 #include "server.h"
 
 static void help(void)
@@ -33,6 +34,9 @@ static void help(void)
            "  --max-concurrent-requests N  requests handled at once (default %d; more: 429)\n"
            "  --api-key KEY                require \"Authorization: Bearer KEY\" (not on\n"
            "                               /health and /metrics); also $QRR_API_KEY\n"
+           "  --cors-allow-origin ORIGINS  let pages of these origins call the server from a\n"
+           "                               browser: \"*\" or https://HOST[:PORT],... (default:\n"
+           "                               none; OPTIONS preflights are then answered)\n"
            "  --read-timeout S             close a connection idle or stalled S seconds\n"
            "                               (default %d)\n"
            "  --request-timeout S          close a connection whose request (headers and\n"
@@ -107,6 +111,10 @@ int qrr_cmd_serve(int argc, char **argv)
             if (!*c.api_key) /* no client could send it: most likely an unset variable */
                 return cli_usage_error("serve", "--api-key is empty (to serve without a key, "
                                        "leave the option out)");
+        } else if (!strcmp(a, "--cors-allow-origin") && i + 1 < argc) {
+            c.cors_allow_origin = argv[++i];
+            const char *bad = cors_check(c.cors_allow_origin);
+            if (bad) return cli_usage_error("serve", "--cors-allow-origin %s", bad);
         } else if (!strcmp(a, "--quiet")) {
             c.log_requests = 0;
         } else if (a[0] == '-') {
