@@ -325,6 +325,12 @@ Test(eval, a_query_that_fails_is_left_out_of_the_figures, .timeout = 120)
     json_t *o = json_load_file(out, 0, NULL);
     cr_assert_not_null(o);
     cr_expect_eq(json_integer_value(json_object_get(o, "failed")), 1);
+    /* which line, and why, as the text output says on stderr */
+    json_t *failed = json_array_get(json_object_get(o, "failed_lines"), 0);
+    cr_expect_eq(json_integer_value(json_object_get(failed, "line")),
+                 json_integer_value(json_object_get(base, "queries")) + 1);
+    cr_expect(strstr(json_string_value(json_object_get(failed, "error")), "max_length"), "%s",
+              json_string_value(json_object_get(failed, "error")));
     cr_expect_eq(json_integer_value(json_object_get(o, "queries")),
                  json_integer_value(json_object_get(base, "queries")) + 1);
     cr_expect_eq(json_integer_value(json_object_get(o, "documents")),

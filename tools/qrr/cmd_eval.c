@@ -287,7 +287,7 @@ static json_t *real_or_null(double x)
 static void print_json(const char *qrr_path, const char *data_path, const eval_set *s,
                        const eval_result *r, int concurrency, int threads)
 {
-    json_t *metrics = json_object(), *nrl = json_array();
+    json_t *metrics = json_object(), *nrl = json_array(), *failed = json_array();
     char key[16];
     for (size_t k = 0; k < N_NDCG; k++) {
         snprintf(key, sizeof key, "ndcg@%zu", ndcg_k[k]);
@@ -296,11 +296,16 @@ static void print_json(const char *qrr_path, const char *data_path, const eval_s
     snprintf(key, sizeof key, "mrr@%d", MRR_K);
     json_object_set_new(metrics, key, real_or_null(r->mrr));
     for (size_t i = 0; i < s->n; i++)
-        if (!s->v[i].failed && !metric_has_relevant(s->v[i].labels, s->v[i].n))
+        if (s->v[i].failed)
+            json_array_append_new(failed, json_pack("{s:I,s:s}", "line",
+                                                    (json_int_t)s->v[i].lineno, "error",
+                                                    s->v[i].error));
+        else if (!metric_has_relevant(s->v[i].labels, s->v[i].n))
             json_array_append_new(nrl, json_integer(s->v[i].lineno));
-    json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:o,s:{s:o,s:o,s:o},s:f,s:f,s:f,s:i,s:i}",
+    json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:o,s:I,s:o,s:o,s:{s:o,s:o,s:o},s:f,s:f,s:f,s:i,s:i}",
                           "file", qrr_path, "data", data_path, "queries", (json_int_t)r->queries,
                           "documents", (json_int_t)r->documents, "failed", (json_int_t)r->failed,
+                          "failed_lines", failed,
                           "no_relevant", (json_int_t)r->no_relevant, "no_relevant_lines", nrl,
                           "metrics", metrics, "latency_ms", "p50", real_or_null(1e3 * r->p50),
                           "p95", real_or_null(1e3 * r->p95), "p99", real_or_null(1e3 * r->p99),
