@@ -49,7 +49,7 @@ const char *cors_check(const char *allow)
 
 void cors_preflight(reply *r, route_id route)
 {
-    int post = route == ROUTE_RERANK || route == ROUTE_V1 || route == ROUTE_V2;
+    int post = route_scores(route);
     r->status = 204;
     r->content_type = NULL;
     reply_header(r, "Access-Control-Allow-Methods", "%s", post ? "POST, OPTIONS"

@@ -64,7 +64,8 @@ static route_id find_route(const char *method, const char *url, int *wrong_metho
         route_id id;
         int post;
     } table[] = {{"/rerank", ROUTE_RERANK, 1}, {"/v1/rerank", ROUTE_V1, 1},
-                 {"/v2/rerank", ROUTE_V2, 1},  {"/health", ROUTE_HEALTH, 0},
+                 {"/v2/rerank", ROUTE_V2, 1},  {"/score", ROUTE_SCORE, 1},
+                 {"/v1/score", ROUTE_V1_SCORE, 1}, {"/health", ROUTE_HEALTH, 0},
                  {"/info", ROUTE_INFO, 0},     {"/metrics", ROUTE_METRICS, 0}};
     *wrong_method = 0;
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
@@ -236,7 +237,7 @@ static int refuse_framing(struct MHD_Connection *conn, reply *r)
 /* The checks made when a request's headers have arrived; 1 with r filled if it is refused. */
 static int refuse_early(server *srv, struct MHD_Connection *conn, request *q, reply *r)
 {
-    const int scoring = q->route == ROUTE_RERANK || q->route == ROUTE_V1 || q->route == ROUTE_V2;
+    const int scoring = route_scores(q->route);
     if (refuse_framing(conn, r)) return 1;
     if (q->route == ROUTE_OTHER) {
         reply_error(r, 404, FAIL_NOT_FOUND, "no such route; see docs/server.md");

@@ -113,8 +113,19 @@ void metrics_queue_size(metrics *mx, size_t jobs)
 const char *route_name(route_id r)
 {
     static const char *names[ROUTE_COUNT] = {"/rerank", "/v1/rerank", "/v2/rerank", "/health",
-                                             "/info",   "/metrics",   "other"};
+                                             "/info",   "/metrics",   "/score",     "/v1/score",
+                                             "other"};
     return r < ROUTE_COUNT ? names[r] : "other";
+}
+
+int route_scores(route_id r)
+{
+    return r == ROUTE_RERANK || route_api_errors(r);
+}
+
+int route_api_errors(route_id r)
+{
+    return r == ROUTE_V1 || r == ROUTE_V2 || r == ROUTE_SCORE || r == ROUTE_V1_SCORE;
 }
 
 const char *fail_reason_name(fail_reason r)

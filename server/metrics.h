@@ -21,7 +21,14 @@ typedef enum {
 } fail_reason;
 
 typedef enum { ROUTE_RERANK, ROUTE_V1, ROUTE_V2, ROUTE_HEALTH, ROUTE_INFO, ROUTE_METRICS,
-               ROUTE_OTHER, ROUTE_COUNT } route_id;
+               ROUTE_SCORE, ROUTE_V1_SCORE, ROUTE_OTHER, ROUTE_COUNT } route_id;
+
+/* The routes that score (POST, a body, the scheduler): /rerank, /v1 and /v2/rerank, /score
+ * and /v1/score. */
+int route_scores(route_id r);
+/* The routes whose errors take the {"error": {"message", "type", "code"}} shape of the
+ * Cohere, Jina and vLLM APIs, not TEI's. */
+int route_api_errors(route_id r);
 
 typedef struct metrics metrics;
 

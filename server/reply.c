@@ -57,7 +57,7 @@ void reply_error(reply *r, int status, fail_reason why, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     json_t *body;
-    if (r->route == ROUTE_V1 || r->route == ROUTE_V2) /* the message also where Cohere's
+    if (route_api_errors(r->route) || r->api_errors) /* the message also where Cohere's
                                                         * ("message") and Jina's ("detail")
                                                         * clients look for it */
         body = json_pack("{s:{s:s,s:s,s:s},s:s,s:s}", "error", "message", msg, "type",

@@ -1,20 +1,27 @@
 /* routes.c — what each route answers. POST /rerank takes TEI's request and answers TEI's
- * bare array; POST /v1/rerank and /v2/rerank take the Cohere/Jina request and answer
- * {id, model, results, usage}. Both: check every field (messages name it), build each
- * document's prompt ids here on the client's thread, queue the request for the scheduler,
- * sort the results best first. GET /health, /info and /metrics report the server. */
+ * bare array (or, given vLLM's {"query", "documents"} body, answers as /v1 does); POST
+ * /v1/rerank and /v2/rerank take the Cohere/Jina request and answer {id, model, results,
+ * usage}, sorted best first; POST /score and /v1/score take vLLM's score request and answer
+ * its {data} in input order. All: check every field (messages name it), build each pair's
+ * prompt ids here on the client's thread, queue the request for the scheduler. GET
+ * /health, /info and /metrics report the server. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "state.h"
 
 /* A rerank request in either API's shape, its strings pointing into the parsed JSON. */
 typedef struct rerank_request {
     const char *docs_field;   /* "texts" (TEI) or "documents" (Cohere, Jina): for messages */
+    int cohere;               /* the Cohere/Jina request and answer (/v1, /v2, vLLM's /rerank) */
+    int score_api;            /* vLLM's score request: answered in input order */
     const char *query;
     size_t query_len;
+    const char **queries;     /* /score: each pair's query; NULL = query for every pair */
+    size_t *query_lens;
     const char **docs;
     size_t *doc_lens;
     size_t n;
@@ -119,10 +126,94 @@ static int check_rank_fields(json_t *o, reply *r)
     return -1;
 }
 
+/* A /score field: a string, or an array of strings (at least one, at most limit). */
+static int get_texts(json_t *o, const char *key, int limit, const char ***out, size_t **lens,
+                     size_t *n, reply *r)
+{
+    json_t *v = json_object_get(o, key);
+    int one = json_is_string(v);
+    *n = one ? 1 : json_array_size(v);
+    if (!one && !json_is_array(v)) {
+        reply_error(r, 422, FAIL_VALIDATION, "\"%s\" must be a string or an array of strings",
+                    key);
+        return -1;
+    }
+    if (*n == 0) {
+        reply_error(r, 400, FAIL_EMPTY, "\"%s\" cannot be empty", key);
+        return -1;
+    }
+    if (*n > (size_t)limit) {
+        reply_error(r, 422, FAIL_VALIDATION, "\"%s\" holds %zu items; this server takes at "
+                    "most %d per request (--max-documents)", key, *n, limit);
+        return -1;
+    }
+    *out = calloc(*n, sizeof **out);
+    *lens = calloc(*n, sizeof **lens);
+    if (!*out || !*lens) {
+        reply_error(r, 500, FAIL_BACKEND, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < *n; i++) {
+        json_t *s = one ? v : json_array_get(v, i);
+        if (!json_is_string(s)) {
+            reply_error(r, 422, FAIL_VALIDATION, "\"%s\"[%zu] must be a string", key, i);
+            return -1;
+        }
+        (*out)[i] = json_string_value(s);
+        (*lens)[i] = json_string_length(s);
+    }
+    return 0;
+}
+
+/* vLLM's score request: the queries and the documents under one of its pairs of names,
+ * each a string or an array of strings; one query for every document, or one per
+ * document, paired in order. */
+static int parse_score(json_t *o, const qrr_server_config *cfg, rerank_request *q, reply *r)
+{
+    static const char *const names[][2] = {{"queries", "documents"}, {"queries", "items"},
+                                           {"text_1", "text_2"}, {"data_1", "data_2"}};
+    size_t k = 0, nq = 0;
+    while (k < 4 && !(json_object_get(o, names[k][0]) && json_object_get(o, names[k][1]))) k++;
+    if (k == 4) {
+        reply_error(r, 422, FAIL_VALIDATION, "missing fields: \"text_1\" and \"text_2\" (or "
+                    "\"queries\" and \"documents\"): the queries and the documents to score");
+        return -1;
+    }
+    q->score_api = 1;
+    q->docs_field = names[k][1];
+    q->truncate = 1;
+    if (get_texts(o, names[k][1], cfg->max_documents, &q->docs, &q->doc_lens, &q->n, r) ||
+        get_texts(o, names[k][0], cfg->max_documents, &q->queries, &q->query_lens, &nq, r) ||
+        get_string(o, "instruction", 0, &q->instruction, &q->instruction_len, r) ||
+        get_string(o, "model", 0, &q->model, NULL, r))
+        return -1;
+    if (nq != 1 && nq != q->n) {
+        reply_error(r, 422, FAIL_VALIDATION, "%zu items in \"%s\" for %zu in \"%s\": give one "
+                    "query for all the documents, or one per document", nq, names[k][0], q->n,
+                    names[k][1]);
+        return -1;
+    }
+    if (nq == 1) { /* one query: its prompts share their prefix */
+        q->query = q->queries[0];
+        q->query_len = q->query_lens[0];
+        free(q->queries);
+        free(q->query_lens);
+        q->queries = NULL;
+        q->query_lens = NULL;
+    }
+    q->top_n = q->n;
+    return 0;
+}
+
 static int parse_request(json_t *o, route_id route, const qrr_server_config *cfg,
                          rerank_request *q, reply *r)
 {
-    int cohere = route != ROUTE_RERANK;
+    if (route == ROUTE_SCORE || route == ROUTE_V1_SCORE) return parse_score(o, cfg, q, r);
+    /* vLLM serves /rerank with Jina's body: "documents", no "texts" */
+    int vllm = route == ROUTE_RERANK && !json_object_get(o, "texts") &&
+               json_object_get(o, "documents");
+    int cohere = q->cohere = route != ROUTE_RERANK || vllm;
+    r->api_errors = vllm;
     q->docs_field = cohere ? "documents" : "texts";
     q->truncate = 1;
     if (get_string(o, "query", 1, &q->query, &q->query_len, r) ||
@@ -131,14 +222,17 @@ static int parse_request(json_t *o, route_id route, const qrr_server_config *cfg
         return -1;
     q->top_n = q->n;
     if (cohere) {
-        int ret_docs = 0;
+        int ret_docs = vllm; /* vLLM's /rerank (and Jina's service) return them */
         json_t *top = json_object_get(o, "top_n");
         if (top && !json_is_null(top)) {
-            if (!json_is_integer(top) || json_integer_value(top) < 1) {
-                reply_error(r, 422, FAIL_VALIDATION, "\"top_n\" must be a positive integer");
+            /* vLLM's /rerank takes 0 for all */
+            if (!json_is_integer(top) || json_integer_value(top) < !vllm) {
+                reply_error(r, 422, FAIL_VALIDATION, vllm ? "\"top_n\" must be 0 (all) or a "
+                            "positive integer" : "\"top_n\" must be a positive integer");
                 return -1;
             }
-            if ((size_t)json_integer_value(top) < q->n) q->top_n = (size_t)json_integer_value(top);
+            json_int_t t = json_integer_value(top);
+            if (t > 0 && (size_t)t < q->n) q->top_n = (size_t)t;
         }
         if (get_string(o, "model", 0, &q->model, NULL, r) ||
             get_bool(o, "return_documents", &ret_docs, r) || check_rank_fields(o, r))
@@ -174,33 +268,41 @@ static int build_prompts(server *srv, const rerank_request *q, sched_job *job, r
     int32_t *buf = NULL;
     size_t cap = 0;
     /* What fails with an empty document is the query's or the instruction's fault (too long,
-     * not UTF-8, an instruction this model cannot take): said so, not of "texts"[0]. */
+     * not UTF-8, an instruction this model cannot take): said so, not of "texts"[0]. With a
+     * query per pair, the pair is named instead. */
     size_t n0 = 0;
-    int rc0 = qrr_model_prompt_ids_len(srv->model, q->query, q->query_len, "", 0, p, NULL, 0, &n0);
+    int rc0 = q->queries ? QRR_OK : qrr_model_prompt_ids_len(srv->model, q->query, q->query_len,
+                                                           "", 0, p, NULL, 0, &n0);
     if (rc0 == QRR_ERR_TOO_LONG || rc0 == QRR_ERR_UTF8 || rc0 == QRR_ERR_INVALID_ARG) {
         reply_error(r, 422, FAIL_VALIDATION, "%s", qrr_last_error());
         return -1;
     }
     for (size_t i = 0; i < q->n; i++) {
         size_t n = 0;
-        int rc = qrr_model_prompt_ids_len(srv->model, q->query, q->query_len, q->docs[i],
+        const char *query = q->queries ? q->queries[i] : q->query;
+        size_t query_len = q->queries ? q->query_lens[i] : q->query_len;
+        int rc = qrr_model_prompt_ids_len(srv->model, query, query_len, q->docs[i],
                                           q->doc_lens[i], p, buf, cap, &n);
         if (rc == QRR_ERR_BUFFER_TOO_SMALL) {
             int32_t *bigger = realloc(buf, n * sizeof *bigger);
             rc = bigger ? QRR_OK : QRR_ERR_NOMEM;
             if (bigger) buf = bigger, cap = n;
             if (rc == QRR_OK)
-                rc = qrr_model_prompt_ids_len(srv->model, q->query, q->query_len, q->docs[i],
+                rc = qrr_model_prompt_ids_len(srv->model, query, query_len, q->docs[i],
                                               q->doc_lens[i], p, buf, cap, &n);
         }
         if (rc == QRR_OK && !(ids[i] = malloc(n * sizeof **ids))) rc = QRR_ERR_NOMEM;
         if (rc != QRR_OK) {
             free(buf);
-            if (rc == QRR_ERR_TOO_LONG || rc == QRR_ERR_UTF8 || rc == QRR_ERR_INVALID_ARG)
-                reply_error(r, 422, FAIL_VALIDATION, "\"%s\"[%zu]: %s", q->docs_field, i,
-                            qrr_last_error());
-            else
+            if (rc == QRR_ERR_TOO_LONG || rc == QRR_ERR_UTF8 || rc == QRR_ERR_INVALID_ARG) {
+                if (q->queries) /* a query per pair: the pair's fault */
+                    reply_error(r, 422, FAIL_VALIDATION, "pair %zu: %s", i, qrr_last_error());
+                else
+                    reply_error(r, 422, FAIL_VALIDATION, "\"%s\"[%zu]: %s", q->docs_field, i,
+                                qrr_last_error());
+            } else {
                 reply_error(r, 500, FAIL_BACKEND, "%s", qrr_last_error());
+            }
             return -1;
         }
         memcpy(ids[i], buf, n * sizeof **ids);
@@ -243,15 +345,39 @@ static void random_id(char out[33])
     for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
-static json_t *build_response(server *srv, const rerank_request *q, const size_t *order,
-                              const float *scores, const float *logits, size_t tokens,
-                              route_id route)
+/* vLLM's score answer: every pair's score in input order. */
+static json_t *score_response(server *srv, const rerank_request *q, const float *scores,
+                              size_t tokens)
 {
+    json_t *data = json_array();
+    for (size_t i = 0; data && i < q->n; i++)
+        if (json_array_append_new(data, json_pack("{s:I,s:s,s:f}", "index", (json_int_t)i,
+                                                  "object", "score", "score",
+                                                  (double)scores[i]))) {
+            json_decref(data);
+            data = NULL;
+        }
+    char id[33], name[40];
+    random_id(id);
+    snprintf(name, sizeof name, "score-%s", id);
+    return data ? json_pack("{s:s,s:s,s:I,s:s,s:o,s:{s:I,s:I,s:i,s:n}}", "id", name, "object",
+                            "list", "created", (json_int_t)time(NULL), "model",
+                            q->model ? q->model : srv->model_name, "data", data, "usage",
+                            "prompt_tokens", (json_int_t)tokens, "total_tokens",
+                            (json_int_t)tokens, "completion_tokens", 0,
+                            "prompt_tokens_details")
+                : NULL;
+}
+
+static json_t *build_response(server *srv, const rerank_request *q, const size_t *order,
+                              const float *scores, const float *logits, size_t tokens)
+{
+    if (q->score_api) return score_response(srv, q, scores, tokens);
     json_t *results = json_array();
     for (size_t k = 0; results && k < q->top_n; k++) {
         size_t i = order[k];
         json_t *item;
-        if (route == ROUTE_RERANK) {
+        if (!q->cohere) {
             item = json_pack("{s:I,s:f}", "index", (json_int_t)i, "score",
                              (double)(q->raw_scores ? logits[i] : scores[i]));
             if (item && q->return_text) json_object_set_new(item, "text", document_text(q, i));
@@ -268,7 +394,7 @@ static json_t *build_response(server *srv, const rerank_request *q, const size_t
             return NULL;
         }
     }
-    if (route == ROUTE_RERANK) return results;
+    if (!q->cohere) return results;
     char id[33];
     random_id(id);
     return json_pack("{s:s,s:s,s:o,s:{s:I,s:I}}", "id", id, "model",
@@ -363,7 +489,7 @@ void route_rerank(server *srv, const char *body, size_t len, int client_fd, repl
     }
     for (size_t i = 0; i < q.n; i++) order[i] = i;
     qsort_r(order, q.n, sizeof *order, by_score, q.raw_scores ? logits : scores);
-    reply_json(r, 200, build_response(srv, &q, order, scores, logits, job.tokens, r->route));
+    reply_json(r, 200, build_response(srv, &q, order, scores, logits, job.tokens));
     double total = r->tokenization_s + r->queue_s + r->inference_s;
     reply_header(r, "x-compute-time", "%.0f", total * 1e3);
     reply_header(r, "x-compute-tokens", "%zu", job.tokens);
@@ -376,6 +502,8 @@ done:
     free((void *)job.group.lens);
     free(q.docs);
     free(q.doc_lens);
+    free(q.queries);
+    free(q.query_lens);
     free(scores);
     free(logits);
     free(order);

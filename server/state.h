@@ -40,6 +40,8 @@ typedef struct reply {
     } headers[REPLY_MAX_HEADERS];
     int n_headers;
     route_id route;
+    int api_errors;           /* errors in route_api_errors' shape whatever the route (a
+                               * Cohere/Jina/vLLM body posted to /rerank) */
     fail_reason why;          /* when status is not 2xx */
     size_t pairs, tokens;
     double tokenization_s, queue_s, inference_s;

@@ -242,7 +242,7 @@ static void expect_error(int port, const char *path, const char *body, size_t le
     json_t *o = json_loads(r.body, 0, NULL);
     cr_assert_not_null(o, "error body is not JSON: %s", r.body);
     const char *msg, *got_type;
-    if (strstr(path, "/v")) {
+    if (strstr(path, "/v") || strstr(path, "/score")) { /* Cohere's, Jina's and vLLM's shape */
         json_t *e = json_object_get(o, "error");
         msg = json_string_value(json_object_get(e, "message"));
         got_type = json_string_value(json_object_get(e, "type"));
@@ -265,6 +265,92 @@ static void expect_error(int port, const char *path, const char *body, size_t le
 
 #define EXPECT_ERROR(path, body, status, type, needle) \
     expect_error(s.port, path, body, strlen(body), status, type, needle)
+#define EXPECT_ERROR_AT(port, path, body, status, type, needle) \
+    expect_error(port, path, body, strlen(body), status, type, needle)
+
+/* vLLM's requests: /score and /v1/score (one query for every document, or one per
+ * document, under any of vLLM's field names) answer each pair's score in input order; a
+ * {"query", "documents"} body posted to /rerank is answered as vLLM answers it. */
+Test(server, vllm_score_and_rerank_requests)
+{
+    served s = serve_start(tmp, model, NULL);
+    double want[N_DOCS];
+    cli_logits(Q, DOCS, N_DOCS, NULL, want);
+    char body[2048];
+    snprintf(body, sizeof body, "{\"model\": \"m\", \"text_1\": \"%s\", \"text_2\": [\"%s\", "
+             "\"%s\", \"%s\"]}", Q, DOCS[0], DOCS[1], DOCS[2]);
+    http_result r = http(s.port, "/score", body);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *o = parse(&r);
+    cr_expect(!strncmp(json_string_value(json_object_get(o, "id")), "score-", 6), "%s", r.body);
+    cr_expect_str_eq(json_string_value(json_object_get(o, "object")), "list");
+    cr_expect_str_eq(json_string_value(json_object_get(o, "model")), "m");
+    cr_expect_gt(json_integer_value(json_object_get(o, "created")), 1700000000);
+    json_t *data = json_object_get(o, "data");
+    cr_assert_eq(json_array_size(data), 3, "%s", r.body);
+    for (int i = 0; i < 3; i++) { /* input order, not best first */
+        json_t *e = json_array_get(data, (size_t)i);
+        cr_expect_eq(json_integer_value(json_object_get(e, "index")), i);
+        cr_expect_str_eq(json_string_value(json_object_get(e, "object")), "score");
+        cr_expect_leq(fabs(json_number_value(json_object_get(e, "score")) -
+                           1 / (1 + exp(-want[i]))), 1e-5, "pair %d: %s", i, r.body);
+    }
+    cr_expect_gt(json_integer_value(json_object_get(json_object_get(o, "usage"), "prompt_tokens")),
+                 60);
+    json_decref(o);
+    free(r.body);
+
+    /* a query per document, paired in order */
+    const char *q2 = "What is gravity?";
+    double other[1];
+    cli_logits(q2, DOCS, 1, NULL, other);
+    snprintf(body, sizeof body, "{\"queries\": [\"%s\", \"%s\"], \"documents\": [\"%s\", "
+             "\"%s\"]}", q2, Q, DOCS[0], DOCS[1]);
+    r = http(s.port, "/v1/score", body);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    o = parse(&r);
+    data = json_object_get(o, "data");
+    cr_expect_leq(fabs(json_number_value(json_object_get(json_array_get(data, 0), "score")) -
+                       1 / (1 + exp(-other[0]))), 1e-5, "%s", r.body);
+    cr_expect_leq(fabs(json_number_value(json_object_get(json_array_get(data, 1), "score")) -
+                       1 / (1 + exp(-want[1]))), 1e-5, "%s", r.body);
+    json_decref(o);
+    free(r.body);
+
+    EXPECT_ERROR_AT(s.port, "/v1/score", "{\"text_1\": [\"a\", \"b\"], \"text_2\": [\"c\", \"d\", "
+                    "\"e\"]}", 422, "invalid_request_error", "one per document");
+    EXPECT_ERROR_AT(s.port, "/score", "{\"text_1\": \"a\"}", 422, "invalid_request_error",
+                    "text_2");
+    EXPECT_ERROR_AT(s.port, "/score", "{\"text_1\": \"a\", \"text_2\": []}", 400,
+                    "invalid_request_error", "empty");
+    EXPECT_ERROR_AT(s.port, "/score", "{\"text_1\": \"a\", \"text_2\": [\"b\", 5]}", 422,
+                    "invalid_request_error", "\"text_2\"[1]");
+
+    /* vLLM's /rerank body: sorted best first, documents returned, top_n 0 = all */
+    snprintf(body, sizeof body, "{\"model\": \"m\", \"query\": \"%s\", \"documents\": [\"%s\", "
+             "\"%s\", \"%s\", \"%s\"], \"top_n\": 0}", Q, DOCS[0], DOCS[1], DOCS[2], DOCS[3]);
+    r = http(s.port, "/rerank", body);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    o = parse(&r);
+    json_t *res = json_object_get(o, "results");
+    cr_assert_eq(json_array_size(res), N_DOCS, "%s", r.body);
+    int best = 0;
+    for (int i = 1; i < N_DOCS; i++) if (want[i] > want[best]) best = i;
+    cr_expect_eq(json_integer_value(json_object_get(json_array_get(res, 0), "index")), best);
+    cr_expect_str_eq(json_string_value(json_object_get(json_object_get(json_array_get(res, 0),
+                                                                       "document"), "text")),
+                     DOCS[best]);
+    json_decref(o);
+    free(r.body);
+    /* its errors take vLLM's shape, though the route is TEI's */
+    r = http(s.port, "/rerank", "{\"query\": \"q\", \"documents\": [1]}");
+    cr_expect_eq(r.status, 422);
+    o = parse(&r);
+    cr_expect(json_is_object(json_object_get(o, "error")), "%s", r.body);
+    json_decref(o);
+    free(r.body);
+    cr_expect_eq(serve_stop(&s), 0);
+}
 
 Test(server, errors)
 {

@@ -21,7 +21,7 @@ static const struct {
     {"eval", qrr_cmd_eval, "ranking quality (NDCG, MRR) and latency on a labelled set"},
     {"bench", qrr_cmd_bench, "time scoring on a synthetic request (tokens/s, pairs/s, latency)"},
 #ifndef QRR_NO_SERVER /* a build without libmicrohttpd (make SERVER=0) */
-    {"serve", qrr_cmd_serve, "HTTP reranking server (TEI, Cohere and Jina request formats)"},
+    {"serve", qrr_cmd_serve, "HTTP reranking server (TEI, Cohere, Jina and vLLM request formats)"},
 #endif
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
