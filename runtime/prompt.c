@@ -116,9 +116,10 @@ static int add_head(text_buf *b, const qrr_model *m, const qrr_prompt_spec *spec
     return rc;
 }
 
-/* With truncation off: QRR_ERR_TOO_LONG when the part before the document fills max_length
- * alone, whichever document comes with it (the fault is the query's or the
- * instruction's), else QRR_OK. */
+/* With truncation off: QRR_ERR_TOO_LONG when the part before the document overflows
+ * max_length alone, whichever document comes with it (the fault is the query's or the
+ * instruction's), else QRR_OK. A head that fills it exactly still takes an empty document,
+ * and a short one whose first token merges with the head's last. */
 int qrr__prompt_check_head(const qrr_model *m, const qrr_prompt_spec *spec, qrr_diag *d)
 {
     size_t fixed = m->n_prefix_ids + m->n_suffix_ids, n_head = 0;
@@ -127,10 +128,10 @@ int qrr__prompt_check_head(const qrr_model *m, const qrr_prompt_spec *spec, qrr_
     if (rc == QRR_OK) rc = qrr_tokenizer_encode(m->tok, head.p, head.n, NULL, 0, &n_head, d);
     free(head.p);
     if (rc == QRR_ERR_BUFFER_TOO_SMALL) rc = QRR_OK; /* counted, not written */
-    if (rc == QRR_OK && spec->truncate == 0 && n_head >= spec->limit - fixed)
+    if (rc == QRR_OK && spec->truncate == 0 && n_head > spec->limit - fixed)
         return qrr_fail(d, QRR_ERR_TOO_LONG, "the query and instruction alone take %zu tokens "
-                        "of max_length %zu with the prompt's frame, leaving no room for a "
-                        "document, and truncation is off", fixed + n_head, spec->limit);
+                        "with the prompt's frame, more than max_length %zu: no document fits, "
+                        "and truncation is off", fixed + n_head, spec->limit);
     return rc;
 }
 

@@ -32,8 +32,8 @@ int qrr__prompt_spec(const qrr_model *m, const char *query, size_t query_len,
 /* QRR_ERR_UTF8 naming `what` (e.g. "document 3") and the offset within text, or QRR_OK. */
 int qrr__check_text(const char *what, const char *text, size_t len, qrr_diag *d);
 
-/* With spec->truncate 0: QRR_ERR_TOO_LONG when the query and instruction leave no room for
- * any document within max_length (a fault of the request, not of a document); else QRR_OK. */
+/* With spec->truncate 0: QRR_ERR_TOO_LONG when the query and instruction alone overflow
+ * max_length (a fault of the request, not of a document: no document fits); else QRR_OK. */
 int qrr__prompt_check_head(const qrr_model *m, const qrr_prompt_spec *spec, qrr_diag *d);
 
 /* Build the prompt of one document (already checked) into out (grown as needed, reused

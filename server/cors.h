@@ -15,8 +15,13 @@ const char *cors_allow(const char *allow, const char *origin);
  * https://app.example.com separated by commas); NULL, or what is wrong. */
 const char *cors_check(const char *allow);
 
-/* r as the answer to a preflight (OPTIONS) for route: 204, the methods the route takes and
- * the request headers a client may send (Authorization, Content-Type), for 10 minutes. */
+/* The Access-Control-Allow-Headers value of a preflight that asked for requested (its
+ * Access-Control-Request-Headers): those headers when they are a list of field names, else
+ * Authorization and Content-Type. */
+const char *cors_allow_headers(const char *requested);
+
+/* r as the answer to a preflight (OPTIONS) for route: 204 and the methods the route takes,
+ * for 10 minutes (r->preflight set: the sender adds cors_allow_headers). */
 void cors_preflight(reply *r, route_id route);
 
 #endif

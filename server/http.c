@@ -153,12 +153,16 @@ static enum MHD_Result send_reply(server *srv, struct MHD_Connection *conn, requ
     r->body = NULL;
     if (r->content_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
-    const char *origin = cors_allow(srv->cfg->cors_allow_origin,
-                                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"));
-    if (origin) {
-        MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
-        if (strcmp(origin, "*")) MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
-    }
+    const char *cors = srv->cfg->cors_allow_origin;
+    const char *origin = cors_allow(cors, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                                      "Origin"));
+    if (origin) MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+    /* an answer for one origin differs from another's: a cache must keep them apart */
+    if (cors && strcmp(cors, "*")) MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
+    if (r->preflight)
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                                cors_allow_headers(MHD_lookup_connection_value(
+                                    conn, MHD_HEADER_KIND, "Access-Control-Request-Headers")));
     for (int i = 0; i < r->n_headers; i++)
         MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
     if (r->status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
@@ -193,38 +197,45 @@ static int authorized(const server *srv, struct MHD_Connection *conn, route_id r
     return is_key(h, n, key);
 }
 
-/* The Content-Length headers of a request: how many, and whether they disagree. */
-typedef struct lengths_seen {
-    int n, differ;
-    const char *first;
-} lengths_seen;
+/* The framing headers of a request: Content-Length (how many, whether they disagree) and
+ * Transfer-Encoding (how many, the first). */
+typedef struct framing_seen {
+    int lengths, differ, codings;
+    const char *length, *coding;
+} framing_seen;
 
-static enum MHD_Result note_length(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
+static enum MHD_Result note_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
 {
     (void)kind;
-    lengths_seen *ls = cls;
-    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0) return MHD_YES;
-    if (ls->n++ == 0) ls->first = value;
-    else if (strcmp(value ? value : "", ls->first ? ls->first : "") != 0) ls->differ = 1;
+    framing_seen *f = cls;
+    const char *v = value ? value : "";
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+        if (f->lengths++ == 0) f->length = v;
+        else if (strcmp(v, f->length) != 0) f->differ = 1;
+    } else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        if (f->codings++ == 0) f->coding = v;
+    }
     return MHD_YES;
 }
 
 /* Framing that another server in front could read otherwise than libmicrohttpd does (the
- * ground of request smuggling): Content-Length headers that disagree (RFC 9112, 6.3) and a
- * transfer coding other than chunked, which libmicrohttpd cannot read (RFC 9112, 6.1:
- * 501). Answered before the body, so the connection is closed after the answer. */
+ * ground of request smuggling; RFC 9112, 6.1 and 6.3): Content-Length headers that
+ * disagree, Content-Length beside Transfer-Encoding, more than one Transfer-Encoding header
+ * (libmicrohttpd reads the first; a proxy may join them), and a transfer coding other than
+ * chunked, which libmicrohttpd cannot read (501). */
 static int refuse_framing(struct MHD_Connection *conn, reply *r)
 {
-    lengths_seen ls = {0};
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, note_length, &ls);
-    if (ls.differ) {
-        reply_error(r, 400, FAIL_VALIDATION, "the request has Content-Length headers that "
-                    "disagree");
+    framing_seen f = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, note_framing, &f);
+    if (f.differ || (f.lengths && f.codings) || f.codings > 1) {
+        reply_error(r, 400, FAIL_VALIDATION, "%s", f.differ ? "the request has Content-Length "
+                    "headers that disagree" : f.codings > 1 ? "the request has more than one "
+                    "Transfer-Encoding header" : "the request has both Content-Length and "
+                    "Transfer-Encoding");
         return 1;
     }
-    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *te = f.coding;
     if (te && strcasecmp(te, "chunked") != 0) {
         char t[64];
         reply_error(r, 501, FAIL_VALIDATION, "Transfer-Encoding \"%s\" is not supported: send "
@@ -238,7 +249,6 @@ static int refuse_framing(struct MHD_Connection *conn, reply *r)
 static int refuse_early(server *srv, struct MHD_Connection *conn, request *q, reply *r)
 {
     const int scoring = route_scores(q->route);
-    if (refuse_framing(conn, r)) return 1;
     if (q->route == ROUTE_OTHER) {
         reply_error(r, 404, FAIL_NOT_FOUND, "no such route; see docs/server.md");
         return 1;
@@ -369,13 +379,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                      log_safe(url, u, sizeof u));
         }
         r.route = q->route;
+        /* Framing read two ways is answered now: libmicrohttpd then closes the connection,
+         * so nothing after the headers is taken for another request. */
+        if (refuse_framing(conn, &r)) return send_reply(srv, conn, q, method, url, &r);
         /* a browser's preflight, before the API key: it never sends one */
         if (srv->cfg->cors_allow_origin && !strcmp(method, MHD_HTTP_METHOD_OPTIONS) &&
-            q->route != ROUTE_OTHER) {
+            q->route != ROUTE_OTHER)
             cors_preflight(&r, q->route);
-            return send_reply(srv, conn, q, method, url, &r);
-        }
-        if (!refuse_early(srv, conn, q, &r)) return MHD_YES;
+        else if (!refuse_early(srv, conn, q, &r))
+            return MHD_YES;
         /* libmicrohttpd closes the connection after a reply queued before the body: that
          * spares reading an unwanted body, but a request without one keeps its connection
          * if the reply waits for the request's end. */

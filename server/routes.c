@@ -436,8 +436,9 @@ void route_rerank(server *srv, const char *body, size_t len, int client_fd, repl
                    ? srv->cfg->max_documents : srv->cfg->max_client_batch_size;
     size_t cap = (size_t)most * VALUES_PER_DOCUMENT + VALUES_OF_THE_REST;
     if (too_many_values(body, len, cap)) {
-        reply_error(r, 413, FAIL_TOO_LARGE, "the body holds more than %zu JSON values, more "
-                    "than a request of %d documents needs", cap, most);
+        reply_error(r, 413, FAIL_TOO_LARGE, "the body holds more than %zu JSON values: a "
+                    "request takes %d documents of %d values each (a string, or an object of a "
+                    "few fields) and %d more", cap, most, VALUES_PER_DOCUMENT, VALUES_OF_THE_REST);
         return;
     }
     json_error_t je;

@@ -243,6 +243,19 @@ Test(api, truncate_off_refuses_long_prompts)
                                       ids, 512, &n), QRR_ERR_TOO_LONG);
     cr_expect(strstr(qrr_last_error(), "the query and instruction alone") != NULL, "%s",
               qrr_last_error());
+    /* a head that fills max_length exactly still takes an empty document (and a word that
+     * merges with the head's last token): no refusal of the query then */
+    size_t n_head;
+    p.max_length = 0;
+    cr_assert_eq(qrr_model_prompt_ids(model, "q", "", p, ids, 512, &n_head), QRR_OK);
+    p.max_length = (int)n_head;
+    const char *empty[] = {""};
+    cr_expect_eq(qrr_ctx_score(ctx, "q", empty, 1, p, s, NULL), QRR_OK, "%s", qrr_last_error());
+    cr_expect_eq(qrr_model_prompt_ids(model, "q", "", p, ids, 512, &n), QRR_OK);
+    cr_expect_eq(qrr_ctx_score(ctx, "q", docs + 1, 1, p, s, NULL), QRR_ERR_TOO_LONG);
+    cr_expect(strstr(qrr_last_error(), "document 0") && strstr(qrr_last_error(), "the prompt needs"),
+              "a document too long for the room left is the document's fault: %s", qrr_last_error());
+    p.max_length = (int)n_full;
     /* so does scoring: the request's fault, said once, no document blamed */
     cr_expect_eq(qrr_ctx_score(ctx, "one two three four five six seven eight", docs, 2, p, s,
                                NULL), QRR_ERR_TOO_LONG);

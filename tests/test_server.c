@@ -586,6 +586,25 @@ Test(server, framing_that_could_be_read_two_ways_is_refused)
     char *a = post_with_headers(s.port, "Content-Length: 5\r\n", tei_body(""));
     cr_expect(!strncmp(a, "HTTP/1.1 400 ", 13) && strstr(a, "disagree"), "%s", a);
     free(a);
+    /* a first length of 0 (no body for libmicrohttpd) and a second that holds a request:
+     * one answer, the refusal, and the connection closed, so the hidden request is never
+     * served */
+    {
+        const char *hidden = "GET /info HTTP/1.1\r\nHost: x\r\n\r\n";
+        char req[512];
+        snprintf(req, sizeof req, "POST /rerank HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                 "Content-Length: %zu\r\n\r\n%s", strlen(hidden), hidden);
+        int fd = raw_connect(s.port), closed;
+        raw_send(fd, req);
+        a = raw_read_all(fd, 10.0, &closed);
+        close(fd);
+        cr_expect(!strncmp(a, "HTTP/1.1 400 ", 13) && closed, "%s", a);
+        cr_expect(!strstr(a + 13, "HTTP/1.1 "), "a second answer: %s", a);
+        free(a);
+    }
+    a = post_with_headers(s.port, "Transfer-Encoding: chunked\r\n", tei_body(""));
+    cr_expect(!strncmp(a, "HTTP/1.1 400 ", 13) && strstr(a, "both"), "%s", a);
+    free(a);
     char twice[64];
     snprintf(twice, sizeof twice, "Content-Length: %zu\r\n", strlen(tei_body("")));
     a = post_with_headers(s.port, twice, tei_body(""));
@@ -637,6 +656,11 @@ Test(server, cross_origin_requests_from_the_allowed_origins_only)
               strstr(a, "Access-Control-Allow-Methods: POST, OPTIONS") &&
               strstr(a, "authorization, content-type") && strstr(a, "Vary: Origin"), "%s", a);
     free(a);
+    /* the headers a browser client asks to send are allowed (a list of names only) */
+    a = raw_request(s.port, "OPTIONS", "/v2/rerank", "Origin: https://a.example\r\n"
+                    "Access-Control-Request-Headers: authorization, x-client-name\r\n");
+    cr_expect(strstr(a, "Access-Control-Allow-Headers: authorization, x-client-name\r\n"), "%s", a);
+    free(a);
     a = raw_request(s.port, "OPTIONS", "/health", "Origin: https://b.example:8443\r\n");
     cr_expect(strstr(a, "Access-Control-Allow-Methods: GET, HEAD, OPTIONS"), "%s", a);
     free(a);
@@ -663,6 +687,7 @@ Test(server, cross_origin_requests_from_the_allowed_origins_only)
                           tei_body(""));
     cr_expect(!strncmp(a, "HTTP/1.1 200 ", 13) && !strstr(a, "Access-Control-Allow-Origin"),
               "%s", a);
+    cr_expect(strstr(a, "Vary: Origin"), "a cache must not give it to another origin: %s", a);
     free(a);
     cr_expect_eq(serve_stop(&s), 0);
 
@@ -679,9 +704,12 @@ Test(server, cross_origin_requests_from_the_allowed_origins_only)
     cr_expect(!strncmp(a, "HTTP/1.1 405 ", 13) && !strstr(a, "Access-Control"), "%s", a);
     free(a);
     cr_expect_eq(serve_stop(&s), 0);
-    /* a malformed value is a usage error */
-    cr_expect_eq(tu_system("'%s/qrr' serve '%s' --cors-allow-origin 'a.example' 2>/dev/null",
-                           tu_build(), model), 2);
+    /* a value no browser's Origin could match is a usage error */
+    const char *bad[] = {"a.example", "https://a.example/", "https://a https://b", "https://",
+                         "https://a.example:443", "https://a,"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_expect_eq(tu_system("'%s/qrr' serve '%s' --cors-allow-origin '%s' 2>/dev/null",
+                               tu_build(), model, bad[i]), 2, "%s", bad[i]);
 }
 
 Test(server, a_refused_request_without_a_body_keeps_its_connection)

@@ -489,6 +489,7 @@ static void help(void)
            "                 [--device cpu|cuda] [--no-verify]\n\n"
            "Rescores every line of REFERENCE.jsonl (the schema of scores_public.jsonl: \"query\",\n"
            "\"document\", \"instruction\" (null = the model's default), optional \"max_length\",\n"
+           "optional \"truncate\" (false: refuse a prompt over max_length, not cut it),\n"
            "optional \"ids\" (the expected prompt token ids), optional \"model\", and \"fp64\" or\n"
            "\"fp32\": {\"logit_yes\", \"logit_no\", \"score\"} or {\"logit\", \"score\"}) and compares:\n"
            "the prompt token ids must be identical; delta (logit_yes - logit_no, or the single\n"
