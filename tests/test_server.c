@@ -1296,17 +1296,35 @@ static void expect_one_client_gone(served *s, const char *metric, const char *lo
     free(log);
 }
 
+/* Wait (up to 60 s) until /metrics shows `tokenized` requests tokenized and `queued`
+ * waiting for the scheduler: where a request is (queued, or taken for scoring) is then
+ * known, however slow the machine (a sanitizer, an emulator, a loaded host). */
+static void wait_for_requests(int port, int tokenized, int queued)
+{
+    char a[96], b[64];
+    snprintf(a, sizeof a, "qrr_tokenization_duration_seconds_count %d\n", tokenized);
+    snprintf(b, sizeof b, "qrr_queue_size %d\n", queued);
+    for (int tries = 0; tries < 3000; tries++) {
+        http_result r = http(port, "/metrics", NULL);
+        int there = r.body && strstr(r.body, a) && strstr(r.body, b);
+        free(r.body);
+        if (there) return;
+        usleep(20000);
+    }
+    cr_assert_fail("never %d requests tokenized with %d queued", tokenized, queued);
+}
+
 Test(server, a_client_that_leaves_before_its_turn_is_not_scored)
 {
     served s = serve_start(tmp, model, BUSY_ARGS);
     inflight busy = {.port = s.port, .body = busy_body(s.port, 3.0, 3000)};
     pthread_t th;
     pthread_create(&th, NULL, busy_run, &busy);
-    usleep(300000); /* its scoring under way */
+    wait_for_requests(s.port, 2, 0); /* busy_body's probe, then the busy one taken */
     /* a whole request, then the client closes without waiting for the answer */
     char *body = tei_body("");
     int gone = raw_post(s.port, body);
-    usleep(100000); /* the request is in the queue */
+    wait_for_requests(s.port, 3, 1); /* it waits in the queue */
     close(gone);
     pthread_join(th, NULL);
     free(busy.body);
@@ -1335,7 +1353,8 @@ Test(server, a_turn_whose_clients_all_left_stops_at_the_next_chunk)
     free(r.body);
     int fd = raw_post(s.port, body);
     free(body);
-    usleep((useconds_t)(whole * 0.2 * 1e6)); /* read, tokenized, its scoring under way */
+    wait_for_requests(s.port, 3, 0); /* read, tokenized, taken for scoring */
+    usleep((useconds_t)(whole * 0.1 * 1e6)); /* its scoring under way */
     double left = tu_now();
     close(fd);
     r = http(s.port, "/rerank", tei_body("")); /* waits for the turn before it */
@@ -1362,7 +1381,8 @@ Test(server, a_client_that_left_during_its_only_chunk_is_counted_as_gone_not_as_
     char *body = busy_body(s.port, 3.0, 300); /* under 1048576 tokens: one chunk */
     int fd = raw_post(s.port, body);
     free(body);
-    usleep(300000); /* taken for scoring: it is scored, and its client gone when it ends */
+    wait_for_requests(s.port, 2, 0); /* taken for scoring: scored, its client gone at the end */
+    usleep(100000);
     close(fd);      /* as a client-side timeout does: an orderly close */
     http_result r = http(s.port, "/rerank", tei_body("")); /* queued behind it */
     cr_expect_eq(r.status, 200, "%ld %s", r.status, r.body);
