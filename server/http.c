@@ -379,6 +379,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                      log_safe(url, u, sizeof u));
         }
         r.route = q->route;
+        /* an unknown path under /v1/ or /v2/ is most likely a Cohere, Jina or vLLM client's:
+         * its 404 in their shape */
+        r.api_errors = q->route == ROUTE_OTHER && (!strncmp(url, "/v1/", 4) ||
+                                                   !strncmp(url, "/v2/", 4));
         /* Framing read two ways is answered now: libmicrohttpd then closes the connection,
          * so nothing after the headers is taken for another request. */
         if (refuse_framing(conn, &r)) return send_reply(srv, conn, q, method, url, &r);

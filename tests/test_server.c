@@ -432,6 +432,7 @@ Test(server, errors)
     http_result r = http(s.port, "/nowhere", NULL);
     cr_expect_eq(r.status, 404);
     free(r.body);
+    expect_error(s.port, "/v2/rerank/x", NULL, 0, 404, "not_found_error", "no such route");
     /* an escaped NUL does not end the path early: "/health%00x" is no "/health" */
     r = http(s.port, "/health%00x", NULL);
     cr_expect_eq(r.status, 404, "%ld %s", r.status, r.body);
