@@ -198,6 +198,19 @@ def _version() -> str:
     return f"qrr package {package}, libqrr {__version__} ({_capi.LIBRARY_PATH})"
 
 
+class _Version(argparse.Action):
+    """--version: one line as it is (argparse's own action wraps it to the terminal's width,
+    which would cut the library's path)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(_version())
+        parser.exit()
+
+
 def _model_arguments(command: argparse.ArgumentParser) -> None:
     """The model file and --no-verify, which score and info both take."""
     command.add_argument("model", help="the .qrr file (made by qrr.convert or qconvert)")
@@ -208,7 +221,7 @@ def _model_arguments(command: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m qrr", description=__doc__.split("\n")[0])
-    parser.add_argument("--version", action="version", version=_version(),
+    parser.add_argument("--version", action=_Version,
                         help="print the package's version and libqrr's, and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     score = sub.add_parser("score", help="JSON lines of (query, document) on stdin -> scores")
