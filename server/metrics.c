@@ -40,7 +40,8 @@ metrics *metrics_create(void)
     if (!mx) return NULL;
     pthread_mutex_init(&mx->lock, NULL);
     mx->h[H_REQUEST] = (histogram){"qrr_request_duration_seconds",
-                                   "Time from a request's first byte to its answer", time_bounds,
+                                   "Time from a scoring request's first byte to its answer "
+                                   "(rerank and score routes)", time_bounds,
                                    N(time_bounds), {0}, 0, 0};
     mx->h[H_QUEUE] = (histogram){"qrr_queue_duration_seconds",
                                  "Time a request's pairs waited for the scheduler", time_bounds,
@@ -87,7 +88,8 @@ void metrics_request(metrics *mx, route_id route, int ok, fail_reason why, doubl
     mx->requests[route]++;
     if (ok) mx->success[route]++;
     else mx->failure[route][why]++;
-    observe(&mx->h[H_REQUEST], seconds);
+    /* the latency of scoring: probes of /health and scrapes of /metrics would drown it */
+    if (route_scores(route)) observe(&mx->h[H_REQUEST], seconds);
     pthread_mutex_unlock(&mx->lock);
 }
 

@@ -887,7 +887,8 @@ Test(server, health_info_metrics)
     cr_expect_eq(r.status, 200);
     const char *must[] = {"qrr_request_count{route=\"/rerank\"} 1",
                           "qrr_request_success{route=\"/rerank\"} 1",
-                          "qrr_request_duration_seconds_count",
+                          /* the rerank request alone: not /health, /info or /metrics */
+                          "qrr_request_duration_seconds_count 1\n",
                           "qrr_queue_duration_seconds_bucket",
                           "qrr_tokenization_duration_seconds_sum",
                           "qrr_inference_duration_seconds_count 1",
