@@ -87,8 +87,9 @@ def _score_line(model: Reranker, raw: bytes) -> dict:
         raise ValueError('field "instruction" must be a string or null')
     max_length = _max_length(o)
     query, document = _field(o, "query"), _field(o, "document")
-    scores, logits = model._score_pairs([(query, document)], instruction, 1, False, max_length,
-                                        truncate is not False)
+    # the prompt's ids first and then the score, as qrr score does: the same messages
+    scores, logits = model.score_grouped([(query, document)], instruction, max_length,
+                                         truncate=truncate is not False)
     return {"score": float(scores[0]), "logit": float(logits[0])}
 
 

@@ -138,6 +138,7 @@ def test_lines_the_qrr_command_refuses_are_refused_alike(tied):
              '{"query": "q", "document": "d", "truncate": 1}',
              '{"query": "q", "document": "d", "truncate": "no", "instruction": 5}',
              '{"query": "' + "q " * 60 + '", "document": "d", "max_length": 80, "truncate": false}',
+             '{"query": "q", "document": "' + "d " * 60 + '", "max_length": 80, "truncate": false}',
              '{"query": "q", "document": "d"}']
     text = "".join(line + "\n" for line in lines)
     ours = [json.loads(line) for line in run(["score", tied, "--threads", "1"], text).stdout.splitlines()]
