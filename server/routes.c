@@ -432,6 +432,11 @@ static int too_many_values(const char *body, size_t len, size_t cap)
 
 void route_rerank(server *srv, const char *body, size_t len, int client_fd, reply *r)
 {
+    if (len >= 3 && !memcmp(body, "\xef\xbb\xbf", 3)) { /* a byte-order mark: JSON lets a reader
+                                                      * skip it, and qrr score does */
+        body += 3;
+        len -= 3;
+    }
     int most = srv->cfg->max_documents > srv->cfg->max_client_batch_size
                    ? srv->cfg->max_documents : srv->cfg->max_client_batch_size;
     size_t cap = (size_t)most * VALUES_PER_DOCUMENT + VALUES_OF_THE_REST;
