@@ -57,6 +57,7 @@ void reply_error(reply *r, int status, fail_reason why, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     json_t *body;
+    if (status == 422 && r->vllm) status = 400; /* vLLM's status for a request it refuses */
     if (route_api_errors(r->route) || r->api_errors) /* the message also where Cohere's
                                                         * ("message") and Jina's ("detail")
                                                         * clients look for it */

@@ -11,6 +11,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "preformatted.h"
 #include "state.h"
 
 /* A rerank request in either API's shape, its strings pointing into the parsed JSON. */
@@ -28,6 +29,7 @@ typedef struct rerank_request {
     const char *instruction;  /* NULL = the model's default */
     size_t instruction_len;
     int raw_scores, return_text, truncate;
+    int max_length;           /* /score: vLLM's truncate_prompt_tokens; 0 = the model's */
     size_t top_n;             /* results kept, best first */
     const char *model;        /* the name a Cohere/Jina client sent, echoed back */
     json_t *documents;        /* the request's array (borrowed): objects are echoed whole */
@@ -193,6 +195,21 @@ static int parse_score(json_t *o, const qrr_server_config *cfg, rerank_request *
                     names[k][1]);
         return -1;
     }
+    /* vLLM's use_activation (and its older name, activation): false asks for the logit */
+    int activation = 1;
+    if (get_bool(o, "use_activation", &activation, r) || get_bool(o, "activation", &activation, r))
+        return -1;
+    q->raw_scores = !activation;
+    json_t *tpt = json_object_get(o, "truncate_prompt_tokens");
+    if (tpt && !json_is_null(tpt)) { /* -1: the model's length; k: at most k tokens */
+        json_int_t k = json_is_integer(tpt) ? json_integer_value(tpt) : 0;
+        if (k < -1 || k == 0 || k > 1000000) {
+            reply_error(r, 422, FAIL_VALIDATION, "\"truncate_prompt_tokens\" must be -1 (the "
+                        "model's length) or a positive integer");
+            return -1;
+        }
+        q->max_length = k > 0 ? (int)k : 0;
+    }
     if (nq == 1) { /* one query: its prompts share their prefix */
         q->query = q->queries[0];
         q->query_len = q->query_lens[0];
@@ -213,7 +230,7 @@ static int parse_request(json_t *o, route_id route, const qrr_server_config *cfg
     int vllm = route == ROUTE_RERANK && !json_object_get(o, "texts") &&
                json_object_get(o, "documents");
     int cohere = q->cohere = route != ROUTE_RERANK || vllm;
-    r->api_errors = vllm;
+    r->api_errors = r->vllm = vllm;
     q->docs_field = cohere ? "documents" : "texts";
     q->truncate = 1;
     if (get_string(o, "query", 1, &q->query, &q->query_len, r) ||
@@ -256,6 +273,27 @@ static int parse_request(json_t *o, route_id route, const qrr_server_config *cfg
     return 0;
 }
 
+/* Pair i's prompt ids into *out (malloc'ed), built from the template, through the buffer
+ * *buf of *cap ids (grown as needed). A status; qrr_last_error says why. */
+static int template_ids(server *srv, const rerank_request *q, const qrr_score_params *p,
+                        size_t i, int32_t **buf, size_t *cap, int32_t **out, size_t *n)
+{
+    const char *query = q->queries ? q->queries[i] : q->query;
+    size_t query_len = q->queries ? q->query_lens[i] : q->query_len;
+    int rc = qrr_model_prompt_ids_len(srv->model, query, query_len, q->docs[i], q->doc_lens[i],
+                                      *p, *buf, *cap, n);
+    if (rc == QRR_ERR_BUFFER_TOO_SMALL) {
+        int32_t *bigger = realloc(*buf, *n * sizeof *bigger);
+        if (!bigger) return QRR_ERR_NOMEM;
+        *buf = bigger, *cap = *n;
+        rc = qrr_model_prompt_ids_len(srv->model, query, query_len, q->docs[i], q->doc_lens[i],
+                                      *p, *buf, *cap, n);
+    }
+    if (rc == QRR_OK && !(*out = malloc(*n * sizeof **out))) rc = QRR_ERR_NOMEM;
+    if (rc == QRR_OK) memcpy(*out, *buf, *n * sizeof **out);
+    return rc;
+}
+
 /* Every document's prompt ids into job (one malloc'ed array each). */
 static int build_prompts(server *srv, const rerank_request *q, sched_job *job, reply *r)
 {
@@ -263,6 +301,7 @@ static int build_prompts(server *srv, const rerank_request *q, sched_job *job, r
     p.instruction = q->instruction;
     p.instruction_len = q->instruction_len;
     p.truncate = q->truncate;
+    p.max_length = q->max_length;
     int32_t **ids = (int32_t **)job->group.ids;
     size_t *lens = (size_t *)job->group.lens;
     int32_t *buf = NULL;
@@ -277,23 +316,24 @@ static int build_prompts(server *srv, const rerank_request *q, sched_job *job, r
         reply_error(r, 422, FAIL_VALIDATION, "%s", qrr_last_error());
         return -1;
     }
-    for (size_t i = 0; i < q->n; i++) {
+    prompt_frame frame = {0}; /* /score: pairs written with the template are taken as they are */
+    if (q->score_api && prompt_frame_get(srv->model, &frame) != QRR_OK) {
+        reply_error(r, 500, FAIL_BACKEND, "%s", qrr_last_error());
+        return -1;
+    }
+    int rc = QRR_OK;
+    for (size_t i = 0; rc == QRR_OK && i < q->n; i++) {
         size_t n = 0;
-        const char *query = q->queries ? q->queries[i] : q->query;
-        size_t query_len = q->queries ? q->query_lens[i] : q->query_len;
-        int rc = qrr_model_prompt_ids_len(srv->model, query, query_len, q->docs[i],
-                                          q->doc_lens[i], p, buf, cap, &n);
-        if (rc == QRR_ERR_BUFFER_TOO_SMALL) {
-            int32_t *bigger = realloc(buf, n * sizeof *bigger);
-            rc = bigger ? QRR_OK : QRR_ERR_NOMEM;
-            if (bigger) buf = bigger, cap = n;
-            if (rc == QRR_OK)
-                rc = qrr_model_prompt_ids_len(srv->model, query, query_len, q->docs[i],
-                                              q->doc_lens[i], p, buf, cap, &n);
+        int written = 0;
+        if (q->score_api) {
+            const char *query = q->queries ? q->queries[i] : q->query;
+            size_t query_len = q->queries ? q->query_lens[i] : q->query_len;
+            written = preformatted_ids(srv->model, &frame, query, query_len, q->docs[i],
+                                       q->doc_lens[i], (size_t)q->max_length, &ids[i], &n);
         }
-        if (rc == QRR_OK && !(ids[i] = malloc(n * sizeof **ids))) rc = QRR_ERR_NOMEM;
+        rc = written < 0 ? written
+           : written ? QRR_OK : template_ids(srv, q, &p, i, &buf, &cap, &ids[i], &n);
         if (rc != QRR_OK) {
-            free(buf);
             if (rc == QRR_ERR_TOO_LONG || rc == QRR_ERR_UTF8 || rc == QRR_ERR_INVALID_ARG) {
                 if (q->queries) /* a query per pair: the pair's fault */
                     reply_error(r, 422, FAIL_VALIDATION, "pair %zu: %s", i, qrr_last_error());
@@ -301,25 +341,25 @@ static int build_prompts(server *srv, const rerank_request *q, sched_job *job, r
                     reply_error(r, 422, FAIL_VALIDATION, "\"%s\"[%zu]: %s", q->docs_field, i,
                                 qrr_last_error());
             } else {
-                reply_error(r, 500, FAIL_BACKEND, "%s", qrr_last_error());
+                reply_error(r, 500, FAIL_BACKEND, "%s", rc == QRR_ERR_NOMEM ? "out of memory"
+                                                                           : qrr_last_error());
             }
-            return -1;
+            break;
         }
-        memcpy(ids[i], buf, n * sizeof **ids);
         lens[i] = n;
         job->tokens += n;
         /* every prompt repeats the query: bounded here, not by the body's size */
         if (job->tokens > (size_t)srv->cfg->max_request_tokens) {
-            free(buf);
             reply_error(r, 413, FAIL_TOO_LARGE, "the prompts of the first %zu of %zu documents "
                         "hold %zu tokens, over the limit of %d a request "
                         "(--max-request-tokens): send fewer or shorter documents", i + 1, q->n,
                         job->tokens, srv->cfg->max_request_tokens);
-            return -1;
+            rc = QRR_ERR_TOO_LONG;
         }
     }
     free(buf);
-    return 0;
+    prompt_frame_free(&frame);
+    return rc == QRR_OK ? 0 : -1;
 }
 
 /* qsort_r order of indices by score (arg), best first; equal scores keep input order. */
@@ -347,13 +387,14 @@ static void random_id(char out[33])
 
 /* vLLM's score answer: every pair's score in input order. */
 static json_t *score_response(server *srv, const rerank_request *q, const float *scores,
-                              size_t tokens)
+                              const float *logits, size_t tokens)
 {
     json_t *data = json_array();
     for (size_t i = 0; data && i < q->n; i++)
         if (json_array_append_new(data, json_pack("{s:I,s:s,s:f}", "index", (json_int_t)i,
                                                   "object", "score", "score",
-                                                  (double)scores[i]))) {
+                                                  (double)(q->raw_scores ? logits[i]
+                                                                         : scores[i])))) {
             json_decref(data);
             data = NULL;
         }
@@ -372,7 +413,7 @@ static json_t *score_response(server *srv, const rerank_request *q, const float 
 static json_t *build_response(server *srv, const rerank_request *q, const size_t *order,
                               const float *scores, const float *logits, size_t tokens)
 {
-    if (q->score_api) return score_response(srv, q, scores, tokens);
+    if (q->score_api) return score_response(srv, q, scores, logits, tokens);
     json_t *results = json_array();
     for (size_t k = 0; results && k < q->top_n; k++) {
         size_t i = order[k];
@@ -446,6 +487,7 @@ void route_rerank(server *srv, const char *body, size_t len, int client_fd, repl
                     "few fields) and %d more", cap, most, VALUES_PER_DOCUMENT, VALUES_OF_THE_REST);
         return;
     }
+    r->vllm = r->route == ROUTE_SCORE || r->route == ROUTE_V1_SCORE;
     json_error_t je;
     /* Any JSON value is decoded: `null` or `5` is a 422 (not an object), not a 400. */
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY,

@@ -43,6 +43,7 @@ typedef struct reply {
     int api_errors;           /* errors in route_api_errors' shape whatever the route (a
                                * Cohere/Jina/vLLM body posted to /rerank) */
     int preflight;            /* the answer to a browser's CORS preflight */
+    int vllm;                 /* a vLLM request: what others answer 422, vLLM answers 400 */
     fail_reason why;          /* when status is not 2xx */
     size_t pairs, tokens;
     double tokenization_s, queue_s, inference_s;

@@ -317,14 +317,62 @@ Test(server, vllm_score_and_rerank_requests)
     json_decref(o);
     free(r.body);
 
+    /* vLLM answers a request it cannot take with 400, where the other APIs say 422 */
     EXPECT_ERROR_AT(s.port, "/v1/score", "{\"text_1\": [\"a\", \"b\"], \"text_2\": [\"c\", \"d\", "
-                    "\"e\"]}", 422, "invalid_request_error", "one per document");
-    EXPECT_ERROR_AT(s.port, "/score", "{\"text_1\": \"a\"}", 422, "invalid_request_error",
+                    "\"e\"]}", 400, "invalid_request_error", "one per document");
+    EXPECT_ERROR_AT(s.port, "/score", "{\"text_1\": \"a\"}", 400, "invalid_request_error",
                     "text_2");
     EXPECT_ERROR_AT(s.port, "/score", "{\"text_1\": \"a\", \"text_2\": []}", 400,
                     "invalid_request_error", "empty");
-    EXPECT_ERROR_AT(s.port, "/score", "{\"text_1\": \"a\", \"text_2\": [\"b\", 5]}", 422,
+    EXPECT_ERROR_AT(s.port, "/score", "{\"text_1\": \"a\", \"text_2\": [\"b\", 5]}", 400,
                     "invalid_request_error", "\"text_2\"[1]");
+    EXPECT_ERROR_AT(s.port, "/score", "{\"text_1\": \"a\", \"text_2\": \"b\", "
+                    "\"truncate_prompt_tokens\": 0}", 400, "invalid_request_error",
+                    "truncate_prompt_tokens");
+
+    /* use_activation false: the logits */
+    snprintf(body, sizeof body, "{\"text_1\": \"%s\", \"text_2\": [\"%s\", \"%s\"], "
+             "\"use_activation\": false}", Q, DOCS[0], DOCS[1]);
+    r = http(s.port, "/score", body);
+    o = parse(&r);
+    data = json_object_get(o, "data");
+    for (int i = 0; i < 2; i++)
+        cr_expect_leq(fabs(json_number_value(json_object_get(json_array_get(data, (size_t)i),
+                                                             "score")) - want[i]), 1e-4,
+                      "logit %d: %s", i, r.body);
+    json_decref(o);
+    free(r.body);
+
+    /* vLLM's recipe for this model writes the template into the texts: the pair is scored
+     * as written (the same prompt ids, so the same score and tokens), not wrapped again */
+    const char *pre = "<|im_start|>system\\nJudge whether the Document meets the requirements "
+                      "based on the Query and the Instruct provided. Note that the answer can "
+                      "only be \\\"yes\\\" or \\\"no\\\".<|im_end|>\\n<|im_start|>user\\n";
+    const char *suf = "<|im_end|>\\n<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n";
+    const char *ins = "Given a web search query, retrieve relevant passages that answer the query";
+    snprintf(body, sizeof body, "{\"text_1\": \"%s<Instruct>: %s\\n<Query>: %s\\n\", \"text_2\": "
+             "[\"<Document>: %s%s\", \"<Document>: %s%s\"]}", pre, ins, Q, DOCS[0], suf, DOCS[1],
+             suf);
+    r = http(s.port, "/score", body);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    o = parse(&r);
+    data = json_object_get(o, "data");
+    for (int i = 0; i < 2; i++)
+        cr_expect_leq(fabs(json_number_value(json_object_get(json_array_get(data, (size_t)i),
+                                                             "score")) - 1 / (1 + exp(-want[i]))),
+                      1e-5, "pair %d written with the template: %s", i, r.body);
+    json_t *usage = json_object_get(o, "usage");
+    snprintf(body, sizeof body, "{\"text_1\": \"%s\", \"text_2\": [\"%s\", \"%s\"]}", Q,
+             DOCS[0], DOCS[1]);
+    http_result plain = http(s.port, "/score", body);
+    json_t *p = parse(&plain);
+    cr_expect_eq(json_integer_value(json_object_get(usage, "prompt_tokens")),
+                 json_integer_value(json_object_get(json_object_get(p, "usage"), "prompt_tokens")),
+                 "not wrapped twice: %s", r.body);
+    json_decref(p);
+    free(plain.body);
+    json_decref(o);
+    free(r.body);
 
     /* vLLM's /rerank body: sorted best first, documents returned, top_n 0 = all */
     snprintf(body, sizeof body, "{\"model\": \"m\", \"query\": \"%s\", \"documents\": [\"%s\", "
@@ -344,7 +392,7 @@ Test(server, vllm_score_and_rerank_requests)
     free(r.body);
     /* its errors take vLLM's shape, though the route is TEI's */
     r = http(s.port, "/rerank", "{\"query\": \"q\", \"documents\": [1]}");
-    cr_expect_eq(r.status, 422);
+    cr_expect_eq(r.status, 400);
     o = parse(&r);
     cr_expect(json_is_object(json_object_get(o, "error")), "%s", r.body);
     json_decref(o);

@@ -1,0 +1,84 @@
+/* preformatted.c — see preformatted.h. */
+#include "preformatted.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* text's ids, malloc'ed into *ids (at least one element), their count in *n. */
+static int tokenize(const qrr_model *m, const char *text, size_t len, int32_t **ids, size_t *n)
+{
+    *ids = NULL;
+    int rc = qrr_model_tokenize(m, text, len, NULL, 0, n);
+    if (rc != QRR_OK && rc != QRR_ERR_BUFFER_TOO_SMALL) return rc;
+    if (!(*ids = malloc((*n ? *n : 1) * sizeof **ids))) return QRR_ERR_NOMEM;
+    return *n ? qrr_model_tokenize(m, text, len, *ids, *n, n) : QRR_OK;
+}
+
+int prompt_frame_get(const qrr_model *m, prompt_frame *f)
+{
+    memset(f, 0, sizeof *f);
+    qrr_model_info info;
+    int rc = qrr_model_get_info(m, &info);
+    if (rc != QRR_OK) return rc;
+    qrr_score_params p = qrr_score_default_params();
+    size_t n = 0;
+    rc = qrr_model_prompt_ids(m, "", "", p, NULL, 0, &n);
+    if (rc != QRR_ERR_BUFFER_TOO_SMALL) return rc == QRR_OK ? QRR_ERR_INVALID_ARG : rc;
+    int32_t *all = malloc(n * sizeof *all);
+    if (!all) return QRR_ERR_NOMEM;
+    rc = qrr_model_prompt_ids(m, "", "", p, all, n, &n);
+    if (rc != QRR_OK || n < info.n_prefix_ids + info.n_suffix_ids) {
+        free(all);
+        return rc == QRR_OK ? QRR_ERR_INVALID_ARG : rc;
+    }
+    /* the empty prompt is prefix, template, suffix: keep its two ends */
+    memmove(all + info.n_prefix_ids, all + n - info.n_suffix_ids,
+            info.n_suffix_ids * sizeof *all);
+    f->ids = all;
+    f->n_prefix = info.n_prefix_ids;
+    f->n_suffix = info.n_suffix_ids;
+    f->max_length = (size_t)info.max_length;
+    return QRR_OK;
+}
+
+void prompt_frame_free(prompt_frame *f)
+{
+    free(f->ids);
+    memset(f, 0, sizeof *f);
+}
+
+int preformatted_ids(const qrr_model *m, const prompt_frame *f, const char *query,
+                     size_t query_len, const char *doc, size_t doc_len, size_t max_length,
+                     int32_t **ids, size_t *n)
+{
+    *ids = NULL;
+    *n = 0;
+    if (!f->ids || !f->n_prefix || !f->n_suffix) return 0;
+    int32_t *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    int rc = tokenize(m, query, query_len, &a, &na);
+    if (rc == QRR_OK) rc = tokenize(m, doc, doc_len, &b, &nb);
+    int framed = rc == QRR_OK && na >= f->n_prefix && nb >= f->n_suffix &&
+                 !memcmp(a, f->ids, f->n_prefix * sizeof *a) &&
+                 !memcmp(b + nb - f->n_suffix, f->ids + f->n_prefix, f->n_suffix * sizeof *b);
+    if (framed) {
+        size_t limit = max_length ? max_length : f->max_length, total = na + nb;
+        if (limit < f->n_prefix + f->n_suffix) limit = f->n_prefix + f->n_suffix;
+        size_t keep = total > limit ? limit - f->n_suffix : total - f->n_suffix;
+        int32_t *out = malloc((keep + f->n_suffix) * sizeof *out);
+        if (!out) {
+            rc = QRR_ERR_NOMEM;
+        } else { /* the first `keep` ids of a + b, then the suffix */
+            size_t from_a = keep < na ? keep : na;
+            memcpy(out, a, from_a * sizeof *out);
+            memcpy(out + from_a, b, (keep - from_a) * sizeof *out);
+            memcpy(out + keep, f->ids + f->n_prefix, f->n_suffix * sizeof *out);
+            *ids = out;
+            *n = keep + f->n_suffix;
+        }
+    }
+    free(a);
+    free(b);
+    if (rc != QRR_OK) return rc;
+    return framed;
+}

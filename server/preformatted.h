@@ -1,0 +1,31 @@
+/* preformatted.h — pairs whose texts already hold the model's prompt template. vLLM's recipe
+ * for Qwen3-Reranker has a client write the template into what it sends to /score: text_1 =
+ * the prompt's prefix, instruction and query, text_2 = the document and the prompt's suffix,
+ * scored as tokenize(text_1) + tokenize(text_2). Such a pair is scored as written, not
+ * wrapped in the template a second time. */
+#ifndef QRR_SERVER_PREFORMATTED_H
+#define QRR_SERVER_PREFORMATTED_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "qrr.h"
+
+/* The model's fixed prompt prefix and suffix as token ids. */
+typedef struct prompt_frame {
+    int32_t *ids; /* [n_prefix + n_suffix]: the prefix, then the suffix */
+    size_t n_prefix, n_suffix;
+    size_t max_length; /* the model's default prompt length limit */
+} prompt_frame;
+
+/* QRR_OK, or a status (qrr_last_error says why). */
+int prompt_frame_get(const qrr_model *m, prompt_frame *f);
+void prompt_frame_free(prompt_frame *f);
+
+/* 1 when query's ids begin with the prefix and document's end with the suffix: *ids
+ * (malloc'ed) and *n then hold the two, cut to max_length (0: the model's) before the
+ * suffix, which stays whole. 0 when the pair is plain text; a negative status on error. */
+int preformatted_ids(const qrr_model *m, const prompt_frame *f, const char *query,
+                     size_t query_len, const char *doc, size_t doc_len, size_t max_length,
+                     int32_t **ids, size_t *n);
+
+#endif
