@@ -19,6 +19,7 @@ typedef struct rerank_request {
     const char *docs_field;   /* "texts" (TEI) or "documents" (Cohere, Jina): for messages */
     int cohere;               /* the Cohere/Jina request and answer (/v1, /v2, vLLM's /rerank) */
     int score_api;            /* vLLM's score request: answered in input order */
+    int vllm;                 /* vLLM's score or rerank request: texts may hold the template */
     const char *query;
     size_t query_len;
     const char **queries;     /* /score: each pair's query; NULL = query for every pair */
@@ -167,6 +168,16 @@ static int get_texts(json_t *o, const char *key, int limit, const char ***out, s
     return 0;
 }
 
+/* vLLM's use_activation (and its older name, activation): false asks for the logit. */
+static int get_activation(json_t *o, rerank_request *q, reply *r)
+{
+    int activation = 1;
+    if (get_bool(o, "use_activation", &activation, r) || get_bool(o, "activation", &activation, r))
+        return -1;
+    q->raw_scores = !activation;
+    return 0;
+}
+
 /* vLLM's score request: the queries and the documents under one of its pairs of names,
  * each a string or an array of strings; one query for every document, or one per
  * document, paired in order. */
@@ -181,7 +192,7 @@ static int parse_score(json_t *o, const qrr_server_config *cfg, rerank_request *
                     "\"queries\" and \"documents\"): the queries and the documents to score");
         return -1;
     }
-    q->score_api = 1;
+    q->score_api = q->vllm = 1;
     q->docs_field = names[k][1];
     q->truncate = 1;
     if (get_texts(o, names[k][1], cfg->max_documents, &q->docs, &q->doc_lens, &q->n, r) ||
@@ -195,11 +206,7 @@ static int parse_score(json_t *o, const qrr_server_config *cfg, rerank_request *
                     names[k][1]);
         return -1;
     }
-    /* vLLM's use_activation (and its older name, activation): false asks for the logit */
-    int activation = 1;
-    if (get_bool(o, "use_activation", &activation, r) || get_bool(o, "activation", &activation, r))
-        return -1;
-    q->raw_scores = !activation;
+    if (get_activation(o, q, r)) return -1;
     json_t *tpt = json_object_get(o, "truncate_prompt_tokens");
     if (tpt && !json_is_null(tpt)) { /* -1: the model's length; k: at most k tokens */
         json_int_t k = json_is_integer(tpt) ? json_integer_value(tpt) : 0;
@@ -230,7 +237,7 @@ static int parse_request(json_t *o, route_id route, const qrr_server_config *cfg
     int vllm = route == ROUTE_RERANK && !json_object_get(o, "texts") &&
                json_object_get(o, "documents");
     int cohere = q->cohere = route != ROUTE_RERANK || vllm;
-    r->api_errors = r->vllm = vllm;
+    r->api_errors = r->vllm = q->vllm = vllm;
     q->docs_field = cohere ? "documents" : "texts";
     q->truncate = 1;
     if (get_string(o, "query", 1, &q->query, &q->query_len, r) ||
@@ -252,7 +259,8 @@ static int parse_request(json_t *o, route_id route, const qrr_server_config *cfg
             if (t > 0 && (size_t)t < q->n) q->top_n = (size_t)t;
         }
         if (get_string(o, "model", 0, &q->model, NULL, r) ||
-            get_bool(o, "return_documents", &ret_docs, r) || check_rank_fields(o, r))
+            get_bool(o, "return_documents", &ret_docs, r) || check_rank_fields(o, r) ||
+            (vllm && get_activation(o, q, r)))
             return -1;
         q->return_text = ret_docs;
         return 0;
@@ -317,7 +325,7 @@ static int build_prompts(server *srv, const rerank_request *q, sched_job *job, r
         return -1;
     }
     prompt_frame frame = {0}; /* /score: pairs written with the template are taken as they are */
-    if (q->score_api && prompt_frame_get(srv->model, &frame) != QRR_OK) {
+    if (q->vllm && prompt_frame_get(srv->model, &frame) != QRR_OK) {
         reply_error(r, 500, FAIL_BACKEND, "%s", qrr_last_error());
         return -1;
     }
@@ -325,7 +333,7 @@ static int build_prompts(server *srv, const rerank_request *q, sched_job *job, r
     for (size_t i = 0; rc == QRR_OK && i < q->n; i++) {
         size_t n = 0;
         int written = 0;
-        if (q->score_api) {
+        if (q->vllm) {
             const char *query = q->queries ? q->queries[i] : q->query;
             size_t query_len = q->queries ? q->query_lens[i] : q->query_len;
             written = preformatted_ids(srv->model, &frame, query, query_len, q->docs[i],
@@ -424,7 +432,7 @@ static json_t *build_response(server *srv, const rerank_request *q, const size_t
             if (item && q->return_text) json_object_set_new(item, "text", document_text(q, i));
         } else {
             item = json_pack("{s:I,s:f}", "index", (json_int_t)i, "relevance_score",
-                             (double)scores[i]);
+                             (double)(q->raw_scores ? logits[i] : scores[i]));
             json_t *sent = json_array_get(q->documents, i);
             if (item && q->return_text)
                 json_object_set_new(item, "document", json_is_object(sent) ? json_incref(sent)

@@ -390,6 +390,16 @@ Test(server, vllm_score_and_rerank_requests)
                      DOCS[best]);
     json_decref(o);
     free(r.body);
+    /* written with the template there too: taken as written; use_activation false: logits */
+    snprintf(body, sizeof body, "{\"query\": \"%s<Instruct>: %s\\n<Query>: %s\\n\", \"documents\": "
+             "[\"<Document>: %s%s\"], \"use_activation\": false}", pre, ins, Q, DOCS[1], suf);
+    r = http(s.port, "/rerank", body);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    o = parse(&r);
+    cr_expect_leq(fabs(json_number_value(json_object_get(json_array_get(json_object_get(o,
+                  "results"), 0), "relevance_score")) - want[1]), 1e-4, "%s", r.body);
+    json_decref(o);
+    free(r.body);
     /* its errors take vLLM's shape, though the route is TEI's */
     r = http(s.port, "/rerank", "{\"query\": \"q\", \"documents\": [1]}");
     cr_expect_eq(r.status, 400);
