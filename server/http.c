@@ -537,6 +537,13 @@ static int load(server *srv)
         fprintf(stderr, "qrr serve: %s\n", qrr_last_error());
         return -1;
     }
+    int rc = prompt_frame_get(srv->model, &srv->frame);
+    if (rc != QRR_OK) {
+        fprintf(stderr, "qrr serve: the model's prompt frame: %s\n",
+                rc == QRR_ERR_NOMEM ? "out of memory" : qrr_last_error());
+        qrr_ctx_free(ctx);
+        return -1;
+    }
     /* A turn takes about one chunk's worth of requests: enough to fill the chunk with
      * small requests, and no long wait for the request at the head. */
     if (sched_start(ctx, (size_t)c->max_batch_tokens, srv->mx, &srv->sched)) {
@@ -583,6 +590,7 @@ static void release(server *srv)
 {
     deadlines_stop(srv->deadlines);
     metrics_free(srv->mx);
+    prompt_frame_free(&srv->frame);
 }
 
 int qrr_server_run(const qrr_server_config *given)

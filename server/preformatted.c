@@ -14,6 +14,16 @@ static int tokenize(const qrr_model *m, const char *text, size_t len, int32_t **
     return *n ? qrr_model_tokenize(m, text, len, *ids, *n, n) : QRR_OK;
 }
 
+/* ids decoded into a malloc'ed string *text of *len bytes. */
+static int decode(const qrr_model *m, const int32_t *ids, size_t n, char **text, size_t *len)
+{
+    *text = NULL;
+    int rc = qrr_model_decode(m, ids, n, NULL, 0, len);
+    if (rc != QRR_OK && rc != QRR_ERR_BUFFER_TOO_SMALL) return rc;
+    if (!(*text = malloc(*len + 1))) return QRR_ERR_NOMEM;
+    return qrr_model_decode(m, ids, n, *text, *len + 1, len);
+}
+
 int prompt_frame_get(const qrr_model *m, prompt_frame *f)
 {
     memset(f, 0, sizeof *f);
@@ -38,12 +48,18 @@ int prompt_frame_get(const qrr_model *m, prompt_frame *f)
     f->n_prefix = info.n_prefix_ids;
     f->n_suffix = info.n_suffix_ids;
     f->max_length = (size_t)info.max_length;
-    return QRR_OK;
+    rc = decode(m, f->ids, f->n_prefix, &f->prefix_text, &f->prefix_len);
+    if (rc == QRR_OK)
+        rc = decode(m, f->ids + f->n_prefix, f->n_suffix, &f->suffix_text, &f->suffix_len);
+    if (rc != QRR_OK) prompt_frame_free(f);
+    return rc;
 }
 
 void prompt_frame_free(prompt_frame *f)
 {
     free(f->ids);
+    free(f->prefix_text);
+    free(f->suffix_text);
     memset(f, 0, sizeof *f);
 }
 
@@ -53,7 +69,10 @@ int preformatted_ids(const qrr_model *m, const prompt_frame *f, const char *quer
 {
     *ids = NULL;
     *n = 0;
-    if (!f->ids || !f->n_prefix || !f->n_suffix) return 0;
+    if (!f->ids || !f->n_prefix || !f->n_suffix || query_len < f->prefix_len ||
+        doc_len < f->suffix_len || memcmp(query, f->prefix_text, f->prefix_len) ||
+        memcmp(doc + doc_len - f->suffix_len, f->suffix_text, f->suffix_len))
+        return 0; /* plain text: the common case costs two comparisons */
     int32_t *a = NULL, *b = NULL;
     size_t na = 0, nb = 0;
     int rc = tokenize(m, query, query_len, &a, &na);

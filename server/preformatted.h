@@ -10,18 +10,22 @@
 #include <stdint.h>
 #include "qrr.h"
 
-/* The model's fixed prompt prefix and suffix as token ids. */
+/* The model's fixed prompt prefix and suffix, as token ids and as text. */
 typedef struct prompt_frame {
     int32_t *ids; /* [n_prefix + n_suffix]: the prefix, then the suffix */
     size_t n_prefix, n_suffix;
+    char *prefix_text, *suffix_text; /* what they decode to */
+    size_t prefix_len, suffix_len;
     size_t max_length; /* the model's default prompt length limit */
 } prompt_frame;
 
-/* QRR_OK, or a status (qrr_last_error says why). */
+/* QRR_OK, or a status (qrr_last_error says why, but for QRR_ERR_NOMEM). Made once, when
+ * the model is loaded. */
 int prompt_frame_get(const qrr_model *m, prompt_frame *f);
 void prompt_frame_free(prompt_frame *f);
 
-/* 1 when query's ids begin with the prefix and document's end with the suffix: *ids
+/* 1 when query's ids begin with the prefix and document's end with the suffix (plain texts
+ * are told by their bytes, without tokenizing them): *ids
  * (malloc'ed) and *n then hold the two, cut to max_length (0: the model's) before the
  * suffix, which stays whole. 0 when the pair is plain text; a negative status on error. */
 int preformatted_ids(const qrr_model *m, const prompt_frame *f, const char *query,

@@ -324,11 +324,6 @@ static int build_prompts(server *srv, const rerank_request *q, sched_job *job, r
         reply_error(r, 422, FAIL_VALIDATION, "%s", qrr_last_error());
         return -1;
     }
-    prompt_frame frame = {0}; /* /score: pairs written with the template are taken as they are */
-    if (q->vllm && prompt_frame_get(srv->model, &frame) != QRR_OK) {
-        reply_error(r, 500, FAIL_BACKEND, "%s", qrr_last_error());
-        return -1;
-    }
     int rc = QRR_OK;
     for (size_t i = 0; rc == QRR_OK && i < q->n; i++) {
         size_t n = 0;
@@ -336,7 +331,8 @@ static int build_prompts(server *srv, const rerank_request *q, sched_job *job, r
         if (q->vllm) {
             const char *query = q->queries ? q->queries[i] : q->query;
             size_t query_len = q->queries ? q->query_lens[i] : q->query_len;
-            written = preformatted_ids(srv->model, &frame, query, query_len, q->docs[i],
+            /* vLLM's clients may write the template into the texts: taken as they are */
+            written = preformatted_ids(srv->model, &srv->frame, query, query_len, q->docs[i],
                                        q->doc_lens[i], (size_t)q->max_length, &ids[i], &n);
         }
         rc = written < 0 ? written
@@ -366,7 +362,6 @@ static int build_prompts(server *srv, const rerank_request *q, sched_job *job, r
         }
     }
     free(buf);
-    prompt_frame_free(&frame);
     return rc == QRR_OK ? 0 : -1;
 }
 

@@ -9,6 +9,7 @@
 
 #include "deadline.h"
 #include "metrics.h"
+#include "preformatted.h"
 #include "qrr.h"
 #include "scheduler.h"
 #include "server.h"
@@ -17,6 +18,7 @@ typedef struct server {
     const qrr_server_config *cfg;
     char model_name[256];   /* the file's base name, without .qrr */
     qrr_model *model;       /* NULL until loaded */
+    prompt_frame frame;     /* the model's prompt prefix and suffix, for vLLM's requests */
     qrr_ctx *ctx;           /* the scheduler's */
     scheduler *sched;
     metrics *mx;
