@@ -14,19 +14,27 @@ static const char *trim(const char *p, size_t *n)
     return p;
 }
 
+/* The next item of the comma-separated list at *cursor, blanks around it dropped, *n bytes
+ * long (0: an empty item); NULL once the list is done. */
+static const char *next_item(const char **cursor, size_t *n)
+{
+    const char *p = *cursor;
+    if (!p) return NULL;
+    const char *comma = strchr(p, ',');
+    *n = comma ? (size_t)(comma - p) : strlen(p);
+    *cursor = comma ? comma + 1 : NULL;
+    return trim(p, n);
+}
+
 const char *cors_allow(const char *allow, const char *origin)
 {
     if (!allow || !origin || !*origin) return NULL;
     if (!strcmp(allow, "*")) return "*";
-    for (const char *p = allow;;) {
-        const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        const char *item = trim(p, &n);
+    size_t n;
+    for (const char *cursor = allow, *item; (item = next_item(&cursor, &n));)
         /* scheme and host are case-insensitive; what a browser sends is lower case anyway */
         if (n && strlen(origin) == n && !strncasecmp(item, origin, n)) return origin;
-        if (!comma) return NULL;
-        p = comma + 1;
-    }
+    return NULL;
 }
 
 /* What is wrong with one origin of the list (n bytes at p, trimmed), or NULL. An origin is
@@ -60,16 +68,13 @@ const char *cors_check(const char *allow)
         if (c < 0x20 && c != '\t') return "holds a control character";
         if (c >= 0x7f) return "holds a byte outside ASCII (write the host in punycode)";
     }
-    for (const char *p = allow;;) {
-        const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        const char *item = trim(p, &n);
+    size_t n;
+    for (const char *cursor = allow, *item; (item = next_item(&cursor, &n));) {
         if (!n) return "has an empty item";
         const char *bad = origin_fault(item, n);
         if (bad) return bad;
-        if (!comma) return NULL;
-        p = comma + 1;
     }
+    return NULL;
 }
 
 const char *cors_allow_headers(const char *requested)

@@ -281,13 +281,20 @@ static int parse_request(json_t *o, route_id route, const qrr_server_config *cfg
     return 0;
 }
 
+/* Pair i's query (*len bytes): its own with a query per pair, else the request's. */
+static const char *pair_query(const rerank_request *q, size_t i, size_t *len)
+{
+    *len = q->queries ? q->query_lens[i] : q->query_len;
+    return q->queries ? q->queries[i] : q->query;
+}
+
 /* Pair i's prompt ids into *out (malloc'ed), built from the template, through the buffer
  * *buf of *cap ids (grown as needed). A status; qrr_last_error says why. */
 static int template_ids(server *srv, const rerank_request *q, const qrr_score_params *p,
                         size_t i, int32_t **buf, size_t *cap, int32_t **out, size_t *n)
 {
-    const char *query = q->queries ? q->queries[i] : q->query;
-    size_t query_len = q->queries ? q->query_lens[i] : q->query_len;
+    size_t query_len;
+    const char *query = pair_query(q, i, &query_len);
     int rc = qrr_model_prompt_ids_len(srv->model, query, query_len, q->docs[i], q->doc_lens[i],
                                       *p, *buf, *cap, n);
     if (rc == QRR_ERR_BUFFER_TOO_SMALL) {
@@ -329,8 +336,8 @@ static int build_prompts(server *srv, const rerank_request *q, sched_job *job, r
         size_t n = 0;
         int written = 0;
         if (q->vllm) {
-            const char *query = q->queries ? q->queries[i] : q->query;
-            size_t query_len = q->queries ? q->query_lens[i] : q->query_len;
+            size_t query_len;
+            const char *query = pair_query(q, i, &query_len);
             /* vLLM's clients may write the template into the texts: taken as they are */
             written = preformatted_ids(srv->model, &srv->frame, query, query_len, q->docs[i],
                                        q->doc_lens[i], (size_t)q->max_length, &ids[i], &n);
