@@ -1,5 +1,6 @@
 # qrr — one Makefile. `make` builds the programs and libraries into build/, `make test`
-# runs the Criterion suite and the Python package's tests, `make bench` the CPU benchmark,
+# runs the Criterion suite and the Python package's tests, `make check-tokenizer` holds the
+# tokenizer to Hugging Face's on generated text, `make bench` the CPU benchmark,
 # `make fuzz` the fuzz targets, `make install PREFIX=... [DESTDIR=...]` installs the header,
 # the libraries, qrr.pc and the two programs (`make uninstall` removes them), `make
 # cross-arm64` / `make test-arm64` the ARM64 build and its tests under qemu (mk/arm64.mk).
@@ -108,7 +109,7 @@ $(shell mkdir -p $(BUILD) && [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = '$(subst 
   { printf '%s\n' '$(subst ','\'',$(BUILD_CONFIG))' > $(CONFIG_STAMP); \
     $(if $(CUDA_MOD),:,rm -f $(BUILD)/$(CUDA_MOD_NAME)); })
 
-.PHONY: all test tests bench bench-serve bench-ray bench-tokenizer fuzz examples clean install uninstall
+.PHONY: all test tests check-tokenizer bench bench-serve bench-ray bench-tokenizer fuzz examples clean install uninstall
 .SECONDARY:
 all: $(BUILD)/libqrr.a $(BUILD)/libqrr.so $(BUILD)/$(SONAME) $(BUILD)/qconvert $(BUILD)/qrr $(BUILD)/qgen \
      $(BUILD)/qrr-uninstalled.pc $(BUILD)/qrr.pc.in $(CUDA_MOD)
@@ -246,6 +247,11 @@ $(BUILD)/bench/tokenizer_bench: $(call obj,bench/tokenizer_bench.c) $(CONVERT_OB
 # Tokenizer speed beside Hugging Face tokenizers (pip install tokenizers) on the same text.
 bench-tokenizer: $(BUILD)/bench/tokenizer_bench
 	QRR_BUILD=$(abspath $(BUILD)) ./bench/tokenizer_bench.sh
+
+# qrr's tokenizer against Hugging Face tokenizers on 300,000 generated strings and on every
+# Unicode scalar value (pip install tokenizers==0.23.3; about two minutes).
+check-tokenizer: all
+	python3 tools/tokenizer_diff.py --build $(BUILD) --every-code-point
 
 clean:
 	rm -rf $(BUILD)
