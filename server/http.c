@@ -77,6 +77,19 @@ static route_id find_route(const char *method, const char *url, int *wrong_metho
     return ROUTE_OTHER;
 }
 
+/* The path of a request target: a target in absolute form ("http://host:port/rerank", which
+ * a proxy may send and RFC 9112 section 3.2.2 says a server must take) names its path after
+ * the authority, "/" when it has none. */
+static const char *target_path(const char *url)
+{
+    const char *rest = !strncasecmp(url, "http://", 7)    ? url + 7
+                       : !strncasecmp(url, "https://", 8) ? url + 8
+                                                          : NULL;
+    if (!rest) return url;
+    const char *slash = strchr(rest, '/');
+    return slash ? slash : "/";
+}
+
 /* libmicrohttpd's unescaping of the URL, except that a URL holding an escaped NUL (%00) is
  * left as sent: decoded, the NUL would end the string early, and "/rerank%00x" would be
  * served as "/rerank" (a proxy in front matching paths would see another one). Undecoded,
@@ -372,7 +385,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!(q = calloc(1, sizeof *q))) return MHD_NO;
         *req_cls = q;
         q->started = qrr_time_seconds();
-        q->route = find_route(method, url, &q->wrong_method);
+        const char *path = target_path(url);
+        q->route = find_route(method, path, &q->wrong_method);
         if (srv->cfg->log_requests) { /* for log_ending */
             char m[64], u[512];
             snprintf(q->line, sizeof q->line, "%s %s", log_safe(method, m, sizeof m),
@@ -381,8 +395,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r.route = q->route;
         /* an unknown path under /v1/ or /v2/ is most likely a Cohere, Jina or vLLM client's:
          * its 404 in their shape */
-        r.api_errors = q->route == ROUTE_OTHER && (!strncmp(url, "/v1/", 4) ||
-                                                   !strncmp(url, "/v2/", 4));
+        r.api_errors = q->route == ROUTE_OTHER && (!strncmp(path, "/v1/", 4) ||
+                                                   !strncmp(path, "/v2/", 4));
         /* Framing read two ways is answered now: libmicrohttpd then closes the connection,
          * so nothing after the headers is taken for another request. */
         if (refuse_framing(conn, &r)) return send_reply(srv, conn, q, method, url, &r);

@@ -212,7 +212,7 @@ static int parse_score(json_t *o, const qrr_server_config *cfg, rerank_request *
         json_int_t k = json_is_integer(tpt) ? json_integer_value(tpt) : 0;
         if (k < -1 || k == 0 || k > 1000000) {
             reply_error(r, 422, FAIL_VALIDATION, "\"truncate_prompt_tokens\" must be -1 (the "
-                        "model's length) or a positive integer");
+                        "model's length) or an integer from 1 to 1000000");
             return -1;
         }
         q->max_length = k > 0 ? (int)k : 0;
@@ -507,8 +507,13 @@ void route_rerank(server *srv, const char *body, size_t len, int client_fd, repl
     float *scores = NULL, *logits = NULL;
     size_t *order = NULL;
     if (!root) {
-        reply_error(r, 400, FAIL_VALIDATION, "the body is not valid JSON in UTF-8: %s (line %d, "
-                    "column %d)", je.text, je.line, je.column);
+        if (json_error_code(&je) == json_error_numeric_overflow) /* valid JSON, past our numbers */
+            reply_error(r, 400, FAIL_VALIDATION, "the body holds a number out of range: %s (line "
+                        "%d, column %d); integers must fit in 64 bits, reals in a double",
+                        je.text, je.line, je.column);
+        else
+            reply_error(r, 400, FAIL_VALIDATION, "the body is not valid JSON in UTF-8: %s (line "
+                        "%d, column %d)", je.text, je.line, je.column);
         return;
     }
     if (!json_is_object(root)) {

@@ -329,6 +329,9 @@ Test(server, vllm_score_and_rerank_requests)
     EXPECT_ERROR_AT(s.port, "/score", "{\"text_1\": \"a\", \"text_2\": \"b\", "
                     "\"truncate_prompt_tokens\": 0}", 400, "invalid_request_error",
                     "truncate_prompt_tokens");
+    EXPECT_ERROR_AT(s.port, "/score", "{\"text_1\": \"a\", \"text_2\": \"b\", "
+                    "\"truncate_prompt_tokens\": 9223372036854775807}", 400,
+                    "invalid_request_error", "from 1 to 1000000");
 
     /* use_activation false: the logits */
     snprintf(body, sizeof body, "{\"text_1\": \"%s\", \"text_2\": [\"%s\", \"%s\"], "
@@ -491,6 +494,11 @@ Test(server, errors)
     cr_expect_eq(r.status, 404);
     free(r.body);
     expect_error(s.port, "/v2/rerank/x", NULL, 0, 404, "not_found_error", "no such route");
+    /* a number past 64 bits is valid JSON: said so, even in a field no route reads */
+    EXPECT_ERROR("/rerank", "{\"query\": \"q\", \"texts\": [\"a\"], \"x\": 1e400}", 400, NULL,
+                 "number out of range");
+    EXPECT_ERROR("/rerank", "{\"query\": \"q\", \"texts\": [\"a\"], \"x\": [}", 400, NULL,
+                 "not valid JSON");
     /* a byte-order mark before the JSON is skipped, as qrr score skips it */
     r = http(s.port, "/rerank", "\xef\xbb\xbf{\"query\": \"q\", \"texts\": [\"a\"]}");
     cr_expect_eq(r.status, 200, "%s", r.body);
@@ -702,6 +710,24 @@ static char *raw_request(int port, const char *method, const char *path, const c
     char *answer = raw_read_all(fd, 10.0, &closed);
     close(fd);
     return answer;
+}
+
+/* A request target in absolute form, as a forward proxy sends it, is routed by its path. */
+Test(server, a_target_in_absolute_form_is_routed_by_its_path)
+{
+    served s = serve_start(tmp, model, NULL);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/health", s.port);
+    char *a = raw_request(s.port, "GET", url, "");
+    cr_expect(!strncmp(a, "HTTP/1.1 200 ", 13), "%s", a);
+    free(a);
+    a = raw_request(s.port, "GET", "HTTPS://x/v1/nowhere", ""); /* the /v1 404 shape */
+    cr_expect(!strncmp(a, "HTTP/1.1 404 ", 13) && strstr(a, "not_found_error"), "%s", a);
+    free(a);
+    a = raw_request(s.port, "GET", "http://x", ""); /* no path: "/", no route */
+    cr_expect(!strncmp(a, "HTTP/1.1 404 ", 13), "%s", a);
+    free(a);
+    cr_expect_eq(serve_stop(&s), 0);
 }
 
 /* --cors-allow-origin: a preflight from an allowed origin is answered (before the API key,
