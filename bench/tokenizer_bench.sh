@@ -1,16 +1,15 @@
 #!/bin/sh
-# tokenizer_bench.sh — build bench/tokenizer_bench.c, run it and the Hugging Face twin on the
-# same documents (single thread each), and print the two lines together. Run from the
-# repository root. Needs gcc, the libraries of the Makefile, python3 and `tokenizers`.
+# tokenizer_bench.sh — run build/bench/tokenizer_bench and the Hugging Face twin on the same
+# documents (single thread each), and print the two lines together. `make bench-tokenizer`
+# builds the program and runs this from the repository root. Needs python3 and `tokenizers`.
 set -eu
 : "${QRR_REFERENCE:=$(cd "$(dirname "$0")/../.." && pwd)/shared/reference}"
 export QRR_REFERENCE
 BUILD=${QRR_BUILD:-build}
-CC=${CC:-cc}
-mkdir -p "$BUILD/bench"
-$CC -std=c11 -O2 -D_GNU_SOURCE -Wall -Wextra -Wstrict-prototypes -Iinclude -Iformat -Iruntime -Iconvert \
-    bench/tokenizer_bench.c runtime/tokenizer.c runtime/tok_*.c convert/tokenizer_import.c \
-    format/qrr_status.c format/qrr_diag.c -o "$BUILD/bench/tokenizer_bench" -ljansson -lutf8proc -lpcre2-8 -lpthread
+if [ ! -x "$BUILD/bench/tokenizer_bench" ]; then
+    echo "tokenizer_bench.sh: $BUILD/bench/tokenizer_bench is not built: run make bench-tokenizer" >&2
+    exit 2
+fi
 corpus=$(mktemp /tmp/qrr-tok-corpus.XXXXXX)
 trap 'rm -f "$corpus"' EXIT
 ours=$("$BUILD/bench/tokenizer_bench" --corpus "$corpus" "$@")
