@@ -50,7 +50,10 @@ class BuildWithLibqrr(build_py):
         subprocess.run(["make", "-C", str(REPO), f"-j{jobs}", f"BUILD={build}", f"CUDA={cuda}",
                         f"{build}/libqrr.so", f"{build}/qconvert", *module], check=True)
         dest = Path(self.build_lib) / "qrr" / "_lib"
-        dest.mkdir(parents=True, exist_ok=True)
+        # pip may build in a folder an earlier build used: a CUDA module left there by a
+        # QRR_CUDA=1 build must not ship in a CPU-only one
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
         shutil.copy2(os.path.realpath(REPO / build / "libqrr.so"), dest / "libqrr.so.0")
         shutil.copy2(REPO / build / "qconvert", dest / "qconvert")
         for path in module:  # libqrr looks for it beside itself

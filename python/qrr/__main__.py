@@ -258,6 +258,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             _lose_output()
             print(f"python -m qrr {args.command}: cannot write the output: {e}", file=sys.stderr)
             return 1
+        except KeyboardInterrupt:  # the lines answered so far are out; the rest are not
+            print(f"python -m qrr {args.command}: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ import operator
 import os
 from typing import Any, Optional, Union
 
+import numpy as np
+
 # --device of python -m qrr score and python -m qrr.ray_rerank
 DEVICE_HELP = ("cpu (default), or cuda for a GPU (needs the CUDA module: QRR_CUDA=1 pip "
                "install ./python)")
@@ -26,6 +28,18 @@ def int_arg(value: Any, name: str, lo: int, hi: Optional[int] = None) -> int:
         bounds = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
         raise ValueError(f"{name} must be an int {bounds}, not {v}")
     return v
+
+
+def bool_arg(value: Any, name: str, none_ok: bool = False, ints_ok: bool = False) -> Optional[bool]:
+    """value as a Python bool: True, False or NumPy's bools (None too where none_ok, the ints
+    0 and 1 where ints_ok). Anything else is refused: the string "no" is truthy, and taking
+    it as True would quietly do the opposite of what was asked."""
+    if value is None and none_ok:
+        return None
+    if isinstance(value, (bool, np.bool_)) or (ints_ok and type(value) is int and value in (0, 1)):
+        return bool(value)
+    also = " or None" if none_ok else " (or 0/1)" if ints_ok else ""
+    raise TypeError(f"{name} must be a bool{also}, not {value!r}")
 
 
 def path_arg(path: Union[str, bytes, "os.PathLike[Any]"], name: str) -> bytes:

@@ -10,9 +10,9 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
-from .ray import RowError, check_text  # first: without the [ray] extra it says what to install
+from .ray import LOGIT_COLUMN, SCORE_COLUMN, RowError, check_text  # first: without the [ray] extra it says what to install
 from ._jsonl import BOM, decode, parse
 
 import pyarrow as pa
@@ -189,6 +189,15 @@ def read_input(path: str, fmt: str, query_column: str, document_column: str,
     return ds, lines
 
 
+def empty_output_schema(ds: "ray.data.Dataset", json_input: bool) -> pa.Schema:
+    """The columns of an output without rows: the input's (a JSON input's fields are known
+    only from its rows), then score and logit, as the scoring adds them."""
+    schema = None if json_input else ds.schema()
+    base = list(schema.base_schema) if schema is not None else []
+    return pa.schema(base + [pa.field(SCORE_COLUMN, pa.float32()),
+                             pa.field(LOGIT_COLUMN, pa.float32())])
+
+
 def output_rows(batch: pa.Table) -> List[dict]:
     """A scored batch of JSON lines as the objects to write: each line's object as read,
     with score and logit added."""
@@ -258,11 +267,15 @@ class Writer:
             self.parquet.close()
             self.parquet = None
 
-    def commit(self) -> None:
+    def commit(self, empty_schema: Optional[pa.Schema] = None) -> None:
+        """empty_schema: the columns to write when no batch came (Parquet outputs)."""
         self._close()
-        if self.fmt == "parquet" and not self.tmp.exists():  # no rows: an empty file
+        if empty_schema is not None and self.fmt == "parquet" and not self.tmp.exists():
             import pyarrow.parquet as pq
-            pq.write_table(pa.table({}), self.tmp)
+            pq.write_table(empty_schema.empty_table(), self.tmp)
+        if empty_schema is not None and self.fmt == "parts" and self.parts == 0:
+            import pyarrow.parquet as pq
+            pq.write_table(empty_schema.empty_table(), self.tmp / "part-00000.parquet")
         if self.fmt == "parts" and os.path.isdir(self.path):
             os.rmdir(self.path)  # new or empty, as output_format checked
         os.replace(self.tmp, self.path)

@@ -27,7 +27,7 @@ if _missing:
 
 import pyarrow as pa
 
-from ._args import int_arg
+from ._args import bool_arg, int_arg
 from .reranker import MAX_THREADS, Reranker
 
 if TYPE_CHECKING:  # ray is imported where it is used: init_local must come first
@@ -195,6 +195,7 @@ def rerank_dataset(ds: "ray.data.Dataset", model: Union[str, "os.PathLike[str]"]
     import ray.data
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}")
+    verify = bool_arg(verify, "verify", ints_ok=True)  # here, not in the actors: one clear error
     threads_per_actor = int_arg(threads_per_actor, "threads_per_actor", 1, MAX_THREADS)
     batch_size = int_arg(batch_size, "batch_size", 1)
     if actors is not None:

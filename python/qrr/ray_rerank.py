@@ -87,8 +87,8 @@ def _configure_ray_data() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ._ray_io import (PART_ROWS, UsageError, Writer, check_not_input, input_format,
-                          output_format, read_input)
+    from ._ray_io import (PART_ROWS, UsageError, Writer, check_not_input, empty_output_schema,
+                          input_format, output_format, read_input)
     in_fmt = input_format(args.input)
     out_fmt = output_format(args.output)
     check_not_input(args.input, args.output)
@@ -97,7 +97,12 @@ def run(args: argparse.Namespace) -> int:
         Reranker(args.model, threads=1, verify=False).close()
     except QrrError as e:
         raise UsageError(f"cannot open the model: {e}") from None
-    started_ray = connect(args.address)
+    try:
+        started_ray = connect(args.address)
+    except Exception as e:  # Ray's own, e.g. no instance at --address
+        where = f" at {args.address}" if args.address else ""
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UsageError(f"cannot start or join Ray{where}: {first}") from None
     import ray
     from .ray import error_message, rerank_dataset
     writer = None
@@ -134,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
-        writer.commit()
+        writer.commit(empty_output_schema(ds, json_input) if rows == 0 else None)
         writer = None
         secs = time.monotonic() - start
         where = ", ".join(f"{ip}: {n}" for ip, n in sorted(nodes.items()))
@@ -208,6 +213,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except UsageError as e:
         print(f"qrr.ray_rerank: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # run() has removed the partial output and stopped Ray
+        print("qrr.ray_rerank: interrupted; no output written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy as np
 
 from . import _capi
-from ._args import int_arg, path_arg
+from ._args import bool_arg, int_arg, path_arg
 from ._progress import progress
 from .errors import QrrError, check, last_error
 
@@ -41,9 +41,14 @@ def _utf8(text: str, what: str) -> bytes:
 
 def _token_ids(ids: Iterable[int]) -> List[int]:
     """ids as ints that fit int32 (the library then checks them against the vocabulary)."""
+    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+        raise TypeError(f"ids must be a sequence of int, not {type(ids).__name__}")
     out = []
     for i, t in enumerate(ids):
-        v = operator.index(t)  # any integer (NumPy's too); TypeError otherwise
+        try:
+            v = operator.index(t)  # any integer (NumPy's too)
+        except TypeError:
+            raise TypeError(f"ids[{i}] must be an int, not {type(t).__name__}") from None
         if not INT32_MIN <= v <= INT32_MAX:
             raise ValueError(f"ids[{i}] = {v} is not a token id (it does not fit int32)")
         out.append(v)
@@ -108,10 +113,11 @@ class Reranker:
         self._model = c_void_p()
         self._ctx = c_void_p()
         self._lock = threading.Lock()
+        if not isinstance(device, str):
+            raise TypeError(f"device must be a str ('cpu' or 'cuda'), not {type(device).__name__}")
         if device not in _DEVICES:
             raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}")
-        if not (isinstance(verify, (bool, np.bool_)) or (type(verify) is int and verify in (0, 1))):
-            raise TypeError(f"verify must be a bool (or 0/1), not {verify!r}")  # "no" is truthy
+        verify = bool_arg(verify, "verify", ints_ok=True)
         threads = int_arg(threads, "threads", 0, MAX_THREADS)
         raw = path_arg(path, "path")
         self.path = os.fsdecode(raw)
@@ -172,10 +178,8 @@ class Reranker:
 
     def _score_params(self, instruction: Optional[str], max_length: Optional[int],
                       keep: List[bytes], truncate: bool = True):
-        if not isinstance(truncate, bool):
-            raise TypeError(f"truncate must be a bool, not {type(truncate).__name__}")
         sp = _lib.qrr_score_default_params()
-        sp.truncate = int(truncate)
+        sp.truncate = int(bool_arg(truncate, "truncate"))
         if instruction is not None:
             ins = _utf8(instruction, "instruction")
             keep.append(ins)
@@ -221,6 +225,11 @@ class Reranker:
         its end, the document first; ``truncate=False`` raises QrrError
         (QRR_ERR_TOO_LONG) instead. ``show_progress_bar`` shows one (tqdm when installed).
         """
+        raw = bool_arg(raw, "raw")
+        show_progress_bar = bool_arg(show_progress_bar, "show_progress_bar", none_ok=True)
+        bool_arg(apply_softmax, "apply_softmax")
+        convert_to_numpy = bool_arg(convert_to_numpy, "convert_to_numpy")
+        convert_to_tensor = bool_arg(convert_to_tensor, "convert_to_tensor")
         if activation_fn is not None:
             if not callable(activation_fn):
                 raise TypeError(f"activation_fn must be callable or None, not "
@@ -368,6 +377,10 @@ class Reranker:
             raise TypeError(f"documents must be a list of str, not {type(documents).__name__}")
         if top_k is not None:
             top_k = int_arg(top_k, "top_k", 0)
+        return_documents = bool_arg(return_documents, "return_documents")
+        for name, flag in (("apply_softmax", apply_softmax), ("convert_to_numpy", convert_to_numpy),
+                           ("convert_to_tensor", convert_to_tensor)):
+            bool_arg(flag, name)
         docs = _as_list(documents, "documents", "a list of str")
         _utf8(query, "query")  # named as rank's arguments, not as the pairs predict is given
         for i, d in enumerate(docs):

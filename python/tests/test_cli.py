@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from typing import List
@@ -183,6 +184,24 @@ def test_unwritable_output_is_one_line_and_exit_1(tied):
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         f"python -m qrr info: cannot write the output: {os.strerror(errno.ENOSPC)}"]
+
+
+def test_ctrl_c_is_one_line_and_exit_130(tied):
+    """SIGINT while score waits for input: the lines answered so far are out, then one line
+    on stderr (no traceback) and exit status 130, as a shell reports an interrupted job."""
+    proc = subprocess.Popen([sys.executable, "-m", "qrr", "score", tied, "--threads", "1"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        proc.stdin.write('{"query": "q", "document": "d"}\n')
+        proc.stdin.flush()
+        first = proc.stdout.readline()  # answered: the process now waits on its stdin
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert json.loads(first).keys() == {"score", "logit"} and rest == ""
+    assert (proc.returncode, err) == (130, "python -m qrr score: interrupted\n")
 
 
 def test_bad_option_value_is_a_usage_error(tied):

@@ -304,3 +304,28 @@ def test_rank_names_its_own_arguments_and_verify_takes_a_bool(tied):
     for good in (False, 0, 1, np.bool_(True)):
         with qrr.Reranker(tied, threads=1, verify=good) as model:
             assert 0 <= model.predict(("q", "d")) <= 1
+
+
+def test_every_flag_takes_a_bool_and_refuses_a_string(tied):
+    """raw, truncate, show_progress_bar, return_documents and CrossEncoder's flags take
+    bools (NumPy's too, and 0/1): a string such as "no" would be true, the opposite of what
+    was asked, so it is a TypeError naming the argument."""
+    with qrr.Reranker(tied, threads=1) as model:
+        for name in ("raw", "truncate", "show_progress_bar", "apply_softmax",
+                     "convert_to_numpy", "convert_to_tensor"):
+            with pytest.raises(TypeError, match=rf"^{name} must be a bool"):
+                model.predict([("q", "d")], **{name: "no"})
+        for name in ("return_documents", "apply_softmax", "truncate"):
+            with pytest.raises(TypeError, match=rf"^{name} must be a bool"):
+                model.rank("q", ["d"], **{name: "no"})
+        plain = model.predict([("q", "d")])
+        assert model.predict([("q", "d")], truncate=np.True_, raw=np.False_) == plain
+        assert model.predict([("q", "d")], show_progress_bar=None) == plain
+        with pytest.raises(TypeError, match=r"^ids must be a sequence of int, not str$"):
+            model.decode("abc")
+        with pytest.raises(TypeError, match=r"^ids must be a sequence of int, not NoneType$"):
+            model.decode(None)
+        with pytest.raises(TypeError, match=r"^ids\[1\] must be an int, not float$"):
+            model.decode([1, 1.0])
+    with pytest.raises(TypeError, match=r"^device must be a str \('cpu' or 'cuda'\), not list$"):
+        qrr.Reranker(tied, device=[])

@@ -88,6 +88,24 @@ def test_parquet_in_parquet_out_and_a_directory_of_parts(local_ray, tied, tmp_pa
     assert leftovers(tmp_path) == []
 
 
+def test_an_empty_parquet_input_gives_its_columns_and_no_rows(local_ray, tied, tmp_path):
+    """No rows in, no rows out, but the output keeps the input's columns and adds score and
+    logit, so that a job reading its schema downstream still works."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    pq.write_table(pa.table({"id": pa.array([], pa.int64()), "query": pa.array([], pa.string()),
+                             "document": pa.array([], pa.string())}), tmp_path / "empty.parquet")
+    want = pa.schema([("id", pa.int64()), ("query", pa.string()), ("document", pa.string()),
+                      ("score", pa.float32()), ("logit", pa.float32())])
+    assert run_main(tied, tmp_path / "empty.parquet", tmp_path / "scored.parquet") == 0
+    table = pq.read_table(tmp_path / "scored.parquet")
+    assert table.num_rows == 0 and table.schema.equals(want)
+    assert run_main(tied, tmp_path / "empty.parquet", tmp_path / "parts") == 0
+    parts = list((tmp_path / "parts").iterdir())
+    assert len(parts) == 1 and pq.read_table(parts[0]).schema.equals(want)
+    assert leftovers(tmp_path) == []
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda r: r.pop("document"), "no 'document' (missing or null)"),
     (lambda r: r.update(query=5), "'query' must be a string, not int 5"),
