@@ -22,9 +22,9 @@ from importlib import metadata
 from typing import List, Optional
 
 from . import QrrError, Reranker, __version__, _capi
-from ._args import DEVICE_HELP
+from ._args import DEVICE_HELP, MAX_THREADS
 from ._jsonl import BOM as _BOM, decode as _decode, parse as _parse
-from .reranker import MAX_LENGTH_CAP, MAX_THREADS
+from .reranker import MAX_LENGTH_CAP
 
 
 class _OutputError(Exception):
@@ -242,6 +242,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        return _run(args)
+    except KeyboardInterrupt:  # the lines answered so far are out; the rest are not
+        print(f"python -m qrr {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
         start = time.monotonic()
         model = Reranker(args.model, threads=getattr(args, "threads", 0),
                          device=getattr(args, "device", "cpu"), verify=not args.no_verify)
@@ -258,9 +266,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             _lose_output()
             print(f"python -m qrr {args.command}: cannot write the output: {e}", file=sys.stderr)
             return 1
-        except KeyboardInterrupt:  # the lines answered so far are out; the rest are not
-            print(f"python -m qrr {args.command}: interrupted", file=sys.stderr)
-            return 130
 
 
 if __name__ == "__main__":

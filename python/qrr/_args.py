@@ -10,6 +10,8 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+MAX_THREADS = 1024  # the library's bound on n_threads (runtime/context.c)
+
 # --device of python -m qrr score and python -m qrr.ray_rerank
 DEVICE_HELP = ("cpu (default), or cuda for a GPU (needs the CUDA module: QRR_CUDA=1 pip "
                "install ./python)")

@@ -27,8 +27,8 @@ if _missing:
 
 import pyarrow as pa
 
-from ._args import bool_arg, int_arg
-from .reranker import MAX_THREADS, Reranker
+from ._args import MAX_THREADS, bool_arg, int_arg
+from .reranker import Reranker
 
 if TYPE_CHECKING:  # ray is imported where it is used: init_local must come first
     import ray

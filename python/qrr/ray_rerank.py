@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from typing import List, Optional
 
-from ._args import DEVICE_HELP
+from ._args import DEVICE_HELP, MAX_THREADS
 
 NODE_COLUMN = "__qrr_node"  # added by the actors, counted here, never written
 ACTOR_START_S = 300         # how long the actors may take to start
@@ -198,6 +198,8 @@ def parse(argv: Optional[List[str]]) -> argparse.Namespace:
         value = getattr(args, name)
         if value is not None and value < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.threads_per_actor > MAX_THREADS:
+        p.error(f"--threads-per-actor must be at most {MAX_THREADS}")
     return args
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy as np
 
 from . import _capi
-from ._args import bool_arg, int_arg, path_arg
+from ._args import MAX_THREADS, bool_arg, int_arg, path_arg
 from ._progress import progress
 from .errors import QrrError, check, last_error
 
@@ -26,7 +26,6 @@ Pair = Tuple[str, str]
 
 # The bounds of int arguments (ctypes would silently wrap a larger Python int to 32 bits).
 MAX_LENGTH_CAP = 1000000  # the qrr command's bound on "max_length" (tools/qrr/jsonl_cases.c)
-MAX_THREADS = 1024  # the library's bound on n_threads (runtime/context.c)
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 
 

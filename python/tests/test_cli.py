@@ -197,9 +197,12 @@ def test_ctrl_c_is_one_line_and_exit_130(tied):
         proc.stdin.flush()
         first = proc.stdout.readline()  # answered: the process now waits on its stdin
         proc.send_signal(signal.SIGINT)
-        rest, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)  # stdin still open: the signal, not an end of input, stops it
+        rest, err = proc.stdout.read(), proc.stderr.read()
     finally:
         proc.kill()
+        for f in (proc.stdin, proc.stdout, proc.stderr):
+            f.close()
     assert json.loads(first).keys() == {"score", "logit"} and rest == ""
     assert (proc.returncode, err) == (130, "python -m qrr score: interrupted\n")
 

@@ -246,3 +246,7 @@ def test_usage_errors_exit_2(capsys):
         run_main("m.qrr", "in.jsonl", "out.jsonl", "--actors", "0")
     assert caught.value.code == 2
     assert "--actors must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as caught:  # the library's bound, even where a cluster
+        run_main("m.qrr", "in.jsonl", "out.jsonl", "--threads-per-actor", "1025")  # has CPUs
+    assert caught.value.code == 2
+    assert "--threads-per-actor must be at most 1024" in capsys.readouterr().err
