@@ -44,6 +44,7 @@ SCRIPT_RANGES = [
 ]
 EMOJI = ["\U0001F468\u200D\U0001F469\u200D\U0001F467", "\U0001F44D\U0001F3FD", "\u2764\uFE0F",
          "\U0001F1FA\U0001F1F8", "1\uFE0F\u20E3", "\U0001F3F4\U000E0067\U000E0062\U000E007F"]
+PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
 FILLER = [" ", "\n", "a", "1", "'s", ".", "  ", "\t", "x", "\u4e2d"]
 
 
@@ -70,14 +71,15 @@ def ascii_and_spaces(rng, t):
                lambda r: "".join(r.choices("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
                                            k=r.randint(1, 8))),
                lambda r: "".join(r.choices("0123456789", k=r.randint(1, 5))),
-               lambda r: "".join(r.choices("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~", k=r.randint(1, 4))),
+               lambda r: "".join(r.choices(PUNCTUATION, k=r.randint(1, 4))),
                lambda r: "".join(r.choices(WHITESPACE[:5], k=r.randint(1, 4))),
                lambda r: "".join(r.choices(WHITESPACE, k=r.randint(1, 4))))
 
 
 def contractions(rng, t):
     def word(r):
-        w = r.choice(["I", "you", "it", "they", "don", "won", "O", "x_y", "\u00e9", "\u4e2d", "", "1"])
+        w = r.choice(["I", "you", "it", "they", "don", "won", "O", "x_y", "\u00e9", "\u4e2d", "",
+                      "1"])
         w = "".join(ch.upper() if r.random() < 0.5 else ch for ch in w)
         a, tail = r.choice(APOSTROPHES), r.choice(CONTRACTION_TAILS)
         return r.choice([w + a + tail, a + tail + w, a + w + a, w + a]) + r.choice(
@@ -103,7 +105,9 @@ def normalization(rng, t):
             return lead + vowel + r.choice(["", chr(r.randint(0x11A8, 0x11C2))])
         if k < 0.8:  # a decomposable character as written, decomposed, or compatibility-decomposed
             ch = chr(r.choice(t.decomposable))
-            return unicodedata.normalize(r.choice(["NFC", "NFD", "NFKD"]), ch) if r.random() < 0.6 else ch
+            if r.random() < 0.6:
+                ch = unicodedata.normalize(r.choice(["NFC", "NFD", "NFKD"]), ch)
+            return ch
         return r.choice(FILLER)
     return run(rng, 8, piece)
 
@@ -235,7 +239,8 @@ def write_model(build, reference, workdir):
                 [os.path.join(build, "qconvert"), model_dir, "-o", model, "--dtype", "f16"]):
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed (exit {proc.returncode}): {proc.stderr[-500:]}")
+            raise SystemExit(f"{' '.join(cmd)} failed (exit {proc.returncode}): "
+                             f"{proc.stderr[-500:]}")
     return model
 
 
@@ -244,11 +249,14 @@ def main():
     ap = argparse.ArgumentParser(
         description="Compare `qrr tokenize` with Hugging Face tokenizers on generated strings.",
         epilog="Exit: 0 all the same, 1 some differ, 2 usage or setup error.")
-    ap.add_argument("--build", default=os.environ.get("QRR_BUILD", os.path.join(here, "..", "build")),
-                    help="the build directory with qrr, qgen and qconvert (default: $QRR_BUILD or build)")
+    ap.add_argument("--build",
+                    default=os.environ.get("QRR_BUILD", os.path.join(here, "..", "build")),
+                    help="the build directory with qrr, qgen and qconvert "
+                         "(default: $QRR_BUILD or build)")
     ap.add_argument("--reference", default=os.environ.get(
         "QRR_REFERENCE", os.path.join(here, "..", "..", "shared", "reference")),
-        help="reference data with tokenizer/tokenizer.json (default: $QRR_REFERENCE or ../shared/reference)")
+        help="reference data with tokenizer/tokenizer.json "
+             "(default: $QRR_REFERENCE or ../shared/reference)")
     ap.add_argument("--seed", type=int, default=1, help="the strings' random seed (default 1)")
     ap.add_argument("--scale", type=float, default=1.0,
                     help="multiplies the strings of each kind (default 1: 300,000 in all)")
@@ -260,7 +268,8 @@ def main():
     try:
         from tokenizers import Tokenizer
     except ImportError:
-        print("tokenizer_diff: needs Hugging Face tokenizers (pip install tokenizers)", file=sys.stderr)
+        print("tokenizer_diff: needs Hugging Face tokenizers (pip install tokenizers)",
+              file=sys.stderr)
         return 2
     tokenizer_json = os.path.join(args.reference, "tokenizer", "tokenizer.json")
     if not os.path.isfile(tokenizer_json):
@@ -272,7 +281,8 @@ def main():
     try:
         with tempfile.TemporaryDirectory(prefix="qrr-tokdiff.") as workdir:
             model = write_model(args.build, args.reference, workdir)
-            tok = Tokenizers(os.path.join(args.build, "qrr"), model, Tokenizer.from_file(tokenizer_json))
+            tok = Tokenizers(os.path.join(args.build, "qrr"), model,
+                             Tokenizer.from_file(tokenizer_json))
             return compare(tok, tables, args)
     except SystemExit as e:
         print(f"tokenizer_diff: {e}", file=sys.stderr)

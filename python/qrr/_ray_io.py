@@ -12,7 +12,8 @@ import shutil
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from .ray import LOGIT_COLUMN, SCORE_COLUMN, RowError, check_text  # first: without the [ray] extra it says what to install
+# first: without the [ray] extra, importing .ray says what to install
+from .ray import LOGIT_COLUMN, SCORE_COLUMN, RowError, check_text
 from ._jsonl import BOM, decode, parse
 
 import pyarrow as pa
