@@ -227,11 +227,12 @@ static int prepass_file(job *j, const qrr_st_file *f, qrr_diag *d)
                 j->inexact += cr.inexact;
                 if (cr.status != QRR_OK)
                     st = qrr_fail(d, cr.status,
-                                  "%s: tensor '%s' element %llu is %g, %s\nHINT: convert with --dtype bf16 "
-                                  "or f32 to keep this value", f->path, t->name,
+                                  "%s: tensor '%s' element %llu is %g, %s", f->path, t->name,
                                   (unsigned long long)(e + cr.bad_index), (double)cr.bad_value,
-                                  cr.status == QRR_ERR_OVERFLOW ? "beyond the f16 range (|v| > 65504)"
-                                                                : "not finite");
+                                  cr.status == QRR_ERR_OVERFLOW
+                                      ? "beyond the f16 range (|v| > 65504)\nHINT: convert with "
+                                        "--dtype bf16 or f32 to keep this value"
+                                      : "not finite");
             }
         }
         qrr_st_file_release(f, f->map + a, b - a);
@@ -384,12 +385,11 @@ static int check_sliding_window(job *j, qrr_diag *d)
     const qrr_hf_config *c = &j->cfg;
     if (!c->sliding_window || c->sliding_window >= j->max_length) return QRR_OK;
     return qrr_fail(d, QRR_ERR_CONFIG,
-                    "%s/config.json: use_sliding_window is true, so Transformers limits layers %u..%u "
+                    "%s/config.json: use_sliding_window is true, so Transformers limits %s "
                     "to a sliding window of the last %u positions (sliding_window), shorter than the "
                     "max length %u; qrr computes full attention only\nHINT: --max-length %u or less "
                     "keeps every prompt inside the window",
-                    j->dir, c->first_sliding_layer, c->n_layers - 1, c->sliding_window, j->max_length,
-                    c->sliding_window);
+                    j->dir, c->sliding_layers, c->sliding_window, j->max_length, c->sliding_window);
 }
 
 /* Tokens of text (NUL-terminated) under t. */

@@ -234,6 +234,28 @@ static int get_opt_uint(const json_t *root, const char *label, const char *key, 
     return get_uint(root, label, key, lo, 0x7fffffff, out, d);
 }
 
+/* The layers flagged in sliding[0..n) as "layer 3", "layers 0, 2" or "layers 28..35" (runs
+ * of three or more as ranges), cut with "..." at the buffer's end. */
+static void describe_layers(const unsigned char *sliding, uint32_t n, char *buf, size_t cap)
+{
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < n; i++) count += sliding[i];
+    size_t len = (size_t)snprintf(buf, cap, "layer%s ", count == 1 ? "" : "s");
+    const char *sep = "";
+    for (uint32_t i = 0; i < n && len < cap; i++) {
+        if (!sliding[i]) continue;
+        uint32_t end = i;
+        while (end + 1 < n && sliding[end + 1]) end++;
+        if (end >= i + 2)
+            len += (size_t)snprintf(buf + len, cap - len, "%s%u..%u", sep, i, end);
+        else
+            len += (size_t)snprintf(buf + len, cap - len, "%s%u", sep, i), end = i;
+        sep = ", ";
+        i = end;
+    }
+    if (len >= cap && cap > 4) memcpy(buf + cap - 4, "...", 4);
+}
+
 /* Which layers Transformers gives a sliding window: with use_sliding_window true, the
  * window is sliding_window (4096 when the key is absent, none when null) on the layers
  * that layer_types names "sliding_attention", or without layer_types on the layers from
@@ -251,26 +273,35 @@ static int parse_sliding_window(const json_t *root, const char *label, qrr_hf_co
         (st = get_opt_uint(root, label, "max_window_layers", 0, &from, &from_null, d)))
         return st;
     json_t *types = json_object_get(root, "layer_types");
-    uint32_t first = c->n_layers;
+    unsigned char *sliding = calloc(c->n_layers ? c->n_layers : 1, 1);
+    if (!sliding) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+    uint32_t any = 0;
     if (types && !json_is_null(types)) {
-        if (!json_is_array(types) || json_array_size(types) != c->n_layers)
+        if (!json_is_array(types) || json_array_size(types) != c->n_layers) {
+            free(sliding);
             return qrr_fail(d, QRR_ERR_CONFIG, "%s: \"layer_types\" is %s, expected an array of %u "
                             "strings (one per layer)", label, json_type_name(types), c->n_layers);
-        for (uint32_t i = c->n_layers; i-- > 0;) {
+        }
+        for (uint32_t i = 0; i < c->n_layers; i++) {
             const char *t = json_string_value(json_array_get(types, i));
-            if (t && strcmp(t, "sliding_attention") == 0) first = i;
-            else if (!t || strcmp(t, "full_attention") != 0)
+            if (t && strcmp(t, "sliding_attention") == 0) {
+                sliding[i] = 1;
+                any++;
+            } else if (!t || strcmp(t, "full_attention") != 0) {
+                free(sliding);
                 return qrr_fail(d, QRR_ERR_CONFIG, "%s: layer_types[%u] is not \"full_attention\" or "
                                 "\"sliding_attention\"", label, i);
+            }
         }
-    } else if (!from_null && from < c->n_layers) {
-        first = from;
+    } else if (!from_null) {
+        for (uint32_t i = from; i < c->n_layers; i++) sliding[i] = 1, any++;
     }
     c->sliding_window = 0;
-    if (json_is_true(use) && !window_null && first < c->n_layers) {
+    if (json_is_true(use) && !window_null && any) {
         c->sliding_window = window;
-        c->first_sliding_layer = first;
+        describe_layers(sliding, c->n_layers, c->sliding_layers, sizeof c->sliding_layers);
     }
+    free(sliding);
     return QRR_OK;
 }
 

@@ -37,7 +37,8 @@ typedef struct qrr_hf_config {
     int tied;                            /* tie_word_embeddings */
     uint32_t sliding_window;             /* attention window of the layers that have one, in
                                             tokens; 0: every layer attends to all positions */
-    uint32_t first_sliding_layer;        /* the first layer with the window (when there is one) */
+    char sliding_layers[256];            /* the layers with the window, for messages: "layer 1",
+                                            "layers 0, 2", "layers 28..35" */
     uint32_t n_labels;                   /* 0: no label map (or HF's default LABEL_0/1) */
     char labels[2][QRR_HF_LABEL_MAX];    /* label names by id, when n_labels is 1 or 2 */
     int default_label_map;               /* the map was {LABEL_0, LABEL_1}: treated as absent */

@@ -558,8 +558,11 @@ static json_int_t offset_of(st_image *im, const char *name, int which)
 #define K "model.layers.0.self_attn.k_proj.weight"
 
 /* Build tiny-tied with a mutated model.safetensors, convert, expect status and no file. */
-static void expect_refusal(void (*mutate)(const char *dir, st_image *im), int want, const char *needle)
+/* The refusal's message is returned (valid until the next call). */
+static const char *expect_refusal(void (*mutate)(const char *dir, st_image *im), int want,
+                                  const char *needle)
 {
+    static char message[sizeof ((qrr_diag *)0)->msg];
     char *dir = model_dir("tiny-tied", "model.safetensors");
     char *out = fmt("%s/out.qrr", dir, NULL);
     char *src = fmt("%s/models/tiny-tied/model.safetensors", reference(), NULL);
@@ -575,6 +578,8 @@ static void expect_refusal(void (*mutate)(const char *dir, st_image *im), int wa
     free(src);
     free(out);
     cleanup(dir);
+    snprintf(message, sizeof message, "%s", d.msg);
+    return message;
 }
 
 static void m_hlen_past_eof(const char *dir, st_image *im)
@@ -657,7 +662,26 @@ Test(malformed, unknown_dtype) { expect_refusal(m_i64, QRR_ERR_SAFETENSORS, "I64
 Test(malformed, duplicate_name) { expect_refusal(m_duplicate, QRR_ERR_SAFETENSORS, "twice"); }
 Test(malformed, missing_tensor) { expect_refusal(m_missing_k, QRR_ERR_MISSING_TENSOR, "model.layers.1.self_attn.k_proj.weight"); }
 Test(malformed, wrong_shape) { expect_refusal(m_wrong_shape, QRR_ERR_SHAPE, "[128, 64]"); }
-Test(malformed, bf16_overflow_to_f16) { expect_refusal(m_overflow, QRR_ERR_OVERFLOW, "65536"); }
+static void m_nan(const char *dir, st_image *im)
+{
+    size_t at = (size_t)offset_of(im, Q, 0) + 2 * 37; /* a quiet NaN in bf16 (0x7fc0) */
+    im->data[at] = 0xc0;
+    im->data[at + 1] = 0x7f;
+    st_write(dir, im);
+}
+
+/* A value beyond f16's range is kept by another dtype, which the hint says; a NaN is refused
+ * by every dtype, so its message gives no such hint. */
+Test(malformed, bf16_overflow_to_f16)
+{
+    const char *msg = expect_refusal(m_overflow, QRR_ERR_OVERFLOW, "65536");
+    cr_assert(strstr(msg, "HINT: convert with --dtype bf16 or f32"), "%s", msg);
+}
+Test(malformed, nan_weight)
+{
+    const char *msg = expect_refusal(m_nan, QRR_ERR_NUMERIC, "is nan, not finite");
+    cr_assert(!strstr(msg, "HINT"), "%s", msg);
+}
 
 Test(malformed, index_names_missing_shard)
 {
@@ -1129,6 +1153,7 @@ Test(convert, sliding_window_refused_where_it_would_apply)
     cr_assert_eq(st, QRR_ERR_CONFIG, "%s (%s)", qrr_status_str(st), d.msg);
     cr_assert(strstr(d.msg, "sliding_window") && strstr(d.msg, "4096") && strstr(d.msg, "config.json"),
               "%s", d.msg);
+    cr_assert(strstr(d.msg, "limits layers 1, 2 to"), "%s", d.msg); /* the model has 3 layers */
     /* a max length the window covers: the window never takes effect */
     cr_assert_eq(convert_max_length(dir, 4096, &got, &d, &r), QRR_OK, "%s", d.msg);
     cr_assert_eq(r.window_positions, 4096);
@@ -1170,6 +1195,7 @@ Test(convert, sliding_window_refused_where_it_would_apply)
     dir = patched_model_dir("{\"use_sliding_window\": true, \"sliding_window\": 512, \"max_window_layers\": 3, "
                             "\"layer_types\": [\"full_attention\", \"sliding_attention\", \"full_attention\"]}");
     cr_assert_eq(convert_max_length(dir, 0, &got, &d, &r), QRR_ERR_CONFIG, "%s", d.msg);
+    cr_assert(strstr(d.msg, "limits layer 1 to"), "%s", d.msg);
     cleanup(dir);
 }
 

@@ -144,24 +144,32 @@ Test(config, architectures_messages)
             "\"architectures\" is null", "expected an array");
 }
 
+/* BASE with 6 layers */
+#define BASE6                                                                                    \
+    "\"model_type\": \"qwen3\", \"architectures\": [\"Qwen3ForCausalLM\"], \"hidden_size\": 64, " \
+    "\"num_hidden_layers\": 6, \"num_attention_heads\": 4, \"num_key_value_heads\": 2, "           \
+    "\"intermediate_size\": 96, \"vocab_size\": 1000, \"rms_norm_eps\": 1e-6, "                    \
+    "\"max_position_embeddings\": 4096, \"rope_theta\": 1000000"
+
 /* Where Transformers would put a sliding window (BASE has 2 layers): recorded, not refused
- * here (whether it matters depends on the max length). */
+ * here (whether it matters depends on the max length), with the layers named. */
 Test(config, sliding_window_layers)
 {
-    static const struct { const char *keys; uint32_t window, first; } cases[] = {
-        {"", 0, 0},
-        {", \"use_sliding_window\": false, \"sliding_window\": 64, \"max_window_layers\": 0", 0, 0},
-        {", \"use_sliding_window\": true, \"sliding_window\": 64, \"max_window_layers\": 1", 64, 1},
-        {", \"use_sliding_window\": true, \"sliding_window\": 64, \"max_window_layers\": 2", 0, 0},
-        {", \"use_sliding_window\": true, \"sliding_window\": null, \"max_window_layers\": 0", 0, 0},
+    static const struct { const char *keys; uint32_t window; const char *layers; } cases[] = {
+        {"", 0, NULL},
+        {", \"use_sliding_window\": false, \"sliding_window\": 64, \"max_window_layers\": 0", 0, NULL},
+        {", \"use_sliding_window\": true, \"sliding_window\": 64, \"max_window_layers\": 1", 64,
+         "layer 1"},
+        {", \"use_sliding_window\": true, \"sliding_window\": 64, \"max_window_layers\": 2", 0, NULL},
+        {", \"use_sliding_window\": true, \"sliding_window\": null, \"max_window_layers\": 0", 0, NULL},
         /* Transformers' defaults: sliding_window 4096, max_window_layers 28 (> 2 layers) */
-        {", \"use_sliding_window\": true, \"max_window_layers\": 0", 4096, 0},
-        {", \"use_sliding_window\": true, \"sliding_window\": 64", 0, 0},
+        {", \"use_sliding_window\": true, \"max_window_layers\": 0", 4096, "layers 0, 1"},
+        {", \"use_sliding_window\": true, \"sliding_window\": 64", 0, NULL},
         /* layer_types, when given, names the layers */
         {", \"use_sliding_window\": true, \"sliding_window\": 64, \"max_window_layers\": 2, "
-         "\"layer_types\": [\"sliding_attention\", \"full_attention\"]", 64, 0},
+         "\"layer_types\": [\"sliding_attention\", \"full_attention\"]", 64, "layer 0"},
         {", \"use_sliding_window\": false, \"sliding_window\": 64, "
-         "\"layer_types\": [\"sliding_attention\", \"sliding_attention\"]", 0, 0},
+         "\"layer_types\": [\"sliding_attention\", \"sliding_attention\"]", 0, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char text[1024];
@@ -170,8 +178,32 @@ Test(config, sliding_window_layers)
         qrr_diag d;
         cr_assert_eq(parse(text, &c, &d), QRR_OK, "%s: %s", text, d.msg);
         cr_assert_eq(c.sliding_window, cases[i].window, "%s", text);
-        if (cases[i].window) cr_assert_eq(c.first_sliding_layer, cases[i].first, "%s", text);
+        if (cases[i].window) cr_assert_str_eq(c.sliding_layers, cases[i].layers, "%s", text);
     }
+    /* more layers: runs of three or more as ranges, the others one by one */
+    char text[2048];
+    snprintf(text, sizeof text, "{" BASE6 ", \"use_sliding_window\": true, \"sliding_window\": 64, "
+             "\"layer_types\": [\"sliding_attention\", \"full_attention\", \"sliding_attention\", "
+             "\"sliding_attention\", \"sliding_attention\", \"full_attention\"]}");
+    qrr_hf_config c;
+    qrr_diag d;
+    cr_assert_eq(parse(text, &c, &d), QRR_OK, "%s", d.msg);
+    cr_assert_str_eq(c.sliding_layers, "layers 0, 2..4");
+    /* a list longer than the room for it is cut with "..." */
+    char many[8192];
+    int n = snprintf(many, sizeof many, "{\"model_type\": \"qwen3\", \"architectures\": "
+                     "[\"Qwen3ForCausalLM\"], \"hidden_size\": 64, \"num_hidden_layers\": 300, "
+                     "\"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"intermediate_size\": 96, "
+                     "\"vocab_size\": 1000, \"rms_norm_eps\": 1e-6, \"max_position_embeddings\": 4096, "
+                     "\"rope_theta\": 1000000, \"use_sliding_window\": true, \"layer_types\": [");
+    for (int i = 0; i < 300; i++)
+        n += snprintf(many + n, sizeof many - (size_t)n, "%s\"%s_attention\"", i ? ", " : "",
+                      i % 2 ? "full" : "sliding");
+    snprintf(many + n, sizeof many - (size_t)n, "]}");
+    cr_assert_eq(parse(many, &c, &d), QRR_OK, "%s", d.msg);
+    size_t len = strlen(c.sliding_layers);
+    cr_assert(len == sizeof c.sliding_layers - 1 && !strcmp(c.sliding_layers + len - 3, "...") &&
+              !strncmp(c.sliding_layers, "layers 0, 2, 4, ", 16), "%s", c.sliding_layers);
     refused("{" BASE ", \"use_sliding_window\": \"yes\"}", QRR_ERR_CONFIG, "use_sliding_window", "a string");
     refused("{" BASE ", \"sliding_window\": 0}", QRR_ERR_CONFIG, "sliding_window", "is 0");
     refused("{" BASE ", \"max_window_layers\": -1}", QRR_ERR_CONFIG, "max_window_layers", NULL);
