@@ -14,52 +14,27 @@ static int tokenize(const qrr_model *m, const char *text, size_t len, int32_t **
     return *n ? qrr_model_tokenize(m, text, len, *ids, *n, n) : QRR_OK;
 }
 
-/* ids decoded into a malloc'ed string *text of *len bytes. */
-static int decode(const qrr_model *m, const int32_t *ids, size_t n, char **text, size_t *len)
-{
-    *text = NULL;
-    int rc = qrr_model_decode(m, ids, n, NULL, 0, len);
-    if (rc != QRR_OK && rc != QRR_ERR_BUFFER_TOO_SMALL) return rc;
-    if (!(*text = malloc(*len + 1))) return QRR_ERR_NOMEM;
-    return qrr_model_decode(m, ids, n, *text, *len + 1, len);
-}
-
 int prompt_frame_get(const qrr_model *m, prompt_frame *f)
 {
     memset(f, 0, sizeof *f);
     qrr_model_info info;
     int rc = qrr_model_get_info(m, &info);
     if (rc != QRR_OK) return rc;
-    qrr_score_params p = qrr_score_default_params();
-    size_t n = 0;
-    rc = qrr_model_prompt_ids(m, "", "", p, NULL, 0, &n);
-    if (rc != QRR_ERR_BUFFER_TOO_SMALL) return rc == QRR_OK ? QRR_ERR_INVALID_ARG : rc;
-    int32_t *all = malloc(n * sizeof *all);
-    if (!all) return QRR_ERR_NOMEM;
-    rc = qrr_model_prompt_ids(m, "", "", p, all, n, &n);
-    if (rc != QRR_OK || n < info.n_prefix_ids + info.n_suffix_ids) {
-        free(all);
-        return rc == QRR_OK ? QRR_ERR_INVALID_ARG : rc;
-    }
-    /* the empty prompt is prefix, template, suffix: keep its two ends */
-    memmove(all + info.n_prefix_ids, all + n - info.n_suffix_ids,
-            info.n_suffix_ids * sizeof *all);
-    f->ids = all;
-    f->n_prefix = info.n_prefix_ids;
-    f->n_suffix = info.n_suffix_ids;
     f->max_length = (size_t)info.max_length;
-    rc = decode(m, f->ids, f->n_prefix, &f->prefix_text, &f->prefix_len);
-    if (rc == QRR_OK)
-        rc = decode(m, f->ids + f->n_prefix, f->n_suffix, &f->suffix_text, &f->suffix_len);
+    /* the texts the model's own prompt ids are made from */
+    f->prefix_text = qrr_model_meta_str(m, "prefix", &f->prefix_len);
+    f->suffix_text = qrr_model_meta_str(m, "suffix", &f->suffix_len);
+    if (!f->prefix_text || !f->suffix_text) return QRR_ERR_INVALID_ARG;
+    rc = tokenize(m, f->prefix_text, f->prefix_len, &f->prefix_ids, &f->n_prefix);
+    if (rc == QRR_OK) rc = tokenize(m, f->suffix_text, f->suffix_len, &f->suffix_ids, &f->n_suffix);
     if (rc != QRR_OK) prompt_frame_free(f);
     return rc;
 }
 
 void prompt_frame_free(prompt_frame *f)
 {
-    free(f->ids);
-    free(f->prefix_text);
-    free(f->suffix_text);
+    free(f->prefix_ids);
+    free(f->suffix_ids);
     memset(f, 0, sizeof *f);
 }
 
@@ -69,7 +44,7 @@ int preformatted_ids(const qrr_model *m, const prompt_frame *f, const char *quer
 {
     *ids = NULL;
     *n = 0;
-    if (!f->ids || !f->n_prefix || !f->n_suffix || query_len < f->prefix_len ||
+    if (!f->n_prefix || !f->n_suffix || query_len < f->prefix_len ||
         doc_len < f->suffix_len || memcmp(query, f->prefix_text, f->prefix_len) ||
         memcmp(doc + doc_len - f->suffix_len, f->suffix_text, f->suffix_len))
         return 0; /* plain text: the common case costs two comparisons */
@@ -78,11 +53,10 @@ int preformatted_ids(const qrr_model *m, const prompt_frame *f, const char *quer
     int rc = tokenize(m, query, query_len, &a, &na);
     if (rc == QRR_OK) rc = tokenize(m, doc, doc_len, &b, &nb);
     int framed = rc == QRR_OK && na >= f->n_prefix && nb >= f->n_suffix &&
-                 !memcmp(a, f->ids, f->n_prefix * sizeof *a) &&
-                 !memcmp(b + nb - f->n_suffix, f->ids + f->n_prefix, f->n_suffix * sizeof *b);
+                 !memcmp(a, f->prefix_ids, f->n_prefix * sizeof *a) &&
+                 !memcmp(b + nb - f->n_suffix, f->suffix_ids, f->n_suffix * sizeof *b);
     if (framed) {
         size_t limit = max_length ? max_length : f->max_length, total = na + nb;
-        if (limit < f->n_prefix + f->n_suffix) limit = f->n_prefix + f->n_suffix;
         size_t keep = total > limit ? limit - f->n_suffix : total - f->n_suffix;
         int32_t *out = malloc((keep + f->n_suffix) * sizeof *out);
         if (!out) {
@@ -91,7 +65,7 @@ int preformatted_ids(const qrr_model *m, const prompt_frame *f, const char *quer
             size_t from_a = keep < na ? keep : na;
             memcpy(out, a, from_a * sizeof *out);
             memcpy(out + from_a, b, (keep - from_a) * sizeof *out);
-            memcpy(out + keep, f->ids + f->n_prefix, f->n_suffix * sizeof *out);
+            memcpy(out + keep, f->suffix_ids, f->n_suffix * sizeof *out);
             *ids = out;
             *n = keep + f->n_suffix;
         }

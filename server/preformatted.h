@@ -10,12 +10,13 @@
 #include <stdint.h>
 #include "qrr.h"
 
-/* The model's fixed prompt prefix and suffix, as token ids and as text. */
+/* The model's fixed prompt prefix and suffix, as text (the model's own strings) and as
+ * token ids. */
 typedef struct prompt_frame {
-    int32_t *ids; /* [n_prefix + n_suffix]: the prefix, then the suffix */
-    size_t n_prefix, n_suffix;
-    char *prefix_text, *suffix_text; /* what they decode to */
+    const char *prefix_text, *suffix_text;
     size_t prefix_len, suffix_len;
+    int32_t *prefix_ids, *suffix_ids;
+    size_t n_prefix, n_suffix;
     size_t max_length; /* the model's default prompt length limit */
 } prompt_frame;
 
@@ -27,7 +28,9 @@ void prompt_frame_free(prompt_frame *f);
 /* 1 when query's ids begin with the prefix and document's end with the suffix (plain texts
  * are told by their bytes, without tokenizing them): *ids
  * (malloc'ed) and *n then hold the two, cut to max_length (0: the model's) before the
- * suffix, which stays whole. 0 when the pair is plain text; a negative status on error. */
+ * suffix, which stays whole. max_length must be 0 or one the library takes for this model
+ * (more than the prefix and suffix: a qrr_model_prompt_ids_len call with it checks that).
+ * 0 when the pair is plain text; a negative status on error. */
 int preformatted_ids(const qrr_model *m, const prompt_frame *f, const char *query,
                      size_t query_len, const char *doc, size_t doc_len, size_t max_length,
                      int32_t **ids, size_t *n);

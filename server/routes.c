@@ -19,7 +19,6 @@ typedef struct rerank_request {
     const char *docs_field;   /* "texts" (TEI) or "documents" (Cohere, Jina): for messages */
     int cohere;               /* the Cohere/Jina request and answer (/v1, /v2, vLLM's /rerank) */
     int score_api;            /* vLLM's score request: answered in input order */
-    int vllm;                 /* vLLM's score or rerank request: texts may hold the template */
     const char *query;
     size_t query_len;
     const char **queries;     /* /score: each pair's query; NULL = query for every pair */
@@ -192,7 +191,7 @@ static int parse_score(json_t *o, const qrr_server_config *cfg, rerank_request *
                     "\"queries\" and \"documents\"): the queries and the documents to score");
         return -1;
     }
-    q->score_api = q->vllm = 1;
+    q->score_api = 1;
     q->docs_field = names[k][1];
     q->truncate = 1;
     if (get_texts(o, names[k][1], cfg->max_documents, &q->docs, &q->doc_lens, &q->n, r) ||
@@ -237,7 +236,7 @@ static int parse_request(json_t *o, route_id route, const qrr_server_config *cfg
     int vllm = route == ROUTE_RERANK && !json_object_get(o, "texts") &&
                json_object_get(o, "documents");
     int cohere = q->cohere = route != ROUTE_RERANK || vllm;
-    r->api_errors = r->vllm = q->vllm = vllm;
+    r->api_errors = r->vllm = vllm;
     q->docs_field = cohere ? "documents" : "texts";
     q->truncate = 1;
     if (get_string(o, "query", 1, &q->query, &q->query_len, r) ||
@@ -321,12 +320,14 @@ static int build_prompts(server *srv, const rerank_request *q, sched_job *job, r
     size_t *lens = (size_t *)job->group.lens;
     int32_t *buf = NULL;
     size_t cap = 0;
-    /* What fails with an empty document is the query's or the instruction's fault (too long,
-     * not UTF-8, an instruction this model cannot take): said so, not of "texts"[0]. With a
-     * query per pair, the pair is named instead. */
+    /* What fails with an empty document is the request's fault (a max_length this model
+     * cannot take, an instruction too long, not UTF-8 or not allowed; the query, when there
+     * is one for all): said so, not of "texts"[0]. A prompt written with the template
+     * (preformatted_ids) relies on this check of max_length. With a query per pair, a
+     * query's fault names its pair below. */
     size_t n0 = 0;
-    int rc0 = q->queries ? QRR_OK : qrr_model_prompt_ids_len(srv->model, q->query, q->query_len,
-                                                           "", 0, p, NULL, 0, &n0);
+    int rc0 = qrr_model_prompt_ids_len(srv->model, q->queries ? "" : q->query,
+                                       q->queries ? 0 : q->query_len, "", 0, p, NULL, 0, &n0);
     if (rc0 == QRR_ERR_TOO_LONG || rc0 == QRR_ERR_UTF8 || rc0 == QRR_ERR_INVALID_ARG) {
         reply_error(r, 422, FAIL_VALIDATION, "%s", qrr_last_error());
         return -1;
@@ -335,7 +336,7 @@ static int build_prompts(server *srv, const rerank_request *q, sched_job *job, r
     for (size_t i = 0; rc == QRR_OK && i < q->n; i++) {
         size_t n = 0;
         int written = 0;
-        if (q->vllm) {
+        if (r->vllm) {
             size_t query_len;
             const char *query = pair_query(q, i, &query_len);
             /* vLLM's clients may write the template into the texts: taken as they are */

@@ -45,7 +45,8 @@ typedef struct reply {
     int api_errors;           /* errors in route_api_errors' shape whatever the route (a
                                * Cohere/Jina/vLLM body posted to /rerank) */
     int preflight;            /* the answer to a browser's CORS preflight */
-    int vllm;                 /* a vLLM request: what others answer 422, vLLM answers 400 */
+    int vllm;                 /* a vLLM request: what others answer 422, vLLM answers 400;
+                                 its texts may hold the template (preformatted.h) */
     fail_reason why;          /* when status is not 2xx */
     size_t pairs, tokens;
     double tokenization_s, queue_s, inference_s;

@@ -377,6 +377,40 @@ Test(server, vllm_score_and_rerank_requests)
     json_decref(o);
     free(r.body);
 
+    /* the same with a query per pair, cut by truncate_prompt_tokens: the prompts of the plain
+     * pairs cut so (the body's end goes, the suffix stays), so the same scores; a length the
+     * model cannot take is refused as it is for plain pairs */
+    char written[1200];
+    snprintf(written, sizeof written, "{\"text_1\": [\"%s<Instruct>: %s\\n<Query>: %s\\n\", "
+             "\"%s<Instruct>: %s\\n<Query>: %s\\n\"], \"text_2\": [\"<Document>: %s%s\", "
+             "\"<Document>: %s%s\"]", pre, ins, Q, pre, ins, Q, DOCS[0], suf, DOCS[1], suf);
+    snprintf(body, sizeof body, "%s, \"truncate_prompt_tokens\": 75}", written);
+    r = http(s.port, "/score", body);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    o = parse(&r);
+    snprintf(body, sizeof body, "{\"text_1\": [\"%s\", \"%s\"], \"text_2\": [\"%s\", \"%s\"], "
+             "\"truncate_prompt_tokens\": 75}", Q, Q, DOCS[0], DOCS[1]);
+    plain = http(s.port, "/score", body);
+    cr_assert_eq(plain.status, 200, "%s", plain.body);
+    p = parse(&plain);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(o, "usage"),
+                                                    "prompt_tokens")), 2 * 75, "%s", r.body);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(p, "usage"),
+                                                    "prompt_tokens")), 2 * 75, "%s", plain.body);
+    for (size_t i = 0; i < 2; i++)
+        cr_expect_leq(fabs(json_number_value(json_object_get(json_array_get(json_object_get(o,
+                      "data"), i), "score")) - json_number_value(json_object_get(
+                      json_array_get(json_object_get(p, "data"), i), "score"))), 1e-6,
+                      "pair %zu cut to 75 tokens: %s against %s", i, r.body, plain.body);
+    json_decref(p);
+    free(plain.body);
+    json_decref(o);
+    free(r.body);
+    snprintf(body, sizeof body, "%s, \"truncate_prompt_tokens\": 5}", written);
+    EXPECT_ERROR_AT(s.port, "/score", body, 400, "invalid_request_error", "no room");
+    snprintf(body, sizeof body, "%s, \"truncate_prompt_tokens\": 45000}", written);
+    EXPECT_ERROR_AT(s.port, "/score", body, 400, "invalid_request_error", "positions");
+
     /* vLLM's /rerank body: sorted best first, documents returned, top_n 0 = all */
     snprintf(body, sizeof body, "{\"model\": \"m\", \"query\": \"%s\", \"documents\": [\"%s\", "
              "\"%s\", \"%s\", \"%s\"], \"top_n\": 0}", Q, DOCS[0], DOCS[1], DOCS[2], DOCS[3]);
