@@ -225,7 +225,7 @@ static void plan_tune(qrr_cuda_gemm *g, plan *p, const void *alpha, const void *
         if (ok && ms < best) best = ms, best_i = i;
     }
     p->algo = p->cand[best_i];
-    g->tuned++;
+    if (best < INFINITY) g->tuned++; /* counted only when some candidate was timed */
 }
 
 static int run(qrr_cuda_gemm *g, const plan *key, const void *alpha, const void *beta,
