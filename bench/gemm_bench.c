@@ -3,8 +3,7 @@
  * projection shapes for several token counts, dtypes and thread counts, printing GFLOP/s
  * (GOP/s for int8), the fraction of the matching peak, and GB/s of weights read.
  * The peaks are x86-64 (AVX-512) loops; elsewhere only the GEMM times are printed.
- * Usage: gemm_bench [--dtype f32|f16|bf16|i8] [--m N] [--threads N] [--min-time S]
- *                   [--i8-packing once|per-call] [--part gemm|attn] */
+ * Options: USAGE below. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +153,14 @@ static void bench_attention(int only_t, double min_time)
 }
 
 static const char *dt_name[] = {"f32", "f16", "bf16", "i8"};
+
+#define USAGE                                                                                \
+    "usage: gemm_bench [--dtype f32|f16|bf16|i8] [--m 1|16|64|256|512] [--threads 1|2]\n"   \
+    "                  [--min-time S] [--i8-packing once|per-call] [--part gemm|attn]\n"    \
+    "Measures the fp32 FMA and int8 VNNI peaks, then times the GEMM at the 0.6B layer\n"     \
+    "shapes (m = 1, 16, 64, 256, 512; 1 and 2 threads) and the attention, printing the\n"   \
+    "fraction of the peak. The options keep one dtype, m, thread count or part.\n"          \
+    "Exit: 0 measured, 1 out of memory, 2 usage.\n"
 static const int dt_size[] = {4, 2, 2, 1};
 
 int main(int argc, char **argv)
@@ -161,15 +168,39 @@ int main(int argc, char **argv)
     int only_dt = -1, only_m = 0, only_t = 0, part = 3; /* bit 0 gemm, bit 1 attention */
     int i8_unpacked = 0; /* int8: W packed by each call instead of once, as a CPU context has it */
     double min_time = 0.15;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--dtype")) {
+    for (int i = 1; i < argc; i += 2) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = v != NULL;
+        if (ok && !strcmp(o, "--dtype")) {
+            only_dt = -1;
             for (int d = 0; d < 4; d++)
-                if (!strcmp(argv[i + 1], dt_name[d])) only_dt = d;
-        } else if (!strcmp(argv[i], "--m")) only_m = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--threads")) only_t = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--min-time")) min_time = atof(argv[i + 1]);
-        else if (!strcmp(argv[i], "--part")) part = !strcmp(argv[i + 1], "attn") ? 2 : 1;
-        else if (!strcmp(argv[i], "--i8-packing")) i8_unpacked = !strcmp(argv[i + 1], "per-call");
+                if (!strcmp(v, dt_name[d])) only_dt = d;
+            ok = only_dt >= 0;
+        } else if (ok && !strcmp(o, "--m")) {
+            only_m = atoi(v);
+            ok = only_m == 1 || only_m == 16 || only_m == 64 || only_m == 256 || only_m == 512;
+        } else if (ok && !strcmp(o, "--threads")) {
+            ok = (only_t = atoi(v)) == 1 || only_t == 2;
+        } else if (ok && !strcmp(o, "--min-time")) {
+            ok = (min_time = atof(v)) > 0;
+        } else if (ok && !strcmp(o, "--part")) {
+            part = !strcmp(v, "attn") ? 2 : !strcmp(v, "gemm") ? 1 : 0;
+            ok = part != 0;
+        } else if (ok && !strcmp(o, "--i8-packing")) {
+            i8_unpacked = !strcmp(v, "per-call");
+            ok = i8_unpacked || !strcmp(v, "once");
+        } else {
+            ok = 0;
+        }
+        if (!ok) {
+            fprintf(stderr, "gemm_bench: bad option or value: %s%s%s\n%s", o, v ? " " : "",
+                    v ? v : "", USAGE);
+            return 2;
+        }
     }
     qrr_cpu_features f = qrr_cpu_detect();
     double fpk[3] = {0}, ipk[3] = {0};
