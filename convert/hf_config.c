@@ -234,22 +234,20 @@ static int get_opt_uint(const json_t *root, const char *label, const char *key, 
     return get_uint(root, label, key, lo, 0x7fffffff, out, d);
 }
 
-/* The layers flagged in sliding[0..n) as "layer 3", "layers 0, 2" or "layers 28..35" (runs
- * of three or more as ranges), cut with "..." at the buffer's end. */
-static void describe_layers(const unsigned char *sliding, uint32_t n, char *buf, size_t cap)
+/* The `count` layers flagged in sliding[0..n) as "layer 3", "layers 0, 2" or "layers
+ * 28..35" (runs of three or more as ranges), cut with "..." at the buffer's end. */
+static void describe_layers(const unsigned char *sliding, uint32_t n, uint32_t count, char *buf,
+                            size_t cap)
 {
-    uint32_t count = 0;
-    for (uint32_t i = 0; i < n; i++) count += sliding[i];
     size_t len = (size_t)snprintf(buf, cap, "layer%s ", count == 1 ? "" : "s");
     const char *sep = "";
     for (uint32_t i = 0; i < n && len < cap; i++) {
         if (!sliding[i]) continue;
         uint32_t end = i;
         while (end + 1 < n && sliding[end + 1]) end++;
-        if (end >= i + 2)
-            len += (size_t)snprintf(buf + len, cap - len, "%s%u..%u", sep, i, end);
-        else
-            len += (size_t)snprintf(buf + len, cap - len, "%s%u", sep, i), end = i;
+        if (end < i + 2) end = i; /* a run of one or two layers is listed layer by layer */
+        len += (size_t)(end > i ? snprintf(buf + len, cap - len, "%s%u..%u", sep, i, end)
+                                : snprintf(buf + len, cap - len, "%s%u", sep, i));
         sep = ", ";
         i = end;
     }
@@ -299,7 +297,8 @@ static int parse_sliding_window(const json_t *root, const char *label, qrr_hf_co
     c->sliding_window = 0;
     if (json_is_true(use) && !window_null && any) {
         c->sliding_window = window;
-        describe_layers(sliding, c->n_layers, c->sliding_layers, sizeof c->sliding_layers);
+        describe_layers(sliding, c->n_layers, any, c->sliding_layers,
+                        sizeof c->sliding_layers);
     }
     free(sliding);
     return QRR_OK;
