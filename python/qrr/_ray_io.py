@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 # first: without the [ray] extra, importing .ray says what to install
 from .ray import LOGIT_COLUMN, SCORE_COLUMN, RowError, check_text
@@ -268,15 +268,8 @@ class Writer:
             self.parquet.close()
             self.parquet = None
 
-    def commit(self, empty_schema: Optional[pa.Schema] = None) -> None:
-        """empty_schema: the columns to write when no batch came (Parquet outputs)."""
+    def commit(self) -> None:
         self._close()
-        if empty_schema is not None and self.fmt == "parquet" and not self.tmp.exists():
-            import pyarrow.parquet as pq
-            pq.write_table(empty_schema.empty_table(), self.tmp)
-        if empty_schema is not None and self.fmt == "parts" and self.parts == 0:
-            import pyarrow.parquet as pq
-            pq.write_table(empty_schema.empty_table(), self.tmp / "part-00000.parquet")
         if self.fmt == "parts" and os.path.isdir(self.path):
             os.rmdir(self.path)  # new or empty, as output_format checked
         os.replace(self.tmp, self.path)

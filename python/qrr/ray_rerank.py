@@ -139,7 +139,9 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
-        writer.commit(empty_output_schema(ds, json_input) if rows == 0 else None)
+        if rows == 0 and out_fmt != "json":  # Parquet without rows still has the columns
+            writer.write(empty_output_schema(ds, json_input).empty_table(), json_input=False)
+        writer.commit()
         writer = None
         secs = time.monotonic() - start
         where = ", ".join(f"{ip}: {n}" for ip, n in sorted(nodes.items()))

@@ -377,9 +377,9 @@ class Reranker:
         if top_k is not None:
             top_k = int_arg(top_k, "top_k", 0)
         return_documents = bool_arg(return_documents, "return_documents")
-        for name, flag in (("apply_softmax", apply_softmax), ("convert_to_numpy", convert_to_numpy),
-                           ("convert_to_tensor", convert_to_tensor)):
-            bool_arg(flag, name)
+        bool_arg(apply_softmax, "apply_softmax")
+        bool_arg(convert_to_numpy, "convert_to_numpy")
+        bool_arg(convert_to_tensor, "convert_to_tensor")
         docs = _as_list(documents, "documents", "a list of str")
         _utf8(query, "query")  # named as rank's arguments, not as the pairs predict is given
         for i, d in enumerate(docs):

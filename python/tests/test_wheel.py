@@ -25,6 +25,7 @@ def test_wheel_is_for_any_python_3_on_this_platform(tmp_path):
         done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
                                str(tmp_path), str(REPO / "python")], capture_output=True,
                               text=True, env={**os.environ, "QRR_CUDA": "0"})
+        left = stale.exists()
     finally:
         if planted:
             stale.unlink(missing_ok=True)
@@ -37,3 +38,5 @@ def test_wheel_is_for_any_python_3_on_this_platform(tmp_path):
     # a CPU-only wheel holds the library and qconvert, and no CUDA module
     libs = sorted(n for n in zipfile.ZipFile(wheels[0]).namelist() if "/_lib/" in n)
     assert libs == ["qrr/_lib/libqrr.so.0", "qrr/_lib/qconvert"]
+    # it was the folder the build used (which cleared it): else the check above proved nothing
+    assert not left, f"{stale} outlived the build: setuptools built in another folder"
