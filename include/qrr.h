@@ -70,18 +70,20 @@ typedef struct qrr_ctx_params {
                            usable GPU) */
     int max_batch_tokens; /* tokens per forward chunk; 0 = the device's default,
                              qrr_default_max_batch_tokens (memory stays bounded) */
-    int share_prefix;   /* 1 (default): the prompt prefix all documents of a request share
-                           is computed once, and on the CPU the prompt head of the default
-                           instruction (system turn to "<Query>:") once per context, for
-                           every request that starts with it; 0 computes every prompt whole */
+    int share_prefix;   /* 1 (default; any nonzero): the prompt prefix all documents of a
+                           request share is computed once, and on the CPU the prompt head of
+                           the default instruction (system turn to "<Query>:") once per
+                           context, for every request that starts with it; 0 computes every
+                           prompt whole */
 } qrr_ctx_params;
 
 typedef struct qrr_score_params {
     const char *instruction; /* NULL = the model's default instruction */
     int max_length;          /* prompt tokens; 0 = the model's default (8192) */
     size_t instruction_len;  /* bytes of instruction; 0 = up to its NUL (for text with NULs) */
-    int truncate;            /* 1 (default): cut the document so the prompt fits max_length;
-                                0: a prompt that does not fit is QRR_ERR_TOO_LONG */
+    int truncate;            /* 1 (default; any nonzero): cut the document so the prompt
+                                fits max_length; 0: a prompt that does not fit is
+                                QRR_ERR_TOO_LONG */
 } qrr_score_params;
 
 QRR_API

@@ -52,15 +52,18 @@ static size_t common_prefix(const int32_t *const *ids, const size_t *lens, size_
     return p;
 }
 
-/* "sequence 3" in a call of one group, "group 2, sequence 3" otherwise. */
-static void name_sequence(char *buf, size_t cap, size_t n_groups, size_t g, size_t i)
+/* "sequence 3" in a call of one group, "group 2, sequence 3" otherwise; in a text call's
+ * block of documents from first_doc (>= 0), "document 259". */
+static void name_sequence(char *buf, size_t cap, size_t n_groups, ptrdiff_t first_doc, size_t g,
+                          size_t i)
 {
-    if (n_groups == 1) snprintf(buf, cap, "sequence %zu", i);
+    if (first_doc >= 0) snprintf(buf, cap, "document %zu", (size_t)first_doc + i);
+    else if (n_groups == 1) snprintf(buf, cap, "sequence %zu", i);
     else snprintf(buf, cap, "group %zu, sequence %zu", g, i);
 }
 
 static int check_groups(const qrr_model *m, const qrr_group *groups, size_t n_groups,
-                        size_t *total_seqs, qrr_diag *d)
+                        ptrdiff_t first_doc, size_t *total_seqs, qrr_diag *d)
 {
     size_t max_pos = m->meta->fixed.max_position, seqs = 0;
     char who[64];
@@ -70,7 +73,7 @@ static int check_groups(const qrr_model *m, const qrr_group *groups, size_t n_gr
             return qrr_fail(d, QRR_ERR_INVALID_ARG, "group %zu: NULL ids, lens or both result "
                             "arrays", g);
         for (size_t i = 0; i < G->n; i++) {
-            name_sequence(who, sizeof who, n_groups, g, i);
+            name_sequence(who, sizeof who, n_groups, first_doc, g, i);
             if (G->lens[i] == 0) return qrr_fail(d, QRR_ERR_INVALID_ARG, "%s is empty", who);
             if (!G->ids[i]) return qrr_fail(d, QRR_ERR_INVALID_ARG, "%s is NULL", who);
             if (G->lens[i] > max_pos)
@@ -198,10 +201,11 @@ static int schedule(qrr_ctx *c, const qrr_group *groups, size_t n_groups, group_
     return rc;
 }
 
-int qrr__score_groups(qrr_ctx *c, const qrr_group *groups, size_t n_groups, qrr_diag *d)
+int qrr__score_groups(qrr_ctx *c, const qrr_group *groups, size_t n_groups, ptrdiff_t first_doc,
+                      qrr_diag *d)
 {
     size_t total = 0;
-    int rc = check_groups(c->m, groups, n_groups, &total, d);
+    int rc = check_groups(c->m, groups, n_groups, first_doc, &total, d);
     if (rc != QRR_OK || total == 0) return rc;
     for (int s = 0; s < QRR_PREFIX_SLOTS; s++) c->prefix[s].n = 0;
 
@@ -236,7 +240,7 @@ int qrr__score_groups(qrr_ctx *c, const qrr_group *groups, size_t n_groups, qrr_
             double x = result[plan[g].first + i];
             if (!isfinite(x)) {
                 char who[64];
-                name_sequence(who, sizeof who, n_groups, g, i);
+                name_sequence(who, sizeof who, n_groups, first_doc, g, i);
                 rc = qrr_fail(d, QRR_ERR_NUMERIC, "%s: the logit is not finite (%g); the "
                               "model's weights or activations overflowed", who, x);
             }

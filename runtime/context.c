@@ -119,7 +119,9 @@ void qrr_ctx_set_abort(qrr_ctx *c, int (*should_stop)(void *arg), void *arg)
 
 int qrr_ctx_describe(const qrr_ctx *c, char *buf, size_t cap)
 {
-    if (!c || !buf || !cap) return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_ctx_describe: NULL argument");
+    if (!c || !buf || !cap)
+        return qrr__errorf(QRR_ERR_INVALID_ARG, "qrr_ctx_describe: NULL context or buffer, or "
+                           "cap 0");
     int n;
     if (c->cuda) {
         qrr_cuda_info i;

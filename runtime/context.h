@@ -35,8 +35,11 @@ struct qrr_ctx {
     qrr_cuda_state *cuda;           /* QRR_DEVICE_CUDA, and the device state they work on */
 };
 
-/* Score every sequence of every group (batch.c); the caller has reset c->stats. */
-int qrr__score_groups(qrr_ctx *c, const qrr_group *groups, size_t n_groups, qrr_diag *d);
+/* Score every sequence of every group (batch.c); the caller has reset c->stats. A text
+ * call passes its one group's first document index as first_doc, so that messages name
+ * "document N"; -1 names sequences (and groups). */
+int qrr__score_groups(qrr_ctx *c, const qrr_group *groups, size_t n_groups, ptrdiff_t first_doc,
+                      qrr_diag *d);
 
 /* Tokens of the prompt head (prompt_head.c) that every sequence of group G starts with,
  * when at least MIN_SHARED_PREFIX, else 0; the head is computed at the first call (its

@@ -57,7 +57,7 @@ int qrr_ctx_score_groups(qrr_ctx *c, const qrr_group *groups, size_t n_groups)
     qrr_diag d;
     qrr_diag_clear(&d);
     c->stats = (qrr_stats){0, 0};
-    int rc = qrr__score_groups(c, groups, n_groups, &d);
+    int rc = qrr__score_groups(c, groups, n_groups, -1, &d);
     qrr__ctx_release_large(c);
     ctx_leave(c);
     return rc == QRR_OK ? QRR_OK : qrr__set_error(&d);
@@ -127,7 +127,7 @@ static int score_texts(qrr_ctx *c, const char *query, size_t query_len, const ch
             lens[i] = c->prompts[i].n;
         }
         qrr_group group = {ptrs, lens, n, scores ? scores + g : NULL, logits ? logits + g : NULL};
-        if (rc == QRR_OK) rc = qrr__score_groups(c, &group, 1, &d);
+        if (rc == QRR_OK) rc = qrr__score_groups(c, &group, 1, (ptrdiff_t)g, &d);
     }
     qrr__ctx_release_large(c);
     return rc == QRR_OK ? QRR_OK : qrr__set_error(&d);

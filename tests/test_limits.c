@@ -332,6 +332,54 @@ Test(limits, nan_head_gives_numeric_error)
     assert_numeric_error(nan_head, "nan-head");
 }
 
+/* The embedding rows of these token ids NaN: only a prompt holding one of them goes wrong. */
+static const int32_t *nan_ids;
+static size_t n_nan_ids;
+
+static void nan_embedding_rows(const qrr_tensor_view *v, float *x, size_t n)
+{
+    if (strcmp(v->name, "model.embed_tokens.weight") != 0) return;
+    size_t h = (size_t)v->dims[1];
+    for (size_t i = 0; i < n_nan_ids; i++)
+        for (size_t e = 0; e < h && ((size_t)nan_ids[i] + 1) * h <= n; e++)
+            x[(size_t)nan_ids[i] * h + e] = NAN;
+}
+
+/* A text call of more documents than one block of the scheduler (256) names the document
+ * whose logit is not finite by its index in the call, not by its place in the block. */
+Test(limits, a_numeric_error_names_the_document_in_the_call)
+{
+    size_t n_rare, n_plain;
+    int32_t *rare = tokenize(" xylophone", &n_rare);
+    int32_t *plain = prompt("query", "first", qrr_score_default_params(), &n_plain);
+    for (size_t i = 0; i < n_rare; i++)
+        for (size_t j = 0; j < n_plain; j++)
+            cr_assert_neq(rare[i], plain[j], "token %d is in every prompt too", rare[i]);
+    nan_ids = rare, n_nan_ids = n_rare;
+    char bad[1100];
+    snprintf(bad, sizeof bad, "%s/bad-nan-rows.qrr", tmp);
+    rewrite(path, bad, nan_embedding_rows);
+    qrr_model *m = NULL;
+    cr_assert_eq(qrr_model_open(bad, qrr_model_default_params(), &m), QRR_OK, "%s",
+                 qrr_last_error());
+    qrr_ctx *c = NULL;
+    qrr_ctx_params cp = qrr_ctx_default_params();
+    cp.n_threads = 1;
+    cr_assert_eq(qrr_ctx_create(m, cp, &c), QRR_OK);
+    enum { N = 300 };
+    const char *docs[N];
+    for (int i = 0; i < N; i++) docs[i] = i == 290 ? "xylophone" : "first";
+    float s[N];
+    cr_assert_eq(qrr_ctx_score(c, "query", docs, N, qrr_score_default_params(), s, NULL),
+                 QRR_ERR_NUMERIC, "%s", qrr_last_error());
+    cr_assert(strstr(qrr_last_error(), "document 290: the logit is not finite"), "message: %s",
+              qrr_last_error());
+    qrr_ctx_free(c);
+    qrr_model_close(m);
+    free(rare);
+    free(plain);
+}
+
 /* Resident memory now, from /proc (peak RSS cannot show memory being given back). */
 static long rss_kib(void)
 {
