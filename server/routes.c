@@ -11,6 +11,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "doc_tokens.h"
 #include "preformatted.h"
 #include "state.h"
 
@@ -30,6 +31,7 @@ typedef struct rerank_request {
     size_t instruction_len;
     int raw_scores, return_text, truncate;
     int max_length;           /* /score: vLLM's truncate_prompt_tokens; 0 = the model's */
+    size_t max_doc_tokens;    /* Cohere's max_tokens_per_doc: documents cut; 0 = not cut */
     size_t top_n;             /* results kept, best first */
     const char *model;        /* the name a Cohere/Jina client sent, echoed back */
     json_t *documents;        /* the request's array (borrowed): objects are echoed whole */
@@ -167,6 +169,21 @@ static int get_texts(json_t *o, const char *key, int limit, const char ***out, s
     return 0;
 }
 
+/* Cohere's max_tokens_per_doc: absent or null, documents as long as the prompt allows (the
+ * Cohere service cuts at 4096 by default); a positive integer N, each document cut to its
+ * first N tokens. */
+static int get_max_doc_tokens(json_t *o, rerank_request *q, reply *r)
+{
+    json_t *v = json_object_get(o, "max_tokens_per_doc");
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 1) {
+        reply_error(r, 422, FAIL_VALIDATION, "\"max_tokens_per_doc\" must be a positive integer");
+        return -1;
+    }
+    q->max_doc_tokens = (size_t)json_integer_value(v);
+    return 0;
+}
+
 /* vLLM's use_activation (and its older name, activation): false asks for the logit. */
 static int get_activation(json_t *o, rerank_request *q, reply *r)
 {
@@ -259,7 +276,7 @@ static int parse_request(json_t *o, route_id route, const qrr_server_config *cfg
         }
         if (get_string(o, "model", 0, &q->model, NULL, r) ||
             get_bool(o, "return_documents", &ret_docs, r) || check_rank_fields(o, r) ||
-            (vllm && get_activation(o, q, r)))
+            (vllm ? get_activation(o, q, r) : get_max_doc_tokens(o, q, r)))
             return -1;
         q->return_text = ret_docs;
         return 0;
@@ -288,21 +305,31 @@ static const char *pair_query(const rerank_request *q, size_t i, size_t *len)
 }
 
 /* Pair i's prompt ids into *out (malloc'ed), built from the template, through the buffer
- * *buf of *cap ids (grown as needed). A status; qrr_last_error says why. */
+ * *buf of *cap ids (grown as needed); its document cut to max_tokens_per_doc first. A
+ * status; qrr_last_error says why. */
 static int template_ids(server *srv, const rerank_request *q, const qrr_score_params *p,
                         size_t i, int32_t **buf, size_t *cap, int32_t **out, size_t *n)
 {
-    size_t query_len;
-    const char *query = pair_query(q, i, &query_len);
-    int rc = qrr_model_prompt_ids_len(srv->model, query, query_len, q->docs[i], q->doc_lens[i],
-                                      *p, *buf, *cap, n);
+    size_t query_len, doc_len = q->doc_lens[i];
+    const char *query = pair_query(q, i, &query_len), *doc = q->docs[i];
+    char *cut = NULL;
+    size_t cut_len = 0;
+    int rc = q->max_doc_tokens ? doc_first_tokens(srv->model, doc, doc_len, q->max_doc_tokens,
+                                                  &cut, &cut_len)
+                               : QRR_OK;
+    if (cut) doc = cut, doc_len = cut_len;
+    if (rc == QRR_OK)
+        rc = qrr_model_prompt_ids_len(srv->model, query, query_len, doc, doc_len, *p, *buf,
+                                      *cap, n);
     if (rc == QRR_ERR_BUFFER_TOO_SMALL) {
         int32_t *bigger = realloc(*buf, *n * sizeof *bigger);
-        if (!bigger) return QRR_ERR_NOMEM;
-        *buf = bigger, *cap = *n;
-        rc = qrr_model_prompt_ids_len(srv->model, query, query_len, q->docs[i], q->doc_lens[i],
-                                      *p, *buf, *cap, n);
+        rc = bigger ? QRR_OK : QRR_ERR_NOMEM;
+        if (bigger) *buf = bigger, *cap = *n;
+        if (rc == QRR_OK)
+            rc = qrr_model_prompt_ids_len(srv->model, query, query_len, doc, doc_len, *p, *buf,
+                                          *cap, n);
     }
+    free(cut);
     if (rc == QRR_OK && !(*out = malloc(*n * sizeof **out))) rc = QRR_ERR_NOMEM;
     if (rc == QRR_OK) memcpy(*out, *buf, *n * sizeof **out);
     return rc;

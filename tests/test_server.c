@@ -447,6 +447,50 @@ Test(server, vllm_score_and_rerank_requests)
     cr_expect_eq(serve_stop(&s), 0);
 }
 
+/* Cohere's max_tokens_per_doc: each document is scored as the text of its first N tokens
+ * (a character split by the last of them left out), and returned as sent. */
+Test(server, cohere_max_tokens_per_doc_cuts_each_document)
+{
+    served s = serve_start(tmp, model, NULL);
+    /* one token a word; "\u16a0" (runic) takes 2 tokens, "\U00013000" 3 */
+    const char *sent[] = {"The capital of China is Beijing.", "\u16a0\u16a0", "\U00013000x"};
+    const char *cut3[] = {"The capital of", "\u16a0", "\U00013000"};
+    const char *cut1[] = {"The", "", ""};
+    const char *const *want_docs[] = {cut3, cut1};
+    const int max[] = {3, 1};
+    for (int c = 0; c < 2; c++) {
+        double want[3];
+        cli_logits(Q, want_docs[c], 3, NULL, want);
+        char body[1024];
+        snprintf(body, sizeof body, "{\"model\": \"m\", \"query\": \"%s\", \"documents\": "
+                 "[\"%s\", \"%s\", \"%s\"], \"max_tokens_per_doc\": %d, \"return_documents\": "
+                 "true}", Q, sent[0], sent[1], sent[2], max[c]);
+        http_result r = http(s.port, "/v2/rerank", body);
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        json_t *o = parse(&r), *res = json_object_get(o, "results");
+        cr_assert_eq(json_array_size(res), 3, "%s", r.body);
+        for (size_t k = 0; k < 3; k++) {
+            json_t *x = json_array_get(res, k);
+            size_t i = (size_t)json_integer_value(json_object_get(x, "index"));
+            cr_assert_lt(i, 3);
+            cr_expect_leq(fabs(json_number_value(json_object_get(x, "relevance_score")) -
+                               1 / (1 + exp(-want[i]))), 1e-5, "max %d, document %zu: %s",
+                          max[c], i, r.body);
+            cr_expect_str_eq(json_string_value(json_object_get(json_object_get(x, "document"),
+                                                               "text")), sent[i]);
+        }
+        json_decref(o);
+        free(r.body);
+    }
+    EXPECT_ERROR_AT(s.port, "/v2/rerank", "{\"query\": \"q\", \"documents\": [\"a\"], "
+                    "\"max_tokens_per_doc\": 0}", 422, "invalid_request_error",
+                    "max_tokens_per_doc");
+    EXPECT_ERROR_AT(s.port, "/v1/rerank", "{\"query\": \"q\", \"documents\": [\"a\"], "
+                    "\"max_tokens_per_doc\": \"8\"}", 422, "invalid_request_error",
+                    "positive integer");
+    cr_expect_eq(serve_stop(&s), 0);
+}
+
 Test(server, errors)
 {
     const char *extra[] = {"--payload-limit", "4096", "--max-client-batch-size", "3",
