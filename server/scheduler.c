@@ -137,8 +137,8 @@ static void *loop(void *arg)
         if (!s->head) s->tail = NULL;
         s->queued -= taken;
         if (dropped) pthread_cond_broadcast(&s->done);
+        metrics_queue_size(s->mx, s->queued); /* also when every job taken was dropped */
         if (!n) continue;
-        metrics_queue_size(s->mx, s->queued);
         pthread_mutex_unlock(&s->lock);
         run_turn(s, turn, n);
         pthread_mutex_lock(&s->lock);

@@ -5,6 +5,7 @@
  * its timeout and a second signal drop what is still running (exit 1). */
 #include <math.h>
 #include <pthread.h>
+#include <sys/resource.h>
 
 #include "server_client.h"
 
@@ -1140,6 +1141,63 @@ Test(server, sixty_four_clients_get_qrr_score_results)
     cr_expect_eq(serve_stop(&s), 0);
 }
 
+/* The status line of an answer on a kept-alive connection (read up to its blank line). */
+static long raw_status(int fd)
+{
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[1024];
+    size_t len = 0;
+    while (len < sizeof buf - 1) {
+        ssize_t k = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+        if (k <= 0) break;
+        len += (size_t)k;
+        buf[len] = '\0';
+        if (strstr(buf, "\r\n\r\n")) break;
+    }
+    buf[len] = '\0';
+    long status = 0;
+    return sscanf(buf, "HTTP/1.1 %ld", &status) == 1 ? status : -1;
+}
+
+/* The most connections --max-concurrent-requests allows (900 + 64) are all served: they
+ * stay below descriptor 1024, which the HTTP library's select() cannot watch past; one
+ * more is a usage error. */
+Test(server, the_most_connections_allowed_are_all_served)
+{
+    enum { CONNS = 900 + 64 };
+    struct rlimit rl, was;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &was), 0);
+    if (was.rlim_max != RLIM_INFINITY && was.rlim_max < CONNS + 256)
+        cr_skip_test("the hard descriptor limit (%llu) is below %d",
+                     (unsigned long long)was.rlim_max, CONNS + 256);
+    rl = was;
+    rl.rlim_cur = 1024; /* the server starts under the common default */
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    const char *extra[] = {"--max-concurrent-requests", "900", NULL};
+    served s = serve_start(tmp, model, extra);
+    rl.rlim_cur = CONNS + 256; /* this side holds its ends of the connections */
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    static int fd[CONNS];
+    for (int i = 0; i < CONNS; i++) {
+        fd[i] = raw_connect(s.port);
+        raw_send(fd[i], "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    }
+    int ok = 0;
+    for (int i = 0; i < CONNS; i++) ok += raw_status(fd[i]) == 200;
+    cr_expect_eq(ok, CONNS, "%d of %d connections answered 200", ok, CONNS);
+    for (int i = 0; i < CONNS; i++) close(fd[i]);
+    cr_expect_eq(serve_stop(&s), 0);
+    setrlimit(RLIMIT_NOFILE, &was);
+    char log[1100];
+    snprintf(log, sizeof log, "%s/serve-901.log", tmp);
+    cr_expect_eq(tu_system("'%s/qrr' serve '%s' --max-concurrent-requests 901 2> '%s'",
+                           tu_build(), model, log), 2);
+    char *text = tu_slurp(log, NULL);
+    cr_expect(strstr(text, "--max-concurrent-requests must be 1..900"), "%s", text);
+    free(text);
+}
+
 /* ---- clients that misbehave, and the drain ---------------------------------------------- */
 
 static const char *HALF_REQUEST = "POST /rerank HTTP/1.1\r\nHost: x\r\nContent-Type: "
@@ -1497,6 +1555,7 @@ Test(server, a_client_that_leaves_before_its_turn_is_not_scored)
     pthread_join(th, NULL);
     free(busy.body);
     cr_expect_eq(busy.status, 200);
+    wait_for_requests(s.port, 3, 0); /* dropped, the one that left is no longer queued */
     http_result r = http(s.port, "/rerank", body); /* the server goes on as before */
     cr_expect_eq(r.status, 200, "%ld %s", r.status, r.body);
     free(r.body);

@@ -32,7 +32,8 @@ static void help(void)
            "  --max-request-tokens N       prompt tokens of a request's documents in all\n"
            "                               (default %d; more: 413)\n"
            "  --payload-limit BYTES        request body size (default %zu; more: 413)\n"
-           "  --max-concurrent-requests N  requests handled at once (default %d; more: 429)\n"
+           "  --max-concurrent-requests N  requests handled at once (default %d, at most 900;\n"
+           "                               more: 429)\n"
            "  --api-key KEY                require \"Authorization: Bearer KEY\" (not on\n"
            "                               /health and /metrics); also $QRR_API_KEY\n"
            "  --cors-allow-origin ORIGINS  let pages of these origins call the server from a\n"
@@ -90,7 +91,8 @@ int qrr_cmd_serve(int argc, char **argv)
                 {"--max-documents", 1, 100000, &documents},
                 {"--max-request-tokens", 1, 1L << 30, &request_tokens},
                 {"--payload-limit", 1, 1L << 31, &payload},
-                {"--max-concurrent-requests", 1, 100000, &concurrent},
+                /* + 64 connections, each watched with select(): descriptors below 1024 */
+                {"--max-concurrent-requests", 1, 900, &concurrent},
                 {"--read-timeout", 1, 3600, &read_timeout},
                 {"--request-timeout", 1, 3600, &request_timeout},
                 {"--drain-timeout", 0, 86400, &drain_timeout}};
