@@ -41,7 +41,9 @@ int doc_first_tokens(const qrr_model *m, const char *doc, size_t len, size_t max
      * token splits (in a text already in NFC, as nearly all are, the decoding is a prefix
      * of the document's bytes). */
     if (*cut && *cut_len >= 3 && !memcmp(*cut + *cut_len - 3, fffd, 3) &&
-        (*cut_len > len || memcmp(*cut, doc, *cut_len) != 0))
-        (*cut)[*cut_len -= 3] = '\0';
+        (*cut_len > len || memcmp(*cut, doc, *cut_len) != 0)) {
+        *cut_len -= 3;
+        (*cut)[*cut_len] = '\0';
+    }
     return QRR_OK;
 }
