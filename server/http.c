@@ -497,6 +497,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     deadlines_restart(srv->deadlines, clock_of(conn)); /* for the next request, if any */
     if (!q) return;
     log_ending(srv, conn, q, code);
+    /* a client that left before its request was all in is counted as any that left */
+    if (!q->answered && (code == MHD_REQUEST_TERMINATED_CLIENT_ABORT ||
+                         code == MHD_REQUEST_TERMINATED_READ_ERROR))
+        metrics_request(srv->mx, q->route, 0, FAIL_CLIENT_GONE, qrr_time_seconds() - q->started);
     if (q->counted) atomic_fetch_sub(&srv->in_flight, 1);
     free(q->refusal.body); /* a refusal that was not sent: the client left */
     free(q->body);

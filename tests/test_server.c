@@ -1623,6 +1623,31 @@ Test(server, a_client_that_left_during_its_only_chunk_is_counted_as_gone_not_as_
                            "POST /rerank 499 ", NULL);
 }
 
+/* A client that closes with half its body sent is counted in /metrics as one that left. */
+Test(server, a_client_that_leaves_mid_body_is_counted)
+{
+    served s = serve_start(tmp, model, NULL);
+    int gone = raw_connect(s.port);
+    raw_send(gone, HALF_REQUEST);
+    usleep(200000); /* the headers are in: the request has begun */
+    close(gone);
+    const char *want = "qrr_request_failure{route=\"/rerank\",reason=\"client_closed\"} 1\n";
+    int seen = 0;
+    for (int tries = 0; tries < 500 && !seen; tries++) { /* up to 10 s */
+        http_result r = http(s.port, "/metrics", NULL);
+        seen = r.body && strstr(r.body, want) &&
+               strstr(r.body, "qrr_request_count{route=\"/rerank\"} 1\n");
+        free(r.body);
+        if (!seen) usleep(20000);
+    }
+    cr_expect(seen, "no %s", want);
+    cr_expect_eq(serve_stop(&s), 0);
+    char *log = tu_slurp(s.log, NULL);
+    cr_expect(strstr(log, "qrr serve: POST /rerank closed before the request was in: the "
+                          "client closed the connection\n"), "%s", log);
+    free(log);
+}
+
 Test(server, a_stalled_request_closed_by_the_read_timeout_is_logged)
 {
     const char *extra[] = {"--read-timeout", "1", NULL};
