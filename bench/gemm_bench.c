@@ -153,15 +153,16 @@ static void bench_attention(int only_t, double min_time)
 }
 
 static const char *dt_name[] = {"f32", "f16", "bf16", "i8"};
+static const int dt_size[] = {4, 2, 2, 1};
 
 #define USAGE                                                                                \
     "usage: gemm_bench [--dtype f32|f16|bf16|i8] [--m 1|16|64|256|512] [--threads 1|2]\n"   \
-    "                  [--min-time S] [--i8-packing once|per-call] [--part gemm|attn]\n"    \
+    "                  [--min-time S (0 < S <= 60)] [--i8-packing once|per-call]\n"         \
+    "                  [--part gemm|attn]\n"                                                 \
     "Measures the fp32 FMA and int8 VNNI peaks, then times the GEMM at the 0.6B layer\n"     \
     "shapes (m = 1, 16, 64, 256, 512; 1 and 2 threads) and the attention, printing the\n"   \
     "fraction of the peak. The options keep one dtype, m, thread count or part.\n"          \
     "Exit: 0 measured, 1 out of memory, 2 usage.\n"
-static const int dt_size[] = {4, 2, 2, 1};
 
 int main(int argc, char **argv)
 {
@@ -186,7 +187,8 @@ int main(int argc, char **argv)
         } else if (ok && !strcmp(o, "--threads")) {
             ok = (only_t = atoi(v)) == 1 || only_t == 2;
         } else if (ok && !strcmp(o, "--min-time")) {
-            ok = (min_time = atof(v)) > 0;
+            min_time = atof(v);
+            ok = min_time > 0 && min_time <= 60;
         } else if (ok && !strcmp(o, "--part")) {
             part = !strcmp(v, "attn") ? 2 : !strcmp(v, "gemm") ? 1 : 0;
             ok = part != 0;

@@ -23,7 +23,9 @@ int doc_first_tokens(const qrr_model *m, const char *doc, size_t len, size_t max
     static const char fffd[] = "\xEF\xBF\xBD";
     *cut = NULL;
     *cut_len = 0;
-    if (max >= len) return QRR_OK; /* a token holds at least one byte */
+    /* A token holds at least one byte of the text in NFC, which takes at most 3 times the
+     * bytes of the text as given (Unicode's bound for NFC); this also bounds the ids kept. */
+    if (max / 3 >= len) return QRR_OK;
     int32_t *ids = malloc((max + 1) * sizeof *ids);
     if (!ids) return QRR_ERR_NOMEM;
     size_t n = 0;
@@ -39,7 +41,8 @@ int doc_first_tokens(const qrr_model *m, const char *doc, size_t len, size_t max
     }
     /* A U+FFFD at the end that the document does not have there is a character the last
      * token splits (in a text already in NFC, as nearly all are, the decoding is a prefix
-     * of the document's bytes). */
+     * of the document's bytes; in one that is not, a U+FFFD of its own that ends the cut is
+     * taken for a split character too). */
     if (*cut && *cut_len >= 3 && !memcmp(*cut + *cut_len - 3, fffd, 3) &&
         (*cut_len > len || memcmp(*cut, doc, *cut_len) != 0)) {
         *cut_len -= 3;

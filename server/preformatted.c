@@ -55,8 +55,12 @@ int preformatted_ids(const qrr_model *m, const prompt_frame *f, const char *quer
     int framed = rc == QRR_OK && na >= f->n_prefix && nb >= f->n_suffix &&
                  !memcmp(a, f->prefix_ids, f->n_prefix * sizeof *a) &&
                  !memcmp(b + nb - f->n_suffix, f->suffix_ids, f->n_suffix * sizeof *b);
+    size_t limit = max_length ? max_length : f->max_length, total = na + nb;
+    if (framed && limit <= f->n_prefix + f->n_suffix) { /* the caller checked max_length */
+        rc = QRR_ERR_INVALID_ARG;
+        framed = 0;
+    }
     if (framed) {
-        size_t limit = max_length ? max_length : f->max_length, total = na + nb;
         size_t keep = total > limit ? limit - f->n_suffix : total - f->n_suffix;
         int32_t *out = malloc((keep + f->n_suffix) * sizeof *out);
         if (!out) {

@@ -29,8 +29,9 @@ void prompt_frame_free(prompt_frame *f);
  * are told by their bytes, without tokenizing them): *ids
  * (malloc'ed) and *n then hold the two, cut to max_length (0: the model's) before the
  * suffix, which stays whole. max_length must be 0 or one the library takes for this model
- * (more than the prefix and suffix: a qrr_model_prompt_ids_len call with it checks that).
- * 0 when the pair is plain text; a negative status on error. */
+ * (more than the prefix and suffix: a qrr_model_prompt_ids_len call with it checks that;
+ * QRR_ERR_INVALID_ARG, without a message of its own, if not). 0 when the pair is plain
+ * text; a negative status on error. */
 int preformatted_ids(const qrr_model *m, const prompt_frame *f, const char *query,
                      size_t query_len, const char *doc, size_t doc_len, size_t max_length,
                      int32_t **ids, size_t *n);

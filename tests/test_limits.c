@@ -290,18 +290,25 @@ static void nan_head(const qrr_tensor_view *v, float *x, size_t n)
     if (!strcmp(v->name, "head.weight")) x[n - 1] = NAN;
 }
 
-static void assert_numeric_error(edit_fn edit, const char *what)
+/* The model rewritten with edit into tmp/bad-<what>.qrr, opened (weights are not checked,
+ * so it loads), with a one-thread context. */
+static void open_edited(edit_fn edit, const char *what, qrr_model **m, qrr_ctx **c)
 {
     char bad[1100];
     snprintf(bad, sizeof bad, "%s/bad-%s.qrr", tmp, what);
     rewrite(path, bad, edit);
-    qrr_model *m = NULL;
-    cr_assert_eq(qrr_model_open(bad, qrr_model_default_params(), &m), QRR_OK,
+    cr_assert_eq(qrr_model_open(bad, qrr_model_default_params(), m), QRR_OK,
                  "%s: weights are not checked, the file must load: %s", what, qrr_last_error());
-    qrr_ctx *c = NULL;
     qrr_ctx_params cp = qrr_ctx_default_params();
     cp.n_threads = 1;
-    cr_assert_eq(qrr_ctx_create(m, cp, &c), QRR_OK);
+    cr_assert_eq(qrr_ctx_create(*m, cp, c), QRR_OK);
+}
+
+static void assert_numeric_error(edit_fn edit, const char *what)
+{
+    qrr_model *m = NULL;
+    qrr_ctx *c = NULL;
+    open_edited(edit, what, &m, &c);
     const char *docs[] = {"first", "second document", "third"};
     float s[3] = {-1, -1, -1}, l[3] = {-1, -1, -1};
     int rc = qrr_ctx_score(c, "query", docs, 3, qrr_score_default_params(), s, l);
@@ -356,16 +363,9 @@ Test(limits, a_numeric_error_names_the_document_in_the_call)
         for (size_t j = 0; j < n_plain; j++)
             cr_assert_neq(rare[i], plain[j], "token %d is in every prompt too", rare[i]);
     nan_ids = rare, n_nan_ids = n_rare;
-    char bad[1100];
-    snprintf(bad, sizeof bad, "%s/bad-nan-rows.qrr", tmp);
-    rewrite(path, bad, nan_embedding_rows);
     qrr_model *m = NULL;
-    cr_assert_eq(qrr_model_open(bad, qrr_model_default_params(), &m), QRR_OK, "%s",
-                 qrr_last_error());
     qrr_ctx *c = NULL;
-    qrr_ctx_params cp = qrr_ctx_default_params();
-    cp.n_threads = 1;
-    cr_assert_eq(qrr_ctx_create(m, cp, &c), QRR_OK);
+    open_edited(nan_embedding_rows, "nan-rows", &m, &c);
     enum { N = 300 };
     const char *docs[N];
     for (int i = 0; i < N; i++) docs[i] = i == 290 ? "xylophone" : "first";

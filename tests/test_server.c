@@ -385,24 +385,29 @@ Test(server, vllm_score_and_rerank_requests)
     snprintf(written, sizeof written, "{\"text_1\": [\"%s<Instruct>: %s\\n<Query>: %s\\n\", "
              "\"%s<Instruct>: %s\\n<Query>: %s\\n\"], \"text_2\": [\"<Document>: %s%s\", "
              "\"<Document>: %s%s\"]", pre, ins, Q, pre, ins, Q, DOCS[0], suf, DOCS[1], suf);
-    snprintf(body, sizeof body, "%s, \"truncate_prompt_tokens\": 75}", written);
+    snprintf(body, sizeof body, "%s, \"truncate_prompt_tokens\": 82}", written);
     r = http(s.port, "/score", body);
     cr_assert_eq(r.status, 200, "%s", r.body);
     o = parse(&r);
     snprintf(body, sizeof body, "{\"text_1\": [\"%s\", \"%s\"], \"text_2\": [\"%s\", \"%s\"], "
-             "\"truncate_prompt_tokens\": 75}", Q, Q, DOCS[0], DOCS[1]);
+             "\"truncate_prompt_tokens\": 82}", Q, Q, DOCS[0], DOCS[1]);
     plain = http(s.port, "/score", body);
     cr_assert_eq(plain.status, 200, "%s", plain.body);
     p = parse(&plain);
     cr_expect_eq(json_integer_value(json_object_get(json_object_get(o, "usage"),
-                                                    "prompt_tokens")), 2 * 75, "%s", r.body);
+                                                    "prompt_tokens")), 2 * 82, "%s", r.body);
     cr_expect_eq(json_integer_value(json_object_get(json_object_get(p, "usage"),
-                                                    "prompt_tokens")), 2 * 75, "%s", plain.body);
+                                                    "prompt_tokens")), 2 * 82, "%s", plain.body);
+    /* 82 keeps the first tokens of each document (79 for an empty one): the pairs differ */
+    json_t *data_o = json_object_get(o, "data");
+    cr_expect_neq(json_number_value(json_object_get(json_array_get(data_o, 0), "score")),
+                  json_number_value(json_object_get(json_array_get(data_o, 1), "score")),
+                  "the cut left no token of either document: %s", r.body);
     for (size_t i = 0; i < 2; i++)
         cr_expect_leq(fabs(json_number_value(json_object_get(json_array_get(json_object_get(o,
                       "data"), i), "score")) - json_number_value(json_object_get(
                       json_array_get(json_object_get(p, "data"), i), "score"))), 1e-6,
-                      "pair %zu cut to 75 tokens: %s against %s", i, r.body, plain.body);
+                      "pair %zu cut to 82 tokens: %s against %s", i, r.body, plain.body);
     json_decref(p);
     free(plain.body);
     json_decref(o);
@@ -453,27 +458,32 @@ Test(server, vllm_score_and_rerank_requests)
 Test(server, cohere_max_tokens_per_doc_cuts_each_document)
 {
     served s = serve_start(tmp, model, NULL);
-    /* one token a word; "\u16a0" (runic) takes 2 tokens, "\U00013000" 3 */
-    const char *sent[] = {"The capital of China is Beijing.", "\u16a0\u16a0", "\U00013000x"};
-    const char *cut3[] = {"The capital of", "\u16a0", "\U00013000"};
-    const char *cut1[] = {"The", "", ""};
-    const char *const *want_docs[] = {cut3, cut1};
-    const int max[] = {3, 1};
-    for (int c = 0; c < 2; c++) {
-        double want[3];
-        cli_logits(Q, want_docs[c], 3, NULL, want);
+    /* one token a word; "\u16a0" (runic) takes 2 tokens, "\U00013000" 3; "\U0001D160" (4
+     * bytes) is 3 characters of 2 tokens each in NFC, the form the tokenizer reads */
+    enum { N = 4 };
+    const char *sent[N] = {"The capital of China is Beijing.", "\u16a0\u16a0", "\U00013000x",
+                           "\U0001D160"};
+    const char *cut3[N] = {"The capital of", "\u16a0", "\U00013000", "\U0001D158"};
+    const char *cut1[N] = {"The", "", "", ""};
+    const char *cut4[N] = {"The capital of China", "\u16a0\u16a0", "\U00013000x",
+                           "\U0001D158\U0001D165"};
+    const char *const *want_docs[] = {cut3, cut1, cut4};
+    const int max[] = {3, 1, 4};
+    for (int c = 0; c < 3; c++) {
+        double want[N];
+        cli_logits(Q, want_docs[c], N, NULL, want);
         char body[1024];
         snprintf(body, sizeof body, "{\"model\": \"m\", \"query\": \"%s\", \"documents\": "
-                 "[\"%s\", \"%s\", \"%s\"], \"max_tokens_per_doc\": %d, \"return_documents\": "
-                 "true}", Q, sent[0], sent[1], sent[2], max[c]);
+                 "[\"%s\", \"%s\", \"%s\", \"%s\"], \"max_tokens_per_doc\": %d, "
+                 "\"return_documents\": true}", Q, sent[0], sent[1], sent[2], sent[3], max[c]);
         http_result r = http(s.port, "/v2/rerank", body);
         cr_assert_eq(r.status, 200, "%s", r.body);
         json_t *o = parse(&r), *res = json_object_get(o, "results");
-        cr_assert_eq(json_array_size(res), 3, "%s", r.body);
-        for (size_t k = 0; k < 3; k++) {
+        cr_assert_eq(json_array_size(res), N, "%s", r.body);
+        for (size_t k = 0; k < N; k++) {
             json_t *x = json_array_get(res, k);
             size_t i = (size_t)json_integer_value(json_object_get(x, "index"));
-            cr_assert_lt(i, 3);
+            cr_assert_lt(i, N);
             cr_expect_leq(fabs(json_number_value(json_object_get(x, "relevance_score")) -
                                1 / (1 + exp(-want[i]))), 1e-5, "max %d, document %zu: %s",
                           max[c], i, r.body);

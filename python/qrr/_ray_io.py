@@ -260,6 +260,11 @@ class Writer:
             pq.write_table(batch, self.tmp / f"part-{self.parts:05d}.parquet")
             self.parts += 1
 
+    @property
+    def started(self) -> bool:
+        """Parquet: some table (perhaps of no rows) was written."""
+        return self.parquet is not None or self.parts > 0
+
     def _close(self) -> None:
         if self.file:
             self.file.close()

@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
-        if rows == 0 and out_fmt != "json":  # Parquet without rows still has the columns
+        if out_fmt != "json" and not writer.started:  # no rows: still the columns
             writer.write(empty_output_schema(ds, json_input).empty_table(), json_input=False)
         writer.commit()
         writer = None
