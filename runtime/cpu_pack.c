@@ -13,10 +13,6 @@
 #include "model.h"
 
 #define LAYER_WEIGHTS 7
-/* The packed copy is mapped in whole huge pages and asked to be backed by them (where the
- * kernel's transparent huge pages allow): filling 0.6 GB of 4 KiB pages cost a one-pair
- * `qrr score` of the 0.6B int8 file 0.13 s of system time, a quarter of its run. */
-#define HUGE_PAGE ((size_t)2 << 20)
 
 static pthread_mutex_t pack_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -64,17 +60,11 @@ static void pack_all(qrr_model *m, qrr_pool *pool)
             total += (bytes + 63) / 64 * 64;
         }
     }
-    size_t bytes = (total + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
-    void *mem = n ? mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-                  : MAP_FAILED;
-    if (mem != MAP_FAILED) {
-#ifdef MADV_HUGEPAGE
-        madvise(mem, bytes, MADV_HUGEPAGE); /* a hint: without it, 4 KiB pages as before */
-#endif
+    uint8_t *mem = n ? aligned_alloc(64, total) : NULL;
+    if (mem) {
         pack_job job = {.release = m->map != NULL, .w = w, .offset = offset, .n = n, .mem = mem};
         qrr_pool_run(pool, pack_part, &job);
         m->cpu_packed_weights = mem;
-        m->cpu_packed_bytes = bytes;
     }
     free(w);
     free(offset);
@@ -90,11 +80,4 @@ void qrr__model_pack_for_cpu(const qrr_model *model, qrr_pool *pool)
         atomic_store_explicit(&m->cpu_packed, 1, memory_order_release);
     }
     pthread_mutex_unlock(&pack_lock);
-}
-
-void qrr__model_free_cpu_packed(qrr_model *m)
-{
-    if (m->cpu_packed_weights) munmap(m->cpu_packed_weights, m->cpu_packed_bytes);
-    m->cpu_packed_weights = NULL;
-    m->cpu_packed_bytes = 0;
 }

@@ -262,6 +262,6 @@ void qrr_model_close(qrr_model *m)
     free(m->suffix_ids);
     for (int i = 0; i < QRR_META_STRING_COUNT; i++) free(m->strings[i]);
     if (m->map) munmap(m->map, m->map_len);
-    qrr__model_free_cpu_packed(m);
+    free(m->cpu_packed_weights);
     free(m);
 }

@@ -52,15 +52,12 @@ struct qrr_model {
     int max_length;
 
     atomic_int cpu_packed;    /* 1 once qrr__model_pack_for_cpu has run */
-    void *cpu_packed_weights; /* what the packed copies live in (a mapping), or NULL */
-    size_t cpu_packed_bytes;  /* its length */
+    void *cpu_packed_weights; /* what the packed copies live in, or NULL */
 };
 
 /* Packs the int8 projection weights for this CPU's int8 GEMM, once per model (the first CPU
  * context's call does it on its pool; later calls return at once). Thread-safe. */
 void qrr__model_pack_for_cpu(const qrr_model *m, qrr_pool *pool);
-/* Gives the packed copy back (qrr_model_close). */
-void qrr__model_free_cpu_packed(qrr_model *m);
 
 /* Record a failure for qrr_last_error() and return its status. */
 int qrr__set_error(const qrr_diag *d);
