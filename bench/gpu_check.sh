@@ -29,6 +29,10 @@ j() { "$PY" -c 'import json,sys
 l=[x for x in open(sys.argv[1]) if x.startswith("{")]
 v=json.loads(l[-1]).get(sys.argv[2]) if l else None
 print("" if v is None else (f"{v:.0f}" if isinstance(v, float) and abs(v) >= 100 else f"{v:.3g}" if isinstance(v, float) else v))' "$1" "$2" 2>/dev/null; }
+# torch_py ARGS: Python for the steps that import torch, with the LD_LIBRARY_PATH the kit was
+# started with: the CUDA directory check_libs adds for our programs could hand torch an older
+# libcublasLt of the same major version than the one its wheel ships (undefined symbols)
+torch_py() { LD_LIBRARY_PATH=${QRR_CALLER_LD_PATH-${LD_LIBRARY_PATH:-}} "$PY" "$@"; }
 # check_line FILE: "15/15 lines, |dlogit| max 1e-6 median ..." from a `qrr check` report
 check_line() {
     local lines worst med
@@ -140,7 +144,7 @@ step_preflight() {
     echo "${san:-not found (looked on PATH, in \$CUDA_HOME/bin, /usr/local/cuda*/, /opt/nvidia/)}"
     echo "== python"
     local torch
-    torch=$("$PY" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, "cuda" if torch.cuda.is_available() else "no cuda")' 2>&1 | tail -n 1)
+    torch=$(torch_py -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, "cuda" if torch.cuda.is_available() else "no cuda")' 2>&1 | tail -n 1)
     echo "$PY: $torch"
     {
         echo "export LD_LIBRARY_PATH='${LD_LIBRARY_PATH:-}'"
@@ -434,7 +438,7 @@ need_06b() { [ -f "$WORK/m06-f16.qrr" ] && [ -f "$WORK/m06-int8.qrr" ] || skip "
 step_ref_06b() {
     need_06b
     [ -n "$HAVE_TORCH" ] || skip "needs torch and transformers ($PY cannot import them)"
-    "$PY" "$KIT/py/reference_scores.py" "$WORK/m06" "$WORK/pairs06.jsonl" --model-name m06 \
+    torch_py "$KIT/py/reference_scores.py" "$WORK/m06" "$WORK/pairs06.jsonl" --model-name m06 \
         -o "$LOG/ref_06b.jsonl" || die "reference_scores.py failed"
     key "Transformers fp32 on the CPU, $(wc -l < "$LOG/ref_06b.jsonl") pairs"
 }
@@ -517,7 +521,7 @@ step_hf() {
     [ -n "$HAVE_TORCH" ] || skip "needs torch and transformers"
     [ -f "$WORK/m$shape/config.json" ] || skip "no $shape checkpoint"
     # the dry run's CPU stands in for the card: the same script, --device cpu
-    "$PY" "$KIT/py/transformers_gpu.py" "$WORK/m$shape" "$WORK/work.jsonl" --bench \
+    torch_py "$KIT/py/transformers_gpu.py" "$WORK/m$shape" "$WORK/work.jsonl" --bench \
         --device "$DEVICE" --pairs "$BENCH_PAIRS" --max-length 256 --repeat "$BENCH_REPEAT" \
         "$@" | tee "$LOG/$STEP.out"
     bench_json "${PIPESTATUS[0]}" transformers_gpu.py "$out"
@@ -675,8 +679,8 @@ main() {
         shift
     done
     case $DEVICE in cuda|cpu) ;; *) echo "run.sh: --device cuda or cpu" >&2; exit 3 ;; esac
-    KIT=$(dirname "$SELF") PY=${PYTHON:-python3}
-    export KIT PY DEVICE SHAPE06 SHAPE8B PAIRS06 BENCH_PAIRS BENCH_REPEAT
+    KIT=$(dirname "$SELF") PY=${PYTHON:-python3} QRR_CALLER_LD_PATH=${LD_LIBRARY_PATH:-}
+    export KIT PY QRR_CALLER_LD_PATH DEVICE SHAPE06 SHAPE8B PAIRS06 BENCH_PAIRS BENCH_REPEAT
     if [ -n "$LIBS_ONLY" ]; then check_libs; exit; fi
 
     T0=$(date +%s) OUT=${OUT:-/tmp/qrr-gpu-out} WORK=${QRR_KIT_WORK:-/tmp/qrr-kit}
