@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cpu_internal.h" /* qrr__i8_pack_portable */
 #include "qrr_cpu.h"
 #include "qrr_cpu_ops.h"
 
@@ -179,9 +180,10 @@ Test(gemm, i8_per_block)
 }
 
 /* A weight packed once (qrr_cpu_i8_pack) gives bit for bit what the same weight gives
- * unpacked, at every row count (1 to 4 rows take another path without it), with and without
- * accumulating, on one and two threads; per-block weights and other dtypes have no packed
- * copy. Runs where this CPU's int8 GEMM reads one (AVX-512 VNNI). */
+ * unpacked, at every level and row count (1 to 4 rows take another path without it), with
+ * and without accumulating, on one and two threads; the portable packing writes the same
+ * bytes as the one this CPU uses; per-block weights and other dtypes have no packed copy.
+ * Runs where this CPU's int8 GEMM reads one (x86-64: AVX-512 VNNI, AVX2). */
 Test(gemm, i8_packed_weight_bit_identical)
 {
     wbuf blocked = make_weight(3, 40, 256, 32, 0);
@@ -214,16 +216,22 @@ Test(gemm, i8_packed_weight_bit_identical)
         qrr_cpu_weight packed = wb.w;
         qrr_cpu_i8_pack(&packed, mem);
         cr_assert_eq(packed.packed, mem);
-        for (int acc = 0; acc <= 1; acc++)
-            for (int threads = 1; threads <= 2; threads++) {
-                qrr_pool *pool = threads == 2 ? two : NULL;
-                for (size_t i = 0; i < (size_t)m * ldy; i++) y0[i] = y1[i] = frand();
-                qrr_cpu_gemm(x, k, m, &wb.w, y0, ldy, acc, pool);
-                qrr_cpu_gemm(x, k, m, &packed, y1, ldy, acc, pool);
-                cr_assert(!memcmp(y0, y1, sizeof(float) * (size_t)m * ldy),
-                          "m %d n %d k %d acc %d threads %d: packed and unpacked differ", m, n,
-                          k, acc, threads);
-            }
+        void *portable = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        cr_assert_not_null(portable);
+        qrr__i8_pack_portable(&wb.w, portable);
+        cr_assert(!memcmp(mem, portable, bytes), "n %d k %d: the portable packing differs", n, k);
+        free(portable);
+        for (int isa = 1; isa <= qrr_cpu_isa_max(); isa++)
+            for (int acc = 0; acc <= 1; acc++)
+                for (int threads = 1; threads <= 2; threads++) {
+                    qrr_pool *pool = threads == 2 ? two : NULL;
+                    for (size_t i = 0; i < (size_t)m * ldy; i++) y0[i] = y1[i] = frand();
+                    qrr_cpu_gemm_isa(isa, x, k, m, &wb.w, y0, ldy, acc, pool);
+                    qrr_cpu_gemm_isa(isa, x, k, m, &packed, y1, ldy, acc, pool);
+                    cr_assert(!memcmp(y0, y1, sizeof(float) * (size_t)m * ldy),
+                              "isa %d m %d n %d k %d acc %d threads %d: packed and unpacked differ",
+                              isa, m, n, k, acc, threads);
+                }
         free(mem);
         free(x);
         free(y0);

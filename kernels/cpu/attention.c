@@ -96,17 +96,28 @@ typedef struct attn_task {
     int isa;
 } attn_task;
 
-/* Tasks: for the AVX-512 version one per (kv head, chunk of its query heads, block of rows),
- * else one per (query head, block of QB rows); per head the heaviest (last) row blocks
- * first, dealt round-robin over the threads. */
+void qrr__attention_tile(int d, int group, int *heads, int *rows)
+{
+    int tm = d <= 128 ? QRR__ATTN_TILE_LANES : QRR__ATTN_TILE_LANES / 2;
+    *heads = group < tm ? group : tm;
+    *rows = tm / *heads;
+}
+
+/* Tasks: for the tiled versions (AVX-512, AVX2) one per (kv head, chunk of its query heads,
+ * block of rows), else one per (query head, block of QB rows); per head the heaviest (last)
+ * row blocks first, dealt round-robin over the threads. */
 static void attn_part(void *v, int ti, int nt)
 {
     attn_task *t = v;
     const qrr__attn_args *a = &t->a;
     int heads = 1, rows = QB, vec = 0;
 #if defined(QRR__X86)
-    vec = t->isa >= QRR__ISA_AVX512 && a->d % 16 == 0 && a->d <= QRR__ATTN_AVX512_MAX_D;
-    if (vec) qrr__attention_avx512_tile(a->d, a->nq / a->nkv, &heads, &rows);
+    /* AVX2: a tile of fewer rows x heads than its 8 lanes computes more than it keeps, so
+     * such short sequences (a handful of tokens after a cached prefix) stream row by row */
+    vec = a->d <= QRR__ATTN_TILE_MAX_D &&
+          ((t->isa >= QRR__ISA_AVX512 && a->d % 16 == 0) ||
+           (t->isa >= QRR__ISA_AVX2 && a->d % 8 == 0 && a->t * (a->nq / a->nkv) >= 8));
+    if (vec) qrr__attention_tile(a->d, a->nq / a->nkv, &heads, &rows);
 #endif
     int nhc = (a->nq / a->nkv + heads - 1) / heads; /* head chunks per kv head */
     int hunits = vec ? a->nkv * nhc : a->nq;
@@ -119,11 +130,14 @@ static void attn_part(void *v, int ti, int nt)
         if (vec) {
             int group = a->nq / a->nkv, g = u / nhc, hh0 = u % nhc * heads;
             int h0 = g * group + hh0, h1 = h0 + heads < (g + 1) * group ? h0 + heads : (g + 1) * group;
-            qrr__attention_avx512(a, h0, h1, r0, r1);
+            if (t->isa >= QRR__ISA_AVX512 && a->d % 16 == 0)
+                qrr__attention_avx512(a, h0, h1, r0, r1);
+            else
+                qrr__attention_avx2(a, h0, h1, r0, r1);
             continue;
         }
         if (t->isa >= QRR__ISA_AVX2) {
-            qrr__attention_avx2(a, u, u + 1, r0, r1);
+            qrr__attention_avx2_rows(a, u, u + 1, r0, r1);
             continue;
         }
 #elif defined(QRR__ARM64)

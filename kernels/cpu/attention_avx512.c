@@ -18,8 +18,8 @@
  * reductions), and P·V accumulates 4 lanes x 64 output columns per register tile, each V
  * row load shared by the nh query heads of the group. Keys go KB at a time. */
 
-#define TM 64       /* lanes per tile at most (32 when d > 128: stack buffers stay 32 KiB) */
-#define TM_ELEMS 8192 /* TM * d, for both d ranges */
+#define TM QRR__ATTN_TILE_LANES /* lanes per tile at most (32 when d > 128) */
+#define TM_ELEMS QRR__ATTN_TILE_ELEMS /* TM * d, for both d ranges: stack buffers stay 32 KiB */
 #define KB 48       /* keys per block */
 #define KR 6        /* keys per score register tile */
 
@@ -163,7 +163,7 @@ static QRR__AVX512 void attn_tile(const qrr__attn_args *a, int g, int hh0, int n
     _Alignas(64) float o[TM_ELEMS];   /* [ldm][d] */
     _Alignas(64) float sp[KB * TM];   /* scores, then probabilities: [KB][ldm] */
     _Alignas(64) float corr[TM];
-    _Alignas(64) float kvb[KB * QRR__ATTN_AVX512_MAX_D]; /* this block's keys, then values, packed [KB][d] */
+    _Alignas(64) float kvb[KB * QRR__ATTN_TILE_MAX_D]; /* this block's keys, then values, packed [KB][d] */
     const float *vp[KB];
     __m512i irow[TM / 16];
     __m512 mrun[TM / 16], lrun[TM / 16];
@@ -275,23 +275,15 @@ static QRR__AVX512 void attn_tile(const qrr__attn_args *a, int g, int hh0, int n
     }
 }
 
-/* Lanes per tile and how they split into heads x rows for this shape. */
-void qrr__attention_avx512_tile(int d, int group, int *heads, int *rows)
-{
-    int tm = d <= 128 ? TM : TM / 2;
-    *heads = group < tm ? group : tm;
-    *rows = tm / *heads;
-}
-
 void QRR__AVX512 qrr__attention_avx512(const qrr__attn_args *a, int h0, int h1, int r0, int r1)
 {
     int d = a->d;
-    if (d % 16 != 0 || d > QRR__ATTN_AVX512_MAX_D) {
+    if (d % 16 != 0 || d > QRR__ATTN_TILE_MAX_D) {
         qrr__attention_scalar(a, h0, h1, r0, r1);
         return;
     }
     int group = a->nq / a->nkv, th, tr;
-    qrr__attention_avx512_tile(d, group, &th, &tr);
+    qrr__attention_tile(d, group, &th, &tr);
     for (int h = h0; h < h1;) {
         int g = h / group, hh0 = h % group;
         int nh = group - hh0 < th ? group - hh0 : th;

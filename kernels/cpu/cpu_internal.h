@@ -110,8 +110,9 @@ qrr__isa qrr__cpu_isa_max(void);
 /* ---- GEMM pieces ----
  * A job is the whole product; each version computes rows [i0, i1) x columns [j0, j1) of it
  * and the driver (gemm.c) splits the space among the pool's threads. For int8 weights the
- * driver first quantizes X into xq: row i at xq + i * ldq, k bytes then zeros up to ldq,
- * holding q + 128 (u8) for the VNNI version, q (s8) for the others; xs[i] its scale. */
+ * driver first quantizes X into xq: row i at xq + i * ldq bytes, k values then zeros up to
+ * ldq bytes, holding q + 128 (u8) for the VNNI version, q as int16 for the AVX2 version, q
+ * (s8) for the others; xs[i] its scale. */
 typedef struct qrr__gemm_args {
     const float *x;
     int ldx, m;
@@ -135,10 +136,27 @@ void qrr__gemm_fp_avx2(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
 void qrr__gemm_fp_avx512(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
 void qrr__gemm_i8_avx2(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
 void qrr__gemm_i8_vnni(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
-/* W packed for qrr__gemm_i8_vnni: for each panel of 32 columns (zeros past n) the depth in
- * [ceil(k/4)][32][4] order, then each panel's 32 row sums (int32). */
-size_t qrr__i8_vnni_packed_size(int n, int k);
+/* W packed once for the int8 versions that read a packed copy (VNNI, AVX2), one layout for
+ * both: for each panel of QRR__I8_NR columns (zeros past n) the depth in
+ * [ceil(k/4)][QRR__I8_NR][4] order (zeros past k), then each panel's row sums (int32, the
+ * VNNI version's correction for its u8 offset). */
+#define QRR__I8_NR 32
+static inline size_t qrr__i8_panel_bytes(int k)
+{
+    return (size_t)((k + 3) / 4) * QRR__I8_NR * 4;
+}
+static inline size_t qrr__i8_sums_offset(int n, int k)
+{
+    return (size_t)((n + QRR__I8_NR - 1) / QRR__I8_NR) * qrr__i8_panel_bytes(k);
+}
+static inline size_t qrr__i8_packed_size(int n, int k)
+{
+    return qrr__i8_sums_offset(n, k) + (size_t)((n + QRR__I8_NR - 1) / QRR__I8_NR) * QRR__I8_NR * 4;
+}
 void qrr__i8_vnni_pack(const qrr_cpu_weight *w, uint8_t *mem);
+void qrr__i8_pack_portable(const qrr_cpu_weight *w, uint8_t *mem);
+/* One row of X to int16 by the rule above (the AVX2 version's form); returns its scale. */
+float qrr__quant_row_avx2(const float *x, int k, int16_t *q, size_t ldq);
 void qrr__gemm_fp_neon(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
 void qrr__gemm_i8_neon(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
 void qrr__gemm_i8_dotprod(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);
@@ -166,12 +184,16 @@ static inline const float *qrr__key_row(const qrr__attn_args *a, const float *pr
 }
 void qrr__attention_scalar(const qrr__attn_args *a, int h0, int h1, int r0, int r1);
 void qrr__attention_avx2(const qrr__attn_args *a, int h0, int h1, int r0, int r1);
+void qrr__attention_avx2_rows(const qrr__attn_args *a, int h0, int h1, int r0, int r1);
 void qrr__attention_avx512(const qrr__attn_args *a, int h0, int h1, int r0, int r1);
 void qrr__attention_neon(const qrr__attn_args *a, int h0, int h1, int r0, int r1);
-/* The AVX-512 version's tiles: query heads per tile and rows per tile for this shape, and
- * the largest head_dim it takes (others go to the scalar version). */
-void qrr__attention_avx512_tile(int d, int group, int *heads, int *rows);
-#define QRR__ATTN_AVX512_MAX_D 256
+/* The tiles of the AVX-512 and AVX2 versions: query heads per tile and rows per tile for
+ * this shape (QRR__ATTN_TILE_LANES of them at most, half that when d > 128), and the largest
+ * head_dim they take (others go to the scalar version). */
+void qrr__attention_tile(int d, int group, int *heads, int *rows);
+#define QRR__ATTN_TILE_LANES 64
+#define QRR__ATTN_TILE_ELEMS 8192 /* lanes * d, for both d ranges */
+#define QRR__ATTN_TILE_MAX_D 256
 
 /* Scratch memory owned by a pool (NULL pool: NULL). Grows, never shrinks; valid until the
  * next call or qrr_pool_free. Only between runs, from the pool's caller thread. */

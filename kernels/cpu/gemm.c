@@ -22,7 +22,8 @@ typedef struct gemm_task {
     /* quantization of X (int8 weights): rows split among threads */
     uint8_t *xq_rw;
     float *xs_rw;
-    int offset; /* 128 (u8 form) or 0 (s8 form) */
+    int offset; /* 128 (u8 form) or 0 (s8 and int16 forms) */
+    int wide;   /* int16 form (the AVX2 version) */
     int isa;
     float *xt_rw; /* X transposed (fp weights, moderate m): columns of k split among threads */
 } gemm_task;
@@ -70,6 +71,10 @@ static void quant_part(void *v, int ti, int nt)
         const float *xr = t->a.x + (size_t)i * t->a.ldx;
         uint8_t *q = t->xq_rw + (size_t)i * t->a.ldq;
 #if defined(QRR__X86)
+        if (t->wide) {
+            t->xs_rw[i] = qrr__quant_row_avx2(xr, k, (int16_t *)q, t->a.ldq / 2);
+            continue;
+        }
         if (t->isa >= QRR__ISA_AVX512) {
             t->xs_rw[i] = qrr__quant_row_avx512(xr, k, q, t->a.ldq, t->offset);
             continue;
@@ -167,8 +172,11 @@ void qrr_cpu_gemm_isa(int isa, const float *x, int ldx, int m, const qrr_cpu_wei
     void *heap = NULL;
     if (w->dtype == 3) {
         t.fn = i8_shape_ok(w) ? vector_i8(isa, &t.offset) : scalar_i8;
+#if defined(QRR__X86)
+        t.wide = t.fn == qrr__gemm_i8_avx2;
+#endif
         if (t.fn != scalar_i8) {
-            size_t ldq = ((size_t)w->k + 63) / 64 * 64 + 64;
+            size_t ldq = (((size_t)w->k + 63) / 64 * 64 + 64) * (t.wide ? 2 : 1);
             size_t bytes = ldq * (size_t)m + sizeof(float) * (size_t)m + 64;
             void *mem = qrr__pool_scratch(pool, bytes);
             if (!mem) mem = heap = aligned_alloc(64, (bytes + 63) / 64 * 64);
@@ -213,20 +221,54 @@ size_t qrr_cpu_i8_packed_size(const qrr_cpu_weight *w)
 #if defined(QRR__X86)
     int offset;
     int per_block = w->block > 0 && w->block < w->k;
-    if (w->dtype == 3 && w->n > 0 && w->k > 0 && !per_block && i8_shape_ok(w) &&
-        vector_i8((int)qrr__cpu_isa(), &offset) == qrr__gemm_i8_vnni)
-        return qrr__i8_vnni_packed_size(w->n, w->k);
+    gemm_fn fn = w->dtype == 3 ? vector_i8((int)qrr__cpu_isa(), &offset) : NULL;
+    if (w->n > 0 && w->k > 0 && !per_block && i8_shape_ok(w) &&
+        (fn == qrr__gemm_i8_vnni || fn == qrr__gemm_i8_avx2))
+        return qrr__i8_packed_size(w->n, w->k);
 #else
     (void)w;
 #endif
     return 0;
 }
 
+/* The layout of cpu_internal.h without vector instructions, for CPUs without AVX-512: four
+ * bytes of a row at a time. */
+void qrr__i8_pack_portable(const qrr_cpu_weight *w, uint8_t *mem)
+{
+    const int n = w->n, k = w->k, full = k / 4, steps = (k + 3) / 4;
+    const size_t panel_bytes = qrr__i8_panel_bytes(k);
+    int32_t *sums = (int32_t *)(mem + qrr__i8_sums_offset(n, k));
+    for (int jp = 0; jp < n; jp += QRR__I8_NR) {
+        uint8_t *panel = mem + (size_t)(jp / QRR__I8_NR) * panel_bytes;
+        for (int c = 0; c < QRR__I8_NR; c++) {
+            const int8_t *row = (const int8_t *)w->data + (size_t)(jp + c) * (size_t)k;
+            uint8_t *col = panel + (size_t)c * 4;
+            int32_t sum = 0;
+            if (jp + c >= n) {
+                for (int s = 0; s < steps; s++) memset(col + (size_t)s * QRR__I8_NR * 4, 0, 4);
+                sums[jp + c] = 0;
+                continue;
+            }
+            for (int s = 0; s < full; s++) memcpy(col + (size_t)s * QRR__I8_NR * 4, row + s * 4, 4);
+            if (full < steps) {
+                uint8_t last[4] = {0};
+                memcpy(last, row + full * 4, (size_t)(k - full * 4));
+                memcpy(col + (size_t)full * QRR__I8_NR * 4, last, 4);
+            }
+            for (int kk = 0; kk < k; kk++) sum += row[kk];
+            sums[jp + c] = sum;
+        }
+    }
+}
+
 void qrr_cpu_i8_pack(qrr_cpu_weight *w, void *mem)
 {
 #if defined(QRR__X86)
     if (qrr_cpu_i8_packed_size(w) == 0) return;
-    qrr__i8_vnni_pack(w, mem);
+    if (qrr_cpu_detect().avx512vnni && qrr__cpu_isa_max() >= QRR__ISA_AVX512)
+        qrr__i8_vnni_pack(w, mem);
+    else
+        qrr__i8_pack_portable(w, mem);
     w->packed = mem;
 #else
     (void)w;

@@ -1,7 +1,9 @@
-/* gemm_avx2.c — the AVX2 (+FMA, F16C) GEMM versions, for x86-64 CPUs without AVX-512:
- * blocks of up to 4 rows of X x 4 columns of W as dot products along k, W converted to fp32
- * on the fly (fp weights) or sign-extended to int16 and multiplied with vpmaddwd (int8
- * weights: exact int32 sums, no vpmaddubsw saturation). Simple and exact, not the fastest. */
+/* gemm_avx2.c — the AVX2 (+FMA, F16C) GEMM versions, for x86-64 CPUs without AVX-512.
+ * fp weights: blocks of up to 4 rows of X x 4 columns of W as dot products along k, W
+ * converted to fp32 on the fly. int8 weights: X quantized to int16 and multiplied with
+ * vpmaddwd (exact int32 sums: AVX2 has no int8 dot product that cannot saturate); W read from
+ * its packed copy (cpu_internal.h) by a register-blocked kernel of MRI rows x 8 columns, or,
+ * unpacked (per-block scales), by dot products of W rows sign-extended on the fly. */
 #include <immintrin.h>
 #include "cpu_internal.h"
 
@@ -97,6 +99,12 @@ static ALWAYS_INLINE QRR__AVX2 __m256i load_i8x16(const int8_t *p, int cnt)
     return _mm256_cvtepi8_epi16(v);
 }
 
+/* 16 int16 of a quantized X row (its zeros past k reach a multiple of 64 and beyond). */
+static ALWAYS_INLINE QRR__AVX2 __m256i load_x16(const qrr__gemm_args *a, int row, int kk)
+{
+    return _mm256_loadu_si256((const __m256i *)(a->xq + (size_t)row * a->ldq + (size_t)kk * 2));
+}
+
 static ALWAYS_INLINE QRR__AVX2 void dot_i8(int R, int C, const qrr__gemm_args *a, int i0, int j0)
 {
     const qrr_cpu_weight *w = a->w;
@@ -115,7 +123,7 @@ static ALWAYS_INLINE QRR__AVX2 void dot_i8(int R, int C, const qrr__gemm_args *a
             __m256i xv[ROWS];
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++)
-                xv[r] = load_i8x16((const int8_t *)a->xq + (size_t)(i0 + r) * a->ldq + kk, cnt);
+                xv[r] = load_x16(a, i0 + r, kk);
 #pragma GCC unroll 4
             for (int c = 0; c < C; c++) {
                 __m256i wv = load_i8x16(wd + (size_t)(j0 + c) * k + kk, cnt);
@@ -164,11 +172,130 @@ QRR__AVX2 void qrr__gemm_fp_avx2(const qrr__gemm_args *a, int i0, int i1, int j0
     }
 }
 
+/* ---- int8 weights read from the packed copy ---- */
+
+#define MRI 4   /* rows of X per register block: 8 accumulators, 2 W vectors, 4 X (6 rows
+                 * spilled accumulators to the stack) */
+#define MCI 128 /* rows of X per pass over W (their int16 rows stay in L2) */
+
+/* Y[i0 .. i0+R)[j .. j+nc) (+)= X . the 8 columns starting at `cols` of a packed panel,
+ * nc <= 8. Each step takes 4 deep: two groups of 4 columns x 4 bytes, sign-extended to
+ * int16, against X's 4 values broadcast; vpmaddwd leaves each column's two pair sums in
+ * adjacent lanes, added together at the end. */
+static ALWAYS_INLINE QRR__AVX2 void tile_i8(int R, const qrr__gemm_args *a, int i0,
+                                            const uint8_t *cols, int steps, int j, int nc)
+{
+    __m256i c0[MRI], c1[MRI];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) c0[r] = c1[r] = _mm256_setzero_si256();
+    const uint8_t *x = a->xq + (size_t)i0 * a->ldq;
+    for (int s = 0; s < steps; s++) {
+        const uint8_t *wp = cols + (size_t)s * QRR__I8_NR * 4;
+        __m256i w0 = _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)wp));
+        __m256i w1 = _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)(wp + 16)));
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            long long x4;
+            memcpy(&x4, x + (size_t)r * a->ldq + (size_t)s * 8, 8);
+            __m256i xv = _mm256_set1_epi64x(x4);
+            c0[r] = _mm256_add_epi32(c0[r], _mm256_madd_epi16(xv, w0));
+            c1[r] = _mm256_add_epi32(c1[r], _mm256_madd_epi16(xv, w1));
+        }
+    }
+    _Alignas(32) float ws[8] = {0};
+    memcpy(ws, a->w->scale + j, sizeof(float) * (size_t)nc);
+    const __m256 wsv = _mm256_load_ps(ws);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        /* lanes (column, pair) -> one sum per column, columns 0..7 in order */
+        __m256i sum = _mm256_permute4x64_epi64(_mm256_hadd_epi32(c0[r], c1[r]), 0xd8);
+        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(sum),
+                                 _mm256_mul_ps(_mm256_set1_ps(a->xs[i0 + r]), wsv));
+        float *yo = a->y + (size_t)(i0 + r) * a->ldy + j;
+        if (nc == 8) {
+            if (a->accumulate) v = _mm256_add_ps(_mm256_loadu_ps(yo), v);
+            _mm256_storeu_ps(yo, v);
+        } else {
+            _Alignas(32) float o[8];
+            _mm256_store_ps(o, v);
+            for (int c = 0; c < nc; c++) yo[c] = a->accumulate ? yo[c] + o[c] : o[c];
+        }
+    }
+}
+
+static QRR__AVX2 void tile_i8_any(int R, const qrr__gemm_args *a, int i0, const uint8_t *cols,
+                                  int steps, int j, int nc)
+{
+    switch (R) {
+    case 4: tile_i8(4, a, i0, cols, steps, j, nc); break;
+    case 3: tile_i8(3, a, i0, cols, steps, j, nc); break;
+    case 2: tile_i8(2, a, i0, cols, steps, j, nc); break;
+    default: tile_i8(1, a, i0, cols, steps, j, nc); break;
+    }
+}
+
+static QRR__AVX2 void gemm_i8_packed(const qrr__gemm_args *a, int i0, int i1, int j0, int j1)
+{
+    const qrr_cpu_weight *w = a->w;
+    const int steps = (w->k + 3) / 4;
+    const size_t panel_bytes = qrr__i8_panel_bytes(w->k);
+    for (int ic = i0; ic < i1; ic += MCI) {
+        int ie = ic + MCI < i1 ? ic + MCI : i1;
+        for (int jp = j0; jp < j1; jp += QRR__I8_NR) {
+            const uint8_t *panel = (const uint8_t *)w->packed + (size_t)(jp / QRR__I8_NR) * panel_bytes;
+            for (int i = ic; i < ie; i += MRI)
+                for (int c = 0; c < QRR__I8_NR && jp + c < j1; c += 8)
+                    tile_i8_any(ie - i < MRI ? ie - i : MRI, a, i, panel + c * 4, steps, jp + c,
+                                j1 - jp - c < 8 ? j1 - jp - c : 8);
+        }
+    }
+}
+
 QRR__AVX2 void qrr__gemm_i8_avx2(const qrr__gemm_args *a, int i0, int i1, int j0, int j1)
 {
+    const qrr_cpu_weight *w = a->w;
+    if (w->packed && !(w->block > 0 && w->block < w->k)) {
+        gemm_i8_packed(a, i0, i1, j0, j1);
+        return;
+    }
     for (int i = i0; i < i1; i += ROWS) {
         int R = i1 - i < ROWS ? i1 - i : ROWS, j = j0;
         for (; j + 4 <= j1; j += 4) DISPATCH(dot_i8, R, 4, a, i, j)
         for (; j < j1; j++) DISPATCH(dot_i8, R, 1, a, i, j)
     }
+}
+
+/* One row of X quantized by the rule of cpu_internal.h to int16 (vector round-to-nearest-even
+ * is the rounding nearbyintf does), zeros from k up to ldq values. Returns the row's scale. */
+QRR__AVX2 float qrr__quant_row_avx2(const float *x, int k, int16_t *q, size_t ldq)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 mx = _mm256_setzero_ps(), nan = _mm256_setzero_ps(); /* max_ps drops NaN */
+    int kk = 0;
+    for (; kk + 8 <= k; kk += 8) {
+        __m256 v = _mm256_loadu_ps(x + kk);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, v));
+    }
+    _Alignas(32) float m8[8];
+    _mm256_store_ps(m8, mx);
+    float amax = qrr__absmax(x + kk, k - kk);
+    int finite = amax == amax && !_mm256_movemask_ps(nan);
+    for (int i = 0; i < 8; i++) amax = m8[i] > amax ? m8[i] : amax;
+    finite = finite && amax <= 3.402823466e38f;
+    float inv, scale = qrr__quant_scale(finite ? amax : NAN, &inv);
+    if (!finite || scale == 0.0f) {
+        memset(q, 0, ldq * sizeof *q);
+        return scale;
+    }
+    const __m256 vi = _mm256_set1_ps(inv), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+    for (kk = 0; kk + 8 <= k; kk += 8) {
+        __m256 v = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(x + kk), vi), lo), hi);
+        __m256i iv = _mm256_cvtps_epi32(v); /* MXCSR default: RNE */
+        _mm_storeu_si128((__m128i *)(q + kk), _mm_packs_epi32(_mm256_castsi256_si128(iv),
+                                                              _mm256_extracti128_si256(iv, 1)));
+    }
+    for (; kk < k; kk++) q[kk] = qrr__quant_one(x[kk], inv);
+    memset(q + k, 0, (ldq - (size_t)k) * sizeof *q);
+    return scale;
 }

@@ -347,32 +347,17 @@ static QRR__VNNI void pack_i8(const qrr_cpu_weight *w, int j0, int nr, int k0, i
     }
 }
 
-/* Bytes of one packed panel: the whole depth, 4-deep steps of NR columns. */
-static size_t packed_panel_bytes(int k)
-{
-    return (size_t)((k + 3) / 4) * NR * 4;
-}
-
-/* Where the panels' row sums start: after every panel. */
-static size_t packed_sums_offset(int n, int k)
-{
-    return (size_t)((n + NR - 1) / NR) * packed_panel_bytes(k);
-}
-
-size_t qrr__i8_vnni_packed_size(int n, int k)
-{
-    return packed_sums_offset(n, k) + (size_t)((n + NR - 1) / NR) * NR * sizeof(int32_t);
-}
+_Static_assert(NR == QRR__I8_NR, "the packed int8 layout's panel is the kernels' panel");
 
 /* The chunks of a panel follow each other, so chunk k0 (a multiple of KCI, itself a multiple
  * of 4) starts k0 / 4 steps in: the layout pack_i8 writes one chunk of. */
 QRR__VNNI void qrr__i8_vnni_pack(const qrr_cpu_weight *w, uint8_t *mem)
 {
     int n = w->n, k = w->k, panels = (n + NR - 1) / NR;
-    int32_t *sums = (int32_t *)(mem + packed_sums_offset(n, k));
+    int32_t *sums = (int32_t *)(mem + qrr__i8_sums_offset(n, k));
     for (int p = 0; p < panels; p++) {
         int jp = p * NR, nr = n - jp < NR ? n - jp : NR;
-        uint8_t *panel = mem + (size_t)p * packed_panel_bytes(k);
+        uint8_t *panel = mem + (size_t)p * qrr__i8_panel_bytes(k);
         memset(sums + (size_t)p * NR, 0, NR * sizeof(int32_t));
         for (int k0 = 0; k0 < k; k0 += KCI)
             pack_i8(w, jp, nr, k0, k - k0 < KCI ? k - k0 : KCI, panel + (size_t)k0 * NR,
@@ -528,9 +513,9 @@ QRR__VNNI void qrr__gemm_i8_vnni(const qrr__gemm_args *a, int i0, int i1, int j0
     _Alignas(64) int32_t itile[MCI * NR];
     _Alignas(64) float ftile[MCI * NR];
     _Alignas(64) int32_t wsum_buf[(KCI / 4) * NR]; /* per block of the chunk, or one row */
-    const size_t panel_bytes = packed_panel_bytes(k);
+    const size_t panel_bytes = qrr__i8_panel_bytes(k);
     const int32_t *packed_sums =
-        prepacked ? (const int32_t *)(prepacked + packed_sums_offset(w->n, k)) : NULL;
+        prepacked ? (const int32_t *)(prepacked + qrr__i8_sums_offset(w->n, k)) : NULL;
     for (int ic = i0; ic < i1; ic += MCI) {
         int ie = ic + MCI < i1 ? ic + MCI : i1;
         for (int jp = j0; jp < j1; jp += NR) {

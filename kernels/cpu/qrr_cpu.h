@@ -32,12 +32,13 @@ typedef struct qrr_cpu_weight {
  * Thread-safe for distinct outputs; one call at a time per pool. */
 void qrr_cpu_gemm(const float *x, int ldx, int m, const qrr_cpu_weight *w,
                   float *y, int ldy, int accumulate, qrr_pool *pool);
-/* The AVX-512 VNNI int8 GEMM reads W as panels of 32 columns in 4-byte groups, and packs each
- * panel it reads into that layout on every call unless w->packed holds the whole weight so
- * packed. qrr_cpu_i8_packed_size: the bytes of w's packed copy; 0 where the int8 GEMM this
- * CPU uses (qrr_cpu_gemm's choice) reads no such copy: other CPUs, per-block scales, other
- * dtypes. qrr_cpu_i8_pack: writes it into mem (64-byte aligned, that many bytes) and points
- * w->packed at it; the results stay bit for bit those of the unpacked weight. */
+/* The x86-64 int8 GEMMs (AVX-512 VNNI, AVX2) read W as panels of 32 columns in 4-byte groups:
+ * the VNNI version packs each panel it reads into that layout on every call, the AVX2 version
+ * reads W's rows instead, unless w->packed holds the whole weight so packed (one layout for
+ * both). qrr_cpu_i8_packed_size: the bytes of w's packed copy; 0 where the int8 GEMM this CPU
+ * uses (qrr_cpu_gemm's choice) reads no such copy: other CPUs, per-block scales, other dtypes.
+ * qrr_cpu_i8_pack: writes it into mem (64-byte aligned, that many bytes) and points w->packed
+ * at it; the results stay bit for bit those of the unpacked weight. */
 size_t qrr_cpu_i8_packed_size(const qrr_cpu_weight *w);
 void qrr_cpu_i8_pack(qrr_cpu_weight *w, void *mem);
 void qrr_cpu_ref_gemm(const float *x, int ldx, int m, const qrr_cpu_weight *w,
@@ -51,7 +52,8 @@ void qrr_cpu_ref_gemm(const float *x, int ldx, int m, const qrr_cpu_weight *w,
  *   out    [t, nq*d]
  * Token i attends to all n_prefix prefix tokens and own tokens 0..i. Scale 1/sqrt(d).
  * Query head h uses kv head h / (nq / nkv). Softmax in fp32. nkv must divide nq and
- * d <= 1024 (else out is filled with NaN); d a multiple of 16 takes the vector paths. */
+ * d <= 1024 (else out is filled with NaN); d a multiple of 16 (AVX2: of 8) takes the vector
+ * paths. */
 void qrr_cpu_attention(const float *q, const float *k, const float *v,
                        const float *pk, const float *pv, int n_prefix, int t,
                        int nq, int nkv, int d, float *out, qrr_pool *pool);
