@@ -1,6 +1,7 @@
 /* gemm_avx2.c — the AVX2 (+FMA, F16C) GEMM versions, for x86-64 CPUs without AVX-512.
- * fp weights: blocks of up to 4 rows of X x 4 columns of W as dot products along k, W
- * converted to fp32 on the fly. int8 weights: X quantized to int16 and multiplied with
+ * fp weights: panels of W converted to fp32 and transposed once per call, against MRF x 16
+ * register tiles (up to 4 rows of X: dot products along k, W converted on the fly). int8
+ * weights: X quantized to int16 and multiplied with
  * vpmaddwd (exact int32 sums: AVX2 has no int8 dot product that cannot saturate); W read from
  * its packed copy (cpu_internal.h) by a register-blocked kernel of MRI rows x 8 columns, or,
  * unpacked (per-block scales), by dot products of W rows sign-extended on the fly. */
@@ -163,12 +164,121 @@ static ALWAYS_INLINE QRR__AVX2 void dot_i8(int R, int C, const qrr__gemm_args *a
     default: F(1, C, a, i, j); break;                                                        \
     }
 
+/* ---- fp weights, more than a handful of rows: W panels converted once per call ---- */
+
+#define MRF 4   /* rows of X per register block: 8 accumulators, 2 W vectors, 1 X */
+#define NRF 16  /* columns of W per panel (two vectors) */
+#define KCF 256 /* depth of one panel: 16 KiB of fp32, L1-resident */
+#define MCF 256 /* rows of X per pass over W (keeps X's slice in L2) */
+
+/* The 8 x 8 block r[0..8) transposed in place. */
+static ALWAYS_INLINE QRR__AVX2 void transpose8x8(__m256 r[8])
+{
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+
+/* buf[kk][jj] = W[j0 + jj][k0 + kk] as fp32 for kk < kc, jj < NRF (zero for jj >= nr). */
+static QRR__AVX2 void pack_fp(const qrr_cpu_weight *w, int j0, int nr, int k0, int kc, float *buf)
+{
+    size_t k = (size_t)w->k;
+    for (int g = 0; g < NRF; g += 8) {
+        for (int kb = 0; kb < kc; kb += 8) {
+            int cnt = kc - kb < 8 ? kc - kb : 8;
+            __m256 r[8];
+            for (int i = 0; i < 8; i++)
+                r[i] = g + i < nr ? load_w8(w->data, w->dtype, (size_t)(j0 + g + i) * k + (size_t)(k0 + kb), cnt)
+                                  : _mm256_setzero_ps();
+            transpose8x8(r);
+            for (int i = 0; i < cnt; i++) _mm256_store_ps(buf + (size_t)(kb + i) * NRF + g, r[i]);
+        }
+    }
+}
+
+/* Y[0..mr, 0..nr) (+)= X[0..mr, 0..kc) . buf; init: start from zero instead of Y. Each KC
+ * slice is summed from zero, then added (smaller rounding error). */
+static ALWAYS_INLINE QRR__AVX2 void kernel_fp(int mr, int kc, const float *x, int ldx,
+                                              const float *buf, float *y, int ldy, int init, int nr)
+{
+    __m256 c0[MRF], c1[MRF];
+#pragma GCC unroll 4
+    for (int r = 0; r < mr; r++) c0[r] = c1[r] = _mm256_setzero_ps();
+    for (int kk = 0; kk < kc; kk++) {
+        __m256 b0 = _mm256_load_ps(buf + (size_t)kk * NRF);
+        __m256 b1 = _mm256_load_ps(buf + (size_t)kk * NRF + 8);
+#pragma GCC unroll 4
+        for (int r = 0; r < mr; r++) {
+            __m256 xv = _mm256_broadcast_ss(x + (size_t)r * ldx + kk);
+            c0[r] = _mm256_fmadd_ps(xv, b0, c0[r]);
+            c1[r] = _mm256_fmadd_ps(xv, b1, c1[r]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < mr; r++) {
+        float *yo = y + (size_t)r * ldy;
+        if (nr == NRF) {
+            if (!init) {
+                c0[r] = _mm256_add_ps(_mm256_loadu_ps(yo), c0[r]);
+                c1[r] = _mm256_add_ps(_mm256_loadu_ps(yo + 8), c1[r]);
+            }
+            _mm256_storeu_ps(yo, c0[r]);
+            _mm256_storeu_ps(yo + 8, c1[r]);
+            continue;
+        }
+        _Alignas(32) float o[NRF];
+        _mm256_store_ps(o, c0[r]);
+        _mm256_store_ps(o + 8, c1[r]);
+        for (int c = 0; c < nr; c++) yo[c] = init ? o[c] : yo[c] + o[c];
+    }
+}
+
+static QRR__AVX2 void kernel_fp_any(int mr, int kc, const float *x, int ldx, const float *buf,
+                                    float *y, int ldy, int init, int nr)
+{
+    switch (mr) {
+    case 4: kernel_fp(4, kc, x, ldx, buf, y, ldy, init, nr); break;
+    case 3: kernel_fp(3, kc, x, ldx, buf, y, ldy, init, nr); break;
+    case 2: kernel_fp(2, kc, x, ldx, buf, y, ldy, init, nr); break;
+    default: kernel_fp(1, kc, x, ldx, buf, y, ldy, init, nr); break;
+    }
+}
+
 QRR__AVX2 void qrr__gemm_fp_avx2(const qrr__gemm_args *a, int i0, int i1, int j0, int j1)
 {
-    for (int i = i0; i < i1; i += ROWS) {
-        int R = i1 - i < ROWS ? i1 - i : ROWS, j = j0;
-        for (; j + 4 <= j1; j += 4) DISPATCH(dot_fp, R, 4, a, i, j)
-        for (; j < j1; j++) DISPATCH(dot_fp, R, 1, a, i, j)
+    if (i1 - i0 <= ROWS) { /* a handful of rows: dot products, W converted on the fly */
+        int j = j0;
+        for (; j + 4 <= j1; j += 4) DISPATCH(dot_fp, i1 - i0, 4, a, i0, j)
+        for (; j < j1; j++) DISPATCH(dot_fp, i1 - i0, 1, a, i0, j)
+        return;
+    }
+    const int k = a->w->k;
+    _Alignas(32) float buf[KCF * NRF];
+    for (int ic = i0; ic < i1; ic += MCF) {
+        int ie = ic + MCF < i1 ? ic + MCF : i1;
+        for (int k0 = 0; k0 < k; k0 += KCF) {
+            int kc = k - k0 < KCF ? k - k0 : KCF;
+            for (int jp = j0; jp < j1; jp += NRF) {
+                int nr = j1 - jp < NRF ? j1 - jp : NRF;
+                pack_fp(a->w, jp, nr, k0, kc, buf);
+                int init = k0 == 0 && !a->accumulate;
+                for (int ip = ic; ip < ie; ip += MRF)
+                    kernel_fp_any(ie - ip < MRF ? ie - ip : MRF, kc, a->x + (size_t)ip * a->ldx + k0,
+                                  a->ldx, buf, a->y + (size_t)ip * a->ldy + jp, a->ldy, init, nr);
+            }
+        }
     }
 }
 
