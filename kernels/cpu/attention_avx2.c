@@ -6,6 +6,7 @@
  * scalar streaming version; sequences too short for a tile, qrr__attention_avx2_rows. */
 #include <immintrin.h>
 #include "cpu_internal.h"
+#include "vec_exp.h"
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
@@ -13,32 +14,6 @@
 #define KR 4   /* keys per score register tile */
 #define NCS 3  /* lane vectors per score register tile (12 accumulators) */
 #define PVL 4  /* lanes per P·V register tile (4 x 2 accumulators) */
-
-/* e^x lane by lane, the polynomial of vec_exp.h; 2^n applied in two halves, so that n down
- * to -150 stays exact while the result is normal. NaN gives NaN, above ~88.7 +Inf. */
-static ALWAYS_INLINE QRR__AVX2 __m256 exp256(__m256 x)
-{
-    /* max/min return their second operand when one is NaN: x goes second so NaN stays */
-    x = _mm256_max_ps(_mm256_set1_ps(-104.0f), x);
-    x = _mm256_min_ps(_mm256_set1_ps(89.0f), x);
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187045e-06f), r);
-    __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    __m256i ni = _mm256_cvtps_epi32(n), n1 = _mm256_srai_epi32(ni, 1);
-    __m256i n2 = _mm256_sub_epi32(ni, n1), bias = _mm256_set1_epi32(127);
-    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
-    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
-    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
-}
 
 /* S^T[kk][8 c0 ..] for KR keys (kp) against NC lane vectors of qt (row stride ldq). */
 static ALWAYS_INLINE QRR__AVX2 void score_tile(int NC, const float *qt, int ldq,
@@ -202,13 +177,13 @@ static QRR__AVX2 void attn_tile(const qrr__attn_args *a, int g, int hh0, int nh,
                 mx = _mm256_blendv_ps(mx, _mm256_max_ps(mx, s), vis);
             }
             __m256 mnew = _mm256_max_ps(mrun[c], mx);
-            __m256 cr = exp256(_mm256_sub_ps(mrun[c], mnew)); /* 0 on the first block */
+            __m256 cr = qrr__exp256(_mm256_sub_ps(mrun[c], mnew)); /* 0 on the first block */
             __m256 l = _mm256_mul_ps(lrun[c], cr);
             for (int kk = 0; kk < kend; kk++) {
                 __m256 vis = visible(irow[c], j0 + kk - P);
                 float *sk = sp + (size_t)kk * ldm + 8 * c;
                 __m256 s = _mm256_mul_ps(_mm256_load_ps(sk), scv);
-                __m256 p = _mm256_and_ps(vis, exp256(_mm256_sub_ps(s, mnew)));
+                __m256 p = _mm256_and_ps(vis, qrr__exp256(_mm256_sub_ps(s, mnew)));
                 l = _mm256_add_ps(l, p);
                 _mm256_store_ps(sk, p);
             }

@@ -1,8 +1,8 @@
 /* ops.c — the small per-token operations of the forward pass: RMS norm, rotary embedding,
  * SiLU-gated product and one embedding row to fp32. They follow Transformers' fp32 order of
  * operations (see each function). Here the scalar references and the dispatch to the AVX-512
- * versions (ops_avx512.c, x86-64) and the NEON ones (ops_neon.c, AArch64), which keep the same
- * order. No GEMM, no attention here. */
+ * versions (ops_avx512.c, x86-64; e^x also ops_avx2.c) and the NEON ones (ops_neon.c,
+ * AArch64), which keep the same order. No GEMM, no attention here. */
 #include <math.h>
 #include "cpu_internal.h"
 #include "qrr_cpu_ops.h"
@@ -117,6 +117,12 @@ void qrr_cpu_silu_mul_isa(int isa, const float *gu, float *out, int rows, int n)
 
 void qrr_cpu_exp_isa(int isa, const float *x, float *y, int n)
 {
+#if defined(QRR__X86)
+    if ((isa < (int)qrr__cpu_isa_max() ? isa : (int)qrr__cpu_isa_max()) == QRR__ISA_AVX2) {
+        qrr__exp_avx2(x, y, n);
+        return;
+    }
+#endif
     if (vector(isa)) {
         VEC(exp)(x, y, n);
         return;

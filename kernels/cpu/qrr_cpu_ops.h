@@ -14,8 +14,8 @@ void qrr_cpu_rmsnorm_isa(int isa, const float *x, const float *w, float *y, int 
 void qrr_cpu_rope_isa(int isa, float *x, int rows, int nh, int d, int pos0,
                       const float *inv_freq);
 void qrr_cpu_silu_mul_isa(int isa, const float *gu, float *out, int rows, int n);
-/* y[i] = e^x[i]: expf for the scalar level, the kernels' polynomial (~2 ulp) for avx512 and
- * neon. */
+/* y[i] = e^x[i]: expf for the scalar level, the kernels' polynomial (~2 ulp) for avx2, avx512
+ * and neon. */
 void qrr_cpu_exp_isa(int isa, const float *x, float *y, int n);
 
 /* The same operations with their rows split among the pool's threads (contiguous runs of
@@ -31,6 +31,7 @@ void qrr__rmsnorm_avx512(const float *x, const float *w, float *y, int rows, int
 void qrr__rope_avx512(float *x, int rows, int nh, int d, int pos0, const float *inv_freq);
 void qrr__silu_mul_avx512(const float *gu, float *out, int rows, int n);
 void qrr__exp_avx512(const float *x, float *y, int n);
+void qrr__exp_avx2(const float *x, float *y, int n);
 void qrr__rmsnorm_neon(const float *x, const float *w, float *y, int rows, int n, float eps);
 void qrr__rope_neon(float *x, int rows, int nh, int d, int pos0, const float *inv_freq);
 void qrr__silu_mul_neon(const float *gu, float *out, int rows, int n);
