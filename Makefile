@@ -5,7 +5,8 @@
 # the libraries, qrr.pc and the two programs (`make uninstall` removes them), `make
 # cross-arm64` / `make test-arm64` the ARM64 build and its tests under qemu (mk/arm64.mk).
 # Knobs: CC, CUDA (auto|0|1), SANITIZE (e.g. address,undefined or thread), OPT, PREFIX,
-# SERVER (1|0: `qrr serve`, which needs libmicrohttpd).
+# SERVER (1|0: `qrr serve`, which needs libmicrohttpd), PYTEST (1|0: `make test` runs the
+# Python package's tests too).
 
 CC       ?= cc
 OPT      ?= -O2
@@ -13,6 +14,7 @@ CUDA     ?= auto
 SANITIZE ?=
 NVCC     ?= nvcc
 BUILD    ?= build
+PYTEST   ?= 1
 SERVER   ?= 1
 
 PREFIX   ?= /usr/local
@@ -221,7 +223,7 @@ QRR_REFERENCE ?= $(abspath ../shared/reference)
 export QRR_REFERENCE
 test: all examples $(TESTS)
 	@QRR_BUILD=$(abspath $(BUILD)) QRR_MAKE_ARGS="BUILD=$(BUILD) CUDA=$(CUDA) SANITIZE=$(SANITIZE) OPT='$(OPT)' CC='$(CC)' SERVER=$(SERVER)" \
-	  QRR_PYTEST=$(if $(SANITIZE),sanitized,1) tests/run.sh $(TESTS)
+	  QRR_PYTEST=$(if $(SANITIZE),sanitized,$(if $(filter 0,$(PYTEST)),off,1)) tests/run.sh $(TESTS)
 
 bench: all $(BUILD)/gemm_bench
 	QRR_BUILD=$(abspath $(BUILD)) ./bench/cpu_bench.sh

@@ -1,8 +1,8 @@
-/* gemm_bench.c — CPU GEMM benchmark: measures this machine's fp32 FMA and int8 VNNI peaks
- * (tight register loops, 1 and 2 threads), then times qrr_cpu_gemm at the Qwen3-Reranker-0.6B
+/* gemm_bench.c — CPU GEMM benchmark: measures this machine's fp32 FMA and int8 peaks (VNNI,
+ * or vpmaddwd without it; tight register loops, 1 and 2 threads), then times qrr_cpu_gemm at the Qwen3-Reranker-0.6B
  * projection shapes for several token counts, dtypes and thread counts, printing GFLOP/s
  * (GOP/s for int8), the fraction of the matching peak, and GB/s of weights read.
- * The peaks are x86-64 (AVX-512) loops; elsewhere only the GEMM times are printed.
+ * The peaks are x86-64 (AVX-512 or AVX2) loops; elsewhere only the GEMM times are printed.
  * Options: USAGE below. */
 #include <pthread.h>
 #include <stdio.h>
@@ -21,14 +21,14 @@
 #define PEAK_ITERS 4000000L
 
 /* 12 independent accumulators in fixed registers (inline asm, so no compiler can spill or
- * fold them): what the FMA / VNNI ports sustain. */
-#define BODY12(OP)                                                                           \
-    OP " %%zmm12, %%zmm13, %%zmm0\n\t" OP " %%zmm12, %%zmm13, %%zmm1\n\t"                 \
-    OP " %%zmm12, %%zmm13, %%zmm2\n\t" OP " %%zmm12, %%zmm13, %%zmm3\n\t"                 \
-    OP " %%zmm12, %%zmm13, %%zmm4\n\t" OP " %%zmm12, %%zmm13, %%zmm5\n\t"                 \
-    OP " %%zmm12, %%zmm13, %%zmm6\n\t" OP " %%zmm12, %%zmm13, %%zmm7\n\t"                 \
-    OP " %%zmm12, %%zmm13, %%zmm8\n\t" OP " %%zmm12, %%zmm13, %%zmm9\n\t"                 \
-    OP " %%zmm12, %%zmm13, %%zmm10\n\t" OP " %%zmm12, %%zmm13, %%zmm11\n\t"
+ * fold them): what the FMA / VNNI / vpmaddwd ports sustain. R: "zmm" or "ymm". */
+#define BODY12(OP, R)                                                                        \
+    OP " %%" R "12, %%" R "13, %%" R "0\n\t" OP " %%" R "12, %%" R "13, %%" R "1\n\t"       \
+    OP " %%" R "12, %%" R "13, %%" R "2\n\t" OP " %%" R "12, %%" R "13, %%" R "3\n\t"       \
+    OP " %%" R "12, %%" R "13, %%" R "4\n\t" OP " %%" R "12, %%" R "13, %%" R "5\n\t"       \
+    OP " %%" R "12, %%" R "13, %%" R "6\n\t" OP " %%" R "12, %%" R "13, %%" R "7\n\t"       \
+    OP " %%" R "12, %%" R "13, %%" R "8\n\t" OP " %%" R "12, %%" R "13, %%" R "9\n\t"       \
+    OP " %%" R "12, %%" R "13, %%" R "10\n\t" OP " %%" R "12, %%" R "13, %%" R "11\n\t"
 
 #define CLOBBER12                                                                            \
     "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",  \
@@ -39,7 +39,7 @@ __attribute__((target("avx512f,fma"))) static void *fma_loop(void *out)
     long n = PEAK_ITERS;
     __asm__ volatile("vxorps %%xmm12, %%xmm12, %%xmm12\n\t"
                      "vxorps %%xmm13, %%xmm13, %%xmm13\n\t"
-                     "1:\n\t" BODY12("vfmadd231ps") "dec %0\n\t"
+                     "1:\n\t" BODY12("vfmadd231ps", "zmm") "dec %0\n\t"
                      "jnz 1b\n\t"
                      : "+r"(n)
                      :
@@ -53,7 +53,37 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void *vnni_loop(vo
     long n = PEAK_ITERS;
     __asm__ volatile("vpxord %%zmm12, %%zmm12, %%zmm12\n\t"
                      "vpxord %%zmm13, %%zmm13, %%zmm13\n\t"
-                     "1:\n\t" BODY12("vpdpbusd") "dec %0\n\t"
+                     "1:\n\t" BODY12("vpdpbusd", "zmm") "dec %0\n\t"
+                     "jnz 1b\n\t"
+                     : "+r"(n)
+                     :
+                     : CLOBBER12, "cc");
+    *(int *)out = 0;
+    return NULL;
+}
+
+/* The AVX2 kernels' instructions (CPUs without AVX-512): 8-lane FMAs, and vpmaddwd, the int8
+ * GEMM's multiply (int16 pairs: 16 multiply-adds an instruction). */
+__attribute__((target("avx2,fma"))) static void *fma_loop_avx2(void *out)
+{
+    long n = PEAK_ITERS;
+    __asm__ volatile("vxorps %%xmm12, %%xmm12, %%xmm12\n\t"
+                     "vxorps %%xmm13, %%xmm13, %%xmm13\n\t"
+                     "1:\n\t" BODY12("vfmadd231ps", "ymm") "dec %0\n\t"
+                     "jnz 1b\n\t"
+                     : "+r"(n)
+                     :
+                     : CLOBBER12, "cc");
+    *(float *)out = 0.0f;
+    return NULL;
+}
+
+__attribute__((target("avx2"))) static void *madd_loop_avx2(void *out)
+{
+    long n = PEAK_ITERS;
+    __asm__ volatile("vpxor %%xmm12, %%xmm12, %%xmm12\n\t"
+                     "vpxor %%xmm13, %%xmm13, %%xmm13\n\t"
+                     "1:\n\t" BODY12("vpmaddwd", "ymm") "dec %0\n\t"
                      "jnz 1b\n\t"
                      : "+r"(n)
                      :
@@ -159,7 +189,7 @@ static const int dt_size[] = {4, 2, 2, 1};
     "usage: gemm_bench [--dtype f32|f16|bf16|i8] [--m 1|16|64|256|512] [--threads 1|2]\n"   \
     "                  [--min-time S (0 < S <= 60)] [--i8-packing once|per-call]\n"         \
     "                  [--part gemm|attn]\n"                                                 \
-    "Measures the fp32 FMA and int8 VNNI peaks, then times the GEMM at the 0.6B layer\n"     \
+    "Measures the fp32 FMA and int8 peaks, then times the GEMM at the 0.6B layer\n"     \
     "shapes (m = 1, 16, 64, 256, 512; 1 and 2 threads) and the attention, printing the\n"   \
     "fraction of the peak. The options keep one dtype, m, thread count or part.\n"          \
     "Exit: 0 measured, 1 out of memory, 2 usage.\n"
@@ -207,14 +237,19 @@ int main(int argc, char **argv)
     qrr_cpu_features f = qrr_cpu_detect();
     double fpk[3] = {0}, ipk[3] = {0};
 #if defined(__x86_64__)
-    if (f.avx512f) {
-        for (int t = 1; t <= 2; t++) fpk[t] = peak(fma_loop, t, 32.0);
-        printf("fp32 FMA peak (avx512): 1 thread %.1f GFLOP/s, 2 threads %.1f GFLOP/s\n", fpk[1] / 1e9, fpk[2] / 1e9);
-    }
-    if (f.avx512vnni) {
-        for (int t = 1; t <= 2; t++) ipk[t] = peak(vnni_loop, t, 128.0);
-        printf("int8 VNNI peak: 1 thread %.1f GOP/s, 2 threads %.1f GOP/s\n", ipk[1] / 1e9, ipk[2] / 1e9);
-    }
+    /* the peaks of the instructions this CPU's kernels use */
+    const char *fname = f.avx512f ? "avx512" : f.avx2 && f.fma ? "avx2" : NULL;
+    const char *iname = f.avx512vnni ? "VNNI" : f.avx2 ? "avx2 vpmaddwd" : NULL;
+    for (int t = 1; fname && t <= 2; t++)
+        fpk[t] = f.avx512f ? peak(fma_loop, t, 32.0) : peak(fma_loop_avx2, t, 16.0);
+    for (int t = 1; iname && t <= 2; t++)
+        ipk[t] = f.avx512vnni ? peak(vnni_loop, t, 128.0) : peak(madd_loop_avx2, t, 32.0);
+    if (fname)
+        printf("fp32 FMA peak (%s): 1 thread %.1f GFLOP/s, 2 threads %.1f GFLOP/s\n", fname,
+               fpk[1] / 1e9, fpk[2] / 1e9);
+    if (iname)
+        printf("int8 %s peak: 1 thread %.1f GOP/s, 2 threads %.1f GOP/s\n", iname, ipk[1] / 1e9,
+               ipk[2] / 1e9);
 #else
     (void)f;
 #endif

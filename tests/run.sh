@@ -2,7 +2,8 @@
 # run.sh — run every Criterion test binary given, then (when QRR_PYTEST is set) the Python
 # package's pytest suite against this build's libqrr; print each one's synthesis and a
 # closing total "N passed, N failed" (over tests, not binaries); exit 1 if any test failed.
-# QRR_PYTEST=sanitized says the build's libqrr cannot load into python: one line, no tests.
+# QRR_PYTEST=sanitized says the build's libqrr cannot load into python, QRR_PYTEST=off that
+# the caller runs them elsewhere (make test PYTEST=0): one line, no tests.
 # Without the reference data (QRR_REFERENCE) it says so once and runs nothing (exit 2).
 set -uo pipefail
 ref=${QRR_REFERENCE:-../shared/reference}  # the tests' own default, from the repository root
@@ -28,6 +29,8 @@ if [ -n "${QRR_PYTEST:-}" ]; then
   echo "== python/tests (pytest)"
   if [ "$QRR_PYTEST" = sanitized ]; then
     echo "python: skipped (a sanitizer build's libqrr cannot be loaded into python)"
+  elif [ "$QRR_PYTEST" = off ]; then
+    echo "python: not run here (PYTEST=0)"
   elif ! python3 -c 'import pytest, numpy' 2>/dev/null; then
     echo "python: skipped (pytest or numpy not installed: python3 -m pip install pytest numpy)"
   else
