@@ -6,7 +6,7 @@
 # cross-arm64` / `make test-arm64` the ARM64 build and its tests under qemu (mk/arm64.mk).
 # Knobs: CC, CUDA (auto|0|1), SANITIZE (e.g. address,undefined or thread), OPT, PREFIX,
 # SERVER (1|0: `qrr serve`, which needs libmicrohttpd), PYTEST (1|0: `make test` runs the
-# Python package's tests too).
+# Python package's tests too), TEST_SKIP (test binaries `make test` leaves out).
 
 CC       ?= cc
 OPT      ?= -O2
@@ -97,7 +97,8 @@ CU_OBJ      := $(patsubst %.cu,$(BUILD)/obj/%.o,$(CU_SRC))
 CUDA_MOD_OBJ := $(call obj,runtime/cuda_model.c format/qrr_diag.c format/qrr_impl.c) $(CU_OBJ)
 CONVERT_OBJ := $(call obj,$(CONVERT_SRC))
 QRR_OBJ     := $(call obj,$(QRR_SRC))
-TESTS       := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+# TEST_SKIP: test binaries (test_install ...) that `make test` leaves out
+TESTS       := $(filter-out $(addprefix $(BUILD)/tests/,$(TEST_SKIP)),$(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC)))
 EXAMPLES    := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
 # The build's configuration, kept in $(BUILD)/config and rewritten only when it changes:
