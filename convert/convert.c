@@ -62,6 +62,7 @@ typedef struct job {
     uint32_t max_length;      /* the file's default prompt length, resolved from the options */
     qrr_hf_prompts prompts;
     qrr_st_set *set;
+    json_t *tok_json;         /* tokenizer.json, parsed once for the labels and the blob */
     qrr_hf_vocab *vocab;
     qrr_label_decision lab;
     qrr_meta meta;
@@ -540,11 +541,19 @@ static int load_inputs(job *j, qrr_diag *d)
         return qrr_fail(d, QRR_ERR_BAD_TOKENIZER,
                         "%s/tokenizer.json: missing\nHINT: copy tokenizer.json and tokenizer_config.json "
                         "of the model beside config.json", j->dir);
-    p = qrr__path_join(j->dir, "tokenizer.json");
-    if (!p) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
-    st = qrr_hf_vocab_load(p, &j->vocab, d);
-    free(p);
-    if (st != QRR_OK) return st;
+    char *tj = qrr__path_join(j->dir, "tokenizer.json");
+    if (!tj) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+    st = qrr_tokenizer_read_json(tj, &j->tok_json, d);
+    if (st == QRR_ERR_IO) { /* unreadable: the tokenizer is what is missing */
+        char why[sizeof d->msg];
+        snprintf(why, sizeof why, "%s", d ? d->msg : tj);
+        st = qrr_fail(d, QRR_ERR_BAD_TOKENIZER, "%s", why);
+    }
+    if (st == QRR_OK) st = qrr_hf_vocab_of(j->tok_json, tj, &j->vocab, d);
+    if (st != QRR_OK) {
+        free(tj);
+        return st;
+    }
 
     char evidence[96] = "";
     if (exists(j->dir, "modules.json")) strcat(evidence, "modules.json");
@@ -552,19 +561,21 @@ static int load_inputs(job *j, qrr_diag *d)
         strcat(evidence, evidence[0] ? ", 1_Pooling/config.json" : "1_Pooling/config.json");
     qrr_label_inputs li = {&j->cfg, j->vocab, o->label_no, o->label_yes,
                            evidence[0] ? evidence : NULL, o->force};
-    if ((st = qrr_hf_decide_labels(&li, &j->lab, d))) return st;
+    st = qrr_hf_decide_labels(&li, &j->lab, d);
     qrr_hf_vocab_free(j->vocab);
     j->vocab = NULL;
-
-    if ((st = build_meta(j, d))) return st;
-    if ((st = qrr_schema_build(&j->meta, &j->schema, &j->nschema, d))) return st;
-    if ((st = map_sources(j, d))) return st;
-
-    char *tj = qrr__path_join(j->dir, "tokenizer.json");
-    char *tc = exists(j->dir, "tokenizer_config.json") ? qrr__path_join(j->dir, "tokenizer_config.json") : NULL;
-    st = tj ? qrr_tokenizer_import(tj, tc, &j->tok_blob, &j->tok_len, d) : QRR_ERR_NOMEM;
+    if (st == QRR_OK) st = build_meta(j, d);
+    if (st == QRR_OK) st = qrr_schema_build(&j->meta, &j->schema, &j->nschema, d);
+    if (st == QRR_OK) st = map_sources(j, d);
+    if (st == QRR_OK) {
+        char *tc = exists(j->dir, "tokenizer_config.json")
+                       ? qrr__path_join(j->dir, "tokenizer_config.json") : NULL;
+        st = qrr_tokenizer_import_json(j->tok_json, tj, tc, &j->tok_blob, &j->tok_len, d);
+        free(tc);
+    }
     free(tj);
-    free(tc);
+    json_decref(j->tok_json);
+    j->tok_json = NULL;
     return st == QRR_OK ? check_prompt_frame(j, d) : st;
 }
 
@@ -790,6 +801,7 @@ int qrr_convert(const qrr_convert_opts *o, qrr_convert_report *r, qrr_diag *d)
     qrr_hf_prompts_free(&j.prompts);
     qrr_st_set_close(j.set);
     qrr_hf_vocab_free(j.vocab);
+    json_decref(j.tok_json);
     free(j.schema);
     free(j.src);
     free(j.tok_blob);

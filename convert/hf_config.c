@@ -648,21 +648,23 @@ int qrr_hf_vocab_load(const char *path, qrr_hf_vocab **out, qrr_diag *d)
         snprintf(why, sizeof why, "%s", d ? d->msg : path);
         return qrr_fail(d, QRR_ERR_BAD_TOKENIZER, "%s", why);
     }
-    if (st != QRR_OK) return st;
+    if (st == QRR_OK) st = qrr_hf_vocab_of(root, path, out, d);
+    json_decref(root);
+    return st;
+}
+
+int qrr_hf_vocab_of(json_t *root, const char *path, qrr_hf_vocab **out, qrr_diag *d)
+{
+    *out = NULL;
     json_t *model = json_object_get(root, "model");
     json_t *vocab = json_is_object(model) ? json_object_get(model, "vocab") : NULL;
     json_t *added = json_object_get(root, "added_tokens");
-    if (!json_is_object(vocab) || (added && !json_is_array(added) && !json_is_null(added))) {
-        json_decref(root);
+    if (!json_is_object(vocab) || (added && !json_is_array(added) && !json_is_null(added)))
         return qrr_fail(d, QRR_ERR_BAD_TOKENIZER,
                         "%s: expected \"model\": {\"vocab\": {...}} and an \"added_tokens\" array", path);
-    }
     qrr_hf_vocab *v = calloc(1, sizeof *v);
-    if (!v) {
-        json_decref(root);
-        return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
-    }
-    v->root = root;
+    if (!v) return qrr_fail(d, QRR_ERR_NOMEM, "out of memory");
+    v->root = json_incref(root);
     v->vocab = vocab;
     v->added = json_is_array(added) ? added : NULL;
     *out = v;

@@ -70,6 +70,9 @@ void qrr_hf_prompts_free(qrr_hf_prompts *p);
 /* tokenizer.json's vocabulary, for exact token lookups. */
 typedef struct qrr_hf_vocab qrr_hf_vocab;
 int qrr_hf_vocab_load(const char *tokenizer_json_path, qrr_hf_vocab **out, qrr_diag *d);
+/* The same from tokenizer.json already parsed (root, which the vocabulary holds a reference
+ * to); path only names the file in messages. */
+int qrr_hf_vocab_of(json_t *root, const char *path, qrr_hf_vocab **out, qrr_diag *d);
 /* The id of a token string: an added token's content, else model.vocab's entry for the
  * string's byte-level form (ASCII letters map to themselves, a space to "Ġ"). -1 if none. */
 int64_t qrr_hf_vocab_find(const qrr_hf_vocab *v, const char *token);

@@ -590,6 +590,19 @@ static int assemble(import_state *st, uint8_t **blob, size_t *len, qrr_diag *d)
     return QRR_OK;
 }
 
+int qrr_tokenizer_read_json(const char *tokenizer_json_path, json_t **root, qrr_diag *d)
+{
+    *root = NULL;
+    if (!tokenizer_json_path)
+        return qrr_fail(d, QRR_ERR_INVALID_ARG, "qrr_tokenizer_read_json: NULL argument");
+    int rc = read_json(tokenizer_json_path, root, d);
+    if (rc != QRR_OK) {
+        json_decref(*root);
+        *root = NULL;
+    }
+    return rc;
+}
+
 int qrr_tokenizer_import(const char *tokenizer_json_path, const char *tokenizer_config_path,
                          uint8_t **blob, size_t *len, qrr_diag *d)
 {
@@ -597,11 +610,26 @@ int qrr_tokenizer_import(const char *tokenizer_json_path, const char *tokenizer_
         return qrr_fail(d, QRR_ERR_INVALID_ARG, "qrr_tokenizer_import: NULL argument");
     *blob = NULL;
     *len = 0;
+    json_t *root;
+    int rc = qrr_tokenizer_read_json(tokenizer_json_path, &root, d);
+    if (rc == QRR_OK)
+        rc = qrr_tokenizer_import_json(root, tokenizer_json_path, tokenizer_config_path, blob,
+                                       len, d);
+    json_decref(root);
+    return rc;
+}
+
+int qrr_tokenizer_import_json(const json_t *root, const char *tokenizer_json_path,
+                              const char *tokenizer_config_path, uint8_t **blob, size_t *len,
+                              qrr_diag *d)
+{
+    if (!root || !tokenizer_json_path || !blob || !len)
+        return qrr_fail(d, QRR_ERR_INVALID_ARG, "qrr_tokenizer_import_json: NULL argument");
+    *blob = NULL;
+    *len = 0;
     import_state st = {.path = tokenizer_json_path};
     byte_level_inverse(st.byte_of);
-    json_t *root = NULL;
-    int rc = read_json(tokenizer_json_path, &root, d);
-    if (rc == QRR_OK) rc = check_model(&st, root, d);
+    int rc = check_model(&st, root, d);
     if (rc == QRR_OK) rc = check_normalizer(&st, root, d);
     if (rc == QRR_OK) rc = check_pre_tokenizer(&st, root, d);
     if (rc == QRR_OK) rc = import_vocab(&st, root, d);
@@ -626,7 +654,6 @@ int qrr_tokenizer_import(const char *tokenizer_json_path, const char *tokenizer_
             *len = 0;
         }
     }
-    json_decref(root);
     free(st.vocab_end);
     free(st.vocab_bytes.p);
     free(st.merges.p);

@@ -204,8 +204,8 @@ static inline void tu_model_dir(const char *name, const char *tmp, char *out, si
 
 /* Convert reference model `name` at dtype into tmp/<name>-<dtype>.qrr (path in out). With
  * QRR_TEST_MODEL_CACHE naming a directory, each (model, dtype) is converted once into it and
- * copied from there: a conversion takes seconds under an emulator, and tests/run_arm64.sh
- * gives each run a fresh directory. */
+ * copied from there: a conversion takes a second or two (seconds more under a sanitizer or an
+ * emulator), and tests/run.sh gives each run a fresh directory. */
 static inline void tu_convert(const char *name, const char *dtype, const char *tmp, char *out,
                               size_t n)
 {

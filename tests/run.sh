@@ -5,11 +5,19 @@
 # QRR_PYTEST=sanitized says the build's libqrr cannot load into python, QRR_PYTEST=off that
 # the caller runs them elsewhere (make test PYTEST=0): one line, no tests.
 # Without the reference data (QRR_REFERENCE) it says so once and runs nothing (exit 2).
+# Each reference model the tests convert as a fixture is converted once per run, into a
+# directory removed at the end (QRR_TEST_MODEL_CACHE, unless the caller names one): most of
+# the suite's time went to converting the same three tiny models again in every test.
 set -uo pipefail
 ref=${QRR_REFERENCE:-../shared/reference}  # the tests' own default, from the repository root
 if [ ! -d "$ref" ]; then
   echo "reference data not found at $ref: set QRR_REFERENCE to the reference folder" >&2
   exit 2
+fi
+if [ -z "${QRR_TEST_MODEL_CACHE:-}" ]; then
+  QRR_TEST_MODEL_CACHE=$(mktemp -d /tmp/qrr-test-models.XXXXXX) || exit 2
+  trap 'rm -rf "$QRR_TEST_MODEL_CACHE"' EXIT
+  export QRR_TEST_MODEL_CACHE
 fi
 passed=0; failed=0; bad_bins=()
 for t in "$@"; do
