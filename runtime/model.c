@@ -172,6 +172,12 @@ static int prepare(qrr_model *m, qrr_diag *d)
     rc = tokenize_alloc(m, meta->strings[QRR_STR_PREFIX], &m->prefix_ids, &m->n_prefix_ids, d);
     if (rc == QRR_OK)
         rc = tokenize_alloc(m, meta->strings[QRR_STR_SUFFIX], &m->suffix_ids, &m->n_suffix_ids, d);
+    /* qconvert writes no such file; one that holds it could score nothing with its own
+     * default, and every request would fail with a message about a limit it never gave */
+    if (rc == QRR_OK && (size_t)m->max_length <= m->n_prefix_ids + m->n_suffix_ids)
+        rc = qrr_fail(d, QRR_ERR_BAD_META, "metadata: max_length %d leaves no room for a "
+                      "document: the prompt's prefix and suffix alone take %zu tokens",
+                      m->max_length, m->n_prefix_ids + m->n_suffix_ids);
     return rc;
 }
 

@@ -20,6 +20,7 @@
 #include "convert.h"
 #include "qrr.h"
 #include "qrr_file.h"
+#include "qrr_writer.h"
 #include "quantize.h"
 #include "safetensors.h"
 
@@ -1101,6 +1102,70 @@ Test(convert, max_length_must_hold_the_prompt_frame)
     char *args = fmt("%s -o %s/x.qrr --quiet --max-length 10", dir, dir);
     cr_assert_eq(run_qconvert(args), 2);
     free(args);
+    free(out);
+    cleanup(dir);
+}
+
+/* Copy the .qrr file src to dst through the format's writer, with the default max_length
+ * changed: a file qconvert would refuse to write. */
+static void rewrite_max_length(const char *src, const char *dst, uint32_t max_length)
+{
+    loaded l = load_qrr(src);
+    qrr_meta meta = *qrr_file_meta(l.f);
+    meta.fixed.max_length = max_length;
+    size_t tok_len;
+    const uint8_t *tok = qrr_file_tokenizer(l.f, &tok_len);
+    qrr_writer *w;
+    qrr_diag d;
+    cr_assert_eq(qrr_writer_open(dst, &w, &d), QRR_OK, "%s", d.msg);
+    cr_assert_eq(qrr_writer_set_meta(w, &meta, &d), QRR_OK, "%s", d.msg);
+    cr_assert_eq(qrr_writer_set_tokenizer(w, tok, tok_len, &d), QRR_OK, "%s", d.msg);
+    size_t n = qrr_file_tensor_count(l.f);
+    for (size_t i = 0; i < n; i++) {
+        const qrr_tensor_view *t = qrr_file_tensor(l.f, i);
+        cr_assert_eq(qrr_writer_add_tensor(w, t->name, t->dtype, t->ndim, t->dims, NULL, &d),
+                     QRR_OK, "%s", d.msg);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const qrr_tensor_view *t = qrr_file_tensor(l.f, i);
+        cr_assert_eq(qrr_writer_write(w, i, t->data, t->size, &d), QRR_OK, "%s", d.msg);
+    }
+    cr_assert_eq(qrr_writer_finish(w, &d), QRR_OK, "%s", d.msg);
+    unload(&l);
+}
+
+/* A file whose own default max_length cannot hold the prompt's frame (made by hand: qconvert
+ * refuses to write one) is refused at open, with the reason; one token more opens and scores. */
+Test(convert, a_file_whose_max_length_cannot_hold_the_frame_is_refused_at_open)
+{
+    char *dir = model_dir("tiny-tied", NULL);
+    char *out = fmt("%s/out.qrr", dir, NULL), *bad = fmt("%s/bad.qrr", dir, NULL),
+         *good = fmt("%s/good.qrr", dir, NULL);
+    qrr_diag d;
+    qrr_convert_report r;
+    uint32_t got = 0;
+    cr_assert_eq(convert_max_length(dir, 0, &got, &d, &r), QRR_OK, "%s", d.msg);
+    size_t frame = frame_tokens(out);
+    rewrite_max_length(out, bad, (uint32_t)frame);
+    rewrite_max_length(out, good, (uint32_t)frame + 1);
+    qrr_model *m = NULL;
+    int st = qrr_model_open(bad, qrr_model_default_params(), &m);
+    cr_assert_eq(st, QRR_ERR_BAD_META, "%s (%s)", qrr_status_str(st), qrr_last_error());
+    cr_assert_null(m);
+    cr_assert(strstr(qrr_last_error(), "max_length") && strstr(qrr_last_error(), "prefix and suffix"),
+              "%s", qrr_last_error());
+    cr_assert_eq(qrr_model_open(good, qrr_model_default_params(), &m), QRR_OK, "%s", qrr_last_error());
+    qrr_ctx *c;
+    cr_assert_eq(qrr_ctx_create(m, qrr_ctx_default_params(), &c), QRR_OK, "%s", qrr_last_error());
+    const char *docs[] = {"a document"};
+    float score = -1;
+    cr_assert_eq(qrr_ctx_score(c, "a query", docs, 1, qrr_score_default_params(), &score, NULL),
+                 QRR_OK, "%s", qrr_last_error());
+    cr_assert(score >= 0 && score <= 1);
+    qrr_ctx_free(c);
+    qrr_model_close(m);
+    free(good);
+    free(bad);
     free(out);
     cleanup(dir);
 }
