@@ -560,6 +560,40 @@ Test(cli, option_values_after_an_equals_sign)
     free(text);
 }
 
+
+/* "--" ends the options: a model file whose name begins with '-' can be named after it, and
+ * an option written after it is an argument, not an option */
+Test(cli, double_dash_ends_the_options)
+{
+    char dash[1100], p[1100];
+    snprintf(dash, sizeof dash, "%s/-model.qrr", tmp);
+    cr_assert_eq(tu_system("cp '%s' '%s'", model, dash), 0);
+    cr_expect_eq(tu_system("cd '%s' && '%s/qrr' info -model.qrr > /dev/null 2>&1", tmp, tu_build()), 2);
+    cr_expect_eq(tu_system("cd '%s' && '%s/qrr' info --json --no-tensors -- -model.qrr > info.json",
+                           tmp, tu_build()), 0);
+    snprintf(p, sizeof p, "%s/info.json", tmp);
+    json_error_t err;
+    json_t *info = json_load_file(p, 0, &err);
+    cr_expect(info != NULL, "%s", err.text);
+    json_decref(info);
+    cr_expect_eq(tu_system("cd '%s' && echo '{\"query\": \"q\", \"document\": \"d\"}' | '%s/qrr' "
+                           "score --threads=1 -- -model.qrr > s.jsonl", tmp, tu_build()), 0);
+    snprintf(p, sizeof p, "%s/s.jsonl", tmp);
+    char *text = tu_slurp(p, NULL);
+    cr_expect(strstr(text, "\"score\":") != NULL, "%s", text);
+    free(text);
+    snprintf(p, sizeof p, "%s/dd-err.txt", tmp);
+    cr_expect_eq(tu_system("cd '%s' && '%s/qrr' info -- -model.qrr --json > /dev/null 2> '%s'", tmp,
+                           tu_build(), p), 2);
+    text = tu_slurp(p, NULL);
+    cr_expect(strstr(text, "unexpected argument '--json' (after --"), "%s", text);
+    free(text);
+    cr_expect_eq(tu_system("cd '%s' && '%s/qrr' info -- -missing.qrr > /dev/null 2> '%s'", tmp,
+                           tu_build(), p), 1);
+    text = tu_slurp(p, NULL);
+    cr_expect(strstr(text, "-missing.qrr: No such file"), "%s", text);
+    free(text);
+}
 Test(cli, a_reader_that_goes_away_is_an_output_error)
 {
     /* `qrr score ... | head -1`: exit 1 with a message, not killed by SIGPIPE */

@@ -23,17 +23,49 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 }
 
 /* The values cli_split_long_options cut from "--name=value", so that a flag given one can be
- * told from a stray argument. */
+ * told from a stray argument; and the operands it rewrote after "--". */
 static const char **split_values;
 static int n_split_values;
+static char **operands;        /* "./-x", each allocated here */
+static const char **operand_args; /* the "-x" each came from */
+static int n_operands;
+
+/* An operand after "--" as the commands will read it: every operand of theirs is a path, and
+ * "./-x" names the file "-x" without looking like an option ("-" alone stays standard
+ * input). NULL when out of memory. */
+static char *operand(char *arg)
+{
+    if (arg[0] != '-' || !arg[1]) return arg;
+    char *p = malloc(strlen(arg) + 3);
+    if (!p) return NULL;
+    memcpy(p, "./", 2);
+    strcpy(p + 2, arg);
+    operand_args[n_operands] = arg;
+    operands[n_operands++] = p;
+    return p;
+}
 
 int cli_split_long_options(int argc, char **argv, char **out)
 {
-    int n = 0;
+    int n = 0, after_dashes = 0;
     free(split_values);
     split_values = malloc(((size_t)argc + 1) * sizeof *split_values);
-    n_split_values = 0;
+    for (int k = 0; k < n_operands; k++) free(operands[k]);
+    free(operands);
+    free(operand_args);
+    operands = malloc(((size_t)argc + 1) * sizeof *operands);
+    operand_args = malloc(((size_t)argc + 1) * sizeof *operand_args);
+    n_split_values = n_operands = 0;
     for (int i = 0; i < argc; i++) {
+        if (after_dashes) {
+            out[n] = operands && operand_args ? operand(argv[i]) : NULL;
+            if (!out[n++]) return -1;
+            continue;
+        }
+        if (i > 1 && !strcmp(argv[i], "--")) { /* argv[1] is the command */
+            after_dashes = 1;
+            continue;
+        }
         char *eq = strchr(argv[i], '=');
         out[n++] = argv[i];
         if (i > 0 && !strncmp(argv[i], "--", 2) && eq && eq > argv[i] + 2) {
@@ -58,6 +90,10 @@ int cli_unexpected_argument(const char *cmd, char **argv, int i)
     if (i > 0 && cli_is_split_value(argv[i]))
         return cli_usage_error(cmd, "option '%s' takes no value (given as '%s=%s')", argv[i - 1],
                                argv[i - 1], argv[i]);
+    for (int k = 0; k < n_operands; k++)
+        if (operands[k] == argv[i])
+            return cli_usage_error(cmd, "unexpected argument '%s' (after --, where every "
+                                   "argument is a path)", operand_args[k]);
     return cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
 }
 

@@ -27,8 +27,10 @@ int qrr_cmd_serve(int argc, char **argv);
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Split each "--name=value" of argv[1..argc) into "--name" and "value" (the form
  * getopt_long, and so qconvert, takes too), writing a NUL over the '=' (argv's strings are
- * the program's to change); the commands then see one form only. out has room for 2 argc
- * entries and a NULL; returns how many it holds. */
+ * the program's to change); the commands then see one form only. A "--" after the command
+ * ends the options: it is dropped, and each later argument is an operand, a path, passed
+ * as "./-x" when it begins with '-' so that no command reads it as an option. out has room
+ * for 2 argc entries and a NULL; returns how many it holds, or -1 when out of memory. */
 int cli_split_long_options(int argc, char **argv, char **out);
 /* 1 when arg is the value cli_split_long_options cut from a "--name=value": never a
  * command's positional argument (MODEL.qrr), so that "--json=yes MODEL" is not read as

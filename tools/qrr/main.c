@@ -91,7 +91,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "qrr: out of memory\n");
         return QRR_EXIT_FAIL;
     }
-    int rc = run_command(cli_split_long_options(argc, argv, split), split);
+    int n = cli_split_long_options(argc, argv, split);
+    if (n < 0) {
+        free(split);
+        fprintf(stderr, "qrr: out of memory\n");
+        return QRR_EXIT_FAIL;
+    }
+    int rc = run_command(n, split);
     free(split);
     return rc;
 }
