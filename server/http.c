@@ -590,13 +590,30 @@ static int wait_for_signal(const sigset_t *set)
     return sig;
 }
 
-/* Wait until the requests in flight are done, the drain timeout passes or a second SIGINT
- * or SIGTERM comes; that signal, or 0. */
-static int drain(server *srv, const sigset_t *set)
+/* How long the drain waits, while connections are open, for requests sent before the
+ * signal that have not been read yet: a client that wrote one just before it gets an answer
+ * (a 503 once its headers are in, as the server is draining) instead of a closed
+ * connection. Kept-alive connections with no request hold the drain this long at most. */
+#define DRAIN_GRACE_S 0.2
+
+/* Connections the HTTP server holds open now. */
+static unsigned open_connections(struct MHD_Daemon *d)
 {
-    double until = qrr_time_seconds() + srv->cfg->drain_timeout;
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return info ? info->num_connections : 0;
+}
+
+/* Wait until the requests in flight are done (and, for DRAIN_GRACE_S, any open connection
+ * has had the time to deliver one), the drain timeout passes or a second SIGINT or SIGTERM
+ * comes; that signal, or 0. */
+static int drain(server *srv, struct MHD_Daemon *d, const sigset_t *set)
+{
+    double start = qrr_time_seconds(), until = start + srv->cfg->drain_timeout;
     const struct timespec poll = {.tv_nsec = 5000000};
-    while (atomic_load(&srv->in_flight) > 0 && qrr_time_seconds() < until) {
+    for (double now = start; now < until; now = qrr_time_seconds()) {
+        if (atomic_load(&srv->in_flight) == 0 &&
+            (now >= start + DRAIN_GRACE_S || open_connections(d) == 0))
+            break;
         int sig = sigtimedwait(set, NULL, &poll);
         if (sig > 0) return sig;
     }
@@ -673,7 +690,7 @@ int qrr_server_run(const qrr_server_config *given)
             atomic_load(&srv.in_flight));
     int lfd = MHD_quiesce_daemon(d); /* no new connections from here on */
     if (lfd >= 0) close(lfd);
-    int again = drain(&srv, &set);
+    int again = drain(&srv, d, &set);
     int left = atomic_load(&srv.in_flight);
     if (left) {
         /* Waiting for them would take as long as their scoring does, and a supervisor that

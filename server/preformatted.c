@@ -38,22 +38,38 @@ void prompt_frame_free(prompt_frame *f)
     memset(f, 0, sizeof *f);
 }
 
-int preformatted_ids(const qrr_model *m, const prompt_frame *f, const char *query,
-                     size_t query_len, const char *doc, size_t doc_len, size_t max_length,
-                     int32_t **ids, size_t *n)
+int preformatted_query_get(const qrr_model *m, const prompt_frame *f, const char *query,
+                           size_t query_len, preformatted_query *pq)
+{
+    memset(pq, 0, sizeof *pq);
+    if (!f->n_prefix || query_len < f->prefix_len || memcmp(query, f->prefix_text, f->prefix_len))
+        return QRR_OK; /* plain text: told by its bytes, without tokenizing it */
+    int rc = tokenize(m, query, query_len, &pq->ids, &pq->n);
+    pq->framed = rc == QRR_OK && pq->n >= f->n_prefix &&
+                 !memcmp(pq->ids, f->prefix_ids, f->n_prefix * sizeof *pq->ids);
+    return rc;
+}
+
+void preformatted_query_free(preformatted_query *pq)
+{
+    free(pq->ids);
+    memset(pq, 0, sizeof *pq);
+}
+
+int preformatted_ids(const qrr_model *m, const prompt_frame *f, const preformatted_query *pq,
+                     const char *doc, size_t doc_len, size_t max_length, int32_t **ids,
+                     size_t *n)
 {
     *ids = NULL;
     *n = 0;
-    if (!f->n_prefix || !f->n_suffix || query_len < f->prefix_len ||
-        doc_len < f->suffix_len || memcmp(query, f->prefix_text, f->prefix_len) ||
+    if (!pq->framed || !f->n_suffix || doc_len < f->suffix_len ||
         memcmp(doc + doc_len - f->suffix_len, f->suffix_text, f->suffix_len))
-        return 0; /* plain text: the common case costs two comparisons */
-    int32_t *a = NULL, *b = NULL;
-    size_t na = 0, nb = 0;
-    int rc = tokenize(m, query, query_len, &a, &na);
-    if (rc == QRR_OK) rc = tokenize(m, doc, doc_len, &b, &nb);
-    int framed = rc == QRR_OK && na >= f->n_prefix && nb >= f->n_suffix &&
-                 !memcmp(a, f->prefix_ids, f->n_prefix * sizeof *a) &&
+        return 0; /* plain text: the common case costs a comparison */
+    const int32_t *a = pq->ids;
+    size_t na = pq->n, nb = 0;
+    int32_t *b = NULL;
+    int rc = tokenize(m, doc, doc_len, &b, &nb);
+    int framed = rc == QRR_OK && nb >= f->n_suffix &&
                  !memcmp(b + nb - f->n_suffix, f->suffix_ids, f->n_suffix * sizeof *b);
     size_t limit = max_length ? max_length : f->max_length, total = na + nb;
     if (framed && limit <= f->n_prefix + f->n_suffix) { /* the caller checked max_length */
@@ -74,7 +90,6 @@ int preformatted_ids(const qrr_model *m, const prompt_frame *f, const char *quer
             *n = keep + f->n_suffix;
         }
     }
-    free(a);
     free(b);
     if (rc != QRR_OK) return rc;
     return framed;

@@ -30,7 +30,7 @@ typedef struct rerank_request {
     const char *instruction;  /* NULL = the model's default */
     size_t instruction_len;
     int raw_scores, return_text, truncate;
-    int max_length;           /* /score: vLLM's truncate_prompt_tokens; 0 = the model's */
+    int max_length;           /* vLLM's truncate_prompt_tokens; 0 = the model's */
     size_t max_doc_tokens;    /* Cohere's max_tokens_per_doc: documents cut; 0 = not cut */
     size_t top_n;             /* results kept, best first */
     const char *model;        /* the name a Cohere/Jina client sent, echoed back */
@@ -194,6 +194,22 @@ static int get_activation(json_t *o, rerank_request *q, reply *r)
     return 0;
 }
 
+/* vLLM's truncate_prompt_tokens: absent, null or -1, the model's length; k, prompts of at
+ * most k tokens (the model must take k as a max_length: build_prompts checks). */
+static int get_prompt_limit(json_t *o, rerank_request *q, reply *r)
+{
+    json_t *v = json_object_get(o, "truncate_prompt_tokens");
+    if (!v || json_is_null(v)) return 0;
+    json_int_t k = json_is_integer(v) ? json_integer_value(v) : 0;
+    if (k < -1 || k == 0 || k > 1000000) {
+        reply_error(r, 422, FAIL_VALIDATION, "\"truncate_prompt_tokens\" must be -1 (the "
+                    "model's length) or an integer from 1 to 1000000");
+        return -1;
+    }
+    q->max_length = k > 0 ? (int)k : 0;
+    return 0;
+}
+
 /* vLLM's score request: the queries and the documents under one of its pairs of names,
  * each a string or an array of strings; one query for every document, or one per
  * document, paired in order. */
@@ -222,17 +238,7 @@ static int parse_score(json_t *o, const qrr_server_config *cfg, rerank_request *
                     names[k][1]);
         return -1;
     }
-    if (get_activation(o, q, r)) return -1;
-    json_t *tpt = json_object_get(o, "truncate_prompt_tokens");
-    if (tpt && !json_is_null(tpt)) { /* -1: the model's length; k: at most k tokens */
-        json_int_t k = json_is_integer(tpt) ? json_integer_value(tpt) : 0;
-        if (k < -1 || k == 0 || k > 1000000) {
-            reply_error(r, 422, FAIL_VALIDATION, "\"truncate_prompt_tokens\" must be -1 (the "
-                        "model's length) or an integer from 1 to 1000000");
-            return -1;
-        }
-        q->max_length = k > 0 ? (int)k : 0;
-    }
+    if (get_activation(o, q, r) || get_prompt_limit(o, q, r)) return -1;
     if (nq == 1) { /* one query: its prompts share their prefix */
         q->query = q->queries[0];
         q->query_len = q->query_lens[0];
@@ -276,7 +282,10 @@ static int parse_request(json_t *o, route_id route, const qrr_server_config *cfg
         }
         if (get_string(o, "model", 0, &q->model, NULL, r) ||
             get_bool(o, "return_documents", &ret_docs, r) || check_rank_fields(o, r) ||
-            (vllm ? get_activation(o, q, r) : get_max_doc_tokens(o, q, r)))
+            /* vLLM serves /v1/rerank and /v2/rerank too, with its own two fields; each API's
+             * fields are taken on every one of these routes, whichever client sends them */
+            get_activation(o, q, r) || get_prompt_limit(o, q, r) ||
+            get_max_doc_tokens(o, q, r))
             return -1;
         q->return_text = ret_docs;
         return 0;
@@ -360,15 +369,21 @@ static int build_prompts(server *srv, const rerank_request *q, sched_job *job, r
         return -1;
     }
     int rc = QRR_OK;
+    preformatted_query pq = {0}; /* the query's side: once for all the documents when one */
     for (size_t i = 0; rc == QRR_OK && i < q->n; i++) {
         size_t n = 0;
         int written = 0;
         if (r->vllm) {
-            size_t query_len;
-            const char *query = pair_query(q, i, &query_len);
             /* vLLM's clients may write the template into the texts: taken as they are */
-            written = preformatted_ids(srv->model, &srv->frame, query, query_len, q->docs[i],
-                                       q->doc_lens[i], (size_t)q->max_length, &ids[i], &n);
+            if (i == 0 || q->queries) {
+                size_t query_len;
+                const char *query = pair_query(q, i, &query_len);
+                preformatted_query_free(&pq);
+                rc = preformatted_query_get(srv->model, &srv->frame, query, query_len, &pq);
+            }
+            written = rc != QRR_OK ? rc
+                    : preformatted_ids(srv->model, &srv->frame, &pq, q->docs[i], q->doc_lens[i],
+                                       (size_t)q->max_length, &ids[i], &n);
         }
         rc = written < 0 ? written
            : written ? QRR_OK : template_ids(srv, q, &p, i, &buf, &cap, &ids[i], &n);
@@ -396,6 +411,7 @@ static int build_prompts(server *srv, const rerank_request *q, sched_job *job, r
             rc = QRR_ERR_TOO_LONG;
         }
     }
+    preformatted_query_free(&pq);
     free(buf);
     return rc == QRR_OK ? 0 : -1;
 }

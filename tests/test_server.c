@@ -37,8 +37,9 @@ static json_t *parse(const http_result *r)
 }
 
 /* Logits that `qrr score` gives each (query, document[i]) with instruction (NULL = none). */
-static void cli_logits(const char *query, const char *const *docs, size_t n,
-                       const char *instruction, double *out)
+/* The logits `qrr score` gives the pairs, cut to max_length tokens (0: the model's). */
+static void cli_logits_cut(const char *query, const char *const *docs, size_t n,
+                           const char *instruction, int max_length, double *out)
 {
     char in[1100], res[1100];
     snprintf(in, sizeof in, "%s/cli-in.jsonl", tmp);
@@ -47,6 +48,7 @@ static void cli_logits(const char *query, const char *const *docs, size_t n,
     for (size_t i = 0; i < n; i++) {
         json_t *o = json_pack("{s:s,s:s}", "query", query, "document", docs[i]);
         if (instruction) json_object_set_new(o, "instruction", json_string(instruction));
+        if (max_length) json_object_set_new(o, "max_length", json_integer(max_length));
         char *s = json_dumps(o, JSON_COMPACT);
         fprintf(f, "%s\n", s);
         free(s);
@@ -64,6 +66,12 @@ static void cli_logits(const char *query, const char *const *docs, size_t n,
         json_decref(o);
     }
     fclose(f);
+}
+
+static void cli_logits(const char *query, const char *const *docs, size_t n,
+                       const char *instruction, double *out)
+{
+    cli_logits_cut(query, docs, n, instruction, 0, out);
 }
 
 static const char *Q = "What is the capital of China?";
@@ -499,6 +507,71 @@ Test(server, cohere_max_tokens_per_doc_cuts_each_document)
     EXPECT_ERROR_AT(s.port, "/v1/rerank", "{\"query\": \"q\", \"documents\": [\"a\"], "
                     "\"max_tokens_per_doc\": \"8\"}", 422, "invalid_request_error",
                     "positive integer");
+    cr_expect_eq(serve_stop(&s), 0);
+}
+
+/* vLLM serves /rerank, /v1/rerank and /v2/rerank with truncate_prompt_tokens and
+ * use_activation, and Cohere's max_tokens_per_doc may come to any of them: each is taken on
+ * every rerank route but TEI's. */
+/* The relevance_score of document i in a Cohere-shaped answer's results (NAN if absent). */
+static double score_of_document(json_t *results, size_t i)
+{
+    size_t k;
+    json_t *x;
+    json_array_foreach(results, k, x)
+        if (json_integer_value(json_object_get(x, "index")) == (json_int_t)i)
+            return json_number_value(json_object_get(x, "relevance_score"));
+    return NAN;
+}
+
+Test(server, vllm_and_cohere_fields_on_every_rerank_route)
+{
+    served s = serve_start(tmp, model, NULL);
+    /* case 0: the test's documents, prompts cut to 82 tokens; case 1: documents whose first 3
+     * tokens are known (as in cohere_max_tokens_per_doc_cuts_each_document), cut to them */
+    const char *sent[N_DOCS] = {"The capital of China is Beijing.", "\u16a0\u16a0",
+                                "\U00013000x", "\U0001D160"};
+    const char *cut3[N_DOCS] = {"The capital of", "\u16a0", "\U00013000", "\U0001D158"};
+    const char *const *docs[2] = {DOCS, sent};
+    const char *field[2] = {"\"truncate_prompt_tokens\": 82", "\"max_tokens_per_doc\": 3"};
+    double want[2][N_DOCS];
+    cli_logits_cut(Q, DOCS, N_DOCS, NULL, 82, want[0]);
+    cli_logits(Q, cut3, N_DOCS, NULL, want[1]);
+    const char *routes[] = {"/rerank", "/v1/rerank", "/v2/rerank"};
+    for (int k = 0; k < 3; k++) {
+        for (int c = 0; c < 2; c++) {
+            char body[1024];
+            snprintf(body, sizeof body, "{\"query\": \"%s\", \"documents\": [\"%s\", \"%s\", "
+                     "\"%s\", \"%s\"], \"use_activation\": false, %s}", Q, docs[c][0],
+                     docs[c][1], docs[c][2], docs[c][3], field[c]);
+            http_result r = http(s.port, routes[k], body);
+            cr_assert_eq(r.status, 200, "%s %s: %s", routes[k], body, r.body);
+            json_t *o = parse(&r), *res = json_object_get(o, "results");
+            cr_assert_eq(json_array_size(res), N_DOCS, "%s", r.body);
+            for (size_t i = 0; i < N_DOCS; i++)
+                cr_expect_leq(fabs(score_of_document(res, i) - want[c][i]), 1e-4,
+                              "%s, %s, document %zu: %s", routes[k], field[c], i, r.body);
+            json_decref(o);
+            free(r.body);
+        }
+    }
+    EXPECT_ERROR_AT(s.port, "/v2/rerank", "{\"query\": \"q\", \"documents\": [\"a\"], "
+                    "\"truncate_prompt_tokens\": 0}", 422, "invalid_request_error",
+                    "truncate_prompt_tokens");
+    /* on /rerank, in vLLM's shape (a nested error object) with its 400 */
+    const char *bad[][2] = {{"\"truncate_prompt_tokens\": 5", "no room"},
+                            {"\"max_tokens_per_doc\": -3", "max_tokens_per_doc"}};
+    for (int b = 0; b < 2; b++) {
+        char body[256];
+        snprintf(body, sizeof body, "{\"query\": \"q\", \"documents\": [\"a\"], %s}", bad[b][0]);
+        http_result r = http(s.port, "/rerank", body);
+        cr_expect_eq(r.status, 400, "%s: %s", body, r.body);
+        json_t *o = parse(&r);
+        const char *msg = json_string_value(json_object_get(json_object_get(o, "error"), "message"));
+        cr_expect(msg && strstr(msg, bad[b][1]), "%s: %s", body, r.body);
+        json_decref(o);
+        free(r.body);
+    }
     cr_expect_eq(serve_stop(&s), 0);
 }
 
@@ -1404,6 +1477,32 @@ Test(server_drain, sigterm_drains_requests_in_flight)
     char *log = tu_slurp(s.log, NULL);
     cr_expect(strstr(log, "draining") && strstr(log, "stopped"), "%s", log);
     free(log);
+}
+
+/* A connection accepted before SIGTERM whose request is not yet read when the signal comes
+ * (its headers finish just after) gets an answer, not a closed connection: 503 as the server
+ * is draining (or 200 if the headers won the race with the signal). */
+Test(server_drain, a_request_read_just_after_sigterm_is_answered)
+{
+    served s = serve_start(tmp, model, NULL);
+    int fd = raw_connect(s.port);
+    raw_send(fd, "POST /rerank HTTP/1.1\r\nHost: x\r\n");
+    usleep(100000); /* accepted and partly read */
+    const char *body = "{\"query\": \"q\", \"texts\": [\"a\"]}";
+    char rest[256];
+    snprintf(rest, sizeof rest, "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+    kill(s.pid, SIGTERM);
+    usleep(30000);
+    raw_send(fd, rest);
+    int closed;
+    char *answer = raw_read_all(fd, 30.0, &closed);
+    cr_expect(!strncmp(answer, "HTTP/1.1 503", 12) || !strncmp(answer, "HTTP/1.1 200", 12),
+              "the request read after SIGTERM: '%.200s'", answer);
+    free(answer);
+    close(fd);
+    int st;
+    cr_assert_eq(waitpid(s.pid, &st, 0), s.pid);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
 }
 
 /* Wait up to `seconds` for pid to exit; its wait status, or -1 if it is still running. */
