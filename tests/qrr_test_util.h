@@ -31,12 +31,24 @@
 
 /* Under a CPU emulator (QRR_TEST_EMULATED names it; tests/run_arm64.sh sets it for qemu)
  * floating-point code runs 100 to 400 times slower than natively, and the emulator's own
- * memory counts in the process's RSS. The few tests whose work grows with document length or
- * count run a smaller workload there, with every assertion kept (docs/edge.md lists them). */
+ * memory counts in the process's RSS. */
 static inline int tu_emulated(void)
 {
     const char *e = getenv("QRR_TEST_EMULATED");
     return e && *e;
+}
+
+/* The few tests whose work grows with document length or count run a smaller workload under
+ * an emulator and in a sanitizer build (about ten times slower, and checking no memory bound),
+ * with every assertion kept: the same code paths in a fraction of the time; the normal build
+ * runs them at full size. docs/edge.md lists them. */
+static inline int tu_small_workload(void)
+{
+#ifdef TU_SANITIZED
+    return 1;
+#else
+    return tu_emulated();
+#endif
 }
 
 static inline const char *tu_reference(void)

@@ -171,9 +171,9 @@ static long peak_rss_kib(void)
 
 Test(limits, ten_thousand_documents_bounded_memory)
 {
-    /* Under an emulator 600 documents after 300 (three groups of 256, after two): 10,000 take
-     * about ten minutes there. */
-    const int N = tu_emulated() ? 600 : 10000, WARM = tu_emulated() ? 300 : 512;
+    /* With the smaller workload (tu_small_workload) 600 documents after 300 (three groups of
+     * 256, after two): 10,000 take about ten minutes under an emulator. */
+    const int N = tu_small_workload() ? 600 : 10000, WARM = tu_small_workload() ? 300 : 512;
     char **docs = malloc(N * sizeof *docs);
     for (int i = 0; i < N; i++) {
         char buf[160];
@@ -394,13 +394,13 @@ static long rss_kib(void)
 Test(limits, long_documents_keep_only_what_truncation_keeps)
 {
     /* 48 documents of 1 MiB (~200,000 tokens each): the context may hold at most max_length
-     * ids per prompt while scoring, and gives request-sized scratch back afterwards. Under an
-     * emulator 24 of them at max_length 256 (full token lists would still be ~19 MiB): 48
-     * prompts of 8192 tokens take hours there. */
+     * ids per prompt while scoring, and gives request-sized scratch back afterwards. With the
+     * smaller workload (tu_small_workload) 24 of them at max_length 256 (full token lists would still be ~19 MiB): 48
+     * prompts of 8192 tokens take hours under an emulator. */
     enum { N_FULL = 48 };
-    const int N = tu_emulated() ? 24 : N_FULL;
+    const int N = tu_small_workload() ? 24 : N_FULL;
     qrr_score_params sp = qrr_score_default_params();
-    if (tu_emulated()) sp.max_length = 256;
+    if (tu_small_workload()) sp.max_length = 256;
     char *doc = big_text(1 << 20);
     const char *docs[N_FULL];
     for (int i = 0; i < N; i++) docs[i] = doc;

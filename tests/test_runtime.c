@@ -36,9 +36,9 @@ static qrr_ctx *make_ctx(int share, int max_batch_tokens)
     return c;
 }
 
-/* Documents of very different lengths: a few words up to ~1500 tokens (under an emulator up
- * to ~200 tokens: attention over 1500 tokens costs minutes there; docs[2] stays longer than
- * truncation_keeps_suffix's 120). */
+/* Documents of very different lengths: a few words up to ~1500 tokens (with the smaller
+ * workload, tu_small_workload, up to ~200 tokens: attention over 1500 tokens costs minutes
+ * under an emulator; docs[2] stays longer than truncation_keeps_suffix's 120). */
 #define N_DOCS 7
 static char *docs[N_DOCS];
 static void make_docs(void)
@@ -47,8 +47,8 @@ static void make_docs(void)
                                  "Gravity is a force that attracts two bodies towards each other. ",
                                  "北京是中国的首都。", "x", "Numbers 1 22 333 and more. ",
                                  "Seoul is the capital of Korea. "};
-    const int full[N_DOCS] = {1, 1, 100, 30, 1, 3, 250}, emulated[N_DOCS] = {1, 1, 12, 4, 1, 3, 25};
-    const int *repeats = tu_emulated() ? emulated : full;
+    const int full[N_DOCS] = {1, 1, 100, 30, 1, 3, 250}, small[N_DOCS] = {1, 1, 12, 4, 1, 3, 25};
+    const int *repeats = tu_small_workload() ? small : full;
     for (int i = 0; i < N_DOCS; i++) {
         size_t n = strlen(seeds[i]);
         docs[i] = malloc(n * (size_t)repeats[i] + 1);
