@@ -241,14 +241,14 @@ void qrr__i8_pack_portable(const qrr_cpu_weight *w, uint8_t *mem)
     for (int jp = 0; jp < n; jp += QRR__I8_NR) {
         uint8_t *panel = mem + (size_t)(jp / QRR__I8_NR) * panel_bytes;
         for (int c = 0; c < QRR__I8_NR; c++) {
-            const int8_t *row = (const int8_t *)w->data + (size_t)(jp + c) * (size_t)k;
             uint8_t *col = panel + (size_t)c * 4;
             int32_t sum = 0;
-            if (jp + c >= n) {
+            if (jp + c >= n) { /* the last panel's columns past n: zero */
                 for (int s = 0; s < steps; s++) memset(col + (size_t)s * QRR__I8_NR * 4, 0, 4);
                 sums[jp + c] = 0;
                 continue;
             }
+            const int8_t *row = (const int8_t *)w->data + (size_t)(jp + c) * (size_t)k;
             for (int s = 0; s < full; s++) memcpy(col + (size_t)s * QRR__I8_NR * 4, row + s * 4, 4);
             if (full < steps) {
                 uint8_t last[4] = {0};
