@@ -34,63 +34,30 @@
     "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",  \
         "xmm11", "xmm12", "xmm13"
 
-__attribute__((target("avx512f,fma"))) static void *fma_loop(void *out)
-{
-    long n = PEAK_ITERS;
-    __asm__ volatile("vxorps %%xmm12, %%xmm12, %%xmm12\n\t"
-                     "vxorps %%xmm13, %%xmm13, %%xmm13\n\t"
-                     "1:\n\t" BODY12("vfmadd231ps", "zmm") "dec %0\n\t"
-                     "jnz 1b\n\t"
-                     : "+r"(n)
-                     :
-                     : CLOBBER12, "cc");
-    *(float *)out = 0.0f;
-    return NULL;
-}
+/* A thread's loop of PEAK_ITERS x 12 instructions OP on R registers, for a CPU with the
+ * features TARGET names. The zeroing of the sources is VEX-encoded: it clears the whole
+ * register, zmm included. */
+#define PEAK_LOOP(NAME, TARGET, OP, R)                                                       \
+    __attribute__((target(TARGET))) static void *NAME(void *out)                            \
+    {                                                                                        \
+        long n = PEAK_ITERS;                                                                 \
+        __asm__ volatile("vpxor %%xmm12, %%xmm12, %%xmm12\n\t"                                \
+                         "vpxor %%xmm13, %%xmm13, %%xmm13\n\t"                                \
+                         "1:\n\t" BODY12(OP, R) "dec %0\n\t"                                   \
+                         "jnz 1b\n\t"                                                        \
+                         : "+r"(n)                                                           \
+                         :                                                                   \
+                         : CLOBBER12, "cc");                                                 \
+        memset(out, 0, 4);                                                                   \
+        return NULL;                                                                         \
+    }
 
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void *vnni_loop(void *out)
-{
-    long n = PEAK_ITERS;
-    __asm__ volatile("vpxord %%zmm12, %%zmm12, %%zmm12\n\t"
-                     "vpxord %%zmm13, %%zmm13, %%zmm13\n\t"
-                     "1:\n\t" BODY12("vpdpbusd", "zmm") "dec %0\n\t"
-                     "jnz 1b\n\t"
-                     : "+r"(n)
-                     :
-                     : CLOBBER12, "cc");
-    *(int *)out = 0;
-    return NULL;
-}
-
+PEAK_LOOP(fma_loop, "avx512f,fma", "vfmadd231ps", "zmm")
+PEAK_LOOP(vnni_loop, "avx512f,avx512bw,avx512vnni", "vpdpbusd", "zmm")
 /* The AVX2 kernels' instructions (CPUs without AVX-512): 8-lane FMAs, and vpmaddwd, the int8
  * GEMM's multiply (int16 pairs: 16 multiply-adds an instruction). */
-__attribute__((target("avx2,fma"))) static void *fma_loop_avx2(void *out)
-{
-    long n = PEAK_ITERS;
-    __asm__ volatile("vxorps %%xmm12, %%xmm12, %%xmm12\n\t"
-                     "vxorps %%xmm13, %%xmm13, %%xmm13\n\t"
-                     "1:\n\t" BODY12("vfmadd231ps", "ymm") "dec %0\n\t"
-                     "jnz 1b\n\t"
-                     : "+r"(n)
-                     :
-                     : CLOBBER12, "cc");
-    *(float *)out = 0.0f;
-    return NULL;
-}
-
-__attribute__((target("avx2"))) static void *madd_loop_avx2(void *out)
-{
-    long n = PEAK_ITERS;
-    __asm__ volatile("vpxor %%xmm12, %%xmm12, %%xmm12\n\t"
-                     "vpxor %%xmm13, %%xmm13, %%xmm13\n\t"
-                     "1:\n\t" BODY12("vpmaddwd", "ymm") "dec %0\n\t"
-                     "jnz 1b\n\t"
-                     : "+r"(n)
-                     :
-                     : CLOBBER12, "cc");
-    *(int *)out = 0;
-    return NULL;
-}
+PEAK_LOOP(fma_loop_avx2, "avx2,fma", "vfmadd231ps", "ymm")
+PEAK_LOOP(madd_loop_avx2, "avx2", "vpmaddwd", "ymm")
 
 /* ops per second with nt threads each running loop (ops per instruction given). */
 static double peak(void *(*loop)(void *), int nt, double ops_per_inst)
