@@ -5,6 +5,7 @@
  * attention_avx512.c (x86-64) and attention_neon.c (AArch64). Nothing here allocates but
  * the reference. */
 #include <stdlib.h>
+#include <string.h>
 #include "cpu_internal.h"
 
 #define QB 64 /* query rows per task of the scalar, AVX2 and NEON versions */
@@ -101,6 +102,36 @@ void qrr__attention_tile(int d, int group, int *heads, int *rows)
     int tm = d <= 128 ? QRR__ATTN_TILE_LANES : QRR__ATTN_TILE_LANES / 2;
     *heads = group < tm ? group : tm;
     *rows = tm / *heads;
+}
+
+void qrr__attention_tiles(const qrr__attn_args *a, int h0, int h1, int r0, int r1,
+                          qrr__attn_tile_fn tile)
+{
+    int group = a->nq / a->nkv, th, tr;
+    qrr__attention_tile(a->d, group, &th, &tr);
+    for (int h = h0; h < h1;) {
+        int g = h / group, hh0 = h % group;
+        int nh = group - hh0 < th ? group - hh0 : th;
+        if (nh > h1 - h) nh = h1 - h;
+        for (int i = r0; i < r1; i += tr) tile(a, g, hh0, nh, i, i + tr < r1 ? i + tr : r1);
+        h += nh;
+    }
+}
+
+#define PACK_AHEAD 6 /* rows */
+void qrr__attn_pack_rows(const qrr__attn_args *a, const float *pre, const float *own, int g,
+                         int j0, int n, int nk_max, float *buf, const float **ptr)
+{
+    const size_t row_bytes = (size_t)a->d * sizeof(float);
+    for (int kk = 0; kk < n; kk++) {
+        if (j0 + kk + PACK_AHEAD < nk_max) {
+            const char *next = (const char *)qrr__key_row(a, pre, own, j0 + kk + PACK_AHEAD, g);
+            for (size_t e = 0; e < row_bytes; e += 64) __builtin_prefetch(next + e, 0, 3);
+        }
+        float *dst = buf + (size_t)kk * a->d;
+        memcpy(dst, qrr__key_row(a, pre, own, j0 + kk, g), row_bytes);
+        if (ptr) ptr[kk] = dst;
+    }
 }
 
 /* Tasks: for the tiled versions (AVX-512, AVX2) one per (kv head, chunk of its query heads,

@@ -84,26 +84,6 @@ static ALWAYS_INLINE QRR__AVX2 void pv_tile(int NZ, float *o, int d, const float
         for (int z = 0; z < NZ; z++) _mm256_store_ps(o + (size_t)r * d + 8 * z, a[r][z]);
 }
 
-/* Copies rows j0 .. j0 + n of kv head g (keys or values) into buf [n][d], fetching ahead
- * (the rows lie nkv * d floats apart, where the hardware prefetcher does not follow). */
-#define PACK_AHEAD 6
-static ALWAYS_INLINE QRR__AVX2 void pack_rows(const qrr__attn_args *a, const float *pre,
-                                              const float *own, int g, int j0, int n,
-                                              int nk_max, float *buf, const float **ptr)
-{
-    const int d = a->d;
-    for (int kk = 0; kk < n; kk++) {
-        if (j0 + kk + PACK_AHEAD < nk_max) {
-            const char *nx = (const char *)qrr__key_row(a, pre, own, j0 + kk + PACK_AHEAD, g);
-            for (int e = 0; e < d * 4; e += 64) _mm_prefetch(nx + e, _MM_HINT_T0);
-        }
-        const float *src = qrr__key_row(a, pre, own, j0 + kk, g);
-        float *dst = buf + (size_t)kk * d;
-        for (int e = 0; e < d; e += 8) _mm256_store_ps(dst + e, _mm256_loadu_ps(src + e));
-        if (ptr) ptr[kk] = dst;
-    }
-}
-
 /* Lanes of vector c that see key position `key` (row >= key), as a compare mask. */
 static ALWAYS_INLINE QRR__AVX2 __m256 visible(__m256i irow, int key)
 {
@@ -150,7 +130,7 @@ static QRR__AVX2 void attn_tile(const qrr__attn_args *a, int g, int hh0, int nh,
         const int nkb = nk_max - j0 < KB ? nk_max - j0 : KB;
         int ifirst = j0 - P > r0 ? j0 - P : r0; /* first row that sees key j0 */
         int mfirst = (ifirst - r0) * nh;
-        pack_rows(a, a->pk, a->k, g, j0, nkb, nk_max, kvb, NULL);
+        qrr__attn_pack_rows(a, a->pk, a->k, g, j0, nkb, nk_max, kvb, NULL);
 
         /* scores, KR keys at a time, from the first lane vector that sees them */
         for (int k0 = 0; k0 < nkb; k0 += KR) {
@@ -163,7 +143,7 @@ static QRR__AVX2 void attn_tile(const qrr__attn_args *a, int g, int hh0, int nh,
                           sp + (size_t)k0 * ldm + 8 * c0, ldm);
         }
 
-        pack_rows(a, a->pv, a->v, g, j0, nkb, nk_max, kvb, vp);
+        qrr__attn_pack_rows(a, a->pv, a->v, g, j0, nkb, nk_max, kvb, vp);
 
         /* online softmax, lane-wise */
         for (int c = 0; c < nc; c++) {
@@ -225,16 +205,7 @@ QRR__AVX2 void qrr__attention_avx2(const qrr__attn_args *a, int h0, int h1, int 
         qrr__attention_scalar(a, h0, h1, r0, r1);
         return;
     }
-    int group = a->nq / a->nkv, th, tr;
-    qrr__attention_tile(d, group, &th, &tr);
-    for (int h = h0; h < h1;) {
-        int g = h / group, hh0 = h % group;
-        int nh = group - hh0 < th ? group - hh0 : th;
-        if (nh > h1 - h) nh = h1 - h;
-        for (int i = r0; i < r1; i += tr)
-            attn_tile(a, g, hh0, nh, i, i + tr < r1 ? i + tr : r1);
-        h += nh;
-    }
+    qrr__attention_tiles(a, h0, h1, r0, r1, attn_tile);
 }
 
 /* The streaming algorithm of attention.c, one query row at a time, with the d-long dot

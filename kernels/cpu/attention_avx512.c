@@ -130,27 +130,6 @@ static __attribute__((noinline)) QRR__AVX512 void pv_any(int nz, float *o, int d
     }
 }
 
-/* Copies rows j0 .. j0 + n of kv head g (keys or values) into buf [n][d], fetching ahead:
- * the rows lie nkv * d floats apart (a page for the 0.6B shape), where the hardware
- * prefetcher does not follow. */
-#define PACK_AHEAD 6
-static ALWAYS_INLINE QRR__AVX512 void pack_rows(const qrr__attn_args *a, const float *pre,
-                                                const float *own, int g, int j0, int n,
-                                                int nk_max, float *buf, const float **ptr)
-{
-    const int d = a->d;
-    for (int kk = 0; kk < n; kk++) {
-        if (j0 + kk + PACK_AHEAD < nk_max) {
-            const char *nx = (const char *)qrr__key_row(a, pre, own, j0 + kk + PACK_AHEAD, g);
-            for (int e = 0; e < d * 4; e += 64) _mm_prefetch(nx + e, _MM_HINT_T0);
-        }
-        const float *src = qrr__key_row(a, pre, own, j0 + kk, g);
-        float *dst = buf + (size_t)kk * d;
-        for (int e = 0; e < d; e += 16) _mm512_store_ps(dst + e, _mm512_loadu_ps(src + e));
-        if (ptr) ptr[kk] = dst;
-    }
-}
-
 /* The tile (g, query heads g*group + hh0 .. + nh, rows r0..r1); nh * (r1 - r0) <= TM and
  * d * that rounded up to 16 <= TM_ELEMS. */
 static QRR__AVX512 void attn_tile(const qrr__attn_args *a, int g, int hh0, int nh, int r0,
@@ -204,7 +183,7 @@ static QRR__AVX512 void attn_tile(const qrr__attn_args *a, int g, int hh0, int n
         int ifirst = j0 - P > r0 ? j0 - P : r0;
         int mfirst = (ifirst - r0) * nh;
         /* pack the block's key rows (rows some KiB apart fight over a few L1 sets) */
-        pack_rows(a, a->pk, a->k, g, j0, nkb, nk_max, kvb, NULL);
+        qrr__attn_pack_rows(a, a->pk, a->k, g, j0, nkb, nk_max, kvb, NULL);
 
         /* scores, KR keys at a time; lane vectors that see none of these keys are skipped */
         for (int k0 = 0; k0 < nkb; k0 += KR) {
@@ -221,7 +200,7 @@ static QRR__AVX512 void attn_tile(const qrr__attn_args *a, int g, int hh0, int n
         }
 
         /* now the values, in the same buffer */
-        pack_rows(a, a->pv, a->v, g, j0, nkb, nk_max, kvb, vp);
+        qrr__attn_pack_rows(a, a->pv, a->v, g, j0, nkb, nk_max, kvb, vp);
 
         /* online softmax, lane-wise */
         for (int c = 0; c < nc; c++) {
@@ -282,14 +261,5 @@ void QRR__AVX512 qrr__attention_avx512(const qrr__attn_args *a, int h0, int h1, 
         qrr__attention_scalar(a, h0, h1, r0, r1);
         return;
     }
-    int group = a->nq / a->nkv, th, tr;
-    qrr__attention_tile(d, group, &th, &tr);
-    for (int h = h0; h < h1;) {
-        int g = h / group, hh0 = h % group;
-        int nh = group - hh0 < th ? group - hh0 : th;
-        if (nh > h1 - h) nh = h1 - h;
-        for (int i = r0; i < r1; i += tr)
-            attn_tile(a, g, hh0, nh, i, i + tr < r1 ? i + tr : r1);
-        h += nh;
-    }
+    qrr__attention_tiles(a, h0, h1, r0, r1, attn_tile);
 }

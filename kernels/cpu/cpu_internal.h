@@ -191,6 +191,16 @@ void qrr__attention_neon(const qrr__attn_args *a, int h0, int h1, int r0, int r1
  * this shape (QRR__ATTN_TILE_LANES of them at most, half that when d > 128), and the largest
  * head_dim they take (others go to the scalar version). */
 void qrr__attention_tile(int d, int group, int *heads, int *rows);
+/* A tiled version's work on kv head g, query heads g*group + hh0 .. + nh, rows r0 .. r1. */
+typedef void (*qrr__attn_tile_fn)(const qrr__attn_args *a, int g, int hh0, int nh, int r0, int r1);
+/* Heads h0 .. h1 and rows r0 .. r1 cut into qrr__attention_tile's tiles, each given to tile. */
+void qrr__attention_tiles(const qrr__attn_args *a, int h0, int h1, int r0, int r1,
+                          qrr__attn_tile_fn tile);
+/* Copies rows j0 .. j0 + n of kv head g (keys: pre = a->pk, own = a->k; or values) into buf
+ * [n][d], each row's address into ptr[] (may be NULL), fetching ahead: the rows lie nkv * d
+ * floats apart (a page for the 0.6B shape), where the hardware prefetcher does not follow. */
+void qrr__attn_pack_rows(const qrr__attn_args *a, const float *pre, const float *own, int g,
+                         int j0, int n, int nk_max, float *buf, const float **ptr);
 #define QRR__ATTN_TILE_LANES 64
 #define QRR__ATTN_TILE_ELEMS 8192 /* lanes * d, for both d ranges */
 #define QRR__ATTN_TILE_MAX_D 256
