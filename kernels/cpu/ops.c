@@ -1,7 +1,7 @@
 /* ops.c — the small per-token operations of the forward pass: RMS norm, rotary embedding,
  * SiLU-gated product and one embedding row to fp32. They follow Transformers' fp32 order of
  * operations (see each function). Here the scalar references and the dispatch to the AVX-512
- * versions (ops_avx512.c, x86-64; e^x also ops_avx2.c) and the NEON ones (ops_neon.c,
+ * and AVX2 versions (ops_avx512.c, ops_avx2.c: x86-64) and the NEON ones (ops_neon.c,
  * AArch64), which keep the same order. No GEMM, no attention here. */
 #include <math.h>
 #include "cpu_internal.h"
@@ -65,10 +65,10 @@ static void silu_mul_scalar(const float *gu, float *out, int rows, int n)
     }
 }
 
-/* ---- dispatch: x86-64's avx2 level has no versions of its own and takes the scalar ones;
- * AArch64's neon-dotprod level takes the neon ones ---- */
+/* ---- dispatch: x86-64's avx2 level has its own versions but for RoPE, which takes the
+ * scalar one; AArch64's neon-dotprod level takes the neon ones ---- */
 
-/* The level's vector family: 1 for the AVX-512 or NEON versions, 0 for the scalar ones. */
+/* The level's vector family: 1 for the AVX-512 or NEON versions, 0 for the others. */
 static int vector(int isa)
 {
     int mx = (int)qrr__cpu_isa_max();
@@ -79,6 +79,18 @@ static int vector(int isa)
     return l >= QRR__ISA_NEON;
 #else
     (void)l;
+    return 0;
+#endif
+}
+
+/* 1 when the level is x86-64's avx2 (as lowered to what this CPU has). */
+static int avx2(int isa)
+{
+#if defined(QRR__X86)
+    int mx = (int)qrr__cpu_isa_max();
+    return (isa > mx ? mx : isa) == QRR__ISA_AVX2;
+#else
+    (void)isa;
     return 0;
 #endif
 }
@@ -99,6 +111,9 @@ void qrr_cpu_rmsnorm_isa(int isa, const float *x, const float *w, float *y, int 
                          float eps)
 {
     if (vector(isa)) VEC(rmsnorm)(x, w, y, rows, n, eps);
+#if defined(QRR__X86)
+    else if (avx2(isa)) qrr__rmsnorm_avx2(x, w, y, rows, n, eps);
+#endif
     else rmsnorm_scalar(x, w, y, rows, n, eps);
 }
 
@@ -112,13 +127,16 @@ void qrr_cpu_rope_isa(int isa, float *x, int rows, int nh, int d, int pos0,
 void qrr_cpu_silu_mul_isa(int isa, const float *gu, float *out, int rows, int n)
 {
     if (vector(isa)) VEC(silu_mul)(gu, out, rows, n);
+#if defined(QRR__X86)
+    else if (avx2(isa)) qrr__silu_mul_avx2(gu, out, rows, n);
+#endif
     else silu_mul_scalar(gu, out, rows, n);
 }
 
 void qrr_cpu_exp_isa(int isa, const float *x, float *y, int n)
 {
 #if defined(QRR__X86)
-    if ((isa < (int)qrr__cpu_isa_max() ? isa : (int)qrr__cpu_isa_max()) == QRR__ISA_AVX2) {
+    if (avx2(isa)) {
         qrr__exp_avx2(x, y, n);
         return;
     }

@@ -31,6 +31,8 @@ void qrr__rmsnorm_avx512(const float *x, const float *w, float *y, int rows, int
 void qrr__rope_avx512(float *x, int rows, int nh, int d, int pos0, const float *inv_freq);
 void qrr__silu_mul_avx512(const float *gu, float *out, int rows, int n);
 void qrr__exp_avx512(const float *x, float *y, int n);
+void qrr__rmsnorm_avx2(const float *x, const float *w, float *y, int rows, int n, float eps);
+void qrr__silu_mul_avx2(const float *gu, float *out, int rows, int n);
 void qrr__exp_avx2(const float *x, float *y, int n);
 void qrr__rmsnorm_neon(const float *x, const float *w, float *y, int rows, int n, float eps);
 void qrr__rope_neon(float *x, int rows, int nh, int d, int pos0, const float *inv_freq);
