@@ -5,6 +5,7 @@
  * SIGINT: stop accepting, let the requests in flight finish (until the drain timeout or a
  * second signal), stop. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -595,6 +596,31 @@ static int wait_for_signal(const sigset_t *set)
  * (a 503 once its headers are in, as the server is draining) instead of a closed
  * connection. Kept-alive connections with no request hold the drain this long at most. */
 #define DRAIN_GRACE_S 0.2
+/* The least it waits: a connection MHD accepted just before it stopped accepting is counted
+ * among its connections a moment later. */
+#define DRAIN_MIN_WAIT_S 0.02
+
+/* The connections the kernel completed on the listening socket (lfd, which MHD gave back
+ * when it stopped accepting) that MHD had not accepted yet: handed to MHD, so that a request
+ * a client sent just before the drain began gets an answer (503: the server is draining)
+ * rather than a reset. Then the socket is closed: a later client is refused at once. How
+ * many were handed over (MHD counts them among its connections a moment later). */
+static int adopt_backlog(struct MHD_Daemon *d, int lfd)
+{
+    int adopted = 0, flags = fcntl(lfd, F_GETFL);
+    if (flags >= 0 && fcntl(lfd, F_SETFL, flags | O_NONBLOCK) == 0) {
+        for (;;) {
+            struct sockaddr_storage from;
+            socklen_t len = sizeof from;
+            int c = accept4(lfd, (struct sockaddr *)&from, &len, SOCK_CLOEXEC);
+            if (c < 0) break;
+            /* closes c on failure */
+            adopted += MHD_add_connection(d, c, (struct sockaddr *)&from, len) == MHD_YES;
+        }
+    }
+    close(lfd);
+    return adopted;
+}
 
 /* Connections the HTTP server holds open now. */
 static unsigned open_connections(struct MHD_Daemon *d)
@@ -603,16 +629,17 @@ static unsigned open_connections(struct MHD_Daemon *d)
     return info ? info->num_connections : 0;
 }
 
-/* Wait until the requests in flight are done (and, for DRAIN_GRACE_S, any open connection
- * has had the time to deliver one), the drain timeout passes or a second SIGINT or SIGTERM
- * comes; that signal, or 0. */
-static int drain(server *srv, struct MHD_Daemon *d, const sigset_t *set)
+/* Wait until the requests in flight are done (and, for DRAIN_GRACE_S, any open or adopted
+ * connection has had the time to deliver one), the drain timeout passes or a second SIGINT or
+ * SIGTERM comes; that signal, or 0. */
+static int drain(server *srv, struct MHD_Daemon *d, int adopted, const sigset_t *set)
 {
     double start = qrr_time_seconds(), until = start + srv->cfg->drain_timeout;
     const struct timespec poll = {.tv_nsec = 5000000};
     for (double now = start; now < until; now = qrr_time_seconds()) {
         if (atomic_load(&srv->in_flight) == 0 &&
-            (now >= start + DRAIN_GRACE_S || open_connections(d) == 0))
+            (now >= start + DRAIN_GRACE_S ||
+             (now >= start + DRAIN_MIN_WAIT_S && !adopted && open_connections(d) == 0)))
             break;
         int sig = sigtimedwait(set, NULL, &poll);
         if (sig > 0) return sig;
@@ -689,8 +716,8 @@ int qrr_server_run(const qrr_server_config *given)
     fprintf(stderr, "qrr serve: %s: draining %d request(s) in flight\n", strsignal(sig),
             atomic_load(&srv.in_flight));
     int lfd = MHD_quiesce_daemon(d); /* no new connections from here on */
-    if (lfd >= 0) close(lfd);
-    int again = drain(&srv, d, &set);
+    int adopted = lfd >= 0 ? adopt_backlog(d, lfd) : 0;
+    int again = drain(&srv, d, adopted, &set);
     int left = atomic_load(&srv.in_flight);
     if (left) {
         /* Waiting for them would take as long as their scoring does, and a supervisor that

@@ -1505,6 +1505,32 @@ Test(server_drain, a_request_read_just_after_sigterm_is_answered)
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
 }
 
+/* A request sent on a brand-new connection at the moment SIGTERM is sent: the connection may
+ * not even be accepted yet (it waits in the listening socket's queue), and still gets an
+ * answer. The race goes either way, so it is run 8 times; each must be answered. */
+Test(server_drain, a_request_on_a_new_connection_at_sigterm_is_answered)
+{
+    const char *body = "{\"query\": \"q\", \"texts\": [\"a\"]}";
+    char request[256];
+    snprintf(request, sizeof request, "POST /rerank HTTP/1.1\r\nHost: x\r\nContent-Length: "
+             "%zu\r\n\r\n%s", strlen(body), body);
+    for (int k = 0; k < 8; k++) {
+        served s = serve_start(tmp, model, NULL);
+        int fd = raw_connect(s.port);
+        raw_send(fd, request);
+        kill(s.pid, SIGTERM);
+        int closed;
+        char *answer = raw_read_all(fd, 30.0, &closed);
+        cr_expect(!strncmp(answer, "HTTP/1.1 503", 12) || !strncmp(answer, "HTTP/1.1 200", 12),
+                  "try %d: '%.200s'", k, answer);
+        free(answer);
+        close(fd);
+        int st;
+        cr_assert_eq(waitpid(s.pid, &st, 0), s.pid);
+        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "try %d: exit status %d", k, st);
+    }
+}
+
 /* Wait up to `seconds` for pid to exit; its wait status, or -1 if it is still running. */
 static int exit_within(pid_t pid, double seconds)
 {
