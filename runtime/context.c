@@ -48,6 +48,7 @@ int qrr_ctx_create(const qrr_model *m, qrr_ctx_params params, qrr_ctx **out)
     c->m = m;
     c->params = params;
     atomic_init(&c->busy, 0);
+    atomic_init(&c->scoring_thread, NULL);
     c->pool = qrr_pool_create(params.n_threads);
     if (!c->pool) {
         free(c);

@@ -29,6 +29,7 @@ struct qrr_ctx {
     qrr_ids head_ids;     /* its ids */
     int head_state;       /* 0: not built yet, 1: built, -1: none for this context */
     atomic_int busy;      /* 1 while a scoring call runs: a second thread is refused */
+    _Atomic(const void *) scoring_thread; /* the running call's thread tag (score.c) */
     int (*should_stop)(void *); /* qrr_ctx_set_abort, or NULL */
     void *stop_arg;
     const qrr_cuda_module *cuda_fn; /* the CUDA module's functions, when params.device is */

@@ -26,17 +26,29 @@ static int reserve_prompts(qrr_ctx *c, size_t n, qrr_diag *d)
     return QRR_OK;
 }
 
+/* A byte whose address tells this thread from the others. */
+static _Thread_local char thread_tag;
+
 /* A context serves one thread at a time: a call that finds another running is refused
- * rather than left to overwrite its scratch (and both calls' scores). */
+ * rather than left to overwrite its scratch (and both calls' scores); the message says
+ * whether that call is this thread's own (made from its abort callback). */
 static int ctx_enter(qrr_ctx *c, const char *fn)
 {
-    if (atomic_exchange(&c->busy, 1) == 0) return QRR_OK;
+    if (atomic_exchange(&c->busy, 1) == 0) {
+        atomic_store(&c->scoring_thread, (const void *)&thread_tag);
+        return QRR_OK;
+    }
+    if (atomic_load(&c->scoring_thread) == (const void *)&thread_tag)
+        return qrr__errorf(QRR_ERR_INVALID_ARG, "%s: the context is scoring already, in this "
+                           "thread (a call from its abort callback?): use another context",
+                           fn);
     return qrr__errorf(QRR_ERR_INVALID_ARG, "%s: the context is in use by another thread (a "
                        "context serves one thread at a time: create one per thread)", fn);
 }
 
 static void ctx_leave(qrr_ctx *c)
 {
+    atomic_store(&c->scoring_thread, NULL);
     atomic_store(&c->busy, 0);
 }
 

@@ -387,3 +387,36 @@ Test(api, an_abort_callback_stops_a_call_between_chunks_and_nothing_is_written)
     qrr_ctx_set_abort(NULL, count_and_stop, &never); /* no context: nothing happens */
     qrr_ctx_free(c);
 }
+
+/* An abort callback that scores on the context it was given: refused, and said so. */
+typedef struct reentry {
+    qrr_ctx *ctx;
+    int rc;
+    char msg[512];
+} reentry;
+
+static int score_from_callback(void *arg)
+{
+    reentry *r = arg;
+    const char *doc[] = {"a document"};
+    float s;
+    r->rc = qrr_ctx_score(r->ctx, "a query", doc, 1, qrr_score_default_params(), &s, NULL);
+    snprintf(r->msg, sizeof r->msg, "%s", qrr_last_error());
+    return 0;
+}
+
+Test(api, scoring_from_its_own_abort_callback_is_refused_as_such)
+{
+    qrr_ctx *c;
+    cr_assert_eq(qrr_ctx_create(model, qrr_ctx_default_params(), &c), QRR_OK, "%s", qrr_last_error());
+    reentry r = {c, QRR_OK, ""};
+    qrr_ctx_set_abort(c, score_from_callback, &r);
+    const char *docs[] = {"The capital of China is Beijing."};
+    float s = -1;
+    cr_assert_eq(qrr_ctx_score(c, "What is the capital of China?", docs, 1,
+                               qrr_score_default_params(), &s, NULL), QRR_OK, "%s", qrr_last_error());
+    cr_expect(s >= 0 && s <= 1);
+    cr_expect_eq(r.rc, QRR_ERR_INVALID_ARG, "%s", qrr_status_str(r.rc));
+    cr_expect(strstr(r.msg, "scoring already, in this thread") != NULL, "%s", r.msg);
+    qrr_ctx_free(c);
+}
