@@ -253,7 +253,7 @@ bench-tokenizer: $(BUILD)/bench/tokenizer_bench
 
 # qrr's tokenizer against Hugging Face tokenizers on 300,000 generated strings and on every
 # Unicode scalar value (pip install tokenizers==0.23.3; about two minutes).
-check-tokenizer: all
+check-tokenizer: $(BUILD)/qrr $(BUILD)/qgen $(BUILD)/qconvert  # what tools/tokenizer_diff.py runs
 	python3 tools/tokenizer_diff.py --build $(BUILD) --every-code-point
 
 clean:
