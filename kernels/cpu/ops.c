@@ -68,27 +68,31 @@ static void silu_mul_scalar(const float *gu, float *out, int rows, int n)
 /* ---- dispatch: x86-64's avx2 level has its own versions but for RoPE, which takes the
  * scalar one; AArch64's neon-dotprod level takes the neon ones ---- */
 
+/* The level asked for, lowered to what this CPU has. */
+static int level(int isa)
+{
+    int mx = (int)qrr__cpu_isa_max();
+    return isa > mx ? mx : isa;
+}
+
 /* The level's vector family: 1 for the AVX-512 or NEON versions, 0 for the others. */
 static int vector(int isa)
 {
-    int mx = (int)qrr__cpu_isa_max();
-    int l = isa > mx ? mx : isa;
 #if defined(QRR__X86)
-    return l >= QRR__ISA_AVX512;
+    return level(isa) >= QRR__ISA_AVX512;
 #elif defined(QRR__ARM64)
-    return l >= QRR__ISA_NEON;
+    return level(isa) >= QRR__ISA_NEON;
 #else
-    (void)l;
+    (void)isa;
     return 0;
 #endif
 }
 
-/* 1 when the level is x86-64's avx2 (as lowered to what this CPU has). */
+/* 1 when the level is x86-64's avx2. */
 static int avx2(int isa)
 {
 #if defined(QRR__X86)
-    int mx = (int)qrr__cpu_isa_max();
-    return (isa > mx ? mx : isa) == QRR__ISA_AVX2;
+    return level(isa) == QRR__ISA_AVX2;
 #else
     (void)isa;
     return 0;

@@ -26,8 +26,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
  * told from a stray argument; and the operands it rewrote after "--". */
 static const char **split_values;
 static int n_split_values;
-static char **operands;        /* "./-x", each allocated here */
-static const char **operand_args; /* the "-x" each came from */
+static struct operand {
+    char *path;      /* "./-x", allocated here */
+    const char *arg; /* the "-x" it came from */
+} *operands;
 static int n_operands;
 
 /* An operand after "--" as the commands will read it: every operand of theirs is a path, and
@@ -40,8 +42,7 @@ static char *operand(char *arg)
     if (!p) return NULL;
     memcpy(p, "./", 2);
     strcpy(p + 2, arg);
-    operand_args[n_operands] = arg;
-    operands[n_operands++] = p;
+    operands[n_operands++] = (struct operand){p, arg};
     return p;
 }
 
@@ -50,15 +51,13 @@ int cli_split_long_options(int argc, char **argv, char **out)
     int n = 0, after_dashes = 0;
     free(split_values);
     split_values = malloc(((size_t)argc + 1) * sizeof *split_values);
-    for (int k = 0; k < n_operands; k++) free(operands[k]);
+    for (int k = 0; k < n_operands; k++) free(operands[k].path);
     free(operands);
-    free(operand_args);
     operands = malloc(((size_t)argc + 1) * sizeof *operands);
-    operand_args = malloc(((size_t)argc + 1) * sizeof *operand_args);
     n_split_values = n_operands = 0;
     for (int i = 0; i < argc; i++) {
         if (after_dashes) {
-            out[n] = operands && operand_args ? operand(argv[i]) : NULL;
+            out[n] = operands ? operand(argv[i]) : NULL;
             if (!out[n++]) return -1;
             continue;
         }
@@ -91,9 +90,9 @@ int cli_unexpected_argument(const char *cmd, char **argv, int i)
         return cli_usage_error(cmd, "option '%s' takes no value (given as '%s=%s')", argv[i - 1],
                                argv[i - 1], argv[i]);
     for (int k = 0; k < n_operands; k++)
-        if (operands[k] == argv[i])
+        if (operands[k].path == argv[i])
             return cli_usage_error(cmd, "unexpected argument '%s' (after --, where every "
-                                   "argument is a path)", operand_args[k]);
+                                   "argument is a path)", operands[k].arg);
     return cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
 }
 
