@@ -182,12 +182,16 @@ Test(gemm, i8_per_block)
 /* A weight packed once (qrr_cpu_i8_pack) gives bit for bit what the same weight gives
  * unpacked, at every level and row count (1 to 4 rows take another path without it), with
  * and without accumulating, on one and two threads; the portable packing writes the same
- * bytes as the one this CPU uses; per-block weights and other dtypes have no packed copy.
- * Runs where this CPU's int8 GEMM reads one (x86-64: AVX-512 VNNI, AVX2). */
+ * bytes as the one this CPU uses; other dtypes have no packed copy, per-block weights have
+ * one exactly where the AVX2 version is this CPU's int8 GEMM. Runs where this CPU's int8
+ * GEMM reads one (x86-64: AVX-512 VNNI, AVX2). */
 Test(gemm, i8_packed_weight_bit_identical)
 {
     wbuf blocked = make_weight(3, 40, 256, 32, 0);
-    cr_expect_eq(qrr_cpu_i8_packed_size(&blocked.w), 0, "a per-block weight has a packed size");
+    int blocked_packs = qrr_cpu_i8_packed_size(&blocked.w) > 0;
+    cr_expect_eq(blocked_packs, !strcmp(qrr_cpu_gemm_impl(3), "avx2"),
+                 "int8 GEMM %s: a per-block weight has %s packed size", qrr_cpu_gemm_impl(3),
+                 blocked_packs ? "a" : "no");
     free_weight(&blocked);
     wbuf f16 = make_weight(1, 40, 256, 0, 0);
     cr_expect_eq(qrr_cpu_i8_packed_size(&f16.w), 0, "an f16 weight has a packed size");
@@ -197,17 +201,23 @@ Test(gemm, i8_packed_weight_bit_identical)
     free_weight(&probe);
     if (probe_size == 0) cr_skip_test("this CPU's int8 GEMM reads no packed copy");
 
-    static const int shapes[][3] = { /* m, n, k */
-        {1, 1, 1}, {2, 33, 63}, {3, 64, 1024}, {4, 100, 1029}, {5, 127, 127}, {13, 65, 2101},
-        {67, 1024, 1024}, {67, 96, 3072}, {300, 40, 1030}, {9, 70, 257},
+    static const int shapes[][4] = { /* m, n, k, block (0: per channel) */
+        {1, 1, 1, 0}, {2, 33, 63, 0}, {3, 64, 1024, 0}, {4, 100, 1029, 0}, {5, 127, 127, 0},
+        {13, 65, 2101, 0}, {67, 1024, 1024, 0}, {67, 96, 3072, 0}, {300, 40, 1030, 0},
+        {9, 70, 257, 0}, {3, 37, 256, 32}, {70, 33, 320, 64}, {6, 18, 1100, 4},
+        {20, 40, 4096, 2048}, {9, 9, 128, 128},
     };
     qrr_pool *two = qrr_pool_create(2);
     cr_assert_not_null(two);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2], ldy = n + 3;
-        wbuf wb = make_weight(3, n, k, 0, 0);
+        wbuf wb = make_weight(3, n, k, shapes[s][3], 0);
         size_t bytes = qrr_cpu_i8_packed_size(&wb.w);
-        cr_assert_gt(bytes, 0, "n %d k %d: no packed size", n, k);
+        if (shapes[s][3] && !blocked_packs) {
+            free_weight(&wb);
+            continue;
+        }
+        cr_assert_gt(bytes, 0, "n %d k %d block %d: no packed size", n, k, shapes[s][3]);
         void *mem = aligned_alloc(64, (bytes + 63) / 64 * 64);
         float *x = malloc(sizeof(float) * (size_t)m * k);
         float *y0 = malloc(sizeof(float) * (size_t)m * ldy), *y1 = malloc(sizeof(float) * (size_t)m * ldy);
@@ -229,8 +239,8 @@ Test(gemm, i8_packed_weight_bit_identical)
                     qrr_cpu_gemm_isa(isa, x, k, m, &wb.w, y0, ldy, acc, pool);
                     qrr_cpu_gemm_isa(isa, x, k, m, &packed, y1, ldy, acc, pool);
                     cr_assert(!memcmp(y0, y1, sizeof(float) * (size_t)m * ldy),
-                              "isa %d m %d n %d k %d acc %d threads %d: packed and unpacked differ",
-                              isa, m, n, k, acc, threads);
+                              "isa %d m %d n %d k %d block %d acc %d threads %d: packed and "
+                              "unpacked differ", isa, m, n, k, shapes[s][3], acc, threads);
                 }
         free(mem);
         free(x);

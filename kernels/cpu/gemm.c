@@ -222,8 +222,9 @@ size_t qrr_cpu_i8_packed_size(const qrr_cpu_weight *w)
     int offset;
     int per_block = w->block > 0 && w->block < w->k;
     gemm_fn fn = w->dtype == 3 ? vector_i8((int)qrr__cpu_isa(), &offset) : NULL;
-    if (w->n > 0 && w->k > 0 && !per_block && i8_shape_ok(w) &&
-        (fn == qrr__gemm_i8_vnni || fn == qrr__gemm_i8_avx2))
+    /* the VNNI version reads the packed copy of per-channel weights only */
+    if (w->n > 0 && w->k > 0 && i8_shape_ok(w) &&
+        ((fn == qrr__gemm_i8_vnni && !per_block) || fn == qrr__gemm_i8_avx2))
         return qrr__i8_packed_size(w->n, w->k);
 #else
     (void)w;

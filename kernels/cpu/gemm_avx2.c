@@ -3,8 +3,9 @@
  * register tiles (up to 4 rows of X: dot products along k, W converted on the fly). int8
  * weights: X quantized to int16 and multiplied with
  * vpmaddwd (exact int32 sums: AVX2 has no int8 dot product that cannot saturate); W read from
- * its packed copy (cpu_internal.h) by a register-blocked kernel of MRI rows x 8 columns, or,
- * unpacked (per-block scales), by dot products of W rows sign-extended on the fly. */
+ * its packed copy (cpu_internal.h; per-channel or per-block scales) by a register-blocked
+ * kernel of MRI rows x 8 columns, or, where there is none, by dot products of W rows
+ * sign-extended on the fly. */
 #include <immintrin.h>
 #include "cpu_internal.h"
 
@@ -145,7 +146,7 @@ static ALWAYS_INLINE QRR__AVX2 void dot_i8(int R, int C, const qrr__gemm_args *a
             for (int r = 0; r < R; r++) {
                 int32_t t = hsum8i(acc[r][c]);
                 if (nb == 1) last[r][c] = t;
-                else fs[r][c] = b == 0 ? (float)t * ws : fs[r][c] + (float)t * ws;
+                else fs[r][c] += (float)t * ws; /* from 0, as qrr__i8_finish sums */
             }
         }
     }
@@ -295,41 +296,65 @@ QRR__AVX2 void qrr__gemm_fp_avx2(const qrr__gemm_args *a, int i0, int i1, int j0
                  * spilled accumulators to the stack) */
 #define MCI 128 /* rows of X per pass over W (their int16 rows stay in L2) */
 
+/* One block's int32 sums of an 8-column tile: c0 holds columns 0..3, c1 columns 4..7, each
+ * column's two pair sums in adjacent lanes; added together, columns 0..7 in order. */
+static ALWAYS_INLINE QRR__AVX2 __m256 column_sums(__m256i c0, __m256i c1)
+{
+    return _mm256_cvtepi32_ps(_mm256_permute4x64_epi64(_mm256_hadd_epi32(c0, c1), 0xd8));
+}
+
 /* Y[i0 .. i0+R)[j .. j+nc) (+)= X . the 8 columns starting at `cols` of a packed panel,
  * nc <= 8. Each step takes 4 deep: two groups of 4 columns x 4 bytes, sign-extended to
  * int16, against X's 4 values broadcast; vpmaddwd leaves each column's two pair sums in
- * adjacent lanes, added together at the end. */
-static ALWAYS_INLINE QRR__AVX2 void tile_i8(int R, const qrr__gemm_args *a, int i0,
-                                            const uint8_t *cols, int steps, int j, int nc)
+ * adjacent lanes, added together at the end. PER_BLOCK (a scale per `block` inputs): the
+ * integer sums start again at each block, whose scaled sum is added to a float one, in the
+ * order of the reference (qrr__i8_finish). */
+static ALWAYS_INLINE QRR__AVX2 void tile_i8(int R, int PER_BLOCK, const qrr__gemm_args *a,
+                                            int i0, const uint8_t *cols, int steps, int j, int nc)
 {
-    __m256i c0[MRI], c1[MRI];
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++) c0[r] = c1[r] = _mm256_setzero_si256();
+    const qrr_cpu_weight *w = a->w;
+    const int nb = PER_BLOCK ? w->k / w->block : 1, block_steps = PER_BLOCK ? w->block / 4 : steps;
     const uint8_t *x = a->xq + (size_t)i0 * a->ldq;
-    for (int s = 0; s < steps; s++) {
-        const uint8_t *wp = cols + (size_t)s * QRR__I8_NR * 4;
-        __m256i w0 = _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)wp));
-        __m256i w1 = _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)(wp + 16)));
+    /* the 8 columns' scales of block b sit nb apart: gathered, past nc masked out */
+    const __m256i scale_at = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                                _mm256_set1_epi32(nb));
+    const __m256 in_tile = _mm256_castsi256_ps(tail_mask32(nc));
+    __m256i c0[MRI], c1[MRI];
+    __m256 f[MRI];
 #pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            long long x4;
-            memcpy(&x4, x + (size_t)r * a->ldq + (size_t)s * 8, 8);
-            __m256i xv = _mm256_set1_epi64x(x4);
-            c0[r] = _mm256_add_epi32(c0[r], _mm256_madd_epi16(xv, w0));
-            c1[r] = _mm256_add_epi32(c1[r], _mm256_madd_epi16(xv, w1));
+    for (int r = 0; r < R; r++) f[r] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) c0[r] = c1[r] = _mm256_setzero_si256();
+        for (int s = b * block_steps; s < (b + 1) * block_steps; s++) {
+            const uint8_t *wp = cols + (size_t)s * QRR__I8_NR * 4;
+            __m256i w0 = _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)wp));
+            __m256i w1 = _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)(wp + 16)));
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                long long x4;
+                memcpy(&x4, x + (size_t)r * a->ldq + (size_t)s * 8, 8);
+                __m256i xv = _mm256_set1_epi64x(x4);
+                c0[r] = _mm256_add_epi32(c0[r], _mm256_madd_epi16(xv, w0));
+                c1[r] = _mm256_add_epi32(c1[r], _mm256_madd_epi16(xv, w1));
+            }
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) pin_in_register(c0[r], c1[r]);
         }
+        if (!PER_BLOCK) break;
+        __m256 ws = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), w->scale + (size_t)j * nb + b,
+                                             scale_at, in_tile, 4);
 #pragma GCC unroll 4
-        for (int r = 0; r < R; r++) pin_in_register(c0[r], c1[r]);
+        for (int r = 0; r < R; r++) f[r] = _mm256_add_ps(f[r], _mm256_mul_ps(column_sums(c0[r], c1[r]), ws));
     }
     _Alignas(32) float ws[8] = {0};
-    memcpy(ws, a->w->scale + j, sizeof(float) * (size_t)nc);
+    if (!PER_BLOCK) memcpy(ws, w->scale + j, sizeof(float) * (size_t)nc);
     const __m256 wsv = _mm256_load_ps(ws);
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
-        /* lanes (column, pair) -> one sum per column, columns 0..7 in order */
-        __m256i sum = _mm256_permute4x64_epi64(_mm256_hadd_epi32(c0[r], c1[r]), 0xd8);
-        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(sum),
-                                 _mm256_mul_ps(_mm256_set1_ps(a->xs[i0 + r]), wsv));
+        __m256 xs = _mm256_set1_ps(a->xs[i0 + r]);
+        __m256 v = PER_BLOCK ? _mm256_mul_ps(f[r], xs)
+                             : _mm256_mul_ps(column_sums(c0[r], c1[r]), _mm256_mul_ps(xs, wsv));
         float *yo = a->y + (size_t)(i0 + r) * a->ldy + j;
         if (nc == 8) {
             if (a->accumulate) v = _mm256_add_ps(_mm256_loadu_ps(yo), v);
@@ -342,15 +367,19 @@ static ALWAYS_INLINE QRR__AVX2 void tile_i8(int R, const qrr__gemm_args *a, int 
     }
 }
 
+#define TILE_I8_ROWS(P)                                                                      \
+    switch (R) {                                                                             \
+    case 4: tile_i8(4, P, a, i0, cols, steps, j, nc); break;                                 \
+    case 3: tile_i8(3, P, a, i0, cols, steps, j, nc); break;                                 \
+    case 2: tile_i8(2, P, a, i0, cols, steps, j, nc); break;                                 \
+    default: tile_i8(1, P, a, i0, cols, steps, j, nc); break;                                \
+    }
+
 static QRR__AVX2 void tile_i8_any(int R, const qrr__gemm_args *a, int i0, const uint8_t *cols,
                                   int steps, int j, int nc)
 {
-    switch (R) {
-    case 4: tile_i8(4, a, i0, cols, steps, j, nc); break;
-    case 3: tile_i8(3, a, i0, cols, steps, j, nc); break;
-    case 2: tile_i8(2, a, i0, cols, steps, j, nc); break;
-    default: tile_i8(1, a, i0, cols, steps, j, nc); break;
-    }
+    if (a->w->block > 0 && a->w->block < a->w->k) TILE_I8_ROWS(1)
+    else TILE_I8_ROWS(0)
 }
 
 static QRR__AVX2 void gemm_i8_packed(const qrr__gemm_args *a, int i0, int i1, int j0, int j1)
@@ -373,7 +402,7 @@ static QRR__AVX2 void gemm_i8_packed(const qrr__gemm_args *a, int i0, int i1, in
 QRR__AVX2 void qrr__gemm_i8_avx2(const qrr__gemm_args *a, int i0, int i1, int j0, int j1)
 {
     const qrr_cpu_weight *w = a->w;
-    if (w->packed && !(w->block > 0 && w->block < w->k)) {
+    if (w->packed) {
         gemm_i8_packed(a, i0, i1, j0, j1);
         return;
     }
