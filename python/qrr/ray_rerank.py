@@ -44,18 +44,24 @@ def connect(address: Optional[str]) -> bool:
     return True
 
 
-def check_local_pool(actors: Optional[int], threads: int) -> None:
+def check_local_pool(actors: Optional[int], threads: int, device: str = "cpu") -> None:
     """Refuse a pool the local instance started here can never hold: Ray would wait for
-    CPUs that do not come (a cluster, with --address, may grow: there Ray waits
-    ACTOR_START_S). A pool of no set size starts with one actor."""
+    CPUs (or, with --device cuda, a GPU per actor) that do not come (a cluster, with
+    --address, may grow: there Ray waits ACTOR_START_S). A pool of no set size starts with
+    one actor."""
     import ray
     from ._ray_io import UsageError
-    cpus = int(ray.cluster_resources().get("CPU", 0))
+    have = ray.cluster_resources()
+    cpus, gpus = int(have.get("CPU", 0)), int(have.get("GPU", 0))
     need = (actors or 1) * threads
+    pool = f"--actors {actors} x " if actors else ""
     if need > cpus:
-        pool = f"--actors {actors} x " if actors else ""
         raise UsageError(f"{pool}--threads-per-actor {threads} needs {need} CPUs, more than "
                          f"the {cpus} of this machine: use fewer, or join a cluster with "
+                         "--address")
+    if device == "cuda" and (actors or 1) > gpus:
+        raise UsageError(f"--device cuda takes a GPU per actor: {actors or 1} needed, this "
+                         f"machine has {gpus}: use fewer --actors, or join a cluster with "
                          "--address")
 
 
@@ -108,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     writer = None
     try:
         if started_ray and args.address is None:
-            check_local_pool(args.actors, args.threads_per_actor)
+            check_local_pool(args.actors, args.threads_per_actor, args.device)
         _configure_ray_data()
         ds, total = read_input(args.input, in_fmt, args.query_column,
                                args.document_column, args.id_column,

@@ -196,6 +196,24 @@ def test_a_pool_too_big_for_this_machine_is_refused_at_once(tied, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["pairs.jsonl"]
 
 
+def test_a_cuda_pool_with_more_actors_than_gpus_is_refused(local_ray):
+    """--device cuda asks a GPU of every actor: on the local instance, a pool of more actors
+    than it has GPUs is refused as a CPU pool too big is, not left waiting for them."""
+    import ray
+    from qrr._ray_io import UsageError
+    from qrr.ray_rerank import check_local_pool
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    with pytest.raises(UsageError, match=rf"^--device cuda takes a GPU per actor: {gpus + 1} "
+                       rf"needed, this machine has {gpus}: use fewer --actors, or join a "
+                       r"cluster with --address$"):
+        check_local_pool(gpus + 1, 1, "cuda")
+    if gpus == 0:  # no set size: one actor, still one GPU more than there are
+        with pytest.raises(UsageError, match="1 needed, this machine has 0"):
+            check_local_pool(None, 1, "cuda")
+    if gpus + 1 <= int(ray.cluster_resources().get("CPU", 0)):  # no GPU asked for: it fits
+        check_local_pool(gpus + 1, 1, "cpu")
+
+
 def test_an_output_with_nowhere_to_go_is_refused_before_the_job(local_ray, tied, tmp_path,
                                                                 capsys):
     src = write_jsonl(tmp_path / "pairs.jsonl", make_rows(10))
