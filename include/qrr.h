@@ -80,7 +80,9 @@ typedef struct qrr_ctx_params {
 typedef struct qrr_score_params {
     const char *instruction; /* NULL = the model's default instruction */
     int max_length;          /* prompt tokens; 0 = the model's default (8192) */
-    size_t instruction_len;  /* bytes of instruction; 0 = up to its NUL (for text with NULs) */
+    size_t instruction_len;  /* bytes of instruction; 0 = up to its NUL (for text with NULs);
+                                so an empty instruction is "" with 0: a binding whose empty
+                                string has no NUL behind it passes "" */
     int truncate;            /* 1 (default; any nonzero): cut the document so the prompt
                                 fits max_length; 0: a prompt that does not fit is
                                 QRR_ERR_TOO_LONG */
