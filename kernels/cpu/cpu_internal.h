@@ -155,6 +155,7 @@ static inline size_t qrr__i8_packed_size(int n, int k)
 }
 void qrr__i8_vnni_pack(const qrr_cpu_weight *w, uint8_t *mem);
 void qrr__i8_pack_portable(const qrr_cpu_weight *w, uint8_t *mem);
+void qrr__i8_pack_avx2(const qrr_cpu_weight *w, uint8_t *mem); /* the same bytes, faster */
 /* One row of X to int16 by the rule above (the AVX2 version's form); returns its scale. */
 float qrr__quant_row_avx2(const float *x, int k, int16_t *q, size_t ldq);
 void qrr__gemm_fp_neon(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);

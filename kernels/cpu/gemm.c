@@ -269,7 +269,7 @@ void qrr_cpu_i8_pack(qrr_cpu_weight *w, void *mem)
     if (qrr_cpu_detect().avx512vnni && qrr__cpu_isa_max() >= QRR__ISA_AVX512)
         qrr__i8_vnni_pack(w, mem);
     else
-        qrr__i8_pack_portable(w, mem);
+        qrr__i8_pack_avx2(w, mem); /* packed sizes are nonzero for these two versions only */
     w->packed = mem;
 #else
     (void)w;

@@ -399,6 +399,62 @@ static QRR__AVX2 void gemm_i8_packed(const qrr__gemm_args *a, int i0, int i1, in
     }
 }
 
+/* The packed layout of cpu_internal.h, as qrr__i8_pack_portable writes it: 16 bytes (4
+ * steps) of 4 rows at a time, transposed as 4 x 4 groups of 4 bytes, so every store is one
+ * step's run of 4 columns; each row's sum from vpsadbw of its bytes offset to unsigned. */
+QRR__AVX2 void qrr__i8_pack_avx2(const qrr_cpu_weight *w, uint8_t *mem)
+{
+    const int n = w->n, k = w->k, steps = (k + 3) / 4, wide_steps = k / 16 * 4;
+    const size_t panel_bytes = qrr__i8_panel_bytes(k), step_bytes = QRR__I8_NR * 4;
+    int32_t *sums = (int32_t *)(mem + qrr__i8_sums_offset(n, k));
+    const __m128i flip = _mm_set1_epi8((char)0x80);
+    static const int8_t zeros[16];
+    for (int jp = 0; jp < n; jp += QRR__I8_NR) {
+        uint8_t *panel = mem + (size_t)(jp / QRR__I8_NR) * panel_bytes;
+        for (int c = 0; c < QRR__I8_NR; c += 4) {
+            const int8_t *row[4];
+            size_t stride[4]; /* 0 for the last panel's columns past n: zeros */
+            __m128i sad[4];
+            for (int r = 0; r < 4; r++) {
+                int live = jp + c + r < n;
+                row[r] = live ? (const int8_t *)w->data + (size_t)(jp + c + r) * (size_t)k : zeros;
+                stride[r] = live ? 16 : 0;
+                sad[r] = _mm_setzero_si128();
+            }
+            uint8_t *out = panel + (size_t)c * 4;
+            for (int s = 0; s < wide_steps; s += 4) {
+                __m128i v[4];
+                for (int r = 0; r < 4; r++) {
+                    v[r] = _mm_loadu_si128((const __m128i *)(row[r] + (size_t)(s / 4) * stride[r]));
+                    sad[r] = _mm_add_epi64(sad[r], _mm_sad_epu8(_mm_xor_si128(v[r], flip),
+                                                                _mm_setzero_si128()));
+                }
+                __m128i lo01 = _mm_unpacklo_epi32(v[0], v[1]), hi01 = _mm_unpackhi_epi32(v[0], v[1]);
+                __m128i lo23 = _mm_unpacklo_epi32(v[2], v[3]), hi23 = _mm_unpackhi_epi32(v[2], v[3]);
+                uint8_t *o = out + (size_t)s * step_bytes;
+                _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi64(lo01, lo23));
+                _mm_storeu_si128((__m128i *)(o + step_bytes), _mm_unpackhi_epi64(lo01, lo23));
+                _mm_storeu_si128((__m128i *)(o + 2 * step_bytes), _mm_unpacklo_epi64(hi01, hi23));
+                _mm_storeu_si128((__m128i *)(o + 3 * step_bytes), _mm_unpackhi_epi64(hi01, hi23));
+            }
+            for (int r = 0; r < 4; r++) {
+                int live = stride[r] != 0;
+                /* the 16-byte chunks' sum: vpsadbw added each byte plus 128 */
+                int64_t sum = _mm_cvtsi128_si64(sad[r]) + _mm_extract_epi64(sad[r], 1) -
+                              128 * (int64_t)wide_steps * 4;
+                for (int s = wide_steps; s < steps; s++) { /* the rest, zeros past k */
+                    uint8_t group[4] = {0};
+                    int have = k - s * 4 < 4 ? k - s * 4 : 4;
+                    if (live) memcpy(group, row[r] + (size_t)s * 4, (size_t)have);
+                    for (int b = 0; b < have; b++) sum += (int8_t)group[b];
+                    memcpy(out + (size_t)s * step_bytes + (size_t)r * 4, group, 4);
+                }
+                sums[jp + c + r] = live ? (int32_t)sum : 0;
+            }
+        }
+    }
+}
+
 QRR__AVX2 void qrr__gemm_i8_avx2(const qrr__gemm_args *a, int i0, int i1, int j0, int j1)
 {
     const qrr_cpu_weight *w = a->w;
