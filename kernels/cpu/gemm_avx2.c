@@ -342,10 +342,11 @@ static ALWAYS_INLINE QRR__AVX2 void tile_i8(int R, int PER_BLOCK, const qrr__gem
             for (int r = 0; r < R; r++) pin_in_register(c0[r], c1[r]);
         }
         if (!PER_BLOCK) break;
-        __m256 ws = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), w->scale + (size_t)j * nb + b,
-                                             scale_at, in_tile, 4);
+        __m256 block_scale = _mm256_mask_i32gather_ps(
+            _mm256_setzero_ps(), w->scale + (size_t)j * nb + b, scale_at, in_tile, 4);
 #pragma GCC unroll 4
-        for (int r = 0; r < R; r++) f[r] = _mm256_add_ps(f[r], _mm256_mul_ps(column_sums(c0[r], c1[r]), ws));
+        for (int r = 0; r < R; r++)
+            f[r] = _mm256_add_ps(f[r], _mm256_mul_ps(column_sums(c0[r], c1[r]), block_scale));
     }
     _Alignas(32) float ws[8] = {0};
     if (!PER_BLOCK) memcpy(ws, w->scale + j, sizeof(float) * (size_t)nc);
