@@ -11,7 +11,7 @@ FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= $(BUILD)/fuzz
 FUZZ_SECONDS ?= 10
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_CFLAGS  := -std=c11 -g -O1 -fPIC -D_GNU_SOURCE $(WARN) $(INCLUDES) -Itools/qrr \
+FUZZ_CFLAGS  := -std=c11 -g -O1 -fPIC -ffp-contract=off -D_GNU_SOURCE $(WARN) $(INCLUDES) -Itools/qrr \
                 $(FUZZ_SAN) -fsanitize=fuzzer-no-link
 FUZZ_LIBS    := -ljansson -lxxhash -lz -lutf8proc -lpcre2-8 -ldl -lpthread -lm
 

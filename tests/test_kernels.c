@@ -146,9 +146,10 @@ static void gemm_case(uint32_t dtype, int m, int n, int k, int block, int acc, i
     free(yinit);
 }
 
-static const int odd_sizes[][3] = {
+static const int odd_sizes[][3] = { /* m 7 and 13: a 1-row remainder of the 6-row fp tile */
     {1, 1, 1}, {1, 3, 17}, {3, 17, 63}, {17, 63, 65}, {5, 127, 127}, {63, 65, 1029},
     {65, 33, 300}, {8, 32, 256}, {4, 100, 1029}, {9, 70, 257}, {130, 40, 64}, {2, 5, 4},
+    {7, 19, 40}, {13, 33, 70},
 };
 
 static void gemm_sizes(uint32_t dtype, int threads)
@@ -181,10 +182,12 @@ Test(gemm, i8_per_block)
 
 /* A weight packed once (qrr_cpu_i8_pack) gives bit for bit what the same weight gives
  * unpacked, at every level and row count (1 to 4 rows take another path without it), with
- * and without accumulating, on one and two threads; the portable packing writes the same
- * bytes as the one this CPU uses; other dtypes have no packed copy, per-block weights have
- * one exactly where the AVX2 version is this CPU's int8 GEMM. Runs where this CPU's int8
- * GEMM reads one (x86-64: AVX-512 VNNI, AVX2). */
+ * and without accumulating, on one and two threads; and at the AVX2 level bit for bit what
+ * the scalar reference gives. The AVX2 packing and the one this CPU uses write the bytes of
+ * the plain C packing. Other dtypes have no packed copy; per-block weights have one exactly
+ * where the AVX2 version is this CPU's int8 GEMM, and elsewhere are packed here by the plain
+ * C packing, so that the AVX2 tile reads them at its level (as under QRR_CPU_ISA=avx2).
+ * Runs where this CPU's int8 GEMM reads a packed copy (x86-64: AVX-512 VNNI, AVX2). */
 Test(gemm, i8_packed_weight_bit_identical)
 {
     wbuf blocked = make_weight(3, 40, 256, 32, 0);
@@ -204,46 +207,58 @@ Test(gemm, i8_packed_weight_bit_identical)
     static const int shapes[][4] = { /* m, n, k, block (0: per channel) */
         {1, 1, 1, 0}, {2, 33, 63, 0}, {3, 64, 1024, 0}, {4, 100, 1029, 0}, {5, 127, 127, 0},
         {13, 65, 2101, 0}, {67, 1024, 1024, 0}, {67, 96, 3072, 0}, {300, 40, 1030, 0},
-        {9, 70, 257, 0}, {3, 37, 256, 32}, {70, 33, 320, 64}, {6, 18, 1100, 4},
-        {20, 40, 4096, 2048}, {9, 9, 128, 128},
+        {9, 70, 257, 0}, {5, 6, 12, 0}, {2, 35, 15, 0}, {3, 37, 256, 32}, {70, 33, 320, 64},
+        {6, 18, 1100, 4}, {20, 40, 4096, 2048}, {9, 9, 128, 128}, {5, 7, 12, 4},
     };
     qrr_pool *two = qrr_pool_create(2);
     cr_assert_not_null(two);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2], ldy = n + 3;
-        wbuf wb = make_weight(3, n, k, shapes[s][3], 0);
-        size_t bytes = qrr_cpu_i8_packed_size(&wb.w);
-        if (shapes[s][3] && !blocked_packs) {
-            free_weight(&wb);
-            continue;
-        }
-        cr_assert_gt(bytes, 0, "n %d k %d block %d: no packed size", n, k, shapes[s][3]);
-        void *mem = aligned_alloc(64, (bytes + 63) / 64 * 64);
-        float *x = malloc(sizeof(float) * (size_t)m * k);
+        int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2], block = shapes[s][3];
+        int ldy = n + 3, per_block = block > 0 && block < k;
+        wbuf wb = make_weight(3, n, k, block, 0);
+        size_t bytes = qrr_cpu_i8_packed_size(&wb.w), full = qrr__i8_packed_size(n, k);
+        cr_assert_eq(bytes, per_block && !blocked_packs ? 0 : full,
+                     "n %d k %d block %d: packed size %zu", n, k, block, bytes);
+        uint8_t *mem = aligned_alloc(64, (full + 63) / 64 * 64);
+        uint8_t *portable = aligned_alloc(64, (full + 63) / 64 * 64);
+        float *x = malloc(sizeof(float) * (size_t)m * k), *yr = malloc(sizeof(float) * (size_t)m * ldy);
         float *y0 = malloc(sizeof(float) * (size_t)m * ldy), *y1 = malloc(sizeof(float) * (size_t)m * ldy);
-        cr_assert(mem && x && y0 && y1);
+        cr_assert(mem && portable && x && yr && y0 && y1);
         for (size_t i = 0; i < (size_t)m * k; i++) x[i] = frand();
-        qrr_cpu_weight packed = wb.w;
-        qrr_cpu_i8_pack(&packed, mem);
-        cr_assert_eq(packed.packed, mem);
-        void *portable = aligned_alloc(64, (bytes + 63) / 64 * 64);
-        cr_assert_not_null(portable);
         qrr__i8_pack_portable(&wb.w, portable);
-        cr_assert(!memcmp(mem, portable, bytes), "n %d k %d: the portable packing differs", n, k);
-        free(portable);
+        qrr_cpu_weight packed = wb.w;
+        if (bytes) {
+            qrr_cpu_i8_pack(&packed, mem);
+            cr_assert_eq(packed.packed, mem);
+            cr_assert(!memcmp(mem, portable, full), "n %d k %d: this CPU's packing differs", n, k);
+        } else {
+            memcpy(mem, portable, full);
+            packed.packed = mem;
+        }
+#if defined(QRR__X86) /* every CPU with a packed copy has AVX2 */
+        qrr__i8_pack_avx2(&wb.w, mem);
+        cr_assert(!memcmp(mem, portable, full), "n %d k %d: the AVX2 packing differs", n, k);
+#endif
         for (int isa = 1; isa <= qrr_cpu_isa_max(); isa++)
             for (int acc = 0; acc <= 1; acc++)
                 for (int threads = 1; threads <= 2; threads++) {
                     qrr_pool *pool = threads == 2 ? two : NULL;
-                    for (size_t i = 0; i < (size_t)m * ldy; i++) y0[i] = y1[i] = frand();
+                    for (size_t i = 0; i < (size_t)m * ldy; i++) yr[i] = y0[i] = y1[i] = frand();
                     qrr_cpu_gemm_isa(isa, x, k, m, &wb.w, y0, ldy, acc, pool);
                     qrr_cpu_gemm_isa(isa, x, k, m, &packed, y1, ldy, acc, pool);
                     cr_assert(!memcmp(y0, y1, sizeof(float) * (size_t)m * ldy),
                               "isa %d m %d n %d k %d block %d acc %d threads %d: packed and "
-                              "unpacked differ", isa, m, n, k, shapes[s][3], acc, threads);
+                              "unpacked differ", isa, m, n, k, block, acc, threads);
+                    if (isa != 1) continue;
+                    qrr_cpu_ref_gemm(x, k, m, &wb.w, yr, ldy, acc);
+                    cr_assert(!memcmp(yr, y1, sizeof(float) * (size_t)m * ldy),
+                              "avx2 m %d n %d k %d block %d acc %d threads %d: not the "
+                              "reference's bits", m, n, k, block, acc, threads);
                 }
         free(mem);
+        free(portable);
         free(x);
+        free(yr);
         free(y0);
         free(y1);
         free_weight(&wb);

@@ -154,8 +154,8 @@ static inline size_t qrr__i8_packed_size(int n, int k)
     return qrr__i8_sums_offset(n, k) + (size_t)((n + QRR__I8_NR - 1) / QRR__I8_NR) * QRR__I8_NR * 4;
 }
 void qrr__i8_vnni_pack(const qrr_cpu_weight *w, uint8_t *mem);
-void qrr__i8_pack_portable(const qrr_cpu_weight *w, uint8_t *mem);
-void qrr__i8_pack_avx2(const qrr_cpu_weight *w, uint8_t *mem); /* the same bytes, faster */
+void qrr__i8_pack_portable(const qrr_cpu_weight *w, uint8_t *mem); /* the reference */
+void qrr__i8_pack_avx2(const qrr_cpu_weight *w, uint8_t *mem); /* its bytes, faster */
 /* One row of X to int16 by the rule above (the AVX2 version's form); returns its scale. */
 float qrr__quant_row_avx2(const float *x, int k, int16_t *q, size_t ldq);
 void qrr__gemm_fp_neon(const qrr__gemm_args *a, int i0, int i1, int j0, int j1);

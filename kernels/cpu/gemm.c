@@ -232,36 +232,6 @@ size_t qrr_cpu_i8_packed_size(const qrr_cpu_weight *w)
     return 0;
 }
 
-/* The layout of cpu_internal.h without vector instructions, for CPUs without AVX-512: four
- * bytes of a row at a time. */
-void qrr__i8_pack_portable(const qrr_cpu_weight *w, uint8_t *mem)
-{
-    const int n = w->n, k = w->k, full = k / 4, steps = (k + 3) / 4;
-    const size_t panel_bytes = qrr__i8_panel_bytes(k);
-    int32_t *sums = (int32_t *)(mem + qrr__i8_sums_offset(n, k));
-    for (int jp = 0; jp < n; jp += QRR__I8_NR) {
-        uint8_t *panel = mem + (size_t)(jp / QRR__I8_NR) * panel_bytes;
-        for (int c = 0; c < QRR__I8_NR; c++) {
-            uint8_t *col = panel + (size_t)c * 4;
-            int32_t sum = 0;
-            if (jp + c >= n) { /* the last panel's columns past n: zero */
-                for (int s = 0; s < steps; s++) memset(col + (size_t)s * QRR__I8_NR * 4, 0, 4);
-                sums[jp + c] = 0;
-                continue;
-            }
-            const int8_t *row = (const int8_t *)w->data + (size_t)(jp + c) * (size_t)k;
-            for (int s = 0; s < full; s++) memcpy(col + (size_t)s * QRR__I8_NR * 4, row + s * 4, 4);
-            if (full < steps) {
-                uint8_t last[4] = {0};
-                memcpy(last, row + full * 4, (size_t)(k - full * 4));
-                memcpy(col + (size_t)full * QRR__I8_NR * 4, last, 4);
-            }
-            for (int kk = 0; kk < k; kk++) sum += row[kk];
-            sums[jp + c] = sum;
-        }
-    }
-}
-
 void qrr_cpu_i8_pack(qrr_cpu_weight *w, void *mem)
 {
 #if defined(QRR__X86)

@@ -1,8 +1,9 @@
 /* gemm_ref.c — the scalar reference GEMM the fast versions are held against: fp weights in
  * double accumulation; int8 weights with the exact activation quantization rule of
  * cpu_internal.h, exact integer dot products and the same fp32 scaling steps as the fast
- * versions. Plain loops, no threads, no speed. */
+ * versions; and the plain packing of int8 weights. Plain loops, no threads, no speed. */
 #include <stdlib.h>
+#include <string.h>
 #include "cpu_internal.h"
 
 static double w_at(const qrr_cpu_weight *w, size_t j, size_t kk)
@@ -76,6 +77,36 @@ void qrr__gemm_ref_i8(const float *x, int ldx, const qrr_cpu_weight *w, float *y
     }
     free(q);
     free(acc);
+}
+
+/* The packed int8 layout of cpu_internal.h written plainly, four bytes of a row at a time:
+ * the reference the vector packings (AVX2, VNNI) are held to, byte for byte. */
+void qrr__i8_pack_portable(const qrr_cpu_weight *w, uint8_t *mem)
+{
+    const int n = w->n, k = w->k, full = k / 4, steps = (k + 3) / 4;
+    const size_t panel_bytes = qrr__i8_panel_bytes(k);
+    int32_t *sums = (int32_t *)(mem + qrr__i8_sums_offset(n, k));
+    for (int jp = 0; jp < n; jp += QRR__I8_NR) {
+        uint8_t *panel = mem + (size_t)(jp / QRR__I8_NR) * panel_bytes;
+        for (int c = 0; c < QRR__I8_NR; c++) {
+            uint8_t *col = panel + (size_t)c * 4;
+            int32_t sum = 0;
+            if (jp + c >= n) { /* the last panel's columns past n: zero */
+                for (int s = 0; s < steps; s++) memset(col + (size_t)s * QRR__I8_NR * 4, 0, 4);
+                sums[jp + c] = 0;
+                continue;
+            }
+            const int8_t *row = (const int8_t *)w->data + (size_t)(jp + c) * (size_t)k;
+            for (int s = 0; s < full; s++) memcpy(col + (size_t)s * QRR__I8_NR * 4, row + s * 4, 4);
+            if (full < steps) {
+                uint8_t last[4] = {0};
+                memcpy(last, row + full * 4, (size_t)(k - full * 4));
+                memcpy(col + (size_t)full * QRR__I8_NR * 4, last, 4);
+            }
+            for (int kk = 0; kk < k; kk++) sum += row[kk];
+            sums[jp + c] = sum;
+        }
+    }
 }
 
 void qrr_cpu_ref_gemm(const float *x, int ldx, int m, const qrr_cpu_weight *w, float *y,

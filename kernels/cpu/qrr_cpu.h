@@ -37,7 +37,7 @@ void qrr_cpu_gemm(const float *x, int ldx, int m, const qrr_cpu_weight *w,
  * reads W's rows instead, unless w->packed holds the whole weight so packed (one layout for
  * both). qrr_cpu_i8_packed_size: the bytes of w's packed copy; 0 where the int8 GEMM this CPU
  * uses (qrr_cpu_gemm's choice) reads no such copy: other CPUs, other dtypes, and per-block
- * scales under VNNI (which packs their panels call by call).
+ * scales under VNNI (which reads those weights as stored).
  * qrr_cpu_i8_pack: writes it into mem (64-byte aligned, that many bytes) and points w->packed
  * at it; the results stay bit for bit those of the unpacked weight. */
 size_t qrr_cpu_i8_packed_size(const qrr_cpu_weight *w);
