@@ -6,6 +6,7 @@
  * scalar streaming version; sequences too short for a tile, qrr__attention_avx2_rows. */
 #include <immintrin.h>
 #include "cpu_internal.h"
+#include "avx2_transpose.h"
 #include "vec_exp.h"
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
@@ -110,17 +111,24 @@ static QRR__AVX2 void attn_tile(const qrr__attn_args *a, int g, int hh0, int nh,
      * every key (finite scores, never written out) */
     for (int c = 0; c < nc; c++) {
         _Alignas(32) int rows[8];
+        const float *qp[8];
         for (int x = 0; x < 8; x++) {
             int m = 8 * c + x;
             rows[x] = m < M ? r0 + m / nh : 1 << 30;
-            const float *qp = m < M ? a->q + ((size_t)(r0 + m / nh) * a->nq +
-                                               (size_t)(g * group + hh0 + m % nh)) * d
-                                    : NULL;
-            for (int e = 0; e < d; e++) qt[(size_t)e * ldm + m] = qp ? qp[e] : 0.0f;
+            qp[x] = m < M ? a->q + ((size_t)(r0 + m / nh) * a->nq +
+                                    (size_t)(g * group + hh0 + m % nh)) * d
+                          : NULL;
         }
         irow[c] = _mm256_load_si256((const __m256i *)rows);
         mrun[c] = _mm256_set1_ps(-INFINITY);
         lrun[c] = _mm256_setzero_ps();
+        for (int e0 = 0; e0 < d; e0 += 8) { /* d is a multiple of 8 here */
+            __m256 rr[8];
+            for (int x = 0; x < 8; x++)
+                rr[x] = qp[x] ? _mm256_loadu_ps(qp[x] + e0) : _mm256_setzero_ps();
+            qrr__transpose8x8(rr);
+            for (int x = 0; x < 8; x++) _mm256_store_ps(qt + (size_t)(e0 + x) * ldm + 8 * c, rr[x]);
+        }
     }
     memset(o, 0, sizeof(float) * (size_t)ldm * d);
 

@@ -8,6 +8,7 @@
  * sign-extended on the fly. */
 #include <immintrin.h>
 #include "cpu_internal.h"
+#include "avx2_transpose.h"
 
 #define ROWS 4
 #define ALWAYS_INLINE inline __attribute__((always_inline))
@@ -178,26 +179,6 @@ static ALWAYS_INLINE QRR__AVX2 void dot_i8(int R, int C, const qrr__gemm_args *a
 #define KCF 256 /* depth of one panel: 16 KiB of fp32, L1-resident */
 #define MCF 256 /* rows of X per pass over W (keeps X's slice in L2) */
 
-/* The 8 x 8 block r[0..8) transposed in place. */
-static ALWAYS_INLINE QRR__AVX2 void transpose8x8(__m256 r[8])
-{
-    __m256 t[8], u[8];
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
-        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
-        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
-    }
-}
-
 /* buf[kk][jj] = W[j0 + jj][k0 + kk] as fp32 for kk < kc, jj < NRF (zero for jj >= nr). */
 static QRR__AVX2 void pack_fp(const qrr_cpu_weight *w, int j0, int nr, int k0, int kc, float *buf)
 {
@@ -209,7 +190,7 @@ static QRR__AVX2 void pack_fp(const qrr_cpu_weight *w, int j0, int nr, int k0, i
             for (int i = 0; i < 8; i++)
                 r[i] = g + i < nr ? load_w8(w->data, w->dtype, (size_t)(j0 + g + i) * k + (size_t)(k0 + kb), cnt)
                                   : _mm256_setzero_ps();
-            transpose8x8(r);
+            qrr__transpose8x8(r);
             for (int i = 0; i < cnt; i++) _mm256_store_ps(buf + (size_t)(kb + i) * NRF + g, r[i]);
         }
     }
