@@ -343,6 +343,38 @@ Test(gemm, i8_zero_and_nonfinite_rows)
     free_weight(&wb);
 }
 
+/* Per-block sums start from +0 in every version, as the reference's do: an output whose
+ * every block product is -0 (a zero row of W with negative scales) comes out +0, bit for
+ * bit the reference, packed or not. */
+Test(gemm, i8_per_block_sums_start_from_plus_zero)
+{
+    int m = 5, n = 9, k = 64, block = 16;
+    wbuf wb = make_weight(3, n, k, block, 0);
+    memset((int8_t *)wb.data + 2 * k, 0, (size_t)k); /* output 2: zero products */
+    for (int b = 0; b < k / block; b++) wb.scale[2 * (k / block) + b] = -0.01f;
+    float x[5 * 64], y0[5 * 9], y1[5 * 9];
+    for (int i = 0; i < m * k; i++) x[i] = frand();
+    qrr_cpu_ref_gemm(x, k, m, &wb.w, y0, n, 0);
+    cr_assert(y0[2] == 0.0f && !signbit(y0[2]), "the reference gave %g", y0[2]);
+    size_t bytes = qrr__i8_packed_size(n, k);
+    uint8_t *mem = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    cr_assert_not_null(mem);
+    qrr__i8_pack_portable(&wb.w, mem);
+    qrr_cpu_weight packed = wb.w;
+    packed.packed = mem;
+    for (int isa = 0; isa <= qrr_cpu_isa_max(); isa++)
+        for (int p = 0; p <= 1; p++)
+            for (int rows = 2; rows <= m; rows += m - 2) { /* a few rows take other paths */
+                qrr_cpu_gemm_isa(isa, x, k, rows, p ? &packed : &wb.w, y1, n, 0, NULL);
+                for (int i = 0; i < rows; i++)
+                    cr_assert(y1[i * n + 2] == 0.0f && !signbit(y1[i * n + 2]),
+                              "isa %d %s, %d rows: row %d gave %g", isa,
+                              p ? "packed" : "unpacked", rows, i, y1[i * n + 2]);
+            }
+    free(mem);
+    free_weight(&wb);
+}
+
 Test(gemm, impl_names)
 {
 #if defined(__aarch64__)

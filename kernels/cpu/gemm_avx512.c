@@ -457,7 +457,7 @@ static ALWAYS_INLINE QRR__VNNI void dot_i8(int R, int C, const qrr__gemm_args *a
             for (int r = 0; r < R; r++) {
                 int32_t t = _mm512_reduce_add_epi32(acc[r][c]) - corr;
                 if (nb == 1) last[r][c] = t;
-                else fs[r][c] = b == 0 ? (float)t * ws : fs[r][c] + (float)t * ws;
+                else fs[r][c] += (float)t * ws; /* from 0, as qrr__i8_finish sums */
             }
         }
     }
@@ -569,9 +569,9 @@ QRR__VNNI void qrr__gemm_i8_vnni(const qrr__gemm_args *a, int i0, int i1, int j0
                         for (int r = 0; r < mr; r++) {
                             __m512 p0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512((const __m512i *)(acc + r * NR)), cr0)), s0);
                             __m512 p1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512((const __m512i *)(acc + r * NR + 16)), cr1)), s1);
-                            if (gb == 0) {
-                                _mm512_store_ps(facc + r * NR, p0);
-                                _mm512_store_ps(facc + r * NR + 16, p1);
+                            if (gb == 0) { /* 0 + p, as qrr__i8_finish sums (-0 becomes 0) */
+                                _mm512_store_ps(facc + r * NR, _mm512_add_ps(_mm512_setzero_ps(), p0));
+                                _mm512_store_ps(facc + r * NR + 16, _mm512_add_ps(_mm512_setzero_ps(), p1));
                             } else {
                                 _mm512_store_ps(facc + r * NR, _mm512_add_ps(_mm512_load_ps(facc + r * NR), p0));
                                 _mm512_store_ps(facc + r * NR + 16, _mm512_add_ps(_mm512_load_ps(facc + r * NR + 16), p1));

@@ -275,7 +275,7 @@ static ALWAYS_INLINE void dot_i8(int R, int C, i8_step_fn step, const qrr__gemm_
             for (int r = 0; r < R; r++) {
                 int32_t t = vaddvq_s32(acc[r][c]);
                 if (nb == 1) last[r][c] = t;
-                else fs[r][c] = b == 0 ? (float)t * ws : fs[r][c] + (float)t * ws;
+                else fs[r][c] += (float)t * ws; /* from 0, as qrr__i8_finish sums */
             }
         }
     }
